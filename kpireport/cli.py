@@ -1,0 +1,152 @@
+"""Command line: parse options, call one library function, print, set the exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from kpireport import __version__
+from kpireport.errors import KpireportError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Group(click.Group):
+    """Turns library errors into one-line messages and unexpected ones into a hint."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KpireportError as exc:
+            raise click.ClickException(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except Exception as exc:  # the one place an unexpected error is caught
+            click.echo(f"Error: internal error ({type(exc).__name__}: {exc}). This is a bug "
+                       "in kpireport; please report it with the command you ran "
+                       "(set KPIREPORT_DEBUG=1 to see the traceback).", err=True)
+            import os
+
+            if os.environ.get("KPIREPORT_DEBUG"):
+                raise
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="kpireport")
+def main() -> None:
+    """Turn a KPI workbook into scored monthly performance reviews.
+
+    \b
+    Example:
+      kpireport init kpis.xlsx --sample acme
+      kpireport check kpis.xlsx
+      kpireport build kpis.xlsx --out reports
+    """
+
+
+def _month(value: str | None) -> int | None:
+    from kpireport.model import parse_month
+
+    if value is None:
+        return None
+    month = parse_month(value)
+    if month is None:
+        raise click.BadParameter(f"{value!r} is not a month; use YYYY-MM")
+    return month
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--sample", type=click.Choice(["acme", "onlinecrm", "synthetic"]),
+              help="Write a filled sample instead of the blank template.")
+@click.option("--employees", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+              help="Size of the synthetic sample.")
+@click.option("--year", type=click.IntRange(1990, 2100),
+              help="Fiscal year whose twelve months head Targets and Actuals.")
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+def init(path: Path, sample: str | None, employees: int, year: int | None, force: bool) -> None:
+    """Write the blank standard template (or a sample) to PATH.
+
+    \b
+    Example:
+      kpireport init kpis.xlsx --year 2026
+      kpireport init acme.xlsx --sample acme
+    """
+    from kpireport import samples, template
+
+    if sample is None:
+        written = template.write_template(path, year=year, force=force)
+    else:
+        if sample == "synthetic":
+            data = samples.synthetic(employees, year=year or 2025)
+        else:
+            data = samples.SAMPLES[sample]()
+        written = template.write_workbook(path, data, force=force)
+    click.echo(f"Wrote {written}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("book", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--year", type=click.IntRange(1990, 2100),
+              help="Add the twelve month columns of this fiscal year.")
+def prepare(book: Path, year: int | None) -> None:
+    """Lay out one Actuals (and Targets) row per scorecard line, keeping every value.
+
+    A backup copy BOOK.bak.xlsx is written before the workbook is saved.
+
+    \b
+    Example:
+      kpireport prepare kpis.xlsx --year 2026
+    """
+    from kpireport.prepare import prepare_workbook
+
+    result = prepare_workbook(book, year=year)
+    for sheet, rows in result.rows_added.items():
+        click.echo(f"{sheet}: {rows} row(s) and {result.months_added.get(sheet, 0)} month "
+                   "column(s) added")
+    click.echo(f"Backup: {result.backup}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("book", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Also list info notes.")
+def check(book: Path, fmt: str, show_all: bool) -> None:
+    """Validate BOOK and list every problem with its sheet and cell.
+
+    Exit 0 when there are no errors (warnings allowed), 1 otherwise.
+
+    \b
+    Example:
+      kpireport check kpis.xlsx
+      kpireport check kpis.xlsx --format json > issues.json
+    """
+    from kpireport import api
+    from kpireport.errors import UnreadableWorkbook
+
+    try:
+        _, issues = api.check(book)
+    except UnreadableWorkbook as exc:
+        if fmt == "json":
+            click.echo(json.dumps({"valid": False, "issues": [
+                {"severity": "error", "code": "unreadable-file", "sheet": "", "cell": "",
+                 "message": str(exc)}]}, ensure_ascii=False, indent=2))
+            sys.exit(1)
+        raise
+    errors = sum(i.severity == "error" for i in issues)
+    if fmt == "json":
+        click.echo(json.dumps({"valid": errors == 0, "issues": [i.as_dict() for i in issues]},
+                              ensure_ascii=False, indent=2))
+    else:
+        from kpireport.console import print_issues
+
+        print_issues(book, issues, show_all=show_all)
+    sys.exit(1 if errors else 0)

@@ -1,0 +1,326 @@
+"""Write the standard workbook: the blank template, the samples, and ``prepare``.
+
+One writer serves all three: it lays out every sheet of SPEC §1 as an Excel table with a styled,
+frozen header, notes on the headers, number formats and drop-down lists. openpyxl's write-only
+mode keeps the 1,000-person synthetic sample to a few seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kpireport.errors import OutputError
+from kpireport.model import month_label, month_of
+from kpireport.spec import (
+    AGGREGATIONS, DIRECTIONS, LEVELS, REPORTS, SETTINGS, SHEETS, SHEETS_BY_NAME, UNITS, Column,
+)
+
+HEADER_FILL = "1F3A5F"
+HEADER_FONT = "FFFFFF"
+MIN_TABLE_ROWS = 200  # validations reach this far below the header in a blank template
+FIXED_TIME = dt.datetime(2026, 1, 1)  # workbook properties, so regenerated files compare equal
+
+NUMBER_FORMATS = {
+    "fraction": "0.0%",
+    "money": "#,##0.00",
+    "date": "yyyy-mm-dd",
+    "int": "0",
+}
+CHOICES = {"unit": UNITS, "direction": DIRECTIONS, "aggregation": AGGREGATIONS,
+           "level": LEVELS, "report": REPORTS}
+
+
+@dataclass
+class WorkbookData:
+    """Rows for every sheet, keyed by sheet name; each row maps column name → value."""
+
+    settings: dict[str, object] = field(default_factory=dict)
+    sheets: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    months: list[int] = field(default_factory=list)  # Month numbers for Targets / Actuals
+    cell_formats: dict[tuple[str, int, str], str] = field(default_factory=dict)
+    money_format: str = "#,##0.00"
+
+
+def year_months(year: int, start_month: int = 1) -> list[int]:
+    first = month_of(year, start_month)
+    return list(range(first, first + 12))
+
+
+def write_template(path: str | Path, *, year: int | None = None, force: bool = False) -> Path:
+    """Write the blank standard template to ``path``."""
+    year = year or dt.date.today().year
+    data = WorkbookData(settings={}, months=year_months(year))
+    return write_workbook(path, data, force=force)
+
+
+def write_workbook(path: str | Path, data: WorkbookData, *, force: bool = False) -> Path:
+    """Write ``data`` as a standard workbook, atomically; refuse to overwrite unless ``force``."""
+    target = Path(path)
+    _check_target(target, force)
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    book.properties.creator = "kpireport"
+    book.properties.created = FIXED_TIME
+    book.properties.modified = FIXED_TIME
+    _readme_sheet(book)
+    for spec in SHEETS:
+        _SheetWriter(book, spec, data).write()
+    _save_atomically(book, target)
+    return target
+
+
+def _check_target(target: Path, force: bool) -> None:
+    if target.exists() and not force:
+        raise OutputError(f"{target} already exists; use --force to overwrite it")
+    if target.exists() and target.is_dir():
+        raise OutputError(f"{target} is a folder; give a file name such as kpis.xlsx")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {target}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {target}: the folder {parent} is not writable")
+    if target.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise OutputError(f"{target}: the file name must end in .xlsx")
+    Path(_temp_file(target)).unlink()
+
+
+def _temp_file(target: Path) -> str:
+    """A temporary file beside ``target``; made before any work so a bad folder fails fast."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    os.close(fd)
+    return tmp
+
+
+def _save_atomically(book, target: Path) -> None:
+    tmp = _temp_file(target)
+    try:
+        book.save(tmp)
+        _normalise_zip_times(Path(tmp))
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _normalise_zip_times(path: Path) -> None:
+    """Give every zip member the same timestamp so regenerated files are byte-identical."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as src:
+        items = [(info, src.read(info)) for info in src.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info, payload in items:
+            fresh = zipfile.ZipInfo(info.filename, date_time=(2026, 1, 1, 0, 0, 0))
+            fresh.compress_type = zipfile.ZIP_DEFLATED
+            fresh.external_attr = info.external_attr
+            dst.writestr(fresh, payload)
+
+
+README_LINES = (
+    ("kpireport workbook — how to fill it in", True),
+    ("", False),
+    ("1. Settings: type your organisation's name; change the other values only if you need to.",
+     False),
+    ("2. People: one row per employee. manager_id is the employee_id of the manager.", False),
+    ("3. Goals (optional): strategic goals, and the tactical goals that serve them.", False),
+    ("4. KPIs: the catalogue. A formula KPI (e.g. SIGNUPS / VISITS) needs no aggregation.",
+     False),
+    ("5. Scorecards: who is measured on which KPI, the weight (per owner 100% in all) and the "
+     "monthly target.", False),
+    ("   An owner is an employee_id, a department name, or COMPANY.", False),
+    ("6. Run `kpireport prepare this.xlsx` to lay out one Actuals row per scorecard line.", False),
+    ("7. Actuals: type each month's actual value. Leave a cell blank when there is no value.",
+     False),
+    ("8. Bands: salary and bonus bands, from 0% upwards.", False),
+    ("9. Check: `kpireport check this.xlsx` lists every problem by sheet and cell.", False),
+    ("10. Build: `kpireport build this.xlsx --out reports` writes the reviews.", False),
+    ("", False),
+    ("Hover over a column header to read what it means. Percentages are typed as 25% "
+     "(or 0.25).", False),
+    ("Extra columns (notes, names next to ids) are allowed and ignored.", False),
+)
+
+
+def _readme_sheet(book) -> None:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    sheet = book.create_sheet("README")
+    sheet.column_dimensions["A"].width = 110
+    for text, heading in README_LINES:
+        cell = WriteOnlyCell(sheet, value=text)
+        cell.font = Font(bold=True, size=14, color=HEADER_FILL) if heading else Font(size=11)
+        sheet.append([cell])
+
+
+class _SheetWriter:
+    """Lays out one standard sheet."""
+
+    def __init__(self, book, spec, data: WorkbookData) -> None:
+        self.book, self.spec, self.data = book, spec, data
+        self.columns: list[Column] = list(spec.columns)
+        self.headers = [c.name for c in self.columns]
+        if spec.month_columns:
+            self.headers += [month_label(m) for m in data.months]
+
+    def rows(self) -> list[dict[str, object]]:
+        if self.spec.name == "Settings":
+            return [{"setting": s.name, "value": self.data.settings.get(s.name, _default(s)),
+                     "meaning": s.help} for s in SETTINGS]
+        return self.data.sheets.get(self.spec.name, [])
+
+    def write(self) -> None:
+        from openpyxl.comments import Comment
+        from openpyxl.styles import Alignment, Font, PatternFill
+        from openpyxl.utils import get_column_letter
+
+        sheet = self.book.create_sheet(self.spec.name)
+        sheet.freeze_panes = "C2" if self.spec.month_columns else "A2"
+        for index, name in enumerate(self.headers):
+            column = self._column(name)
+            sheet.column_dimensions[get_column_letter(index + 1)].width = \
+                column.width if column else 12
+        header = []
+        from openpyxl.cell import WriteOnlyCell
+
+        for name in self.headers:
+            cell = WriteOnlyCell(sheet, value=name)
+            cell.font = Font(bold=True, color=HEADER_FONT)
+            cell.fill = PatternFill("solid", fgColor=HEADER_FILL)
+            cell.alignment = Alignment(vertical="center")
+            column = self._column(name)
+            text = column.help if column else f"Value for {name} (one month)."
+            if column is not None and column.required:
+                text = "Required. " + text
+            note = Comment(text, "kpireport")
+            note.width, note.height = 260, 90
+            cell.comment = note
+            header.append(cell)
+        sheet.append(header)
+        rows = self.rows()
+        for number, row in enumerate(rows):
+            sheet.append(self._row_cells(sheet, number, row))
+        if not rows:
+            sheet.append([None] * len(self.headers))
+        last_row = max(len(rows), 1) + 1
+        self._add_table(sheet, last_row)
+        self._add_validations(sheet, max(last_row, MIN_TABLE_ROWS))
+
+    def _column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    def _row_cells(self, sheet, number: int, row: dict[str, object]) -> list:
+        from openpyxl.cell import WriteOnlyCell
+
+        cells = []
+        for name in self.headers:
+            value = row.get(name)
+            column = self._column(name)
+            fmt = self.data.cell_formats.get((self.spec.name, number, name))
+            if fmt is None and column is not None:
+                fmt = self.data.money_format if column.kind == "money" else \
+                    NUMBER_FORMATS.get(column.kind)
+            if fmt is None and column is None and self.spec.month_columns:
+                fmt = self.data.cell_formats.get((self.spec.name, number, "*"))
+            if value is None or fmt is None:
+                cells.append(value)
+                continue
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.number_format = fmt
+            cells.append(cell)
+        return cells
+
+    def _add_table(self, sheet, last_row: int) -> None:
+        from openpyxl.utils import get_column_letter
+        from openpyxl.worksheet.table import Table, TableStyleInfo
+
+        ref = f"A1:{get_column_letter(len(self.headers))}{last_row}"
+        table = Table(displayName=f"tbl{self.spec.name}", ref=ref)
+        table.tableStyleInfo = TableStyleInfo(name="TableStyleLight9", showRowStripes=True)
+        table._initialise_columns()  # write-only mode cannot read the header cells back
+        for column, name in zip(table.tableColumns, self.headers):
+            column.name = name
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "In write-only mode")  # columns are set above
+            sheet.add_table(table)
+
+    def _add_validations(self, sheet, last_row: int) -> None:
+        from openpyxl.utils import get_column_letter
+        from openpyxl.worksheet.datavalidation import DataValidation
+
+        for index, name in enumerate(self.headers):
+            column = self._column(name)
+            if column is None:
+                continue
+            letter = get_column_letter(index + 1)
+            rng = f"{letter}2:{letter}{last_row}"
+            formula = None
+            if name in CHOICES and self.spec.name != "Settings":
+                formula = '"' + ",".join(CHOICES[name]) + '"'
+            elif column.refers_to is not None:
+                other, other_col = column.refers_to
+                other_letter = get_column_letter(
+                    [c.name for c in SHEETS_BY_NAME[other].columns].index(other_col) + 1)
+                formula = f"{other}!${other_letter}$2:${other_letter}$5000"
+            if formula is not None:
+                check = DataValidation(type="list", formula1=formula, allow_blank=True,
+                                       showErrorMessage=column.refers_to is None)
+                check.error = f"Choose one of: {formula.strip(chr(34))}"
+                check.errorTitle = f"Invalid {name}"
+                check.prompt = column.help
+                check.showInputMessage = True
+                check.add(rng)
+                sheet.data_validations.append(check)
+            elif column.kind == "fraction":
+                check = DataValidation(type="decimal", operator="between", formula1="0",
+                                       formula2="10", allow_blank=True)
+                check.error = "Type a percentage such as 25%"
+                check.add(rng)
+                sheet.data_validations.append(check)
+            elif column.kind == "date":
+                check = DataValidation(type="date", operator="greaterThan", formula1="1",
+                                       allow_blank=True)
+                check.error = "Type a date such as 2026-03-31"
+                check.add(rng)
+                sheet.data_validations.append(check)
+        if self.spec.name == "Settings":
+            self._settings_validations(sheet)
+
+    def _settings_validations(self, sheet) -> None:
+        from openpyxl.worksheet.datavalidation import DataValidation
+
+        for row, setting in enumerate(SETTINGS, start=2):
+            if setting.choices:
+                check = DataValidation(type="list", formula1='"' + ",".join(setting.choices) + '"',
+                                       allow_blank=True, showErrorMessage=True)
+                check.error = f"Choose one of: {', '.join(setting.choices)}"
+            elif setting.kind == "int":
+                check = DataValidation(type="whole", operator="between", formula1="1",
+                                       formula2="12", allow_blank=True, showErrorMessage=True)
+                check.error = "A month number from 1 to 12"
+            else:
+                continue
+            check.add(f"B{row}")
+            sheet.data_validations.append(check)
+
+
+def _default(setting) -> object:
+    if setting.default is None:
+        return None
+    return setting.default
+
+
+__all__: Sequence[str] = ("write_template", "write_workbook", "WorkbookData", "year_months")

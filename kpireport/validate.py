@@ -1,0 +1,1042 @@
+"""Check a RawBook against SPEC §1–§2 and build the typed model.
+
+``validate(raw)`` returns ``(book, issues)``. ``book`` is None when any error was found; every
+problem is reported in one pass, each with its sheet and A1 cell.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+from kpireport import formula as formula_mod
+from kpireport.cells import CellReader, is_blank, month_from_header
+from kpireport.issues import Issue, IssueLog
+from kpireport.model import (
+    Band, Book, Comment, Goal, Kpi, Month, Person, Recipient, ScorecardLine, Settings,
+    month_label,
+)
+from kpireport.spec import (
+    COMPANY, LONG_ACTUALS_COLUMNS, SETTINGS, SETTINGS_BY_NAME, SHEETS, SHEETS_BY_KEY, Sheet,
+    normalise,
+)
+from kpireport.workbook import RawBook, RawSheet, address
+
+KPI_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+TOKENS = ("{employee}", "{manager}", "{head}")
+WEIGHT_TOLERANCE = 0.005
+
+
+@dataclass
+class Table:
+    """A standard sheet located in the workbook: header positions and data rows."""
+
+    spec: Sheet
+    raw: RawSheet
+    header_row: int
+    columns: dict[str, int]  # column name -> index
+    months: dict[Month, int]  # month columns (Targets / Actuals wide)
+    rows: list[int]  # indexes of data rows
+
+    @property
+    def name(self) -> str:
+        return self.raw.name
+
+    def value(self, row: int, column: str) -> object:
+        col = self.columns.get(column)
+        if col is None:
+            return None
+        cells = self.raw.rows[row]
+        return cells[col] if col < len(cells) else None
+
+    def cell(self, row: int, column: str) -> str:
+        col = self.columns.get(column)
+        return address(row, col if col is not None else 0)
+
+
+def validate(raw: RawBook) -> tuple[Book | None, list[Issue]]:
+    """Validate every rule that can be checked before scoring."""
+    return _Validator(raw).run()
+
+
+class _Validator:
+    def __init__(self, raw: RawBook) -> None:
+        self.raw = raw
+        self.log = IssueLog()
+        self.tables: dict[str, Table] = {}
+
+    # ---------------------------------------------------------------- structure
+    def run(self) -> tuple[Book | None, list[Issue]]:
+        self._locate_sheets()
+        missing = [s.name for s in SHEETS if s.required and s.name not in self.tables]
+        for name in missing:
+            self.log.error("missing-sheet", name, "",
+                           f"the required sheet {name!r} is missing (sheets found: "
+                           f"{', '.join(s.name for s in self.raw.sheets) or 'none'})")
+        if any(i.code in ("missing-sheet", "missing-column") for i in self.log.errors):
+            return None, self.log.items
+        settings = self._settings()
+        people = self._people()
+        goals = self._goals()
+        kpis = self._kpis(goals)
+        lines = self._scorecards(people, kpis)
+        actuals = self._actuals(people, kpis, lines)
+        targets = self._targets(kpis, lines)
+        bands = self._bands()
+        recipients = self._recipients(people)
+        comments = self._comments(people, kpis)
+        settings = self._report_period(settings, actuals, lines, kpis)
+        self._cell_errors()
+        if not self.log.valid or settings is None:
+            return None, self.log.items
+        book = Book(settings=settings, people=tuple(people.values()),
+                    goals=tuple(goals.values()), kpis=tuple(kpis.values()),
+                    scorecards=tuple(lines), bands=tuple(bands), actuals=actuals,
+                    targets=targets, recipients=recipients, comments=tuple(comments),
+                    source_file=self.raw.path.name, source_sha256=self.raw.sha256)
+        return book, self.log.items
+
+    def _locate_sheets(self) -> None:
+        for raw in self.raw.sheets:
+            spec = SHEETS_BY_KEY.get(normalise(raw.name))
+            if spec is None:
+                self.log.info("unknown-sheet", raw.name, "",
+                              f"sheet {raw.name!r} is not a kpireport sheet; ignored")
+                continue
+            if spec.name in self.tables:
+                self.log.error("duplicate-sheet", raw.name, "",
+                               f"sheets {self.tables[spec.name].name!r} and {raw.name!r} both "
+                               f"stand for {spec.name}; keep one")
+                continue
+            if raw.hidden:
+                self.log.warning("hidden-sheet", raw.name, "",
+                                 f"sheet {raw.name!r} is hidden; it is read all the same")
+            table = self._locate_columns(spec, raw)
+            if table is not None:
+                self.tables[spec.name] = table
+            for rng in raw.merged:
+                self.log.warning("merged-cells", raw.name, rng.split(":")[0],
+                                 f"{raw.name}!{rng}: merged cells; only the top-left cell "
+                                 "keeps a value, unmerge them")
+
+    def _locate_columns(self, spec: Sheet, raw: RawSheet) -> Table | None:
+        header = next((r for r, cells in enumerate(raw.rows)
+                       if any(not is_blank(v) for v in cells)), None)
+        if header is None:
+            if spec.required:
+                self.log.error("missing-column", raw.name, "A1",
+                               f"sheet {raw.name!r} is empty; it needs the columns "
+                               f"{', '.join(c.name for c in spec.columns if c.required)}")
+            return None
+        known = {c.name: c for c in spec.columns}
+        if spec.name == "Actuals":
+            known.update({c.name: c for c in LONG_ACTUALS_COLUMNS})
+        columns: dict[str, int] = {}
+        months: dict[Month, int] = {}
+        for col, value in enumerate(raw.rows[header]):
+            if is_blank(value):
+                continue
+            cell = address(header, col)
+            month = month_from_header(value) if spec.month_columns else None
+            if month is not None:
+                if month in months:
+                    self.log.error("duplicate-column", raw.name, cell,
+                                   f"{raw.name}!{cell}: month {month_label(month)} appears "
+                                   f"twice (also {address(header, months[month])})")
+                else:
+                    months[month] = col
+                continue
+            key = normalise(value)
+            match = next((name for name in known if name == key), None)
+            if match is None:
+                self.log.info("unknown-column", raw.name, cell,
+                              f"{raw.name}!{cell}: column {str(value).strip()!r} is not a "
+                              f"kpireport column; ignored")
+            elif match in columns:
+                self.log.error("duplicate-column", raw.name, cell,
+                               f"{raw.name}!{cell}: column {match!r} appears twice (also "
+                               f"{address(header, columns[match])})")
+            else:
+                columns[match] = col
+        required = [c.name for c in spec.columns if c.required]
+        if spec.name == "Actuals" and ("period" in columns or "actual" in columns):
+            required += ["period", "actual"]
+        for name in required:
+            if name not in columns:
+                self.log.error("missing-column", raw.name, address(header, 0),
+                               f"{raw.name}: the required column {name!r} is missing from "
+                               f"the header row {header + 1}")
+        used = list(columns.values()) + list(months.values())
+        rows = [r for r in range(header + 1, len(raw.rows))
+                if any(not is_blank(raw.rows[r][c]) for c in used if c < len(raw.rows[r]))
+                or any(c in raw.uncached or c in raw.errors
+                       for c in ((r, k) for k in used))]
+        return Table(spec, raw, header, columns, months, rows)
+
+    def _cell_errors(self) -> None:
+        """Excel error values and formulas without a cached value, in the cells we use."""
+        for table in self.tables.values():
+            used = set(table.columns.values()) | set(table.months.values())
+            for (r, c), error in sorted(table.raw.errors.items()):
+                if c in used and r > table.header_row:
+                    cell = address(r, c)
+                    self.log.error("excel-error", table.name, cell,
+                                   f"{table.name}!{cell}: the cell shows the Excel error "
+                                   f"{error}; fix the formula or type the value")
+            for r, c in sorted(table.raw.uncached):
+                if c in used and r > table.header_row:
+                    cell = address(r, c)
+                    self.log.error("formula-without-value", table.name, cell,
+                                   f"{table.name}!{cell}: the formula has no saved result "
+                                   "(the file was written by a program that does not "
+                                   "calculate); open and save it in Excel or LibreOffice")
+
+    def _reader(self, table: Table) -> CellReader:
+        return CellReader(table.name, self.log)
+
+    def _bad_cells(self, table: Table) -> set[tuple[int, int]]:
+        return set(table.raw.errors) | table.raw.uncached
+
+    # ---------------------------------------------------------------- Settings
+    def _settings(self) -> Settings | None:
+        table = self.tables["Settings"]
+        read = self._reader(table)
+        values: dict[str, object] = {}
+        seen: dict[str, str] = {}
+        for r in table.rows:
+            name = read.text(table.value(r, "setting"), table.cell(r, "setting"),
+                             single_line=True)
+            if name is None:
+                continue
+            key = normalise(name)
+            cell = table.cell(r, "value")
+            spec = SETTINGS_BY_NAME.get(key)
+            if spec is None:
+                self.log.warning("unknown-setting", table.name, table.cell(r, "setting"),
+                                 f"{table.name}!{table.cell(r, 'setting')}: {name!r} is not "
+                                 "a kpireport setting; ignored")
+                continue
+            if key in seen:
+                self.log.error("duplicate-setting", table.name, table.cell(r, "setting"),
+                               f"{table.name}!{table.cell(r, 'setting')}: {key} is set twice "
+                               f"(also {seen[key]})")
+                continue
+            seen[key] = table.cell(r, "setting")
+            raw = table.value(r, "value")
+            if is_blank(raw):
+                continue
+            value = self._setting_value(read, spec.kind, spec.choices, raw, cell, key)
+            if value is not None:
+                values[key] = value
+        if "organization" not in values:
+            self.log.error("missing-setting", table.name, "",
+                           "Settings: organization is required (add a row: organization | "
+                           "your organisation's name)")
+            return None
+        cap = values.get("score_cap", 1.5)
+        green = values.get("rag_green", 1.0)
+        amber = values.get("rag_amber", 0.9)
+        if cap < 1:  # type: ignore[operator]
+            self.log.error("bad-setting", table.name, seen.get("score_cap", ""),
+                           "Settings: score_cap must be at least 100%")
+        if amber > green:  # type: ignore[operator]
+            self.log.error("bad-setting", table.name, seen.get("rag_amber", ""),
+                           "Settings: rag_amber must not be above rag_green")
+        return Settings(**values)  # type: ignore[arg-type]
+
+    def _setting_value(self, read: CellReader, kind: str, choices: tuple[str, ...],
+                       raw: object, cell: str, key: str) -> object:
+        if kind == "text":
+            return read.text(raw, cell, single_line=True)
+        if kind == "choice":
+            return read.choice(raw, cell, choices)
+        if kind == "percent":
+            limit = 5.0 if key == "score_cap" else 2.0
+            return read.fraction(raw, cell, limit=limit, what=key)
+        if kind == "int":
+            return read.integer(raw, cell, 1, 12)
+        if kind == "month":
+            return read.month(raw, cell)
+        text = read.text(raw, cell, single_line=True)
+        if text is None:
+            return None
+        if kind == "currency":
+            return self._currency(text, cell)
+        if kind == "locale":
+            return self._locale(text, cell)
+        return text
+
+    def _currency(self, text: str, cell: str) -> str | None:
+        from babel.numbers import list_currencies
+
+        code = text.upper()
+        if code not in list_currencies():
+            self.log.error("bad-currency", "Settings", cell,
+                           f"Settings!{cell}: {text!r} is not an ISO 4217 currency code "
+                           "(e.g. USD, EUR, VND)")
+            return None
+        return code
+
+    def _locale(self, text: str, cell: str) -> str | None:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            return str(Locale.parse(text.replace("-", "_")))
+        except (UnknownLocaleError, ValueError, TypeError):
+            self.log.error("bad-locale", "Settings", cell,
+                           f"Settings!{cell}: {text!r} is not a known locale (e.g. en_US, "
+                           "vi_VN)")
+            return None
+
+    # ---------------------------------------------------------------- People
+    def _people(self) -> dict[str, Person]:
+        table = self.tables["People"]
+        read = self._reader(table)
+        people: dict[str, Person] = {}
+        manager_cells: dict[str, tuple[str, str]] = {}
+        first_cell: dict[str, str] = {}
+        for r in table.rows:
+            cell = table.cell(r, "employee_id")
+            emp = read.text(table.value(r, "employee_id"), cell, single_line=True)
+            name = read.text(table.value(r, "name"), table.cell(r, "name"), single_line=True)
+            dept = read.text(table.value(r, "department"), table.cell(r, "department"),
+                             single_line=True)
+            for value, column in ((emp, "employee_id"), (name, "name"), (dept, "department")):
+                if value is None and (r, table.columns[column]) not in self._bad_cells(table):
+                    self._required(table, r, column)
+            if emp is None:
+                continue
+            if emp.casefold() in first_cell:
+                self.log.error("duplicate-id", table.name, cell,
+                               f"{table.name}!{cell}: employee_id {emp!r} is used twice (also "
+                               f"{first_cell[emp.casefold()]}; ids ignore case)")
+                continue
+            first_cell[emp.casefold()] = cell
+            start = read.date(table.value(r, "start_date"), table.cell(r, "start_date"))
+            end = read.date(table.value(r, "end_date"), table.cell(r, "end_date"))
+            if start and end and end < start:
+                self.log.error("bad-date-range", table.name, table.cell(r, "end_date"),
+                               f"{table.name}!{table.cell(r, 'end_date')}: end_date {end} is "
+                               f"before start_date {start}")
+            salary = read.number(table.value(r, "base_salary"), table.cell(r, "base_salary"),
+                                 percent_ok=False)
+            if salary is not None and salary < 0:
+                self.log.error("negative-value", table.name, table.cell(r, "base_salary"),
+                               f"{table.name}!{table.cell(r, 'base_salary')}: base_salary "
+                               "cannot be negative")
+                salary = None
+            manager = read.text(table.value(r, "manager_id"), table.cell(r, "manager_id"),
+                                single_line=True)
+            if manager is not None:
+                manager_cells[emp.casefold()] = (manager, table.cell(r, "manager_id"))
+            people[emp.casefold()] = Person(
+                employee_id=emp, name=name or "", department=dept or "",
+                email=read.email(table.value(r, "email"), table.cell(r, "email")),
+                title=read.text(table.value(r, "title"), table.cell(r, "title"),
+                                single_line=True),
+                manager_id=None, base_salary=salary,
+                target_bonus_pct=read.fraction(table.value(r, "target_bonus_pct"),
+                                               table.cell(r, "target_bonus_pct"),
+                                               what="target_bonus_pct"),
+                start_date=start, end_date=end)
+        self._resolve_managers(table, people, manager_cells)
+        return {p.employee_id: p for p in people.values()}
+
+    def _resolve_managers(self, table: Table, people: dict[str, Person],
+                          manager_cells: dict[str, tuple[str, str]]) -> None:
+        from dataclasses import replace
+
+        parents: dict[str, str] = {}
+        for key, (manager, cell) in manager_cells.items():
+            target = people.get(manager.casefold())
+            if target is None:
+                self.log.error("unknown-reference", table.name, cell,
+                               f"{table.name}!{cell}: manager {manager} is not in the People "
+                               "sheet")
+                continue
+            if target.employee_id.casefold() == key:
+                self.log.error("manager-cycle", table.name, cell,
+                               f"{table.name}!{cell}: {manager} is their own manager")
+                continue
+            parents[key] = target.employee_id.casefold()
+            people[key] = replace(people[key], manager_id=target.employee_id)
+        for key, cycle in _cycles(parents):
+            cell = manager_cells[key][1]
+            names = " → ".join(people[k].employee_id for k in cycle)
+            self.log.error("manager-cycle", table.name, cell,
+                           f"{table.name}!{cell}: managers form a loop ({names})")
+
+    def _required(self, table: Table, row: int, column: str) -> None:
+        cell = table.cell(row, column)
+        self.log.error("missing-value", table.name, cell,
+                       f"{table.name}!{cell}: {column} is required")
+
+    # ---------------------------------------------------------------- Goals
+    def _goals(self) -> dict[str, Goal]:
+        table = self.tables.get("Goals")
+        if table is None:
+            return {}
+        read = self._reader(table)
+        goals: dict[str, Goal] = {}
+        parents: dict[str, tuple[str, str]] = {}
+        for r in table.rows:
+            cell = table.cell(r, "goal_id")
+            gid = read.text(table.value(r, "goal_id"), cell, single_line=True)
+            text = read.text(table.value(r, "goal"), table.cell(r, "goal"))
+            level = read.choice(table.value(r, "level"), table.cell(r, "level"),
+                                ("strategic", "tactical", "operational"))
+            for column in ("goal_id", "goal", "level"):
+                if is_blank(table.value(r, column)):
+                    self._required(table, r, column)
+            if gid is None:
+                continue
+            if gid.casefold() in goals:
+                self.log.error("duplicate-id", table.name, cell,
+                               f"{table.name}!{cell}: goal_id {gid!r} is used twice")
+                continue
+            parent = read.text(table.value(r, "parent_goal_id"),
+                               table.cell(r, "parent_goal_id"), single_line=True)
+            if parent:
+                parents[gid.casefold()] = (parent, table.cell(r, "parent_goal_id"))
+            goals[gid.casefold()] = Goal(gid, text or "", level or "operational", None,
+                                         read.text(table.value(r, "perspective"),
+                                                   table.cell(r, "perspective")))
+        from dataclasses import replace
+
+        links: dict[str, str] = {}
+        for key, (parent, cell) in parents.items():
+            target = goals.get(parent.casefold())
+            if target is None:
+                self.log.error("unknown-reference", table.name, cell,
+                               f"{table.name}!{cell}: parent goal {parent} is not in the Goals "
+                               "sheet")
+                continue
+            links[key] = parent.casefold()
+            goals[key] = replace(goals[key], parent_goal_id=target.goal_id)
+        for key, cycle in _cycles(links):
+            cell = parents[key][1]
+            self.log.error("goal-cycle", table.name, cell,
+                           f"{table.name}!{cell}: goals form a loop "
+                           f"({' → '.join(goals[k].goal_id for k in cycle)})")
+        return {g.goal_id: g for g in goals.values()}
+
+    # ---------------------------------------------------------------- KPIs
+    def _kpis(self, goals: dict[str, Goal]) -> dict[str, Kpi]:
+        table = self.tables["KPIs"]
+        read = self._reader(table)
+        kpis: dict[str, Kpi] = {}
+        formulas: dict[str, tuple[formula_mod.Node, str]] = {}
+        goal_keys = {g.casefold(): g for g in goals}
+        for r in table.rows:
+            cell = table.cell(r, "kpi_id")
+            kid = read.text(table.value(r, "kpi_id"), cell, single_line=True)
+            for column in ("kpi_id", "kpi", "unit", "direction"):
+                if is_blank(table.value(r, column)):
+                    self._required(table, r, column)
+            if kid is None:
+                continue
+            if not KPI_ID.match(kid):
+                self.log.error("bad-kpi-id", table.name, cell,
+                               f"{table.name}!{cell}: kpi_id {kid!r} must start with a letter "
+                               "and use only letters, digits and _ (at most 32)")
+                continue
+            if kid.casefold() in kpis:
+                self.log.error("duplicate-id", table.name, cell,
+                               f"{table.name}!{cell}: kpi_id {kid!r} is used twice (ids ignore "
+                               "case)")
+                continue
+            agg = read.choice(table.value(r, "aggregation"), table.cell(r, "aggregation"),
+                              ("sum", "average", "last", "min", "max"))
+            text = read.text(table.value(r, "formula"), table.cell(r, "formula"),
+                             single_line=True)
+            if text is not None:
+                try:
+                    formulas[kid.casefold()] = (formula_mod.parse(text), table.cell(r, "formula"))
+                except formula_mod.FormulaError as exc:
+                    self.log.error("bad-formula", table.name, table.cell(r, "formula"),
+                                   f"{table.name}!{table.cell(r, 'formula')}: {exc}")
+            elif agg is None and is_blank(table.value(r, "aggregation")):
+                self.log.error("missing-value", table.name, table.cell(r, "aggregation"),
+                               f"{table.name}!{table.cell(r, 'aggregation')}: aggregation is "
+                               "required unless the KPI has a formula")
+            goal = read.text(table.value(r, "goal_id"), table.cell(r, "goal_id"),
+                             single_line=True)
+            if goal is not None:
+                if goal.casefold() not in goal_keys:
+                    self.log.error("unknown-reference", table.name, table.cell(r, "goal_id"),
+                                   f"{table.name}!{table.cell(r, 'goal_id')}: goal {goal} is not "
+                                   "in the Goals sheet")
+                    goal = None
+                else:
+                    goal = goal_keys[goal.casefold()]
+            kpis[kid.casefold()] = Kpi(
+                kpi_id=kid, kpi=read.text(table.value(r, "kpi"), table.cell(r, "kpi"),
+                                          single_line=True) or kid,
+                unit=read.choice(table.value(r, "unit"), table.cell(r, "unit"),
+                                 ("number", "currency", "percent")) or "number",
+                direction=read.choice(table.value(r, "direction"), table.cell(r, "direction"),
+                                      ("higher", "lower", "range")) or "higher",
+                aggregation=agg, formula=text, goal_id=goal,
+                decimals=read.integer(table.value(r, "decimals"), table.cell(r, "decimals"),
+                                      0, 6),
+                description=read.text(table.value(r, "description"),
+                                      table.cell(r, "description")))
+        self._resolve_formulas(table, kpis, formulas)
+        return {k.kpi_id: k for k in kpis.values()}
+
+    def _resolve_formulas(self, table: Table, kpis: dict[str, Kpi],
+                          formulas: dict[str, tuple[formula_mod.Node, str]]) -> None:
+        from dataclasses import replace
+
+        links: dict[str, set[str]] = {}
+        for key, (node, cell) in formulas.items():
+            names = {}
+            for ref in sorted(node.refs()):
+                target = kpis.get(ref.casefold())
+                if target is None:
+                    self.log.error("unknown-reference", table.name, cell,
+                                   f"{table.name}!{cell}: the formula uses {ref}, which is not "
+                                   "a kpi_id in the KPIs sheet")
+                    continue
+                names[ref] = target.kpi_id
+            links[key] = {n.casefold() for n in names.values()}
+            kpis[key] = replace(kpis[key], formula=_formula_text(formula_mod.rename(node, names)),
+                                components=tuple(sorted(set(names.values()))))
+        for key, refs in links.items():
+            if self._formula_loops(key, links):
+                self.log.error("formula-cycle", table.name, formulas[key][1],
+                               f"{table.name}!{formulas[key][1]}: the formula of "
+                               f"{kpis[key].kpi_id} refers to itself, directly or through "
+                               "another formula")
+            for ref in refs:
+                if ref in formulas:
+                    self.log.error("nested-formula", table.name, formulas[key][1],
+                                   f"{table.name}!{formulas[key][1]}: {kpis[ref].kpi_id} is "
+                                   "itself a formula KPI; use the KPIs it is made of")
+                    break
+
+    @staticmethod
+    def _formula_loops(start: str, links: dict[str, set[str]]) -> bool:
+        stack, seen = list(links.get(start, ())), set()
+        while stack:
+            node = stack.pop()
+            if node == start:
+                return True
+            if node not in seen:
+                seen.add(node)
+                stack.extend(links.get(node, ()))
+        return False
+
+    # ---------------------------------------------------------------- Scorecards
+    def _owner(self, table: Table, value: object, cell: str, people: dict[str, Person],
+               read: CellReader) -> str | None:
+        text = read.text(value, cell, single_line=True)
+        if text is None:
+            return None
+        key = text.casefold()
+        person = self._people_keys(people).get(key)
+        department = self._department_keys(people).get(key)
+        if key == COMPANY.casefold():
+            return COMPANY
+        if person is not None and department is not None:
+            self.log.error("ambiguous-owner", table.name, cell,
+                           f"{table.name}!{cell}: {text!r} is both an employee_id and a "
+                           "department name; rename one of them")
+            return None
+        if person is None and department is None:
+            self.log.error("unknown-owner", table.name, cell,
+                           f"{table.name}!{cell}: owner {text!r} is not an employee_id, a "
+                           "department in People, or COMPANY")
+            return None
+        return person.employee_id if person else department
+
+    def _people_keys(self, people: dict[str, Person]) -> dict[str, Person]:
+        if not hasattr(self, "_pk"):
+            self._pk = {p.employee_id.casefold(): p for p in people.values()}
+        return self._pk
+
+    def _department_keys(self, people: dict[str, Person]) -> dict[str, str]:
+        if not hasattr(self, "_dk"):
+            self._dk = {}
+            for p in people.values():
+                self._dk.setdefault(p.department.casefold(), p.department)
+        return self._dk
+
+    def _kpi_ref(self, table: Table, value: object, cell: str, kpis: dict[str, Kpi],
+                 read: CellReader) -> Kpi | None:
+        text = read.text(value, cell, single_line=True)
+        if text is None:
+            return None
+        kpi = self._kpi_keys(kpis).get(text.casefold())
+        if kpi is None:
+            self.log.error("unknown-reference", table.name, cell,
+                           f"{table.name}!{cell}: KPI {text} is not in the KPIs sheet")
+        return kpi
+
+    def _kpi_keys(self, kpis: dict[str, Kpi]) -> dict[str, Kpi]:
+        if not hasattr(self, "_kk"):
+            self._kk = {k.kpi_id.casefold(): k for k in kpis.values()}
+        return self._kk
+
+    def _scorecards(self, people: dict[str, Person], kpis: dict[str, Kpi]
+                    ) -> list[ScorecardLine]:
+        table = self.tables["Scorecards"]
+        read = self._reader(table)
+        lines: list[ScorecardLine] = []
+        seen: dict[tuple[str, str], str] = {}
+        weights: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        for r in table.rows:
+            for column in ("owner", "kpi_id", "weight", "target"):
+                if is_blank(table.value(r, column)) and \
+                        (r, table.columns[column]) not in self._bad_cells(table):
+                    self._required(table, r, column)
+            owner = self._owner(table, table.value(r, "owner"), table.cell(r, "owner"),
+                                people, read)
+            kpi = self._kpi_ref(table, table.value(r, "kpi_id"), table.cell(r, "kpi_id"),
+                                kpis, read)
+            weight = read.fraction(table.value(r, "weight"), table.cell(r, "weight"),
+                                   what="weight")
+            numbers = {c: read.number(table.value(r, c), table.cell(r, c))
+                       for c in ("target", "threshold", "stretch", "target_max", "baseline")}
+            if owner is None or kpi is None or weight is None or numbers["target"] is None:
+                continue
+            key = (owner, kpi.kpi_id)
+            if key in seen:
+                self.log.error("duplicate-line", table.name, table.cell(r, "kpi_id"),
+                               f"{table.name}!{table.cell(r, 'kpi_id')}: {owner} already has "
+                               f"{kpi.kpi_id} on row {seen[key]}")
+                continue
+            seen[key] = str(r + 1)
+            line = ScorecardLine(owner, kpi.kpi_id, weight, row=r + 1, **numbers)
+            if self._line_order_ok(table, r, line, kpi):
+                lines.append(line)
+            if weight > 0:
+                weights[owner].append((weight, table.cell(r, "weight")))
+        for owner, items in weights.items():
+            total = sum(w for w, _ in items)
+            if abs(total - 1) > WEIGHT_TOLERANCE:
+                self.log.error("weights-not-100", table.name, items[0][1],
+                               f"{table.name}!{items[0][1]}: the weights of {owner} add up to "
+                               f"{total * 100:.4g}%, not 100% (cells "
+                               f"{', '.join(c for _, c in items)})")
+        return lines
+
+    def _line_order_ok(self, table: Table, r: int, line: ScorecardLine, kpi: Kpi) -> bool:
+        def bad(code: str, column: str, text: str) -> bool:
+            cell = table.cell(r, column)
+            self.log.error(code, table.name, cell, f"{table.name}!{cell}: {text}")
+            return False
+
+        t, lo, hi = line.target, line.threshold, line.stretch
+        if kpi.direction == "range":
+            if line.target_max is None:
+                return bad("missing-target-max", "target_max",
+                           f"{kpi.kpi_id} is a range KPI; target_max is required")
+            if line.target_max < t:
+                return bad("bad-target-max", "target_max",
+                           f"target_max {line.target_max:g} is below target {t:g}")
+            return True
+        if t <= 0:
+            return bad("target-not-positive", "target",
+                       f"target must be above 0 for a {kpi.direction}-is-better KPI "
+                       "(attainment divides by it)")
+        if kpi.direction == "higher":
+            if lo is not None and not lo < t:
+                return bad("bad-threshold", "threshold",
+                           f"threshold {lo:g} must be below target {t:g} (higher is better)")
+            if hi is not None and not hi > t:
+                return bad("bad-stretch", "stretch",
+                           f"stretch {hi:g} must be above target {t:g} (higher is better)")
+        else:
+            if lo is not None and not lo > t:
+                return bad("bad-threshold", "threshold",
+                           f"threshold {lo:g} must be above target {t:g} (lower is better)")
+            if hi is not None and not hi < t:
+                return bad("bad-stretch", "stretch",
+                           f"stretch {hi:g} must be below target {t:g} (lower is better)")
+            if hi is not None and hi < 0:
+                return bad("bad-stretch", "stretch", "stretch cannot be negative")
+        return True
+
+    # ---------------------------------------------------------------- Actuals / Targets
+    def _month_rows(self, name: str, people: dict[str, Person] | None,
+                    kpis: dict[str, Kpi], owners: dict[str, str]
+                    ) -> dict[tuple[str, str], dict[Month, float]]:
+        """Read Targets or Actuals (wide or long) into {(owner, kpi): {month: value}}."""
+        table = self.tables[name]
+        read = self._reader(table)
+        values: dict[tuple[str, str], dict[Month, float]] = {}
+        cells: dict[tuple[str, str], str] = {}
+        long = "period" in table.columns
+        if not long and not table.months and table.rows:
+            self.log.error("missing-column", table.name, address(table.header_row, 0),
+                           f"{table.name}: no month columns; add headers such as 2026-01 "
+                           "(or the long layout: owner, kpi_id, period, actual)")
+        owner_col, kpi_col = table.columns.get("owner"), table.columns.get("kpi_id")
+        kpi_keys = self._kpi_keys(kpis)
+        raw_rows = table.raw.rows
+        bad = self._bad_cells(table)
+        month_cols = sorted(table.months.items(), key=lambda kv: kv[1])
+        for r in table.rows:
+            row = raw_rows[r]
+            owner_raw = row[owner_col] if owner_col is not None and owner_col < len(row) else None
+            kpi_raw = row[kpi_col] if kpi_col is not None and kpi_col < len(row) else None
+            if is_blank(owner_raw) or is_blank(kpi_raw):
+                for column, raw in (("owner", owner_raw), ("kpi_id", kpi_raw)):
+                    if is_blank(raw):
+                        self._required(table, r, column)
+                continue
+            owner = owners.get(str(owner_raw).strip().casefold()) if isinstance(owner_raw, str) \
+                else None
+            if owner is None:
+                owner = self._owner(table, owner_raw, table.cell(r, "owner"), people or {}, read)
+                if owner is None:
+                    continue
+            kpi = kpi_keys.get(str(kpi_raw).strip().casefold()) if isinstance(kpi_raw, str) \
+                else None
+            if kpi is None:
+                kpi = self._kpi_ref(table, kpi_raw, table.cell(r, "kpi_id"), kpis, read)
+                if kpi is None:
+                    continue
+            key = (owner, kpi.kpi_id)
+            if long:
+                self._long_value(table, read, r, key, values, cells)
+                continue
+            if key in cells:
+                cell = table.cell(r, "owner")
+                self.log.error("duplicate-line", table.name, cell,
+                               f"{table.name}!{cell}: {owner} / {kpi.kpi_id} already has a row "
+                               f"({cells[key]}); merge the two rows")
+                continue
+            cells[key] = table.cell(r, "owner")
+            months = values.setdefault(key, {})
+            for month, col in month_cols:
+                raw = row[col] if col < len(row) else None
+                if raw == "" or raw is None:
+                    continue
+                if type(raw) is float:
+                    if raw == raw and raw not in (float("inf"), float("-inf")):
+                        months[month] = raw
+                        continue
+                if (r, col) in bad:
+                    continue
+                number = read.number(raw, address(r, col))
+                if number is not None:
+                    months[month] = number
+        return values
+
+    def _long_value(self, table: Table, read: CellReader, r: int, key: tuple[str, str],
+                    values: dict, cells: dict) -> None:
+        month = read.month(table.value(r, "period"), table.cell(r, "period"))
+        if month is None:
+            if is_blank(table.value(r, "period")):
+                self._required(table, r, "period")
+            return
+        number = read.number(table.value(r, "actual"), table.cell(r, "actual"))
+        if number is None:
+            return
+        slot = (key, month)
+        if slot in cells:
+            cell = table.cell(r, "period")
+            self.log.error("duplicate-actual", table.name, cell,
+                           f"{table.name}!{cell}: {key[0]} / {key[1]} has a second value for "
+                           f"{month_label(month)} (first on {cells[slot]})")
+            return
+        cells[slot] = table.cell(r, "period")
+        values.setdefault(key, {})[month] = number
+
+    def _owner_lookup(self, people: dict[str, Person]) -> dict[str, str]:
+        lookup = {COMPANY.casefold(): COMPANY}
+        depts = self._department_keys(people)
+        persons = self._people_keys(people)
+        for key, dept in depts.items():
+            if key not in persons:
+                lookup[key] = dept
+        for key, person in persons.items():
+            if key not in depts:
+                lookup[key] = person.employee_id
+        return lookup
+
+    def _actuals(self, people: dict[str, Person], kpis: dict[str, Kpi],
+                 lines: list[ScorecardLine]) -> dict[tuple[str, str], dict[Month, float]]:
+        values = self._month_rows("Actuals", people, kpis, self._owner_lookup(people))
+        table = self.tables["Actuals"]
+        by_id = {k.kpi_id: k for k in kpis.values()}
+        allowed = _allowed_actuals(people, by_id, lines)
+        row_of = self._row_cells(table)
+        for key in list(values):
+            owner, kid = key
+            cell = row_of.get(key, "")
+            if by_id[kid].formula:
+                self.log.error("formula-has-actuals", table.name, cell,
+                               f"{table.name}!{cell}: {kid} is a formula KPI; it is computed "
+                               "from its parts, delete this row")
+                del values[key]
+            elif key not in allowed:
+                self.log.error("unknown-scorecard-line", table.name, cell,
+                               f"{table.name}!{cell}: {owner} has no scorecard line that uses "
+                               f"{kid}; add it to Scorecards or delete this row")
+                del values[key]
+        self._check_components(people, by_id, lines, values)
+        return values
+
+    def _row_cells(self, table: Table) -> dict[tuple[str, str], str]:
+        """First row of each (owner, kpi) pair, for messages (resolved case-insensitively)."""
+        found: dict[tuple[str, str], str] = {}
+        for r in table.rows:
+            owner, kid = table.value(r, "owner"), table.value(r, "kpi_id")
+            if is_blank(owner) or is_blank(kid):
+                continue
+            key = (str(owner).strip().casefold(), str(kid).strip().casefold())
+            found.setdefault(key, table.cell(r, "owner"))
+        return _Casefolded(found)  # type: ignore[return-value]
+
+    def _check_components(self, people: dict[str, Person], kpis: dict[str, Kpi],
+                          lines: list[ScorecardLine],
+                          values: dict[tuple[str, str], dict[Month, float]]) -> None:
+        table = self.tables["Scorecards"]
+        persons = {p.employee_id for p in people.values()}
+        members: dict[str, set[str]] = defaultdict(set)
+        for p in people.values():
+            members[p.department].add(p.employee_id)
+            members[COMPANY].add(p.employee_id)
+        for line in lines:
+            kpi = kpis[line.kpi_id]
+            if not kpi.formula:
+                if line.owner in persons and (line.owner, kpi.kpi_id) not in values:
+                    cell = f"B{line.row}"
+                    self.log.warning("no-actuals", table.name, cell,
+                                     f"{table.name}!{cell}: {line.owner} / {kpi.kpi_id} has no "
+                                     "actuals at all")
+                continue
+            for comp in kpi.components:
+                if (line.owner, comp) in values:
+                    continue
+                if line.owner not in persons and any(
+                        (m, comp) in values for m in members.get(line.owner, ())):
+                    continue  # rolls up from the people
+                cell = f"B{line.row}"
+                self.log.error("missing-component-actuals", table.name, cell,
+                               f"{table.name}!{cell}: {kpi.kpi_id} = {kpi.formula} needs actuals "
+                               f"of {comp} for {line.owner}; add an Actuals row")
+
+    def _targets(self, kpis: dict[str, Kpi], lines: list[ScorecardLine]
+                 ) -> dict[tuple[str, str], dict[Month, float]]:
+        if "Targets" not in self.tables:
+            return {}
+        table = self.tables["Targets"]
+        people = {}
+        values = self._month_rows("Targets", people, kpis, self._owner_lookup({}))
+        known = {(line.owner, line.kpi_id): line for line in lines}
+        by_id = {k.kpi_id: k for k in kpis.values()}
+        row_of = self._row_cells(table)
+        for key, months in list(values.items()):
+            cell = row_of.get(key, "")
+            if key not in known:
+                self.log.error("unknown-scorecard-line", table.name, cell,
+                               f"{table.name}!{cell}: {key[0]} / {key[1]} is not a scorecard "
+                               "line; targets are phased only for scorecard lines")
+                del values[key]
+                continue
+            if by_id[key[1]].direction != "range" and any(v <= 0 for v in months.values()):
+                self.log.error("target-not-positive", table.name, cell,
+                               f"{table.name}!{cell}: monthly targets of {key[0]} / {key[1]} "
+                               "must be above 0")
+        return values
+
+    # ---------------------------------------------------------------- Bands
+    def _bands(self) -> list[Band]:
+        table = self.tables["Bands"]
+        read = self._reader(table)
+        bands: list[Band] = []
+        previous: float | None = None
+        names: set[str] = set()
+        for r in table.rows:
+            name = read.text(table.value(r, "band"), table.cell(r, "band"), single_line=True)
+            low = read.fraction(table.value(r, "min_score"), table.cell(r, "min_score"),
+                                limit=5.0, what="min_score")
+            payout = read.fraction(table.value(r, "bonus_payout"),
+                                   table.cell(r, "bonus_payout"), limit=5.0,
+                                   what="bonus_payout")
+            raise_ = read.fraction(table.value(r, "salary_increase"),
+                                   table.cell(r, "salary_increase"), what="salary_increase")
+            for column, value in (("band", name), ("min_score", low), ("bonus_payout", payout)):
+                if value is None and is_blank(table.value(r, column)):
+                    self._required(table, r, column)
+            if name is None or low is None or payout is None:
+                continue
+            cell = table.cell(r, "min_score")
+            if name.casefold() in names:
+                self.log.error("duplicate-id", table.name, table.cell(r, "band"),
+                               f"{table.name}!{table.cell(r, 'band')}: band {name!r} is listed "
+                               "twice")
+            names.add(name.casefold())
+            if previous is None and low != 0:
+                self.log.error("bands-first-not-zero", table.name, cell,
+                               f"{table.name}!{cell}: the first band must start at 0% so every "
+                               "score has a band")
+            if previous is not None and low <= previous:
+                self.log.error("bands-not-increasing", table.name, cell,
+                               f"{table.name}!{cell}: min_score {low:.4g} must be above the "
+                               f"band before ({previous:.4g}); sort the bands by min_score")
+            previous = low
+            bands.append(Band(name, low, payout, raise_ or 0.0))
+        if not bands and not self.log.errors:
+            self.log.error("missing-value", table.name, "A2",
+                           f"{table.name}: at least one band is required")
+        return bands
+
+    # ---------------------------------------------------------------- Recipients / Comments
+    def _recipients(self, people: dict[str, Person]) -> tuple[Recipient, ...] | None:
+        table = self.tables.get("Recipients")
+        if table is None:
+            return None
+        read = self._reader(table)
+        found: list[Recipient] = []
+        for r in table.rows:
+            report = read.choice(table.value(r, "report"), table.cell(r, "report"),
+                                 ("employee", "department", "company"))
+            scope = read.text(table.value(r, "scope"), table.cell(r, "scope"), single_line=True)
+            for column in ("report", "scope", "to"):
+                if is_blank(table.value(r, column)):
+                    self._required(table, r, column)
+            if scope is not None and scope != "*":
+                resolved = self._owner(table, scope, table.cell(r, "scope"), people, read)
+                scope = resolved
+            lists = {}
+            for column in ("to", "cc", "bcc"):
+                text = read.text(table.value(r, column), table.cell(r, column),
+                                 single_line=True) or ""
+                lists[column] = text
+                for entry in split_addresses(text):
+                    if entry.lower() not in TOKENS and not _email_ok(entry):
+                        cell = table.cell(r, column)
+                        self.log.error("bad-email", table.name, cell,
+                                       f"{table.name}!{cell}: {entry!r} is not a single "
+                                       "e-mail address or {employee}, {manager}, {head}")
+            if report and scope and lists["to"]:
+                found.append(Recipient(report, scope, lists["to"], lists["cc"], lists["bcc"]))
+        return tuple(found)
+
+    def _comments(self, people: dict[str, Person], kpis: dict[str, Kpi]) -> list[Comment]:
+        table = self.tables.get("Comments")
+        if table is None:
+            return []
+        read = self._reader(table)
+        found: list[Comment] = []
+        for r in table.rows:
+            for column in ("owner", "period", "comment"):
+                if is_blank(table.value(r, column)):
+                    self._required(table, r, column)
+            owner = self._owner(table, table.value(r, "owner"), table.cell(r, "owner"),
+                                people, read)
+            period = read.month(table.value(r, "period"), table.cell(r, "period"))
+            kpi = self._kpi_ref(table, table.value(r, "kpi_id"), table.cell(r, "kpi_id"),
+                                kpis, read) if not is_blank(table.value(r, "kpi_id")) else None
+            text = read.text(table.value(r, "comment"), table.cell(r, "comment"))
+            author = read.text(table.value(r, "author"), table.cell(r, "author"),
+                               single_line=True)
+            if owner and period is not None and text:
+                found.append(Comment(owner, period, kpi.kpi_id if kpi else None, author, text))
+        return found
+
+    # ---------------------------------------------------------------- period
+    def _report_period(self, settings: Settings | None,
+                       actuals: dict[tuple[str, str], dict[Month, float]],
+                       lines: list[ScorecardLine], kpis: dict[str, Kpi]) -> Settings | None:
+        if settings is None:
+            return None
+        from dataclasses import replace
+
+        latest = max((m for months in actuals.values() for m in months), default=None)
+        period = settings.report_period
+        if period is None:
+            if latest is None:
+                self.log.error("no-report-period", "Settings", "",
+                               "Settings: report_period is blank and there are no actuals to "
+                               "take the latest month from")
+                return None
+            settings = replace(settings, report_period=latest)
+            self.log.info("report-period", "Settings", "",
+                          f"report period {month_label(latest)} (the latest month with an "
+                          "actual)")
+        elif latest is not None and latest > period:
+            later = sorted({m for months in actuals.values() for m in months if m > period})
+            self.log.warning("actual-after-period", "Actuals", "",
+                             f"Actuals: there are actuals after the report period "
+                             f"{month_label(period)} ({', '.join(month_label(m) for m in later[:3])}"
+                             f"{'…' if len(later) > 3 else ''}); they are not used")
+        return settings
+
+
+class _Casefolded(dict):
+    """A dict keyed by casefolded (owner, kpi) pairs, looked up with canonical pairs."""
+
+    def get(self, key, default=None):  # type: ignore[override]
+        return super().get((key[0].casefold(), key[1].casefold()), default)
+
+
+def _allowed_actuals(people: dict[str, Person], kpis: dict[str, Kpi],
+                     lines: list[ScorecardLine]) -> set[tuple[str, str]]:
+    """(owner, kpi) pairs an Actuals row may have: scorecard lines, their formula parts, and
+    what people in a department (or the company) feed into its roll-up lines."""
+    allowed: set[tuple[str, str]] = set()
+    by_scope: dict[str, set[str]] = defaultdict(set)
+    for line in lines:
+        kpi = kpis[line.kpi_id]
+        used = set(kpi.components) if kpi.formula else {kpi.kpi_id}
+        for kid in used:
+            allowed.add((line.owner, kid))
+            by_scope[line.owner].add(kid)
+    for person in people.values():
+        for kid in by_scope.get(person.department, set()) | by_scope.get(COMPANY, set()):
+            allowed.add((person.employee_id, kid))
+    return allowed
+
+
+def _cycles(links: dict[str, str]):
+    """Yield (start, path) for each loop in a child → parent map, once per loop."""
+    reported: set[frozenset[str]] = set()
+    for start in links:
+        path, node = [start], links[start]
+        seen = {start}
+        while node in links and node not in seen:
+            seen.add(node)
+            path.append(node)
+            node = links[node]
+        if node == start or (node in seen and node in path):
+            loop = path[path.index(node):]
+            key = frozenset(loop)
+            if key not in reported and start == min(loop):
+                reported.add(key)
+                yield start, loop + [loop[0]]
+
+
+def split_addresses(text: str) -> list[str]:
+    return [part.strip() for part in re.split(r"[;,]", text or "") if part.strip()]
+
+
+def _email_ok(text: str) -> bool:
+    from kpireport.cells import EMAIL
+
+    return bool(EMAIL.match(text))
+
+
+def _formula_text(node: formula_mod.Node) -> str:
+    if node.op == "num":
+        return f"{node.value:g}"
+    if node.op == "ref":
+        return node.name
+    if node.op == "neg":
+        return f"-{_formula_text(node.left)}"  # type: ignore[arg-type]
+    left = _formula_text(node.left)  # type: ignore[arg-type]
+    right = _formula_text(node.right)  # type: ignore[arg-type]
+    if node.right is not None and node.right.op in "+-" and node.op in "*/-":
+        right = f"({right})"
+    if node.left is not None and node.left.op in "+-" and node.op in "*/":
+        left = f"({left})"
+    return f"{left} {node.op} {right}"
+
+
+__all__ = ["validate", "SETTINGS", "split_addresses"]

@@ -1,0 +1,72 @@
+"""Shared fixtures: every test builds its own small workbook in a few lines."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REQUIRE_TOOLS = os.environ.get("KPIREPORT_REQUIRE_TOOLS") == "1"
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "calamine-tests"
+
+
+def need_tool(name: str) -> str:
+    """Path of an external tool; skip when absent, except in CI where absence fails."""
+    path = shutil.which(name)
+    if path is None:
+        if REQUIRE_TOOLS:
+            pytest.fail(f"{name} is required in CI (KPIREPORT_REQUIRE_TOOLS=1) but not found")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+BASE: dict[str, list[list[object]]] = {
+    "Settings": [["setting", "value"], ["organization", "Test Co"],
+                 ["report_period", "2026-02"]],
+    "People": [["employee_id", "name", "department", "email", "manager_id", "base_salary",
+                "target_bonus_pct"],
+               ["E1", "Alice", "Sales", "alice@x.example", None, 60000, 0.1],
+               ["E2", "Bob", "Sales", "bob@x.example", "E1", 50000, 0.1]],
+    "KPIs": [["kpi_id", "kpi", "unit", "direction", "aggregation", "formula"],
+             ["REV", "Revenue", "currency", "higher", "sum", None],
+             ["CAC", "Customer acquisition cost", "currency", "lower", "average", None]],
+    "Scorecards": [["owner", "kpi_id", "weight", "target", "threshold", "stretch"],
+                   ["E1", "REV", 0.6, 100, 80, 120],
+                   ["E1", "CAC", 0.4, 50, None, None],
+                   ["E2", "REV", 1.0, 100, None, None]],
+    "Actuals": [["owner", "kpi_id", "2026-01", "2026-02"],
+                ["E1", "REV", 90, 130], ["E1", "CAC", 40, 60], ["E2", "REV", 100, 95]],
+    "Bands": [["band", "min_score", "bonus_payout", "salary_increase"],
+              ["Below", 0, 0, 0], ["Meets", 0.95, 1, 0.03], ["Exceeds", 1.1, 1.5, 0.05]],
+}
+
+
+def write_xlsx(path: Path, sheets: dict[str, list[list[object]] | None]) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        if rows is None:
+            continue
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+@pytest.fixture
+def make_workbook(tmp_path):
+    """make_workbook(People=[...], Actuals=None, ...) → path of BASE with those sheets replaced
+    (None removes a sheet)."""
+    counter = {"n": 0}
+
+    def make(name: str | None = None, **sheets):
+        counter["n"] += 1
+        merged = {**BASE, **sheets}
+        return write_xlsx(tmp_path / (name or f"book{counter['n']}.xlsx"), merged)
+
+    return make
