@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from kpireport.errors import InvalidWorkbook
+from kpireport.errors import InvalidWorkbook, KpireportError
 from kpireport.issues import Issue
 from kpireport.model import Book
+from kpireport.results import Results
 from kpireport.validate import validate
 from kpireport.workbook import read_workbook
 
@@ -29,3 +32,86 @@ def load(path: str | Path, *, period: int | None = None) -> tuple[Book, list[Iss
 
         book = replace(book, settings=replace(book.settings, report_period=period))
     return book, issues
+
+
+# ---------------------------------------------------------------------------- build
+FORMATS = ("html", "pdf")
+
+
+@dataclass
+class BuildResult:
+    run_dir: Path
+    results: Results
+    written: list[Path]
+    rendered: int
+    cached: int
+    failures: dict[str, str]
+    issues: list[Issue]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def build(path: str | Path, *, out: str | Path = "reports", period: int | None = None,
+          formats: tuple[str, ...] = FORMATS, templates: str | Path | None = None,
+          workers: int | None = None, submit: Callable | None = None,
+          progress: Callable[[str], None] | None = None,
+          on_start: Callable[[int], None] | None = None) -> BuildResult:
+    """Check, score and write every file of SPEC §4 into ``out/<period>/``.
+
+    A report whose inputs (view model, templates, version, formats) are unchanged since the
+    last build in the same folder is not rendered again. If any report fails, nothing is
+    written and the previous build's files stay as they were.
+    """
+    from kpireport import render
+    from kpireport.outputs import Staging, cache_bytes, read_cache
+    from kpireport.results import compute, payroll_csv, results_json_bytes, results_xlsx
+    from kpireport.views import all_views
+
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise KpireportError(f"unknown format {unknown[0]!r}; use html, pdf or html,pdf")
+    book, issues = load(path, period=period)
+    dirs = render.template_dirs(Path(templates) if templates else None)
+    render.check_templates(dirs, book.settings.locale)
+    results = compute(book, issues)
+    run_dir = Path(out) / results.period
+    views = all_views(results)
+    fingerprint = render.template_fingerprint(dirs)
+    old_keys = read_cache(run_dir)
+    keys = {v["file"]: render.view_key(v, formats, fingerprint) for v in views}
+    expected = {v["file"]: _report_files(v, formats) for v in views}
+    fresh = [v for v in views if old_keys.get(v["file"]) != keys[v["file"]]
+             or not all((run_dir / name).exists() for name in expected[v["file"]])]
+    if on_start:
+        on_start(len(fresh))
+    outcome = render.render_views(fresh, formats, dirs, workers=workers, progress=progress,
+                                  submit=submit)
+    if outcome.failures:
+        return BuildResult(run_dir, results, [], len(fresh), len(views) - len(fresh),
+                           outcome.failures, issues)
+    staging = Staging(run_dir)
+    try:
+        staging.write("results.json", results_json_bytes(results))
+        staging.write("results.xlsx", results_xlsx(results))
+        staging.write("payroll.csv", payroll_csv(results))
+        for name in sorted(outcome.files):
+            staging.write(name, outcome.files[name])
+        staging.write(".kpireport-cache.json", cache_bytes(keys))
+        kept = {name for v in views if v not in fresh for name in expected[v["file"]]}
+        written = staging.commit(keep=kept)
+    except BaseException:
+        staging.discard()
+        raise
+    return BuildResult(run_dir, results, written, len(fresh), len(views) - len(fresh), {},
+                       issues)
+
+
+def _report_files(view: dict, formats: tuple[str, ...]) -> list[str]:
+    names = []
+    if "html" in formats or view["kind"] == "index":
+        names.append(view["file"] + ".html")
+    if "pdf" in formats and view["kind"] != "index":
+        names.append(view["file"] + ".pdf")
+    return names

@@ -150,3 +150,79 @@ def check(book: Path, fmt: str, show_all: bool) -> None:
 
         print_issues(book, issues, show_all=show_all)
     sys.exit(1 if errors else 0)
+
+
+def _formats(value: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    bad = [v for v in items if v not in ("html", "pdf")]
+    if bad or not items:
+        raise click.BadParameter(f"{value!r}: use html, pdf or html,pdf")
+    return items
+
+
+def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
+              workers: int | None, dask: str | None):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from kpireport import api
+
+    submit = None
+    if dask:
+        from kpireport.cluster import dask_submitter
+
+        submit = dask_submitter(dask)
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
+                  disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("Rendering reports", total=None)
+        result = api.build(book, out=out, period=_month(period), formats=_formats(fmt),
+                           templates=templates, workers=workers, submit=submit,
+                           on_start=lambda n: bar.update(task, total=n),
+                           progress=lambda name: bar.advance(task))
+    if result.failures:
+        for name, message in sorted(result.failures.items()):
+            click.echo(f"Error: {message}", err=True)
+        click.echo(f"Error: {len(result.failures)} report(s) failed; nothing was written "
+                   f"(the previous files in {result.run_dir} are unchanged).", err=True)
+        sys.exit(1)
+    warnings = [i for i in result.issues if i.severity == "warning"]
+    click.echo(f"Scored {len(result.results.owners)} scorecards for {result.results.period}; "
+               f"rendered {result.rendered} report(s), {result.cached} unchanged"
+               + (f"; {len(warnings)} warning(s) (see kpireport check)" if warnings else ""))
+    click.echo(f"Reports: {result.run_dir / 'index.html'}")
+    return result
+
+
+BUILD_OPTIONS = [
+    click.option("--period", metavar="YYYY-MM", help="Month to report (default: Settings)."),
+    click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="reports",
+                 show_default=True, help="Folder for the reports (a YYYY-MM folder inside)."),
+]
+
+
+def _build_options(func):
+    for option in reversed(BUILD_OPTIONS):
+        func = option(func)
+    return func
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("book", type=click.Path(dir_okay=False, path_type=Path))
+@_build_options
+@click.option("--format", "fmt", default="html,pdf", show_default=True,
+              help="Report formats: html, pdf or html,pdf.")
+@click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of templates that override the built-in ones by file name.")
+@click.option("--workers", type=click.IntRange(1, 256),
+              help="Processes that render reports (default: all cores).")
+@click.option("--dask", metavar="ADDRESS", help="Render on a Dask cluster, e.g. tcp://host:8786.")
+def build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
+          workers: int | None, dask: str | None) -> None:
+    """Score BOOK and write results.json, results.xlsx, payroll.csv and the reports.
+
+    \b
+    Example:
+      kpireport build kpis.xlsx --out reports
+      kpireport build kpis.xlsx --period 2026-10 --format pdf --workers 4
+    """
+    _do_build(book, period, out, fmt, templates, workers, dask)

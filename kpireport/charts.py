@@ -1,0 +1,129 @@
+"""Inline SVG charts, drawn from numbers the view model already resolved.
+
+Colours are chosen so that greyscale printing keeps them apart (different lightness), and every
+chart also carries its meaning in text or shape, never in colour alone.
+"""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+
+# Status colours: distinct hue *and* lightness (green dark, amber light, red mid).
+STATUS_COLOURS = {"green": "#1b7a43", "amber": "#f2b632", "red": "#c8372d", "none": "#9aa3ad"}
+ZONE_POOR, ZONE_OK, ZONE_GOOD = "#e6e8eb", "#cfd4da", "#aeb6bf"
+INK = "#1f2a36"
+
+
+def _f(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def bullet(actual: float | None, target: float | None, threshold: float | None,
+           stretch: float | None, target_max: float | None, direction: str, status: str,
+           label: str, width: int = 150, height: int = 22) -> Markup:
+    """Bullet chart: qualitative zones, the actual as a bar, the target as a tick."""
+    if target is None:
+        return Markup("")
+    points = [v for v in (actual, target, threshold, stretch, target_max) if v is not None]
+    top = max(max(points), 0) * 1.12 or 1.0
+    bottom = min(min(points), 0)
+    span = top - bottom or 1.0
+
+    def x(value: float) -> float:
+        return (value - bottom) / span * width
+
+    zones = []
+    if direction == "range":
+        zones = [(bottom, target, ZONE_POOR), (target, target_max or target, ZONE_GOOD),
+                 (target_max or target, top, ZONE_POOR)]
+    elif direction == "lower":
+        good_end = stretch if stretch is not None else target * 0.85
+        worst = threshold if threshold is not None else target * 1.15
+        zones = [(bottom, good_end, ZONE_GOOD), (good_end, target, ZONE_GOOD),
+                 (target, worst, ZONE_OK), (worst, top, ZONE_POOR)]
+    else:
+        low = threshold if threshold is not None else target * 0.85
+        zones = [(bottom, low, ZONE_POOR), (low, target, ZONE_OK), (target, top, ZONE_GOOD)]
+    parts = [f'<svg class="bullet" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="{escape(label)}"><title>{escape(label)}</title>']
+    for start, end, colour in zones:
+        if end > start:
+            parts.append(f'<rect x="{_f(x(start))}" y="3" width="{_f(x(end) - x(start))}" '
+                         f'height="{height - 6}" fill="{colour}"/>')
+    if actual is not None:
+        parts.append(f'<rect x="{_f(x(min(actual, 0)))}" y="{height / 2 - 3.5:.1f}" '
+                     f'width="{_f(abs(x(actual) - x(0)))}" height="7" '
+                     f'fill="{STATUS_COLOURS.get(status, INK)}" stroke="{INK}" '
+                     'stroke-width="0.6"/>')
+    parts.append(f'<rect x="{_f(x(target) - 1)}" y="1" width="2.2" height="{height - 2}" '
+                 f'fill="{INK}"/>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def sparkline(values: list[float | None], targets: list[float | None], label: str,
+              width: int = 96, height: int = 24) -> Markup:
+    """Monthly actuals as a line, the monthly target as a dashed line; gaps where no data."""
+    present = [v for v in values + targets if v is not None]
+    if not any(v is not None for v in values) or not present:
+        return Markup("")
+    low, high = min(present), max(present)
+    if high == low:
+        high, low = high + 1, low - 1
+    n = max(len(values), 2)
+
+    def point(i: int, v: float) -> str:
+        return f"{_f(2 + i * (width - 4) / (n - 1))},{_f(height - 2 - (v - low) / (high - low) * (height - 4))}"
+
+    def path(series: list[float | None]) -> str:
+        segments, current = [], []
+        for i, v in enumerate(series):
+            if v is None:
+                if current:
+                    segments.append(current)
+                current = []
+            else:
+                current.append(point(i, v))
+        if current:
+            segments.append(current)
+        return " ".join("M" + " L".join(seg) for seg in segments)
+
+    last = next((i for i in range(len(values) - 1, -1, -1) if values[i] is not None), None)
+    parts = [f'<svg class="spark" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="{escape(label)}"><title>{escape(label)}</title>']
+    if any(t is not None for t in targets):
+        parts.append(f'<path d="{path(targets)}" fill="none" stroke="#8a94a0" '
+                     'stroke-width="1" stroke-dasharray="2 2"/>')
+    parts.append(f'<path d="{path(values)}" fill="none" stroke="{INK}" stroke-width="1.4"/>')
+    if last is not None:
+        x, y = point(last, values[last]).split(",")  # type: ignore[arg-type]
+        parts.append(f'<circle cx="{x}" cy="{y}" r="2" fill="{INK}"/>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def bars(items: list[tuple[str, float, str, str]], label: str, width: int = 520,
+         row: int = 20, scale_max: float | None = None) -> Markup:
+    """Horizontal bars: (label, value, value text, colour)."""
+    if not items:
+        return Markup("")
+    label_w = 170
+    top = scale_max or max(v for _, v, _, _ in items) or 1.0
+    height = row * len(items) + 4
+    usable = width - label_w - 70
+    parts = [f'<svg class="bars" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="{escape(label)}"><title>{escape(label)}</title>']
+    for i, (name, value, text, colour) in enumerate(items):
+        y = 2 + i * row
+        bar = max(value, 0) / top * usable
+        parts.append(f'<text x="{label_w - 6}" y="{y + row * 0.68:.1f}" text-anchor="end" '
+                     f'font-size="10" fill="{INK}">{escape(name)}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{_f(bar)}" height="{row - 6}" '
+                     f'fill="{colour}" stroke="{INK}" stroke-width="0.5"/>')
+        parts.append(f'<text x="{label_w + bar + 5:.1f}" y="{y + row * 0.68:.1f}" '
+                     f'font-size="10" fill="{INK}">{escape(text)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -1,0 +1,253 @@
+"""Jinja → HTML → PDF, and rendering many reports in parallel.
+
+The Jinja environment is sandboxed, autoescaping and strict about undefined names; it is built
+once per process and locale. WeasyPrint gets a URL fetcher that reads only the template folders
+and ``data:`` URIs, and the print stylesheet is parsed once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from kpireport import __version__
+from kpireport.errors import TemplateError
+
+TEMPLATES = {"employee": "employee.html", "department": "department.html",
+             "company": "company.html", "index": "index.html"}
+PRINT_CSS = "print.css"
+
+
+def builtin_templates() -> Path:
+    """The templates shipped in the package (or, in a source checkout, ../templates)."""
+    packaged = Path(__file__).parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "templates"
+
+
+def template_dirs(custom: Path | None) -> tuple[Path, ...]:
+    dirs = [builtin_templates().resolve()]
+    if custom is not None:
+        custom = Path(custom)
+        if not custom.is_dir():
+            raise TemplateError(f"--templates {custom}: no such folder")
+        dirs.insert(0, custom.resolve())
+    return tuple(dirs)
+
+
+def _environment(locale: str, dirs: tuple[Path, ...]):
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from kpireport.i18n import translations
+
+    env = ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader([str(d) for d in dirs]), autoescape=True,
+        undefined=StrictUndefined, extensions=["jinja2.ext.i18n"], trim_blocks=True,
+        lstrip_blocks=True, auto_reload=False)
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def check_templates(dirs: tuple[Path, ...], locale: str) -> None:
+    """Compile every report template now, so a syntax error stops the build before any work."""
+    from jinja2 import TemplateError as JinjaError
+    from jinja2 import TemplateSyntaxError
+
+    env = _environment(locale, dirs)
+    for name in list(TEMPLATES.values()) + ["base.html"]:
+        try:
+            env.get_template(name)
+        except TemplateSyntaxError as exc:
+            raise TemplateError(f"template {exc.filename or exc.name}, line {exc.lineno}: "
+                                f"{exc.message}") from None
+        except JinjaError as exc:
+            raise TemplateError(f"template {name}: {exc}") from None
+
+
+def template_fingerprint(dirs: tuple[Path, ...]) -> str:
+    """Hash of every template file, for the render cache."""
+    digest = hashlib.sha256(__version__.encode())
+    for folder in dirs:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(folder)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _location(exc: BaseException, dirs: tuple[Path, ...]) -> str:
+    """'template employee.html, line 12' from a Jinja traceback, when it runs through one."""
+    tb = exc.__traceback__
+    found = ""
+    roots = [str(d) for d in dirs]
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if any(filename.startswith(r) for r in roots):
+            found = f"template {Path(filename).name}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
+
+
+class SafeFetcher:
+    """A WeasyPrint URL fetcher that reads only files under ``allowed`` and data: URIs."""
+
+    def __init__(self, allowed: Iterable[Path]) -> None:
+        from weasyprint.urls import URLFetcher
+
+        self.allowed = [Path(p).resolve() for p in allowed]
+        self.refused: list[str] = []
+        outer = self
+
+        class _Fetcher(URLFetcher):
+            def fetch(self, url, headers=None):
+                outer.check(url)
+                return super().fetch(url, headers)
+
+        self.fetcher = _Fetcher(allowed_protocols=("file", "data"), allow_redirects=False)
+
+    def check(self, url: str) -> None:
+        scheme = url.split(":", 1)[0].lower()
+        if scheme == "data":
+            return
+        if scheme == "file":
+            path = Path(unquote(urlparse(url).path)).resolve()
+            if any(path == root or root in path.parents for root in self.allowed):
+                return
+        self.refused.append(url)
+        raise ValueError(f"kpireport does not fetch {url!r}")
+
+
+@dataclass
+class Renderer:
+    """Renders views to HTML and PDF; one per process, reused for every report."""
+
+    dirs: tuple[Path, ...]
+    _envs: dict[str, object] = field(default_factory=dict)
+    _css: object | None = None
+    _fonts: object | None = None
+    _fetcher: SafeFetcher | None = None
+
+    def env(self, locale: str):
+        if locale not in self._envs:
+            self._envs[locale] = _environment(locale, self.dirs)
+        return self._envs[locale]
+
+    def html(self, view: dict, *, for_pdf: bool = False) -> str:
+        template = self.env(view["locale"]).get_template(TEMPLATES[view["kind"]])  # type: ignore[attr-defined]
+        return template.render(**view, for_pdf=for_pdf)
+
+    def _print_setup(self):
+        if self._css is None:
+            from weasyprint import CSS
+            from weasyprint.text.fonts import FontConfiguration
+
+            self._fetcher = SafeFetcher(self.dirs)
+            self._fonts = FontConfiguration()
+            css_path = next(d / PRINT_CSS for d in self.dirs if (d / PRINT_CSS).exists())
+            self._css = CSS(filename=str(css_path), url_fetcher=self._fetcher.fetcher,
+                            font_config=self._fonts)
+        return self._css, self._fonts, self._fetcher
+
+    def pdf(self, html: str) -> bytes:
+        from weasyprint import HTML
+
+        css, fonts, fetcher = self._print_setup()
+        document = HTML(string=html, base_url=str(self.dirs[0]) + "/",
+                        url_fetcher=fetcher.fetcher)  # type: ignore[union-attr]
+        return document.write_pdf(stylesheets=[css], font_config=fonts, uncompressed_pdf=False)
+
+    def render(self, view: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
+        """The files of one report: {'employees/E001.html': b'...', ...}."""
+        files: dict[str, bytes] = {}
+        try:
+            if "html" in formats or view["kind"] == "index":
+                files[view["file"] + ".html"] = self.html(view).encode("utf-8")
+            if "pdf" in formats and view["kind"] != "index":
+                files[view["file"] + ".pdf"] = self.pdf(self.html(view, for_pdf=True))
+        except Exception as exc:
+            where = _location(exc, self.dirs)
+            raise TemplateError(f"{view['file']}: {where + ': ' if where else ''}"
+                                f"{type(exc).__name__}: {exc}") from None
+        return files
+
+
+# ---------------------------------------------------------------------------- parallel
+_WORKER: Renderer | None = None
+
+
+def _init_worker(dirs: tuple[Path, ...]) -> None:
+    global _WORKER
+    _WORKER = Renderer(dirs)
+
+
+def _render_task(view: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
+    assert _WORKER is not None
+    return _WORKER.render(view, formats)
+
+
+@dataclass
+class RenderOutcome:
+    files: dict[str, bytes]
+    failures: dict[str, str]  # report file → error message
+    rendered: int
+    cached: int
+
+
+def view_key(view: dict, formats: tuple[str, ...], fingerprint: str) -> str:
+    """Content hash of a report's inputs: view model, formats, templates and version."""
+    payload = json.dumps(view, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(f"{fingerprint}|{','.join(formats)}|{payload}".encode()).hexdigest()
+
+
+def render_views(views: list[dict], formats: tuple[str, ...], dirs: tuple[Path, ...], *,
+                 workers: int | None = None, progress: Callable[[str], None] | None = None,
+                 submit: Callable | None = None) -> RenderOutcome:
+    """Render every view; one failure does not stop the others. ``submit`` lets another
+    executor (a Dask client) take the work: it is called as submit(views, formats, dirs,
+    on_done) and must call on_done(view, files_or_exception) for each view."""
+    files: dict[str, bytes] = {}
+    failures: dict[str, str] = {}
+
+    def done(view: dict, result) -> None:
+        if isinstance(result, BaseException):
+            failures[view["file"]] = str(result)
+        else:
+            files.update(result)
+        if progress:
+            progress(view["file"])
+
+    if submit is not None:
+        submit(views, formats, dirs, done)
+    else:
+        workers = workers or os.cpu_count() or 1
+        if workers <= 1 or len(views) <= 1:
+            renderer = Renderer(dirs)
+            for view in views:
+                try:
+                    done(view, renderer.render(view, formats))
+                except Exception as exc:
+                    done(view, exc)
+        else:
+            _render_pool(views, formats, dirs, workers, done)
+    return RenderOutcome(files, failures, len(views), 0)
+
+
+def _render_pool(views, formats, dirs, workers, done) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(views)), mp_context=context,
+                             initializer=_init_worker, initargs=(dirs,)) as pool:
+        futures = {pool.submit(_render_task, view, formats): view for view in views}
+        for future in as_completed(futures):
+            view = futures[future]
+            try:
+                done(view, future.result())
+            except Exception as exc:
+                done(view, exc)

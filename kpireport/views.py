@@ -1,0 +1,353 @@
+"""Results → the view model of each report: every label, number and colour resolved here.
+
+Templates receive plain dicts of strings (and chart SVG) and only lay them out. The dicts are
+small and picklable, so they travel cheaply to worker processes or a Dask cluster, and their
+JSON is the content hash of the render cache.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter, defaultdict
+
+from kpireport import charts
+from kpireport.i18n import Formatter
+from kpireport.model import month_label
+from kpireport.results import Results
+from kpireport.scoring import LineResult, OwnerScore, Window, status_of
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated where it is shown."""
+    return message
+
+
+STATUS_LABELS = {"green": N_("On track"), "amber": N_("At risk"), "red": N_("Off track"),
+                 "none": N_("No data")}
+STATUS_ICONS = {"green": "●", "amber": "▲", "red": "■", "none": "○"}
+DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is better"),
+                    "range": N_("within range")}
+
+
+def slug(text: str) -> str:
+    """A file-name-safe slug: 'Customer Success' → 'customer-success', 'Kinh doanh' → 'kinh-doanh'."""
+    text = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
+    text = text.encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "department"
+
+
+class ViewBuilder:
+    """Builds the views of one Results, sharing the formatter and lookups."""
+
+    def __init__(self, results: Results) -> None:
+        self.r = results
+        s = results.book.settings
+        self.fmt = Formatter(s.locale, s.currency)
+        self._ = self.fmt.gettext
+        self.goals = {g.goal_id: g for g in results.book.goals}
+        self.people = {p.employee_id: p for p in results.book.people}
+        period = results.scores.period
+        self.period_label = self.fmt.month(period // 12, period % 12 + 1)
+        self.ytd_label = self._("Year to date") + f" ({self.fmt.month(results.scores.fiscal_start // 12, results.scores.fiscal_start % 12 + 1)} – {self.period_label})"
+        self.slugs = self._department_slugs()
+
+    def _department_slugs(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        used: set[str] = set()
+        for dept in self.r.book.departments:
+            base = candidate = slug(dept)
+            n = 2
+            while candidate in used:
+                candidate = f"{base}-{n}"
+                n += 1
+            used.add(candidate)
+            found[dept] = candidate
+        return found
+
+    # ------------------------------------------------------------------ common pieces
+    def common(self, kind: str, title: str, depth: int) -> dict:
+        s = self.r.book.settings
+        up = "../" * depth
+        return {"kind": kind, "title": title, "organization": s.organization,
+                "report_title": s.report_title, "period": self.r.period,
+                "period_label": self.period_label, "ytd_label": self.ytd_label,
+                "lang": s.locale.split("_")[0], "locale": s.locale, "currency": s.currency,
+                "index_href": f"{up}index.html", "company_href": f"{up}company.html",
+                "source_file": self.r.book.source_file}
+
+    def status(self, status: str) -> dict:
+        return {"code": status, "label": self._(STATUS_LABELS[status]),
+                "icon": STATUS_ICONS[status]}
+
+    def score(self, value: float | None) -> str:
+        return self.fmt.percent(value, 1)
+
+    def window(self, w: Window, line: LineResult) -> dict:
+        kpi = line.kpi
+        return {"actual": self.fmt.value(w.actual, kpi.unit, kpi.decimals),
+                "target": self._target_text(w, line),
+                "attainment": self.fmt.percent(w.attainment, 1),
+                "score": self.score(w.score), "status": self.status(w.status)}
+
+    def _target_text(self, w: Window, line: LineResult) -> str:
+        kpi = line.kpi
+        if kpi.direction == "range" and w.target is not None:
+            return (f"{self.fmt.value(w.target, kpi.unit, kpi.decimals)} – "
+                    f"{self.fmt.value(w.target_max, kpi.unit, kpi.decimals)}")
+        return self.fmt.value(w.target, kpi.unit, kpi.decimals)
+
+    def kpi_row(self, line: LineResult) -> dict:
+        kpi = line.kpi
+        goal = self.goals.get(line.goal_id or "")
+        strategic = self.goals.get(line.strategic_goal_id or "")
+        ytd = line.ytd
+        label = f"{kpi.kpi}: {self.fmt.value(ytd.actual, kpi.unit, kpi.decimals)}"
+        history = line.history
+        return {
+            "kpi_id": kpi.kpi_id, "name": kpi.kpi, "unit": kpi.unit,
+            "direction": self._(DIRECTION_LABELS[kpi.direction]),
+            "formula": kpi.formula or "",
+            "goal": goal.goal if goal else "", "goal_id": goal.goal_id if goal else "",
+            "strategic": strategic.goal if strategic and strategic is not goal else "",
+            "weight": self.fmt.percent(line.weight, 0),
+            "scored": line.weight > 0,
+            "rolled_up": line.rolled_up,
+            "month": self.window(line.month, line), "ytd": self.window(ytd, line),
+            "bullet": charts.bullet(ytd.actual, ytd.target, ytd.threshold, ytd.stretch,
+                                    ytd.target_max, kpi.direction, ytd.status, label),
+            "spark": charts.sparkline([a for _, a, _ in history], [t for _, _, t in history],
+                                      f"{kpi.kpi}: " + ", ".join(
+                                          f"{month_label(m)} "
+                                          f"{self.fmt.value(a, kpi.unit, kpi.decimals)}"
+                                          for m, a, _ in history)),
+        }
+
+    def summary(self, owner: OwnerScore) -> dict:
+        return {"month_score": self.score(owner.month_score),
+                "month_status": self.status(owner.month_status),
+                "ytd_score": self.score(owner.ytd_score),
+                "ytd_status": self.status(owner.ytd_status)}
+
+    def no_data(self, owner: OwnerScore) -> list[str]:
+        return [f"{ln.kpi.kpi} ({self._('month')})" if ln.ytd.score is not None else ln.kpi.kpi
+                for ln in owner.lines if ln.month.score is None or ln.ytd.score is None]
+
+    def comments(self, owner_id: str) -> list[dict]:
+        kpis = {k.kpi_id: k.kpi for k in self.r.book.kpis}
+        return [{"author": c.author or "", "kpi": kpis.get(c.kpi_id or "", ""),
+                 "text": c.comment}
+                for c in self.r.book.comments
+                if c.owner == owner_id and c.period == self.r.scores.period]
+
+    # ------------------------------------------------------------------ employee
+    def employee(self, owner: OwnerScore) -> dict:
+        person = owner.person
+        assert person is not None
+        manager = self.people.get(person.manager_id or "")
+        view = self.common("employee", f"{self.r.book.settings.report_title} — {person.name}", 1)
+        view.update({
+            "file": f"employees/{owner.owner}",
+            "person": {"id": person.employee_id, "name": person.name,
+                       "title": person.title or "", "department": person.department,
+                       "manager": manager.name if manager else "",
+                       "department_href": f"../departments/{self.slugs[person.department]}.html"},
+            "summary": self.summary(owner),
+            "pay": self.pay(owner.owner),
+            "kpis": [self.kpi_row(ln) for ln in owner.lines],
+            "no_data": self.no_data(owner),
+            "comments": self.comments(owner.owner),
+        })
+        return view
+
+    def pay(self, employee_id: str) -> dict:
+        pay = self.r.pay[employee_id]
+        f = self.fmt
+        basis = self._("year-to-date score") if pay.basis == "ytd" else self._("month score")
+        if pay.bonus is None:
+            reason = (self._("No bonus: there is no score for this period.")
+                      if pay.score is None else
+                      self._("No bonus: base salary or target bonus is not set."))
+            calculation = reason
+        else:
+            share = "" if pay.basis == "ytd" else " ÷ 12"
+            calculation = (f"{f.money(pay.base_salary)} × {f.percent(pay.target_bonus_pct, 1)}"
+                           f"{share} × {f.percent(pay.bonus_payout, 1)} × "
+                           f"{pay.days_employed}/{pay.days_in_period} {self._('days')} = "
+                           f"{f.money(pay.bonus)}")
+        return {"band": pay.band or "—", "basis": basis,
+                "score": self.score(pay.score),
+                "bonus_payout": f.percent(pay.bonus_payout, 1),
+                "bonus": f.money(pay.bonus), "target_bonus": f.money(pay.target_bonus),
+                "calculation": calculation,
+                "base_salary": f.money(pay.base_salary),
+                "salary_increase": f.percent(pay.salary_increase, 1),
+                "recommended_salary": f.money(pay.recommended_salary),
+                "prorated": pay.days_employed < pay.days_in_period}
+
+    # ------------------------------------------------------------------ department
+    def department(self, name: str) -> dict:
+        own = next((o for o in self.r.owners if o.owner_type == "department" and o.owner == name),
+                   None)
+        team = [o for o in self.r.owners if o.owner_type == "employee"
+                and o.department == name]
+        team.sort(key=lambda o: (o.ytd_score is None, -(o.ytd_score or 0), o.name))
+        view = self.common("department", f"{name} — {self._('Department review')}", 1)
+        view.update({
+            "file": f"departments/{self.slugs[name]}", "name": name,
+            "headcount": len([p for p in self.r.book.people if p.department == name]),
+            "summary": self.summary(own) if own else None,
+            "kpis": [self.kpi_row(ln) for ln in own.lines] if own else [],
+            "no_data": self.no_data(own) if own else [],
+            "team": [self.team_row(o, "../employees/") for o in team],
+            "bands": self.band_chart(team),
+            "top": self.extremes(team, best=True), "bottom": self.extremes(team, best=False),
+            "comments": self.comments(name),
+            "bonus_total": self.fmt.money(self._bonus_total(team)),
+        })
+        return view
+
+    def team_row(self, o: OwnerScore, prefix: str) -> dict:
+        pay = self.r.pay.get(o.owner)
+        person = o.person
+        return {"id": o.owner, "name": o.name, "title": person.title if person else "",
+                "department": o.department or "",
+                "href": f"{prefix}{o.owner}.html", "month_score": self.score(o.month_score),
+                "ytd_score": self.score(o.ytd_score), "status": self.status(o.ytd_status),
+                "band": pay.band if pay and pay.band else "—",
+                "bonus": self.fmt.money(pay.bonus) if pay else "—"}
+
+    def band_chart(self, team: list[OwnerScore]) -> dict:
+        counts = Counter(self.r.pay[o.owner].band or self._("No score") for o in team
+                         if o.owner in self.r.pay)
+        names = [b.band for b in self.r.book.bands] + [self._("No score")]
+        shades = ["#c8372d", "#e0803a", "#f2b632", "#5aa469", "#1b7a43", "#0f5130"]
+        items = []
+        for i, band in enumerate(names):
+            if counts.get(band) or band != self._("No score"):
+                colour = "#9aa3ad" if band == self._("No score") else \
+                    shades[min(i * (len(shades) - 1) // max(len(names) - 2, 1), len(shades) - 1)]
+                items.append((band, counts.get(band, 0), str(counts.get(band, 0)), colour))
+        return {"svg": charts.bars(items, self._("Band distribution"), width=480),
+                "rows": [{"band": n, "count": c} for n, c, _, _ in items]}
+
+    def extremes(self, team: list[OwnerScore], best: bool, n: int = 3) -> list[dict]:
+        lines = [(ln, o) for o in team for ln in o.lines if ln.ytd.score is not None
+                 and ln.weight > 0]
+        lines.sort(key=lambda p: (p[0].ytd.score, p[1].owner), reverse=best)
+        return [{"kpi": ln.kpi.kpi, "owner": o.name, "score": self.score(ln.ytd.score),
+                 "status": self.status(ln.ytd.status)} for ln, o in lines[:n]]
+
+    def _bonus_total(self, team: list[OwnerScore]):
+        amounts = [self.r.pay[o.owner].bonus for o in team if o.owner in self.r.pay]
+        known = [a for a in amounts if a is not None]
+        return sum(known) if known else None
+
+    # ------------------------------------------------------------------ company
+    def company(self) -> dict:
+        own = next((o for o in self.r.owners if o.owner_type == "company"), None)
+        employees = [o for o in self.r.owners if o.owner_type == "employee"]
+        departments = []
+        s = self.r.book.settings
+        for dept in self.r.book.departments:
+            members = [o for o in employees if o.department == dept]
+            dept_owner = next((o for o in self.r.owners if o.owner_type == "department"
+                               and o.owner == dept), None)
+            scores = [o.ytd_score for o in members if o.ytd_score is not None]
+            team_avg = sum(scores) / len(scores) if scores else None
+            score = dept_owner.ytd_score if dept_owner else team_avg
+            departments.append({
+                "name": dept, "href": f"departments/{self.slugs[dept]}.html",
+                "score_value": score, "score": self.score(score),
+                "status": self.status(status_of(score, s.rag_green, s.rag_amber)),
+                "team_average": self.score(team_avg), "headcount": len(members),
+                "bonus": self.fmt.money(self._bonus_total(members))})
+        chart_items = [(d["name"], d["score_value"] or 0.0, d["score"],
+                        charts.STATUS_COLOURS[d["status"]["code"]]) for d in departments]
+        view = self.common("company", f"{s.organization} — {self._('Company review')}", 0)
+        for d in departments:
+            d.pop("score_value")
+        total = self._bonus_total(employees)
+        target_total = [self.r.pay[o.owner].target_bonus for o in employees
+                        if o.owner in self.r.pay and self.r.pay[o.owner].target_bonus is not None]
+        view.update({
+            "file": "company", "index_href": "index.html", "company_href": "company.html",
+            "summary": self.summary(own) if own else None,
+            "kpis": [self.kpi_row(ln) for ln in own.lines] if own else [],
+            "no_data": self.no_data(own) if own else [],
+            "cascade": self.cascade(),
+            "departments": departments,
+            "department_chart": charts.bars(chart_items, self._("Department scores"),
+                                            scale_max=max([1.5] + [v for _, v, _, _ in
+                                                                   chart_items])),
+            "bands": self.band_chart(employees),
+            "headcount": len(employees),
+            "bonus_total": self.fmt.money(total),
+            "bonus_target_total": self.fmt.money(sum(target_total) if target_total else None),
+            "comments": self.comments("COMPANY"),
+        })
+        return view
+
+    def cascade(self) -> list[dict]:
+        """Strategic goals → the goals below them → the KPIs serving each, with status."""
+        s = self.r.book.settings
+        lines_by_kpi: dict[str, list[LineResult]] = defaultdict(list)
+        for o in self.r.owners:
+            for ln in o.lines:
+                lines_by_kpi[ln.kpi_id].append(ln)
+        children: dict[str | None, list] = defaultdict(list)
+        for g in self.r.book.goals:
+            children[g.parent_goal_id].append(g)
+
+        def kpis_of(goal_id: str) -> list[dict]:
+            found = []
+            for kpi in self.r.book.kpis:
+                if kpi.goal_id != goal_id or not lines_by_kpi.get(kpi.kpi_id):
+                    continue
+                lines = lines_by_kpi[kpi.kpi_id]
+                company = next((ln for ln in lines if ln.owner == "COMPANY"), None)
+                scores = [ln.ytd.score for ln in lines if ln.ytd.score is not None]
+                score = company.ytd.score if company else (sum(scores) / len(scores)
+                                                           if scores else None)
+                counts = Counter(ln.ytd.status for ln in lines)
+                found.append({"kpi": kpi.kpi, "score": self.score(score),
+                              "status": self.status(status_of(score, s.rag_green,
+                                                              s.rag_amber)),
+                              "owners": len(lines),
+                              "split": " · ".join(f"{STATUS_ICONS[c]} {counts[c]}"
+                                                  for c in ("green", "amber", "red", "none")
+                                                  if counts.get(c))})
+            return found
+
+        def node(goal, depth: int) -> dict:
+            return {"id": goal.goal_id, "goal": goal.goal, "level": self._(goal.level),
+                    "perspective": goal.perspective or "", "kpis": kpis_of(goal.goal_id),
+                    "children": [node(c, depth + 1) for c in children.get(goal.goal_id, [])
+                                 if depth < 4]}
+
+        return [node(g, 0) for g in children.get(None, [])]
+
+    # ------------------------------------------------------------------ index
+    def index(self) -> dict:
+        view = self.common("index", f"{self.r.book.settings.organization} — "
+                                    f"{self._('Reports')}", 0)
+        employees = [o for o in self.r.owners if o.owner_type == "employee"]
+        employees.sort(key=lambda o: (o.department or "", o.name))
+        view.update({
+            "file": "index", "index_href": "index.html", "company_href": "company.html",
+            "departments": [{"name": d, "href": f"departments/{self.slugs[d]}.html"}
+                            for d in self.r.book.departments],
+            "employees": [self.team_row(o, "employees/") for o in employees],
+            "files": ["results.json", "results.xlsx", "payroll.csv"],
+        })
+        return view
+
+
+def all_views(results: Results) -> list[dict]:
+    """Every report of a build: company, departments, employees with scorecards, index."""
+    builder = ViewBuilder(results)
+    views = [builder.company()]
+    views += [builder.department(d) for d in results.book.departments]
+    views += [builder.employee(o) for o in results.owners if o.owner_type == "employee"]
+    views.append(builder.index())
+    return views
