@@ -29,7 +29,8 @@ class Pay:
     base_salary: float | None
     target_bonus_pct: float | None
     days_employed: int
-    days_in_period: int
+    days_in_period: int  # the denominator: days in the fiscal year (ytd) or the month
+    days_in_window: int  # days from the start of the window through the report month
     target_bonus: Decimal | None  # the bonus at 100% payout for the basis period
 
 
@@ -113,7 +114,8 @@ def pay_for(person: Person, month_score: float | None, ytd_score: float | None,
             recommended = round_money(base * (1 + _dec(band.salary_increase)), currency)
     return Pay(basis, score, band.band if band else None, payout,
                band.salary_increase if band else None, bonus, recommended,
-               person.base_salary, person.target_bonus_pct, employed, days_total, target_bonus)
+               person.base_salary, person.target_bonus_pct, employed, days_total,
+               (window_end - window_start).days + 1, target_bonus)
 
 
 def _dec(value: float | None) -> Decimal | None:

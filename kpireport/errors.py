@@ -31,7 +31,7 @@ class InvalidWorkbook(KpireportError):
         first = errors[0] if errors else None
         text = f"{len(errors)} error(s) in the workbook"
         if first is not None:
-            text += f"; first: {first.location}: {first.message}"
+            text += f"; first: {first.message}"
         super().__init__(text + " (run `kpireport check` for the full list)")
 
 

@@ -150,7 +150,7 @@ def acme() -> WorkbookData:
         line(emp, "REV", 0.6, 50000, 40000, 65000, baseline=44000)
         line(emp, "DEALS", 0.4, 8, 6, 11)
     line("E007", "CAC", 0.4, 400, 480, 330)
-    line("E007", "SIGNUPS", 0.0, 1800)
+    line("E007", "LEADS", 0.0, 300)
     line("E007", "ENGAGE", 0.6, 75, 65, 85)
     line("E008", "VISITS", 0.3, 40000, 32000, 50000)
     line("E008", "SIGNUPS", 0.3, 1200, 950, 1500)

@@ -26,6 +26,8 @@ def N_(message: str) -> str:
 STATUS_LABELS = {"green": N_("On track"), "amber": N_("At risk"), "red": N_("Off track"),
                  "none": N_("No data")}
 STATUS_ICONS = {"green": "●", "amber": "▲", "red": "■", "none": "○"}
+LEVEL_LABELS = {"strategic": N_("strategic"), "tactical": N_("tactical"),
+                "operational": N_("operational")}
 DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is better"),
                     "range": N_("within range")}
 
@@ -130,7 +132,8 @@ class ViewBuilder:
                 "ytd_status": self.status(owner.ytd_status)}
 
     def no_data(self, owner: OwnerScore) -> list[str]:
-        return [f"{ln.kpi.kpi} ({self._('month')})" if ln.ytd.score is not None else ln.kpi.kpi
+        month = self._("this month")
+        return [f"{ln.kpi.kpi} ({month})" if ln.ytd.score is not None else ln.kpi.kpi
                 for ln in owner.lines if ln.month.score is None or ln.ytd.score is None]
 
     def comments(self, owner_id: str) -> list[dict]:
@@ -171,9 +174,10 @@ class ViewBuilder:
             calculation = reason
         else:
             share = "" if pay.basis == "ytd" else " ÷ 12"
+            days = self._("days")
             calculation = (f"{f.money(pay.base_salary)} × {f.percent(pay.target_bonus_pct, 1)}"
                            f"{share} × {f.percent(pay.bonus_payout, 1)} × "
-                           f"{pay.days_employed}/{pay.days_in_period} {self._('days')} = "
+                           f"{pay.days_employed}/{pay.days_in_period} {days} = "
                            f"{f.money(pay.bonus)}")
         return {"band": pay.band or "—", "basis": basis,
                 "score": self.score(pay.score),
@@ -183,7 +187,7 @@ class ViewBuilder:
                 "base_salary": f.money(pay.base_salary),
                 "salary_increase": f.percent(pay.salary_increase, 1),
                 "recommended_salary": f.money(pay.recommended_salary),
-                "prorated": pay.days_employed < pay.days_in_period}
+                "prorated": pay.days_employed < pay.days_in_window}
 
     # ------------------------------------------------------------------ department
     def department(self, name: str) -> dict:
@@ -192,7 +196,8 @@ class ViewBuilder:
         team = [o for o in self.r.owners if o.owner_type == "employee"
                 and o.department == name]
         team.sort(key=lambda o: (o.ytd_score is None, -(o.ytd_score or 0), o.name))
-        view = self.common("department", f"{name} — {self._('Department review')}", 1)
+        review = self._("Department review")
+        view = self.common("department", f"{name} — {review}", 1)
         view.update({
             "file": f"departments/{self.slugs[name]}", "name": name,
             "headcount": len([p for p in self.r.book.people if p.department == name]),
@@ -264,7 +269,8 @@ class ViewBuilder:
                 "bonus": self.fmt.money(self._bonus_total(members))})
         chart_items = [(d["name"], d["score_value"] or 0.0, d["score"],
                         charts.STATUS_COLOURS[d["status"]["code"]]) for d in departments]
-        view = self.common("company", f"{s.organization} — {self._('Company review')}", 0)
+        review = self._("Company review")
+        view = self.common("company", f"{s.organization} — {review}", 0)
         for d in departments:
             d.pop("score_value")
         total = self._bonus_total(employees)
@@ -320,7 +326,7 @@ class ViewBuilder:
             return found
 
         def node(goal, depth: int) -> dict:
-            return {"id": goal.goal_id, "goal": goal.goal, "level": self._(goal.level),
+            return {"id": goal.goal_id, "goal": goal.goal, "level": self._(LEVEL_LABELS[goal.level]),
                     "perspective": goal.perspective or "", "kpis": kpis_of(goal.goal_id),
                     "children": [node(c, depth + 1) for c in children.get(goal.goal_id, [])
                                  if depth < 4]}
@@ -329,8 +335,8 @@ class ViewBuilder:
 
     # ------------------------------------------------------------------ index
     def index(self) -> dict:
-        view = self.common("index", f"{self.r.book.settings.organization} — "
-                                    f"{self._('Reports')}", 0)
+        reports = self._("Reports")
+        view = self.common("index", f"{self.r.book.settings.organization} — {reports}", 0)
         employees = [o for o in self.r.owners if o.owner_type == "employee"]
         employees.sort(key=lambda o: (o.department or "", o.name))
         view.update({

@@ -43,6 +43,10 @@ BASE: dict[str, list[list[object]]] = {
 }
 
 
+class Literal(str):
+    """Text written as a plain string cell even when it starts with '=' (not a formula)."""
+
+
 def write_xlsx(path: Path, sheets: dict[str, list[list[object]] | None]) -> Path:
     from openpyxl import Workbook
 
@@ -54,6 +58,9 @@ def write_xlsx(path: Path, sheets: dict[str, list[list[object]] | None]) -> Path
         sheet = book.create_sheet(name)
         for row in rows:
             sheet.append(row)
+            for cell, value in zip(sheet[sheet.max_row], row):
+                if isinstance(value, Literal):
+                    cell.data_type = "s"
     book.save(path)
     return path
 

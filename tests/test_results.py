@@ -1,0 +1,133 @@
+"""results.json / results.xlsx / payroll.csv, and the build that writes them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import jsonschema
+import openpyxl
+import pytest
+
+from kpireport import api
+from kpireport.results import compute, payroll_csv, results_json, results_xlsx, safe_text
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "kpireport" / "schemas" /
+                     "results-1.schema.json").read_text())
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
+
+
+@pytest.fixture(scope="module")
+def acme():
+    book, issues = api.load(SAMPLES / "acme.xlsx")
+    return compute(book, issues)
+
+
+def test_results_json_matches_schema_and_spec_shape(acme):
+    doc = results_json(acme)
+    jsonschema.validate(doc, SCHEMA)
+    assert list(doc) == ["schema", "organization", "period", "fiscal_year_start", "currency",
+                         "locale", "source", "scorecards", "issues"]
+    assert doc["period"] == "2026-03" and doc["fiscal_year_start"] == "2025-04"
+    owners = {s["owner"] for s in doc["scorecards"]}
+    assert {"COMPANY", "Sales", "Marketing", "E001", "E015"} <= owners
+    company = next(s for s in doc["scorecards"] if s["owner"] == "COMPANY")
+    assert company["bonus"] is None and company["band"] is None
+    json.dumps(doc, allow_nan=False)  # no NaN sneaks in
+
+
+def test_spec_example_json(make_workbook):
+    book, issues = api.load(make_workbook())
+    doc = results_json(compute(book, issues))
+    jsonschema.validate(doc, SCHEMA)
+    alice = next(s for s in doc["scorecards"] if s["owner"] == "E1")
+    assert alice["ytd"] == {"score": pytest.approx(1.15), "status": "green"}
+    assert alice["band"] == "Exceeds" and alice["bonus"] == 1454.79  # 60000×0.1×1.5×59/365
+    assert alice["kpis"][0]["month"] == {"actual": 130.0, "target": 100.0, "attainment": 1.3,
+                                         "score": 1.5, "status": "green"}
+
+
+def test_payroll_csv_columns_and_money(acme):
+    rows = list(csv.reader(io.StringIO(payroll_csv(acme).decode())))
+    assert rows[0] == ["employee_id", "name", "department", "ytd_score", "band",
+                       "bonus_payout", "bonus", "salary_increase", "recommended_salary",
+                       "currency"]
+    assert len(rows) == 16
+    for row in rows[1:]:
+        assert row[9] == "USD"
+        if row[6]:
+            assert len(row[6].split(".")[1]) == 2
+
+
+def test_xlsx_sheets_formats_filters(acme):
+    book = openpyxl.load_workbook(io.BytesIO(results_xlsx(acme)))
+    assert book.sheetnames == ["Owners", "KPI lines"]
+    owners = book["Owners"]
+    assert owners.freeze_panes == "B2" and owners.auto_filter.ref.startswith("A1:")
+    assert owners["E2"].number_format == "0.0%"
+    assert owners["K2"].number_format == "#,##0.00"
+
+
+@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)",
+                                  "\tx", "\rx"])
+def test_text_never_becomes_a_formula(text):
+    assert safe_text(text) == "'" + text
+    assert safe_text("Alice") == "Alice" and safe_text(5) == 5
+
+
+def test_injection_through_names_is_neutralised(make_workbook, tmp_path):
+    from tests.conftest import BASE, Literal
+
+    people = [row[:] for row in BASE["People"]]
+    people[1][1] = Literal("=cmd|' /C calc'!A0")
+    book, issues = api.load(make_workbook(People=people))
+    results = compute(book, issues)
+    sheet = openpyxl.load_workbook(io.BytesIO(results_xlsx(results)))["Owners"]
+    names = [c.value for c in sheet["C"]]
+    assert "'=cmd|' /C calc'!A0" in names
+    assert all(c.data_type != "f" for c in sheet["C"])
+    assert "'=cmd" in payroll_csv(results).decode()
+
+
+def test_build_writes_every_file_and_rebuild_is_cached(make_workbook, tmp_path):
+    out = tmp_path / "out"
+    first = api.build(make_workbook("book.xlsx"), out=out, formats=("html",), workers=1)
+    run = out / "2026-02"
+    assert first.ok and first.rendered == 5  # company, 1 department, 2 employees, index
+    for name in ("results.json", "results.xlsx", "payroll.csv", "index.html", "company.html",
+                 "departments/sales.html", "employees/E1.html", "employees/E2.html"):
+        assert (run / name).is_file(), name
+    assert not list(tmp_path.glob("out/.*staging*"))
+    again = api.build(make_workbook("book.xlsx"), out=out, formats=("html",), workers=1)
+    assert (again.rendered, again.cached) == (0, 5)
+
+
+def test_changed_number_rerenders_only_what_changed(make_workbook, tmp_path):
+    from tests.conftest import BASE
+
+    out = tmp_path / "out"
+    api.build(make_workbook("book.xlsx"), out=out, formats=("html",), workers=1)
+    actuals = [row[:] for row in BASE["Actuals"]]
+    actuals[3][3] = 96  # Bob's February revenue
+    again = api.build(make_workbook("book.xlsx", Actuals=actuals), out=out, formats=("html",), workers=1)
+    # Bob's review, his department, the company and the index change; Alice's does not.
+    assert again.cached == 1 and again.rendered == 4
+
+
+def test_failed_build_leaves_previous_files(make_workbook, tmp_path):
+    out = tmp_path / "out"
+    api.build(make_workbook("book.xlsx"), out=out, formats=("html",), workers=1)
+    before = {p: p.read_bytes() for p in (out / "2026-02").rglob("*") if p.is_file()}
+    broken = tmp_path / "tpl"
+    broken.mkdir()
+    (broken / "employee.html").write_text("{% extends 'base.html' %}{% block content %}"
+                                          "{{ no_such_variable }}{% endblock %}")
+    result = api.build(make_workbook("book.xlsx"), out=out, formats=("html",), workers=1,
+                       templates=broken)
+    assert not result.ok and set(result.failures) == {"employees/E1", "employees/E2"}
+    assert "no_such_variable" in result.failures["employees/E1"]
+    assert "employee.html, line 1" in result.failures["employees/E1"]
+    after = {p: p.read_bytes() for p in (out / "2026-02").rglob("*") if p.is_file()}
+    assert after == before
