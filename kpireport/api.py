@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kpireport.errors import InvalidWorkbook, KpireportError
 from kpireport.issues import Issue
 from kpireport.model import Book
-from kpireport.results import Results
+
+if TYPE_CHECKING:
+    from kpireport.results import Results
 from kpireport.validate import validate
 from kpireport.workbook import read_workbook
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|([A-Za-z][A-Za-z0-9_]*)|(.))")
 
@@ -117,12 +119,16 @@ def rename(node: Node, names: dict[str, str]) -> Node:
 
 def evaluate(node: Node, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate over arrays; return (result, divided_by_zero). NaN in → NaN out."""
+    import numpy as np
+
     with np.errstate(divide="ignore", invalid="ignore"):
         result, zero = _eval(node, values)
     return result, zero
 
 
 def _eval(node: Node, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     if node.op == "num":
         shape = next(iter(values.values())).shape if values else ()
         return np.full(shape, node.value), np.zeros(shape, dtype=bool)

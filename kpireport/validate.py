@@ -65,6 +65,7 @@ class _Validator:
         self.raw = raw
         self.log = IssueLog()
         self.tables: dict[str, Table] = {}
+        self.line_keys: set[tuple[str, str]] = set()  # every (owner, kpi) typed in Scorecards
 
     # ---------------------------------------------------------------- structure
     def run(self) -> tuple[Book | None, list[Issue]]:
@@ -302,8 +303,9 @@ class _Validator:
             name = read.text(table.value(r, "name"), table.cell(r, "name"), single_line=True)
             dept = read.text(table.value(r, "department"), table.cell(r, "department"),
                              single_line=True)
-            for value, column in ((emp, "employee_id"), (name, "name"), (dept, "department")):
-                if value is None and (r, table.columns[column]) not in self._bad_cells(table):
+            for column in ("employee_id", "name", "department"):
+                if is_blank(table.value(r, column)) and \
+                        (r, table.columns[column]) not in self._bad_cells(table):
                     self._required(table, r, column)
             if emp is None:
                 continue
@@ -509,6 +511,7 @@ class _Validator:
                                f"{table.name}!{formulas[key][1]}: the formula of "
                                f"{kpis[key].kpi_id} refers to itself, directly or through "
                                "another formula")
+                continue
             for ref in refs:
                 if ref in formulas:
                     self.log.error("nested-formula", table.name, formulas[key][1],
@@ -586,6 +589,7 @@ class _Validator:
         lines: list[ScorecardLine] = []
         seen: dict[tuple[str, str], str] = {}
         weights: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        bad_weights: set[str] = set()
         for r in table.rows:
             for column in ("owner", "kpi_id", "weight", "target"):
                 if is_blank(table.value(r, column)) and \
@@ -599,6 +603,17 @@ class _Validator:
                                    what="weight")
             numbers = {c: read.number(table.value(r, c), table.cell(r, c))
                        for c in ("target", "threshold", "stretch", "target_max", "baseline")}
+            pair = None
+            if owner is not None and not is_blank(table.value(r, "kpi_id")):
+                pair = (owner.casefold(), str(table.value(r, "kpi_id")).strip().casefold())
+            if owner is not None and weight is None and not is_blank(table.value(r, "weight")):
+                bad_weights.add(owner)
+            if owner is not None and weight is not None and weight > 0 and \
+                    pair not in self.line_keys:
+                weights[owner].append((weight, table.cell(r, "weight")))
+            if pair is not None:
+                # Rows of a rejected line are not reported again as unknown in Actuals.
+                self.line_keys.add(pair)
             if owner is None or kpi is None or weight is None or numbers["target"] is None:
                 continue
             key = (owner, kpi.kpi_id)
@@ -611,9 +626,9 @@ class _Validator:
             line = ScorecardLine(owner, kpi.kpi_id, weight, row=r + 1, **numbers)
             if self._line_order_ok(table, r, line, kpi):
                 lines.append(line)
-            if weight > 0:
-                weights[owner].append((weight, table.cell(r, "weight")))
         for owner, items in weights.items():
+            if owner in bad_weights:
+                continue  # a weight already reported as wrong; its sum would only repeat it
             total = sum(w for w, _ in items)
             if abs(total - 1) > WEIGHT_TOLERANCE:
                 self.log.error("weights-not-100", table.name, items[0][1],
@@ -631,8 +646,9 @@ class _Validator:
         t, lo, hi = line.target, line.threshold, line.stretch
         if kpi.direction == "range":
             if line.target_max is None:
+                hint = "" if "target_max" in table.columns else " (add a target_max column)"
                 return bad("missing-target-max", "target_max",
-                           f"{kpi.kpi_id} is a range KPI; target_max is required")
+                           f"{kpi.kpi_id} is a range KPI; target_max is required{hint}")
             if line.target_max < t:
                 return bad("bad-target-max", "target_max",
                            f"target_max {line.target_max:g} is below target {t:g}")
@@ -773,7 +789,7 @@ class _Validator:
                                f"{table.name}!{cell}: {kid} is a formula KPI; it is computed "
                                "from its parts, delete this row")
                 del values[key]
-            elif key not in allowed:
+            elif key not in allowed and (owner.casefold(), kid.casefold()) not in self.line_keys:
                 self.log.error("unknown-scorecard-line", table.name, cell,
                                f"{table.name}!{cell}: {owner} has no scorecard line that uses "
                                f"{kid}; add it to Scorecards or delete this row")
