@@ -1,0 +1,255 @@
+"""Reports: view-model and HTML snapshots, real PDFs, Chromium, and the security walls."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from kpireport import api
+from kpireport.results import compute
+from kpireport.views import ViewBuilder, all_views, slug
+from tests.conftest import BASE, Literal, need_tool
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
+UPDATE = os.environ.get("KPIREPORT_UPDATE_SNAPSHOTS") == "1"
+
+
+def snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / name
+    if UPDATE or not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed; rerun with KPIREPORT_UPDATE_SNAPSHOTS=1"
+
+
+@pytest.fixture(scope="module")
+def acme_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("acme")
+    result = api.build(SAMPLES / "acme.xlsx", out=out, workers=2)
+    assert result.ok, result.failures
+    return result.run_dir
+
+
+@pytest.fixture(scope="module")
+def crm_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("crm")
+    result = api.build(SAMPLES / "onlinecrm.xlsx", out=out, workers=2)
+    assert result.ok, result.failures
+    return result.run_dir
+
+
+def spec_results(make_workbook):
+    book, issues = api.load(make_workbook("spec.xlsx"))
+    return compute(book, issues)
+
+
+def test_view_model_snapshot(make_workbook):
+    builder = ViewBuilder(spec_results(make_workbook))
+    view = builder.employee(builder.r.owner("E1"))
+    plain = {k: v for k, v in view.items()}
+    plain["kpis"] = [{k: v for k, v in row.items() if k not in ("bullet", "spark")}
+                     for row in view["kpis"]]
+    snapshot("employee_E1.view.json", json.dumps(plain, indent=1, ensure_ascii=False) + "\n")
+
+
+def test_html_fragment_snapshots(make_workbook, tmp_path):
+    result = api.build(make_workbook("spec.xlsx"), out=tmp_path, formats=("html",), workers=1)
+    html = (result.run_dir / "employees" / "E1.html").read_text()
+    table = re.search(r'<table class="kpis">.*?</table>', html, re.S).group(0)
+    snapshot("employee_E1.kpis.html", table + "\n")
+    cards = re.search(r'<section class="cards">.*?</section>', html, re.S).group(0)
+    snapshot("employee_E1.cards.html", cards + "\n")
+
+
+def test_same_input_gives_byte_identical_html(make_workbook, tmp_path):
+    book = make_workbook("spec.xlsx")
+    a = api.build(book, out=tmp_path / "a", formats=("html",), workers=1)
+    b = api.build(book, out=tmp_path / "b", formats=("html",), workers=2)
+    for path in sorted(a.run_dir.rglob("*.html")):
+        assert path.read_bytes() == (b.run_dir / path.relative_to(a.run_dir)).read_bytes()
+
+
+def test_every_report_is_written(acme_build):
+    names = {p.relative_to(acme_build).as_posix() for p in acme_build.rglob("*") if p.is_file()}
+    assert {"index.html", "company.html", "company.pdf", "results.json", "results.xlsx",
+            "payroll.csv", "departments/customer-success.pdf", "employees/E015.pdf"} <= names
+    assert len([n for n in names if n.startswith("employees/") and n.endswith(".pdf")]) == 15
+
+
+def test_employee_pdf_text_fonts_and_pages(acme_build):
+    reader = PdfReader(acme_build / "employees" / "E003.pdf")
+    assert 1 <= len(reader.pages) <= 2
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    for expected in ("Priya Nair", "Account Executive", "New revenue booked", "Exceeds",
+                     "Bonus calculation", "Page 1 of", "Acme Analytics Inc."):
+        assert expected in text, expected
+    assert "/EmbeddedFiles" not in str(reader.trailer["/Root"])
+    fonts = _fonts(reader)
+    assert fonts and all(embedded for _, embedded in fonts), fonts
+    # Only the fonts kpireport ships: nothing depends on what the reader's machine has.
+    assert {re.sub(r"^/[A-Z]{6}\+", "", name) for name, _ in fonts} <= {
+        "Noto-Sans", "Noto-Sans-Bold", "KPI-Symbols", "KPI-Symbols-Bold"}, fonts
+
+
+def _fonts(reader: PdfReader) -> list[tuple[str, bool]]:
+    found = []
+    for page in reader.pages:
+        resources = page["/Resources"]
+        for font in resources.get("/Font", {}).values():
+            font = font.get_object()
+            descendants = font.get("/DescendantFonts")
+            target = descendants[0].get_object() if descendants else font
+            descriptor = target.get("/FontDescriptor")
+            descriptor = descriptor.get_object() if descriptor else {}
+            embedded = any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
+            found.append((str(font.get("/BaseFont")), embedded))
+    return found
+
+
+def test_vietnamese_pdf_keeps_diacritics_and_formats_vnd(crm_build):
+    reader = PdfReader(crm_build / "employees" / "NV06.pdf")
+    text = "\n".join(page.extract_text() for page in reader.pages).replace("\xa0", " ")
+    for expected in ("Đỗ Thị Mai Anh", "Đánh giá hiệu suất công việc", "Lượt tương tác",
+                     "Thẻ điểm", "Trang 1 /", "₫"):
+        assert expected in text, expected
+    assert re.search(r"\d{1,3}(\.\d{3})+ ₫", text)
+    company = (crm_build / "company.html").read_text().replace("\xa0", " ")
+    assert "10.000.000.000 ₫" in company  # the company's monthly sales target
+
+
+def test_pdftotext_reads_the_company_report(acme_build):
+    tool = need_tool("pdftotext")
+    text = subprocess.run([tool, "-layout", str(acme_build / "company.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "Goal cascade" in text and "Departments" in text
+    assert "TOTAL BONUS COST" in text  # card labels are set in capitals by the stylesheet
+
+
+def test_index_opens_in_headless_chromium_without_console_errors(acme_build, tmp_path):
+    chromium = need_tool("chromium")
+    shot = tmp_path / "index.png"
+    run = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
+         "--v=0", f"--screenshot={shot}", "--window-size=1200,1600",
+         (acme_build / "index.html").as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000, run.stderr[-2000:]
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
+    assert not [line for line in console if "error" in line.lower()], console
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom",
+         (acme_build / "company.html").as_uri()],
+        capture_output=True, text=True, timeout=120).stdout
+    assert "Goal cascade" in dom and 'href="departments/marketing.html"' in dom
+
+
+def test_workbook_text_is_escaped(make_workbook, tmp_path):
+    people = [r[:] for r in BASE["People"]]
+    people[1][1] = Literal("<script>alert('x')</script><img src=x onerror=alert(1)>")
+    comments = [["owner", "period", "comment"],
+                ["E1", "2026-02", Literal("<iframe src='http://127.0.0.1:1/'></iframe>")]]
+    result = api.build(make_workbook(People=people, Comments=comments), out=tmp_path,
+                       formats=("html",), workers=1)
+    html = (result.run_dir / "employees" / "E1.html").read_text()
+    assert "<script>" not in html and "<iframe" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in html and "&lt;iframe" in html
+
+
+class _Counter(http.server.BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        _Counter.hits.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_url_fetcher_fetches_nothing_outside_the_templates(make_workbook, tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not for the report")
+    custom = tmp_path / "tpl"
+    custom.mkdir()
+    (custom / "employee.html").write_text(
+        "{% extends 'base.html' %}{% block content %}"
+        f"<img src='http://127.0.0.1:{port}/a.png'>"
+        f"<link rel='stylesheet' href='http://127.0.0.1:{port}/b.css'>"
+        f"<img src='{secret.as_uri()}'><img src='file:///etc/hostname'>"
+        f"<div style=\"background: url('http://127.0.0.1:{port}/c.png')\">x</div>"
+        "{% endblock %}")
+    try:
+        result = api.build(make_workbook(), out=tmp_path / "out", formats=("pdf",),
+                           templates=custom, workers=1)
+    finally:
+        server.shutdown()
+    assert result.ok, result.failures
+    assert _Counter.hits == []
+    pdf = (result.run_dir / "employees" / "E1.pdf").read_bytes()
+    assert b"not for the report" not in pdf
+
+
+def test_sandbox_blocks_python_internals(make_workbook, tmp_path):
+    custom = tmp_path / "tpl"
+    custom.mkdir()
+    (custom / "employee.html").write_text(
+        "{% extends 'base.html' %}{% block content %}"
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}{% endblock %}")
+    result = api.build(make_workbook(), out=tmp_path / "out", formats=("html",),
+                       templates=custom, workers=1)
+    assert not result.ok
+    assert all("SecurityError" in m or "unsafe" in m for m in result.failures.values())
+
+
+def test_template_syntax_error_names_file_and_line_before_any_work(make_workbook, tmp_path):
+    from kpireport.errors import TemplateError
+
+    custom = tmp_path / "tpl"
+    custom.mkdir()
+    (custom / "company.html").write_text("{% extends 'base.html' %}\n{% block content %}\n"
+                                         "{% if %}\n{% endblock %}")
+    with pytest.raises(TemplateError, match=r"company.html, line 3"):
+        api.build(make_workbook(), out=tmp_path / "out", templates=custom, workers=1)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.html"))
+
+
+def test_custom_template_overrides_by_file_name(make_workbook, tmp_path):
+    custom = tmp_path / "tpl"
+    custom.mkdir()
+    (custom / "report.css").write_text("body { color: #123456; }")
+    result = api.build(make_workbook(), out=tmp_path / "out", formats=("html",),
+                       templates=custom, workers=1)
+    assert "#123456" in (result.run_dir / "company.html").read_text()
+
+
+def test_slugs_are_file_safe():
+    assert slug("Customer Success") == "customer-success"
+    assert slug("Kinh doanh") == "kinh-doanh"
+    assert slug("Ban Giám đốc") == "ban-giam-doc"
+    assert slug("../../etc") == "etc"
+
+
+def test_all_views_are_small_and_picklable(make_workbook):
+    import pickle
+
+    views = all_views(spec_results(make_workbook))
+    assert [v["kind"] for v in views] == ["company", "department", "employee", "employee",
+                                          "index"]
+    assert all(len(pickle.dumps(v)) < 50_000 for v in views)
