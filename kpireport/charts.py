@@ -45,8 +45,8 @@ def bullet(actual: float | None, target: float | None, threshold: float | None,
         low = threshold if threshold is not None else target * 0.85
         zones = [(bottom, low, ZONE_POOR), (low, target, ZONE_OK), (target, top, ZONE_GOOD)]
     parts = [f'<svg class="bullet" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{escape(label)}"><title>{escape(label)}</title>']
+             f'height="{height}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+             f'role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>']
     for start, end, colour in zones:
         if end > start:
             parts.append(f'<rect x="{_f(x(start))}" y="3" width="{_f(x(end) - x(start))}" '

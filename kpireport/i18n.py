@@ -19,6 +19,7 @@ from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "kpireport"
+COMPACT_FROM = 100_000_000
 
 
 @lru_cache(maxsize=16)
@@ -80,8 +81,16 @@ class Formatter:
 
         return format_date(dt.date(year, month, 1), format="MMMM y", locale=self.locale)
 
-    def value(self, value: float | None, unit: str, decimals: int | None) -> str:
-        """A KPI value in its unit."""
+    def value(self, value: float | None, unit: str, decimals: int | None, *,
+              compact: bool = False) -> str:
+        """A KPI value in its unit; ``compact`` shortens 100 million and more (10,76 T ₫)."""
+        if compact and value is not None and abs(value) >= COMPACT_FROM and unit != "percent":
+            from babel.numbers import format_compact_currency, format_compact_decimal
+
+            if unit == "currency":
+                return format_compact_currency(value, self.currency, locale=self.locale,
+                                               fraction_digits=2)
+            return format_compact_decimal(value, locale=self.locale, fraction_digits=2)
         if unit == "percent":
             return self.percent(value, 1 if decimals is None else min(decimals, 2))
         if unit == "currency":

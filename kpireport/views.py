@@ -87,7 +87,7 @@ class ViewBuilder:
 
     def window(self, w: Window, line: LineResult) -> dict:
         kpi = line.kpi
-        return {"actual": self.fmt.value(w.actual, kpi.unit, kpi.decimals),
+        return {"actual": self.fmt.value(w.actual, kpi.unit, kpi.decimals, compact=True),
                 "target": self._target_text(w, line),
                 "attainment": self.fmt.percent(w.attainment, 1),
                 "score": self.score(w.score), "status": self.status(w.status)}
@@ -95,9 +95,9 @@ class ViewBuilder:
     def _target_text(self, w: Window, line: LineResult) -> str:
         kpi = line.kpi
         if kpi.direction == "range" and w.target is not None:
-            return (f"{self.fmt.value(w.target, kpi.unit, kpi.decimals)} – "
-                    f"{self.fmt.value(w.target_max, kpi.unit, kpi.decimals)}")
-        return self.fmt.value(w.target, kpi.unit, kpi.decimals)
+            return (f"{self.fmt.value(w.target, kpi.unit, kpi.decimals, compact=True)} – "
+                    f"{self.fmt.value(w.target_max, kpi.unit, kpi.decimals, compact=True)}")
+        return self.fmt.value(w.target, kpi.unit, kpi.decimals, compact=True)
 
     def kpi_row(self, line: LineResult) -> dict:
         kpi = line.kpi
