@@ -118,3 +118,17 @@ def _report_files(view: dict, formats: tuple[str, ...]) -> list[str]:
     if "pdf" in formats and view["kind"] != "index":
         names.append(view["file"] + ".pdf")
     return names
+
+
+def source_book(run_dir: Path) -> Path:
+    """The workbook named in a build's results.json, looked for where a user would keep it."""
+    import json
+
+    try:
+        name = json.loads((Path(run_dir) / "results.json").read_text())["source"]["file"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise KpireportError(f"{run_dir}: no results.json; give the workbook with --book")
+    for folder in (Path.cwd(), Path(run_dir).parent, Path(run_dir).parent.parent):
+        if (folder / name).is_file():
+            return folder / name
+    raise KpireportError(f"cannot find {name}, the workbook of {run_dir}; give it with --book")

@@ -226,3 +226,127 @@ def build(book: Path, period: str | None, out: Path, fmt: str, templates: Path |
       kpireport build kpis.xlsx --period 2026-10 --format pdf --workers 4
     """
     _do_build(book, period, out, fmt, templates, workers, dask)
+
+
+SMTP_OPTIONS = [
+    click.option("--smtp-host", help="SMTP server (default: $KPIREPORT_SMTP_HOST)."),
+    click.option("--smtp-port", help="SMTP port (default: $KPIREPORT_SMTP_PORT, or 587/465/25)."),
+    click.option("--smtp-user", help="SMTP login (default: $KPIREPORT_SMTP_USER); the password "
+                 "is read only from $KPIREPORT_SMTP_PASSWORD."),
+    click.option("--smtp-security", type=click.Choice(["starttls", "ssl", "none"]),
+                 help="starttls (default), ssl, or none (loopback only)."),
+    click.option("--from", "sender", help="Sender address (default: $KPIREPORT_SMTP_FROM)."),
+]
+
+
+def _smtp_options(func):
+    for option in reversed(SMTP_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path | None,
+             resend: bool, smtp: dict) -> None:
+    import os
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from kpireport import api, deliver
+
+    if dry_run and outbox is None:
+        raise click.UsageError("--dry-run needs --outbox DIR")
+    book_path = book_path or api.source_book(run_dir)
+    book, _ = api.load(book_path)
+    sender = smtp.get("sender") or os.environ.get("KPIREPORT_SMTP_FROM")
+    if not sender:
+        raise click.UsageError("no sender: set KPIREPORT_SMTP_FROM or --from")
+    plan = deliver.plan_messages(book, run_dir, sender)
+    for problem in plan.problems:
+        click.echo(f"Warning: {problem}", err=True)
+    if dry_run:
+        written = deliver.write_outbox(plan, outbox)  # type: ignore[arg-type]
+        click.echo(f"Dry run: wrote {len(written)} message(s) to {outbox}; nothing was sent.")
+        return
+    settings = deliver.SmtpSettings.from_env(dict(os.environ), **smtp)
+    ledger = deliver.Ledger(run_dir / deliver.LEDGER)
+    try:
+        outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger, sender,
+                                        resend=resend)
+    finally:
+        ledger.close()
+    console = Console(stderr=False, highlight=False)
+    table = Table(title="E-mail summary", show_lines=False)
+    for column in ("report", "recipient", "result"):
+        table.add_column(column)
+    for report, rcpt in outcome.sent:
+        table.add_row(report, rcpt, "[green]sent[/]")
+    for report, rcpt in outcome.skipped:
+        table.add_row(report, rcpt, "[dim]already sent[/]")
+    for report, rcpt, reason in outcome.failed:
+        table.add_row(report, rcpt, f"[red]failed[/]: {reason}")
+    for report, rcpt in outcome.unknown:
+        table.add_row(report, rcpt, "[yellow]unknown[/]: a previous run stopped while sending; "
+                      "check the mailbox, then use --resend to send again")
+    console.print(table)
+    console.print(f"{len(outcome.sent)} sent, {len(outcome.skipped)} already sent, "
+                  f"{len(outcome.failed)} failed, {len(outcome.unknown)} unknown")
+    if not outcome.ok:
+        sys.exit(3)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--book", type=click.Path(dir_okay=False, path_type=Path),
+              help="The workbook the reports were built from (recipients, names).")
+@click.option("--dry-run", is_flag=True, help="Write the messages to --outbox; send nothing.")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the .eml files of --dry-run.")
+@click.option("--resend", is_flag=True, help="Send again what the ledger says was sent.")
+@_smtp_options
+def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, resend: bool,
+         **smtp) -> None:
+    """E-mail the reports of one build (RUN_DIR, e.g. reports/2026-10) to their stakeholders.
+
+    Every message is sent exactly once: a re-run skips what was sent and retries what failed.
+    Exit 0 when everything was sent, 3 when any message failed.
+
+    \b
+    Example:
+      kpireport send reports/2026-10 --book kpis.xlsx --dry-run --outbox outbox
+      KPIREPORT_SMTP_HOST=smtp.example.com KPIREPORT_SMTP_FROM=hr@example.com \\
+        kpireport send reports/2026-10 --book kpis.xlsx
+    """
+    smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
+    _do_send(run_dir, book, dry_run, outbox, resend, smtp)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("book", type=click.Path(dir_okay=False, path_type=Path))
+@_build_options
+@click.option("--send", "do_send", is_flag=True, help="E-mail the reports after the build.")
+@click.option("--workers", type=click.IntRange(1, 256), help="Rendering processes.")
+@click.option("--dask", metavar="ADDRESS", help="Render on a Dask cluster.")
+@_smtp_options
+def run(book: Path, period: str | None, out: Path, do_send: bool, workers: int | None,
+        dask: str | None, **smtp) -> None:
+    """The monthly job: check BOOK, build the reports, and (with --send) e-mail them.
+
+    Stops at the first stage that fails.
+
+    \b
+    Example:
+      kpireport run kpis.xlsx --out reports
+      kpireport run kpis.xlsx --out reports --send     # e.g. from cron on the 3rd
+    """
+    from kpireport import api
+    from kpireport.console import print_issues
+
+    _, issues = api.check(book)
+    if any(i.severity == "error" for i in issues):
+        print_issues(book, issues)
+        sys.exit(1)
+    result = _do_build(book, period, out, "html,pdf", None, workers, dask)
+    if do_send:
+        smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
+        _do_send(result.run_dir, book, False, None, False, smtp)

@@ -1,0 +1,552 @@
+"""E-mail delivery: recipients, messages, transports and the exactly-once send ledger.
+
+``plan_messages`` turns a build into messages (one per report and recipient set);
+``send_messages`` delivers them through a transport, recording every recipient in a SQLite
+ledger in the run folder: "sending" before the SMTP transaction, "sent" or "failed" after.
+A re-run skips what was sent, retries what failed, and reports what is unknown (a run killed
+mid-send) instead of sending it twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import sqlite3
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Protocol
+
+from kpireport.cells import EMAIL
+from kpireport.errors import DeliveryError
+from kpireport.model import Book, Person
+from kpireport.spec import COMPANY
+from kpireport.validate import split_addresses
+
+LEDGER = ".send-ledger.sqlite"
+_LINE_BREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
+
+
+# ---------------------------------------------------------------------------- recipients
+@dataclass(frozen=True)
+class Recipients:
+    to: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for address in self.to + self.cc + self.bcc:
+            seen.setdefault(address.lower(), None)
+        return tuple(seen)
+
+
+class RecipientResolver:
+    """SPEC §1 Recipients: rules from the sheet (or the defaults) and the tokens."""
+
+    def __init__(self, book: Book) -> None:
+        self.book = book
+        self.people = {p.employee_id: p for p in book.people}
+
+    def heads(self, department: str | None) -> list[Person]:
+        """People of the department whose manager is blank or outside it (None: the company)."""
+        found = []
+        for person in self.book.people:
+            if department is not None and person.department != department:
+                continue
+            manager = self.people.get(person.manager_id or "")
+            if manager is None or (department is not None and manager.department != department):
+                found.append(person)
+        return found
+
+    def rules(self, report: str, scope: str, department: str | None) -> list:
+        if self.book.recipients is None:
+            defaults = {"employee": ("{employee}", "{manager}"), "department": ("{head}", ""),
+                        "company": ("{head}", "")}
+            to, cc = defaults[report]
+            return [(to, cc, "")]
+        rows = [r for r in self.book.recipients if r.report == report]
+        for wanted in (scope, department, "*"):
+            chosen = [(r.to, r.cc, r.bcc) for r in rows if wanted is not None and r.scope == wanted]
+            if chosen:
+                return chosen
+        return []
+
+    def resolve(self, report: str, scope: str) -> Recipients:
+        person = self.people.get(scope) if report == "employee" else None
+        department = person.department if person else scope if report == "department" else None
+        lists: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
+        problems: list[str] = []
+        for rule in self.rules(report, scope, department):
+            for kind, text in zip(("to", "cc", "bcc"), rule):
+                for entry in split_addresses(text):
+                    lists[kind] += self._expand(entry, report, person, department, problems)
+        to = _unique(lists["to"])
+        cc = [a for a in _unique(lists["cc"]) if a not in to]
+        bcc = [a for a in _unique(lists["bcc"]) if a not in to and a not in cc]
+        if not to and (cc or bcc):
+            to, cc = cc[:1], cc[1:]
+        return Recipients(tuple(to), tuple(cc), tuple(bcc), tuple(problems))
+
+    def _expand(self, entry: str, report: str, person: Person | None, department: str | None,
+                problems: list[str]) -> list[str]:
+        token = entry.lower()
+        if token == "{employee}":
+            if person is None:
+                return []
+            return self._email(person, problems)
+        if token == "{manager}":
+            manager = self.people.get(person.manager_id or "") if person else None
+            return self._email(manager, problems) if manager else []
+        if token == "{head}":
+            scope = None if report == "company" else department
+            return [a for head in self.heads(scope) for a in self._email(head, problems)]
+        return [validate_address(entry)]
+
+    @staticmethod
+    def _email(person: Person, problems: list[str]) -> list[str]:
+        if not person.email:
+            problems.append(f"{person.name} ({person.employee_id}) has no e-mail address")
+            return []
+        return [validate_address(person.email)]
+
+
+def validate_address(text: str) -> str:
+    """Exactly one plain address; anything ambiguous (display names, lists, CR/LF) is refused."""
+    if not isinstance(text, str) or _LINE_BREAKS.search(text) or not EMAIL.match(text.strip()):
+        raise DeliveryError(f"{text!r} is not a single valid e-mail address")
+    return text.strip()
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for item in items:
+        seen.setdefault(item.lower(), item)
+    return list(seen.values())
+
+
+def clean_header(text: str) -> str:
+    """Header text with every line break and control character replaced by a space."""
+    return " ".join(_LINE_BREAKS.sub(" ", text).split())
+
+
+# ---------------------------------------------------------------------------- messages
+@dataclass(frozen=True)
+class Outgoing:
+    """One message: a report to one recipient set."""
+
+    report: str  # e.g. employees/E001
+    recipients: Recipients
+    message: EmailMessage
+    content_hash: str
+
+
+@dataclass
+class Plan:
+    messages: list[Outgoing]
+    problems: list[str]  # recipients that could not be resolved
+
+
+def report_entries(book: Book, results: dict, run_dir: Path) -> list[tuple[str, str, str, str]]:
+    """(kind, scope, file stem, display name) for every PDF report of the build."""
+    from kpireport.views import slug
+
+    entries = []
+    if (run_dir / "company.pdf").exists():
+        entries.append(("company", COMPANY, "company", book.settings.organization))
+    for dept in book.departments:
+        stem = f"departments/{slug(dept)}"
+        if (run_dir / f"{stem}.pdf").exists():
+            entries.append(("department", dept, stem, dept))
+    for card in results["scorecards"]:
+        if card["owner_type"] == "employee":
+            stem = f"employees/{card['owner']}"
+            if (run_dir / f"{stem}.pdf").exists():
+                entries.append(("employee", card["owner"], stem, card["name"]))
+    return entries
+
+
+def plan_messages(book: Book, run_dir: Path, sender: str, *,
+                  templates: Path | None = None) -> Plan:
+    """Build every message of the run folder (nothing is sent)."""
+    from kpireport.render import template_dirs
+
+    results_path = run_dir / "results.json"
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DeliveryError(f"{run_dir}: no readable results.json ({exc}); run kpireport "
+                            "build first") from None
+    sender = validate_address(sender)
+    resolver = RecipientResolver(book)
+    env = _mail_environment(book.settings.locale, template_dirs(templates))
+    messages, problems = [], []
+    for kind, scope, stem, name in report_entries(book, results, run_dir):
+        recipients = resolver.resolve(kind, scope)
+        problems += [f"{stem}: {p}" for p in recipients.problems]
+        if not recipients.to:
+            problems.append(f"{stem}: no recipient")
+            continue
+        pdf = (run_dir / f"{stem}.pdf").read_bytes()
+        context = {"kind": kind, "name": clean_header(name), "period": results["period"],
+                   "organization": clean_header(book.settings.organization),
+                   "report_title": clean_header(book.settings.report_title),
+                   "lang": book.settings.locale.split("_")[0]}
+        subject = clean_header(env.get_template("email_subject.txt").render(**context))
+        text = env.get_template("email_body.txt").render(**context)
+        html = env.get_template("email_body.html").render(**context)
+        filename = _attachment_name(book.settings.report_title, name, results["period"])
+        message = _message(sender, recipients, subject, text, html, pdf, filename)
+        digest = hashlib.sha256(pdf + subject.encode() + text.encode()).hexdigest()
+        messages.append(Outgoing(stem, recipients, message, digest))
+    return Plan(messages, problems)
+
+
+def _mail_environment(locale: str, dirs: tuple[Path, ...]):
+    from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from kpireport.i18n import translations
+
+    env = ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader([str(d) for d in dirs]),
+        autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"], keep_trailing_newline=True)
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def _attachment_name(title: str, name: str, period: str) -> str:
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", f"{title} - {name} - {period}")
+    text = text.encode("ascii", "ignore").decode()
+    text = re.sub(r"[^A-Za-z0-9 ._-]+", "", text)
+    return (" ".join(text.split()) or "report")[:120] + ".pdf"
+
+
+def _message(sender: str, recipients: Recipients, subject: str, text: str, html: str,
+             pdf: bytes, filename: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = Address(addr_spec=sender)
+    message["To"] = [Address(addr_spec=a) for a in recipients.to]
+    if recipients.cc:
+        message["Cc"] = [Address(addr_spec=a) for a in recipients.cc]
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=sender.split("@")[1])
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    message.add_attachment(pdf, maintype="application", subtype="pdf", filename=filename)
+    return message
+
+
+# ---------------------------------------------------------------------------- transports
+class Transport(Protocol):
+    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> dict[str, str]:
+        """Deliver; return the refused recipients with the server's reason."""
+
+    def close(self) -> None: ...
+
+
+class TemporaryFailure(Exception):
+    """A 4xx answer or a dropped connection: worth retrying."""
+
+
+class PermanentFailure(Exception):
+    """A 5xx answer for the whole message (too big, sender refused …)."""
+
+
+@dataclass
+class SmtpSettings:
+    host: str
+    port: int
+    security: str = "starttls"  # starttls / ssl / none
+    user: str | None = None
+    password: str | None = None
+    sender: str | None = None
+    timeout: float = 30.0
+    context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str], **overrides) -> SmtpSettings:
+        get = lambda key: environ.get(f"KPIREPORT_SMTP_{key}") or None  # noqa: E731
+        security = (overrides.get("security") or get("SECURITY") or "starttls").lower()
+        if security not in ("starttls", "ssl", "none"):
+            raise DeliveryError(f"KPIREPORT_SMTP_SECURITY={security!r}: use starttls, ssl or none")
+        host = overrides.get("host") or get("HOST")
+        if not host:
+            raise DeliveryError("no SMTP server: set KPIREPORT_SMTP_HOST or --smtp-host")
+        port_text = overrides.get("port") or get("PORT") or {"ssl": 465, "starttls": 587,
+                                                             "none": 25}[security]
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise DeliveryError(f"SMTP port {port_text!r} is not a number") from None
+        if security == "none" and not _loopback(host):
+            raise DeliveryError(f"plain SMTP (security none) is allowed only on loopback, not "
+                                f"{host}; use starttls or ssl")
+        return cls(host=host, port=port, security=security,
+                   user=overrides.get("user") or get("USER"), password=get("PASSWORD"),
+                   sender=overrides.get("sender") or get("FROM"))
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class SmtpTransport:
+    """One SMTP connection for the whole run, reopened if the server drops it."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._smtp = None
+
+    def _connect(self):
+        import smtplib
+
+        s = self.settings
+        context = s.context or ssl.create_default_context()
+        try:
+            if s.security == "ssl":
+                smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+                if s.security == "starttls":
+                    smtp.ehlo()
+                    if not smtp.has_extn("starttls"):
+                        smtp.close()
+                        raise DeliveryError(f"{s.host}:{s.port} does not offer STARTTLS")
+                    smtp.starttls(context=context)
+            smtp.ehlo()
+            if s.user:
+                _login(smtp, s.user, s.password or "")
+        except smtplib.SMTPAuthenticationError:
+            raise DeliveryError(f"the SMTP server {s.host} refused the login for user "
+                                f"{s.user!r}") from None
+        except ssl.SSLError as exc:
+            raise DeliveryError(f"TLS with {s.host}:{s.port} failed: {exc.reason or exc}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"cannot connect to the SMTP server {s.host}:{s.port}: "
+                                f"{_reason(exc)}") from None
+        return smtp
+
+    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> dict[str, str]:
+        import smtplib
+
+        if self._smtp is None:
+            self._smtp = self._connect()
+        try:
+            refused = self._smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+        except smtplib.SMTPRecipientsRefused as exc:
+            return {r: _answer(code, text) for r, (code, text) in exc.recipients.items()}
+        except smtplib.SMTPServerDisconnected as exc:
+            self._smtp = None
+            raise TemporaryFailure(f"the server closed the connection ({exc})") from None
+        except smtplib.SMTPResponseException as exc:
+            self._reset()
+            if 400 <= exc.smtp_code < 500:
+                raise TemporaryFailure(_answer(exc.smtp_code, exc.smtp_error)) from None
+            raise PermanentFailure(_answer(exc.smtp_code, exc.smtp_error)) from None
+        except OSError as exc:
+            self._smtp = None
+            raise TemporaryFailure(f"network error ({_reason(exc)})") from None
+        return {r: _answer(code, text) for r, (code, text) in refused.items()}
+
+    def _reset(self) -> None:
+        try:
+            self._smtp.rset()  # type: ignore[union-attr]
+        except Exception:  # the connection is gone; the next send reconnects
+            self._smtp = None
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except Exception:  # closing a dead connection is not an error worth reporting
+                pass
+            self._smtp = None
+
+
+def _login(smtp, user: str, password: str) -> None:
+    """AUTH with the first mechanism both sides know; one failure is final (no fallback
+    round-trips that some servers answer by hanging)."""
+    advertised = (smtp.esmtp_features.get("auth") or "").upper().split()
+    smtp.user, smtp.password = user, password
+    for name, method in (("PLAIN", smtp.auth_plain), ("LOGIN", smtp.auth_login),
+                         ("CRAM-MD5", smtp.auth_cram_md5)):
+        if name in advertised:
+            smtp.auth(name, method)
+            return
+    raise DeliveryError("the SMTP server offers no login method kpireport knows "
+                        f"({' '.join(advertised) or 'none'}); unset KPIREPORT_SMTP_USER?")
+
+
+def _answer(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {text}".strip()
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+class MemoryTransport:
+    """Keeps messages in a list: for tests and previews."""
+
+    def __init__(self, refuse: dict[str, str] | None = None) -> None:
+        self.sent: list[tuple[EmailMessage, str, list[str]]] = []
+        self.refuse = refuse or {}
+
+    def send(self, message, sender, recipients):
+        refused = {r: self.refuse[r] for r in recipients if r in self.refuse}
+        self.sent.append((message, sender, [r for r in recipients if r not in refused]))
+        return refused
+
+    def close(self) -> None:
+        pass
+
+
+def write_outbox(plan: Plan, outbox: Path) -> list[Path]:
+    """--dry-run: every message as an .eml file a mail client opens; nothing is sent."""
+    outbox.mkdir(parents=True, exist_ok=True)
+    written = []
+    for item in plan.messages:
+        path = outbox / (item.report.replace("/", "__") + ".eml")
+        message = item.message
+        if item.recipients.bcc:
+            message = _with_bcc_header(message, item.recipients.bcc)
+        path.write_bytes(message.as_bytes())
+        written.append(path)
+    return written
+
+
+def _with_bcc_header(message: EmailMessage, bcc: tuple[str, ...]) -> EmailMessage:
+    import copy
+
+    preview = copy.deepcopy(message)
+    preview["Bcc"] = [Address(addr_spec=a) for a in bcc]
+    return preview
+
+
+# ---------------------------------------------------------------------------- ledger
+class Ledger:
+    """Per (report, recipient, content hash): sending → sent / failed."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("""CREATE TABLE IF NOT EXISTS sends (
+            report TEXT NOT NULL, recipient TEXT NOT NULL, content_hash TEXT NOT NULL,
+            state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', updated TEXT NOT NULL,
+            PRIMARY KEY (report, recipient, content_hash))""")
+
+    def state(self, item: Outgoing, recipient: str) -> str | None:
+        row = self.db.execute(
+            "SELECT state FROM sends WHERE report=? AND recipient=? AND content_hash=?",
+            (item.report, recipient.lower(), item.content_hash)).fetchone()
+        return row[0] if row else None
+
+    def mark(self, item: Outgoing, recipients: list[str], state: str, detail: str = "") -> None:
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO sends VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(report, recipient, "
+                "content_hash) DO UPDATE SET state=excluded.state, detail=excluded.detail, "
+                "updated=excluded.updated",
+                [(item.report, r.lower(), item.content_hash, state, detail, now)
+                 for r in recipients])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@dataclass
+class SendOutcome:
+    sent: list[tuple[str, str]] = field(default_factory=list)  # (report, recipient)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # sent before
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (report, rcpt, reason)
+    unknown: list[tuple[str, str]] = field(default_factory=list)  # killed mid-send before
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.unknown
+
+
+def send_messages(plan: Plan, transport: Transport, ledger: Ledger, sender: str, *,
+                  resend: bool = False, retries: int = 3, backoff: float = 1.0,
+                  progress: Callable[[str], None] | None = None,
+                  sleep: Callable[[float], None] = time.sleep) -> SendOutcome:
+    """Send each message to the recipients the ledger has not seen it delivered to."""
+    outcome = SendOutcome()
+    try:
+        for item in plan.messages:
+            pending = []
+            for recipient in item.recipients.all:
+                state = None if resend else ledger.state(item, recipient)
+                if state == "sent":
+                    outcome.skipped.append((item.report, recipient))
+                elif state == "sending":
+                    outcome.unknown.append((item.report, recipient))
+                else:
+                    pending.append(recipient)
+            if pending:
+                _deliver(item, pending, transport, ledger, sender, outcome, retries, backoff,
+                         sleep)
+            if progress:
+                progress(item.report)
+    finally:
+        transport.close()
+    return outcome
+
+
+def _deliver(item, pending, transport, ledger, sender, outcome, retries, backoff,
+             sleep) -> None:
+    ledger.mark(item, pending, "sending")
+    attempt = 0
+    while True:
+        try:
+            refused = transport.send(item.message, sender, pending)
+            break
+        except TemporaryFailure as exc:
+            attempt += 1
+            if attempt > retries:
+                ledger.mark(item, pending, "failed", str(exc))
+                outcome.failed += [(item.report, r, str(exc)) for r in pending]
+                return
+            sleep(backoff * 2 ** (attempt - 1))
+        except PermanentFailure as exc:
+            ledger.mark(item, pending, "failed", str(exc))
+            outcome.failed += [(item.report, r, str(exc)) for r in pending]
+            return
+        except DeliveryError as exc:  # no connection at all: nothing of this message left
+            ledger.mark(item, pending, "failed", str(exc))
+            raise
+    refused_lower = {r.lower(): reason for r, reason in refused.items()}
+    delivered = [r for r in pending if r.lower() not in refused_lower]
+    if delivered:
+        ledger.mark(item, delivered, "sent")
+        outcome.sent += [(item.report, r) for r in delivered]
+    for recipient in pending:
+        reason = refused_lower.get(recipient.lower())
+        if reason is not None:
+            ledger.mark(item, [recipient], "failed", reason)
+            outcome.failed.append((item.report, recipient, reason))
