@@ -33,6 +33,9 @@ class CellReader:
 
     # text ---------------------------------------------------------------------------------
     def text(self, value: object, cell: str, *, single_line: bool = False) -> str | None:
+        if type(value) is str and value.isprintable() and value.strip() == value \
+                and value and "\u00a0" not in value:
+            return value  # the common case, checked without regular expressions
         if is_blank(value):
             return None
         if isinstance(value, bool):
@@ -55,6 +58,8 @@ class CellReader:
 
     # numbers ------------------------------------------------------------------------------
     def number(self, value: object, cell: str, *, percent_ok: bool = True) -> float | None:
+        if type(value) is float and value - value == 0:  # finite: NaN and ±inf fail this
+            return value
         if is_blank(value):
             return None
         if isinstance(value, bool):

@@ -350,3 +350,27 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, workers: int |
     if do_send:
         smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
         _do_send(result.run_dir, book, False, None, False, smtp)
+
+
+@main.command(context_settings=CONTEXT)
+def doctor() -> None:
+    """Report what kpireport finds on this machine, what is missing and what it costs.
+
+    \b
+    Example:
+      kpireport doctor
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from rich.markup import escape
+
+    from kpireport.doctor import diagnose
+
+    table = Table(title="kpireport doctor")
+    for column in ("component", "status", "detail", "if missing"):
+        table.add_column(column)
+    for item in diagnose():
+        table.add_row(escape(item.name), "[green]ok[/]" if item.ok else "[yellow]missing[/]",
+                      escape(item.detail), escape(item.cost))
+    Console(highlight=False).print(table)

@@ -284,7 +284,8 @@ class _Scorer:
             values = aggregate(actual, mask & window, codes, target, threshold, stretch,
                                target_max)
             windows[name] = values
-        formula_rows = [i for i in range(n_lines) if i not in set(plain)]
+        plain_set = set(plain)
+        formula_rows = [i for i in range(n_lines) if i not in plain_set]
         if formula_rows:
             self._formulas(lines, formula_rows, target, threshold, stretch, target_max,
                            actual, rolled, windows, last)
@@ -341,17 +342,20 @@ class _Scorer:
     def _assemble(self, lines, results, actual, target, rolled) -> Scores:
         goals = {g.goal_id: g for g in self.book.goals}
         s = self.s
+        # Plain Python lists (None for no data) once, instead of numpy scalars per line.
+        columns = {name: [_none_for_nan(arr.tolist()) for arr in arrays]
+                   for name, arrays in results.items()}
+        actual_rows = [_none_for_nan(row) for row in actual.tolist()]
+        target_rows = [_none_for_nan(row) for row in target.tolist()]
 
         def window(name: str, i: int) -> Window:
-            a, t, lo, hi, tmax, att, score = results[name]
-            values = [_num(arr[i]) for arr in (a, t, lo, hi, tmax, att, score)]
+            values = [col[i] for col in columns[name]]
             return Window(*values, status=status_of(values[6], s.rag_green, s.rag_amber))
 
         by_owner: dict[str, list[LineResult]] = defaultdict(list)
         for i, ln in enumerate(lines):
             kpi = self.kpis[ln.kpi_id]
-            history = tuple((m, _num(actual[i, c]), _num(target[i, c]))
-                            for c, m in enumerate(self.months))
+            history = tuple(zip(self.months, actual_rows[i], target_rows[i]))
             by_owner[ln.owner].append(LineResult(
                 ln.owner, kpi, ln, kpi.goal_id, _strategic(kpi.goal_id, goals),
                 window("month", i), window("ytd", i), history, bool(rolled[i])))
@@ -395,6 +399,8 @@ def _strategic(goal_id: str | None, goals: dict) -> str | None:
     return top.goal_id if top is not None and top.level == "strategic" else None
 
 
-def _num(value) -> float | None:
-    value = float(value)
-    return None if np.isnan(value) or np.isinf(value) else value
+def _none_for_nan(values: list[float]) -> list[float | None]:
+    return [None if v != v or v in (_INF, -_INF) else v for v in values]
+
+
+_INF = float("inf")

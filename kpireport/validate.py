@@ -21,7 +21,7 @@ from kpireport.spec import (
     COMPANY, LONG_ACTUALS_COLUMNS, SETTINGS, SETTINGS_BY_NAME, SHEETS, SHEETS_BY_KEY, Sheet,
     normalise,
 )
-from kpireport.workbook import RawBook, RawSheet, address
+from kpireport.workbook import RawBook, RawSheet, address, column_letter
 
 KPI_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 TOKENS = ("{employee}", "{manager}", "{head}")
@@ -52,7 +52,7 @@ class Table:
 
     def cell(self, row: int, column: str) -> str:
         col = self.columns.get(column)
-        return address(row, col if col is not None else 0)
+        return f"{column_letter(col if col is not None else 0)}{row + 1}"
 
 
 def validate(raw: RawBook) -> tuple[Book | None, list[Issue]]:
@@ -66,6 +66,7 @@ class _Validator:
         self.log = IssueLog()
         self.tables: dict[str, Table] = {}
         self.line_keys: set[tuple[str, str]] = set()  # every (owner, kpi) typed in Scorecards
+        self._bad: dict[str, set[tuple[int, int]]] = {}
 
     # ---------------------------------------------------------------- structure
     def run(self) -> tuple[Book | None, list[Issue]]:
@@ -168,11 +169,10 @@ class _Validator:
                 self.log.error("missing-column", raw.name, address(header, 0),
                                f"{raw.name}: the required column {name!r} is missing from "
                                f"the header row {header + 1}")
-        used = list(columns.values()) + list(months.values())
+        used = sorted(set(columns.values()) | set(months.values()))
+        flagged = {r for r, _ in raw.uncached} | {r for r, _ in raw.errors}
         rows = [r for r in range(header + 1, len(raw.rows))
-                if any(not is_blank(raw.rows[r][c]) for c in used if c < len(raw.rows[r]))
-                or any(c in raw.uncached or c in raw.errors
-                       for c in ((r, k) for k in used))]
+                if _has_value(raw.rows[r], used) or r in flagged]
         return Table(spec, raw, header, columns, months, rows)
 
     def _cell_errors(self) -> None:
@@ -197,7 +197,10 @@ class _Validator:
         return CellReader(table.name, self.log)
 
     def _bad_cells(self, table: Table) -> set[tuple[int, int]]:
-        return set(table.raw.errors) | table.raw.uncached
+        cached = self._bad.get(table.name)
+        if cached is None:
+            cached = self._bad[table.name] = set(table.raw.errors) | table.raw.uncached
+        return cached
 
     # ---------------------------------------------------------------- Settings
     def _settings(self) -> Settings | None:
@@ -590,27 +593,55 @@ class _Validator:
         seen: dict[tuple[str, str], str] = {}
         weights: dict[str, list[tuple[float, str]]] = defaultdict(list)
         bad_weights: set[str] = set()
+        owners = self._owner_lookup(people)
+        kpi_keys = self._kpi_keys(kpis)
+        bad_cells = self._bad_cells(table)
+        number_columns = [(c, table.columns.get(c)) for c in
+                          ("target", "threshold", "stretch", "target_max", "baseline")]
+        required = [(c, table.columns[c]) for c in ("owner", "kpi_id", "weight", "target")]
+        c_owner, c_kpi, c_weight = (table.columns[c] for c in ("owner", "kpi_id", "weight"))
+        raw_rows = table.raw.rows
         for r in table.rows:
-            for column in ("owner", "kpi_id", "weight", "target"):
-                if is_blank(table.value(r, column)) and \
-                        (r, table.columns[column]) not in self._bad_cells(table):
+            row = raw_rows[r]
+            width = len(row)
+
+            def get(col: int | None, row=row, width=width) -> object:
+                return row[col] if col is not None and col < width else None
+
+            for column, col in required:
+                value = get(col)
+                if (value is None or value == "" or is_blank(value)) and \
+                        (r, col) not in bad_cells:
                     self._required(table, r, column)
-            owner = self._owner(table, table.value(r, "owner"), table.cell(r, "owner"),
-                                people, read)
-            kpi = self._kpi_ref(table, table.value(r, "kpi_id"), table.cell(r, "kpi_id"),
-                                kpis, read)
-            weight = read.fraction(table.value(r, "weight"), table.cell(r, "weight"),
-                                   what="weight")
-            numbers = {c: read.number(table.value(r, c), table.cell(r, c))
-                       for c in ("target", "threshold", "stretch", "target_max", "baseline")}
+            owner_raw, kpi_raw, weight_raw = get(c_owner), get(c_kpi), get(c_weight)
+            # Fast lookups for well-formed values; the slow path reports what is wrong.
+            owner = owners.get(owner_raw.casefold()) if type(owner_raw) is str else None
+            if owner is None:
+                owner = self._owner(table, owner_raw, table.cell(r, "owner"), people, read)
+            kpi = kpi_keys.get(kpi_raw.casefold()) if type(kpi_raw) is str else None
+            if kpi is None:
+                kpi = self._kpi_ref(table, kpi_raw, table.cell(r, "kpi_id"), kpis, read)
+            if type(weight_raw) is float and 0 <= weight_raw <= 1:
+                weight = weight_raw
+            else:
+                weight = read.fraction(weight_raw, table.cell(r, "weight"), what="weight")
+            numbers = {}
+            for c, col in number_columns:
+                value = get(col)
+                if value is None or value == "":
+                    numbers[c] = None
+                elif type(value) is float and value - value == 0:
+                    numbers[c] = value
+                else:
+                    numbers[c] = read.number(value, table.cell(r, c))
             pair = None
-            if owner is not None and not is_blank(table.value(r, "kpi_id")):
-                pair = (owner.casefold(), str(table.value(r, "kpi_id")).strip().casefold())
-            if owner is not None and weight is None and not is_blank(table.value(r, "weight")):
+            if owner is not None and not is_blank(kpi_raw):
+                pair = (owner.casefold(), str(kpi_raw).strip().casefold())
+            if owner is not None and weight is None and not is_blank(weight_raw):
                 bad_weights.add(owner)
             if owner is not None and weight is not None and weight > 0 and \
                     pair not in self.line_keys:
-                weights[owner].append((weight, table.cell(r, "weight")))
+                weights[owner].append((weight, r))
             if pair is not None:
                 # Rows of a rejected line are not reported again as unknown in Actuals.
                 self.line_keys.add(pair)
@@ -622,7 +653,7 @@ class _Validator:
                                f"{table.name}!{table.cell(r, 'kpi_id')}: {owner} already has "
                                f"{kpi.kpi_id} on row {seen[key]}")
                 continue
-            seen[key] = str(r + 1)
+            seen[key] = r + 1
             line = ScorecardLine(owner, kpi.kpi_id, weight, row=r + 1, **numbers)
             if self._line_order_ok(table, r, line, kpi):
                 lines.append(line)
@@ -631,10 +662,10 @@ class _Validator:
                 continue  # a weight already reported as wrong; its sum would only repeat it
             total = sum(w for w, _ in items)
             if abs(total - 1) > WEIGHT_TOLERANCE:
-                self.log.error("weights-not-100", table.name, items[0][1],
-                               f"{table.name}!{items[0][1]}: the weights of {owner} add up to "
-                               f"{total * 100:.4g}%, not 100% (cells "
-                               f"{', '.join(c for _, c in items)})")
+                cells = [table.cell(r, "weight") for _, r in items]
+                self.log.error("weights-not-100", table.name, cells[0],
+                               f"{table.name}!{cells[0]}: the weights of {owner} add up to "
+                               f"{total * 100:.4g}%, not 100% (cells {', '.join(cells)})")
         return lines
 
     def _line_order_ok(self, table: Table, r: int, line: ScorecardLine, kpi: Kpi) -> bool:
@@ -727,14 +758,17 @@ class _Validator:
                 continue
             cells[key] = table.cell(r, "owner")
             months = values.setdefault(key, {})
-            for month, col in month_cols:
-                raw = row[col] if col < len(row) else None
-                if raw == "" or raw is None:
-                    continue
+            width = len(row)
+            for month, col in month_cols:  # the hot loop: ~120,000 cells for 1,000 people
+                if col >= width:
+                    break
+                raw = row[col]
                 if type(raw) is float:
-                    if raw == raw and raw not in (float("inf"), float("-inf")):
+                    if raw - raw == 0:  # finite
                         months[month] = raw
                         continue
+                elif raw == "" or raw is None:
+                    continue
                 if (r, col) in bad:
                     continue
                 number = read.number(raw, address(r, col))
@@ -780,16 +814,17 @@ class _Validator:
         table = self.tables["Actuals"]
         by_id = {k.kpi_id: k for k in kpis.values()}
         allowed = _allowed_actuals(people, by_id, lines)
-        row_of = self._row_cells(table)
+        row_of = _Lazy(lambda: self._row_cells(table))
         for key in list(values):
             owner, kid = key
-            cell = row_of.get(key, "")
             if by_id[kid].formula:
+                cell = row_of(key)
                 self.log.error("formula-has-actuals", table.name, cell,
                                f"{table.name}!{cell}: {kid} is a formula KPI; it is computed "
                                "from its parts, delete this row")
                 del values[key]
             elif key not in allowed and (owner.casefold(), kid.casefold()) not in self.line_keys:
+                cell = row_of(key)
                 self.log.error("unknown-scorecard-line", table.name, cell,
                                f"{table.name}!{cell}: {owner} has no scorecard line that uses "
                                f"{kid}; add it to Scorecards or delete this row")
@@ -846,16 +881,17 @@ class _Validator:
         values = self._month_rows("Targets", people, kpis, self._owner_lookup({}))
         known = {(line.owner, line.kpi_id): line for line in lines}
         by_id = {k.kpi_id: k for k in kpis.values()}
-        row_of = self._row_cells(table)
+        row_of = _Lazy(lambda: self._row_cells(table))
         for key, months in list(values.items()):
-            cell = row_of.get(key, "")
             if key not in known:
+                cell = row_of(key)
                 self.log.error("unknown-scorecard-line", table.name, cell,
                                f"{table.name}!{cell}: {key[0]} / {key[1]} is not a scorecard "
                                "line; targets are phased only for scorecard lines")
                 del values[key]
                 continue
             if by_id[key[1]].direction != "range" and any(v <= 0 for v in months.values()):
+                cell = row_of(key)
                 self.log.error("target-not-positive", table.name, cell,
                                f"{table.name}!{cell}: monthly targets of {key[0]} / {key[1]} "
                                "must be above 0")
@@ -984,6 +1020,29 @@ class _Validator:
                              f"{month_label(period)} ({', '.join(month_label(m) for m in later[:3])}"
                              f"{'…' if len(later) > 3 else ''}); they are not used")
         return settings
+
+
+def _has_value(row: list[object], columns: list[int]) -> bool:
+    width = len(row)
+    for col in columns:
+        if col >= width:
+            return False
+        value = row[col]
+        if value is not None and value != "" and not (type(value) is str and not value.strip()):
+            return True
+    return False
+
+
+class _Lazy:
+    """The A1 cell of an (owner, kpi) row, looked up only when a message needs it."""
+
+    def __init__(self, build) -> None:
+        self._build, self._table = build, None
+
+    def __call__(self, key: tuple[str, str]) -> str:
+        if self._table is None:
+            self._table = self._build()
+        return self._table.get(key, "")
 
 
 class _Casefolded(dict):

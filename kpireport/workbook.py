@@ -13,6 +13,7 @@ import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from defusedxml import ElementTree as SafeET
@@ -50,6 +51,7 @@ class RawBook:
     sheets: list[RawSheet]
 
 
+@lru_cache(maxsize=4096)
 def column_letter(index: int) -> str:
     """0 → A, 25 → Z, 26 → AA."""
     letters = ""
@@ -69,7 +71,7 @@ def column_index(letters: str) -> int:
 
 def address(row: int, col: int) -> str:
     """Zero-based (row, col) → A1."""
-    return f"{column_letter(col)}{row + 1}"
+    return f"{column_letter(col)}{row + 1}"  # letters cached: this runs per problem cell
 
 
 def read_workbook(path: str | Path) -> RawBook:
@@ -273,10 +275,13 @@ class _SheetScan:
     uncached: set[tuple[int, int]]
 
 
-_ROW_NUMBER = re.compile(rb"<(?:\w+:)?row\b[^>]*?\sr=\"(\d+)\"")
-_CELL_REF = re.compile(rb"<(?:\w+:)?c\b[^>]*?\sr=\"([A-Z]+)(\d+)\"")
-_WIDE_COLUMN = re.compile(rb"<(?:\w+:)?c\b[^>]*?\sr=\"([A-Z]{3,})\d+\"")
-_NEEDS_PARSE = re.compile(rb"t=\"e\"|<(?:\w+:)?f[\s>/]")
+_CELL_REF = re.compile(rb"\sr=\"([A-Z]+)(\d+)\"")
+_ROW_REF = re.compile(rb"\sr=\"(\d+)\"")
+# Starts with a literal so the regex engine can skip ahead fast; a false match only costs the
+# exact measurement below.
+_MAYBE_LARGE = re.compile(rb"r=\"(?:[A-Z]{3,}|[B-Z][A-Z]|[A-Z]{0,2}[0-9]{6,})")
+# Error cells and formulas (any namespace prefix): only then is the sheet XML parsed.
+_PARSE_MARKERS = (b't="e"', b"<f>", b"<f ", b":f>", b":f ")
 
 
 class _SheetScanner:
@@ -287,19 +292,21 @@ class _SheetScanner:
 
     def scan(self, archive: zipfile.ZipFile) -> _SheetScan:
         data = _read_part(self.path, archive, self.info)
-        rows = [int(m) for m in _ROW_NUMBER.findall(data)]
-        max_row = max(rows, default=0)
-        max_col = 0
-        for match in _WIDE_COLUMN.finditer(data):
-            max_col = max(max_col, column_index(match.group(1).decode()))
-        if max_col >= MAX_COLUMNS or max_row * max(max_col + 1, 26) > MAX_CELLS \
+        if _MAYBE_LARGE.search(data):  # columns from BA or rows from 100,000: measure exactly
+            refs = _CELL_REF.findall(data)
+            max_col = max((column_index(c.decode()) for c, _ in refs), default=0)
+            max_row = max([int(r) for _, r in refs] + [int(r) for r in _ROW_REF.findall(data)],
+                          default=0)
+        else:  # at most AZ × 99,999 cells: within MAX_CELLS without looking closer
+            max_col = max_row = 0
+        if max_col >= MAX_COLUMNS or max_row * (max_col + 1) > MAX_CELLS \
                 or max_row > 1_048_576:
             far = self._far_cell(data)
             raise UnreadableWorkbook(
                 f"{self.path.name}: sheet {self.name!r} uses cell {far}, far outside any KPI "
                 f"table (kpireport reads up to column {address(0, MAX_COLUMNS - 1)[:-1]} and "
                 f"{MAX_CELLS:,} cells a sheet); delete the stray cells and save again")
-        if not _NEEDS_PARSE.search(data):
+        if not any(marker in data for marker in _PARSE_MARKERS):
             return _SheetScan({}, set())
         return self._parse_formulas(data)
 

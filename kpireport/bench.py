@@ -1,0 +1,263 @@
+"""Benchmark: ``python -m kpireport.bench`` (not part of the test suite).
+
+Every figure is measured in this run next to a baseline measured in the same run, because the
+machine is shared and absolute times drift. Prints a table of stages (time, peak memory) and the
+ratios the project promises, each with its limit and PASS/FAIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Row:
+    stage: str
+    seconds: float
+    detail: str = ""
+
+
+def timed(func: Callable, repeat: int = 1):
+    """Best of ``repeat`` runs (the least disturbed by the rest of the machine)."""
+    best, value = float("inf"), None
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        value = func()
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/status") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    stack += [int(p) for p in handle.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def peak_memory_of(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Run ``cmd``; return (seconds, peak RSS of its whole process tree, result)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(process.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = process.communicate()
+    done.set()
+    sampler.join()
+    return (time.perf_counter() - start, peak,
+            subprocess.CompletedProcess(cmd, process.returncode, out, err))
+
+
+def _weasyprint_only(paths: list[str], css_path: str) -> None:
+    from weasyprint import CSS, HTML
+
+    for path in paths:
+        HTML(filename=path).write_pdf(stylesheets=[CSS(filename=css_path)])
+
+
+def _chunks(items: list, n: int) -> list[list]:
+    return [items[i::n] for i in range(n)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kpireport.bench", description=__doc__)
+    parser.add_argument("--employees", type=int, default=1000)
+    parser.add_argument("--pdf-reports", type=int, default=200)
+    parser.add_argument("--scale", default="100,1000,5000",
+                        help="company sizes for the scaling table ('' to skip)")
+    parser.add_argument("--skip-full-build", action="store_true",
+                        help="skip the 1,000-person html+pdf build (memory figure)")
+    args = parser.parse_args(argv)
+
+    from kpireport import api, render, samples, template
+    from kpireport.results import compute
+    from kpireport.views import all_views
+
+    work = Path(tempfile.mkdtemp(prefix="kpireport-bench-"))
+    rows: list[Row] = []
+    checks: list[tuple[str, float, str, bool]] = []
+    try:
+        seconds, book_path = timed(lambda: template.write_workbook(
+            work / "synthetic.xlsx", samples.synthetic(args.employees), force=True))
+        rows.append(Row(f"generate synthetic workbook ({args.employees} people)", seconds,
+                        f"{book_path.stat().st_size / 1e6:.1f} MB"))
+
+        import pandas as pd
+
+        t_pandas, frames = timed(lambda: pd.read_excel(book_path, sheet_name=None,
+                                                       engine="calamine"), repeat=3)
+        cells = sum(f.size for f in frames.values())
+        rows.append(Row("baseline: pandas + calamine read every sheet", t_pandas,
+                        f"{cells:,} cells"))
+        t_check, (book, issues) = timed(lambda: api.check(book_path), repeat=3)
+        n_actuals = sum(len(v) for v in book.actuals.values())
+        rows.append(Row("read + validate (kpireport check)", t_check, f"{n_actuals:,} actuals"))
+        checks.append(("read+validate / pandas+calamine", t_check / t_pandas, "≤ 1.5",
+                       t_check / t_pandas <= 1.5))
+
+        t_score, results = timed(lambda: compute(book, issues), repeat=3)
+        rows.append(Row(f"score {args.employees} people (+ bands and pay)", t_score,
+                        f"{len(book.scorecards):,} scorecard lines"))
+        checks.append((f"scoring {args.employees} people, seconds", t_score, "< 1",
+                       t_score < 1))
+
+        dirs = render.template_dirs(None)
+        renderer = render.Renderer(dirs)
+
+        def html_all():
+            views = all_views(results)
+            return views, [renderer.html(v) for v in views]
+
+        renderer.html(all_views(results)[0])  # compile templates once, as a worker would
+        t_html, (views, pages) = timed(html_all)
+        rows.append(Row(f"HTML of {len(views)} reports (views + Jinja, 1 process)", t_html,
+                        f"{sum(len(p) for p in pages) / 1e6:.1f} MB"))
+        checks.append(("HTML for all reports / read+validate", t_html / t_check, "≤ 3",
+                       t_html / t_check <= 3))
+
+        pdf_views = [v for v in views if v["kind"] == "employee"][:args.pdf_reports]
+        html_dir = work / "html"
+        html_dir.mkdir()
+        paths = []
+        for view in pdf_views:
+            path = html_dir / (view["file"].replace("/", "_") + ".html")
+            path.write_text(renderer.html(view, for_pdf=True))
+            paths.append(str(path))
+        css_path = str(next(d / "print.css" for d in dirs if (d / "print.css").exists()))
+        # The HTML files live outside the template folder; give them the fonts beside them.
+        shutil.copytree(dirs[-1] / "fonts", html_dir / "fonts")
+        shutil.copy(dirs[-1] / "report.css", html_dir / "report.css")
+        shutil.copy(css_path, html_dir / "print.css")
+
+        def weasy_two():
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(2, mp_context=context) as pool:
+                list(pool.map(_weasyprint_only, _chunks(paths, 2),
+                              [str(html_dir / "print.css")] * 2))
+
+        t_weasy, _ = timed(weasy_two)
+        rows.append(Row(f"baseline: WeasyPrint alone, {len(paths)} PDFs, 2 processes",
+                        t_weasy))
+        t_pdf2, outcome = timed(lambda: render.render_views(pdf_views, ("pdf",), dirs,
+                                                            workers=2))
+        assert not outcome.failures, outcome.failures
+        rows.append(Row(f"kpireport PDF, {len(pdf_views)} reports, 2 workers", t_pdf2))
+        t_pdf1, _ = timed(lambda: render.render_views(pdf_views, ("pdf",), dirs, workers=1))
+        rows.append(Row(f"kpireport PDF, {len(pdf_views)} reports, 1 worker", t_pdf1))
+        checks.append(("PDF 2 workers / WeasyPrint alone 2 processes", t_pdf2 / t_weasy,
+                       "≤ 1.25", t_pdf2 / t_weasy <= 1.25))
+        checks.append(("speed-up 2 workers vs 1 worker", t_pdf1 / t_pdf2, "≥ 1.7",
+                       t_pdf1 / t_pdf2 >= 1.7))
+
+        small = template.write_workbook(work / "rebuild.xlsx",
+                                        samples.synthetic(args.pdf_reports), force=True)
+        t_first, first = timed(lambda: api.build(small, out=work / "rebuild", workers=2))
+        t_again, again = timed(lambda: api.build(small, out=work / "rebuild", workers=2))
+        rows.append(Row(f"first build, {args.pdf_reports} people, html+pdf", t_first,
+                        f"{first.rendered} reports rendered"))
+        rows.append(Row("rebuild with nothing changed", t_again,
+                        f"{again.rendered} rendered, {again.cached} unchanged"))
+        checks.append(("rebuild unchanged / first build", t_again / t_first, "≤ 0.15",
+                       t_again / t_first <= 0.15))
+
+        t_results, _ = timed(lambda: api.build(book_path, out=work / "html-only",
+                                               formats=("html",), workers=2))
+        rows.append(Row(f"build html only, {args.employees} people (results files too)",
+                        t_results))
+
+        if not args.skip_full_build:
+            seconds, peak, run = peak_memory_of(
+                [sys.executable, "-m", "kpireport", "build", str(book_path), "--out",
+                 str(work / "full"), "--workers", "2"])
+            if run.returncode != 0:
+                print(run.stderr, file=sys.stderr)
+            rows.append(Row(f"full build {args.employees} people, html+pdf, 2 workers",
+                            seconds, f"peak memory {peak / 2**20:,.0f} MiB (whole tree)"))
+            checks.append((f"peak memory of the {args.employees}-person build, GB",
+                           peak / 1e9, "≤ 1.5", peak / 1e9 <= 1.5))
+
+        scaling = []
+        for size in [int(s) for s in args.scale.split(",") if s.strip()]:
+            path = template.write_workbook(work / f"scale{size}.xlsx", samples.synthetic(size),
+                                           force=True)
+            t_rv, (b, iss) = timed(lambda: api.check(path))
+            t_sc, res = timed(lambda: compute(b, iss))
+            t_h, _ = timed(lambda: [renderer.html(v) for v in all_views(res)])
+            scaling.append((size, len(b.scorecards), t_rv, t_sc, t_h))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    _print(rows, checks, scaling, t_pdf2 / max(len(pdf_views), 1))
+    return 0 if all(ok for *_, ok in checks) else 1
+
+
+def _print(rows, checks, scaling, pdf_per_report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=120)
+    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    console.print(f"kpireport benchmark — {os.cpu_count()} cores, Python "
+                  f"{sys.version.split()[0]}, benchmark process peak {peak_self:,.0f} MiB")
+    table = Table(title="Stages")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    table.add_column("detail")
+    for row in rows:
+        table.add_row(row.stage, f"{row.seconds:.3f}", row.detail)
+    console.print(table)
+    ratios = Table(title="Ratios against baselines measured in this run")
+    for name in ("measure", "value", "limit", "result"):
+        ratios.add_column(name)
+    for name, value, limit, ok in checks:
+        ratios.add_row(name, f"{value:.3f}", limit, "[green]PASS[/]" if ok else "[red]FAIL[/]")
+    console.print(ratios)
+    if scaling:
+        scale = Table(title="Scaling (read+validate, score, HTML in one process; PDF estimated "
+                            "at the measured per-report cost with 2 workers)")
+        for name in ("people", "scorecard lines", "read+validate s", "score s", "HTML s",
+                     "PDF s (est.)"):
+            scale.add_column(name, justify="right")
+        for size, lines, t_rv, t_sc, t_h in scaling:
+            scale.add_row(f"{size:,}", f"{lines:,}", f"{t_rv:.2f}", f"{t_sc:.2f}", f"{t_h:.2f}",
+                          f"{pdf_per_report * (size + size // 25 + 2):.0f}")
+        console.print(scale)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
