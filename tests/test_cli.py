@@ -53,7 +53,7 @@ def test_check_text_and_json(make_workbook):
     assert doc["valid"] is False
     assert [(i["sheet"], i["cell"], i["code"]) for i in doc["issues"]
             if i["severity"] == "error"] == [("People", "E3", "unknown-reference")]
-    text = invoke("check", str(bad))
+    text = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["check", str(bad)])
     assert "People!E3: manager E99 is not in the People sheet" in text.output
 
 
