@@ -21,7 +21,7 @@ demo: install
 
 test: $(BIN)/kpireport
 	@scripts/system-deps.sh --test
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
 
 bench: install
 	$(BIN)/python -m kpireport.bench

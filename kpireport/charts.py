@@ -6,6 +6,8 @@ chart also carries its meaning in text or shape, never in colour alone.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from markupsafe import Markup, escape
 
 # Status colours: distinct hue *and* lightness (green dark, amber light, red mid).
@@ -15,7 +17,7 @@ INK = "#1f2a36"
 
 
 def _f(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{value:.1f}"
 
 
 def bullet(actual: float | None, target: float | None, threshold: float | None,
@@ -62,6 +64,11 @@ def bullet(actual: float | None, target: float | None, threshold: float | None,
     return Markup("".join(parts))
 
 
+@lru_cache(maxsize=64)
+def _x_positions(n: int, width: int) -> tuple[str, ...]:
+    return tuple(f"{2 + i * (width - 4) / (n - 1):.1f}" for i in range(n))
+
+
 def sparkline(values: list[float | None], targets: list[float | None], label: str,
               width: int = 96, height: int = 24) -> Markup:
     """Monthly actuals as a line, the monthly target as a dashed line; gaps where no data."""
@@ -72,22 +79,22 @@ def sparkline(values: list[float | None], targets: list[float | None], label: st
     if high == low:
         high, low = high + 1, low - 1
     n = max(len(values), 2)
+    xs = _x_positions(n, width)
+    scale = (height - 4) / (high - low)
+    bottom = height - 2
 
     def point(i: int, v: float) -> str:
-        return f"{_f(2 + i * (width - 4) / (n - 1))},{_f(height - 2 - (v - low) / (high - low) * (height - 4))}"
+        return f"{xs[i]},{bottom - (v - low) * scale:.1f}"
 
     def path(series: list[float | None]) -> str:
-        segments, current = [], []
+        parts, pen_down = [], False
         for i, v in enumerate(series):
             if v is None:
-                if current:
-                    segments.append(current)
-                current = []
-            else:
-                current.append(point(i, v))
-        if current:
-            segments.append(current)
-        return " ".join("M" + " L".join(seg) for seg in segments)
+                pen_down = False
+                continue
+            parts.append(("L" if pen_down else "M") + point(i, v))
+            pen_down = True
+        return " ".join(parts)
 
     last = next((i for i in range(len(values) - 1, -1, -1) if values[i] is not None), None)
     parts = [f'<svg class="spark" xmlns="http://www.w3.org/2000/svg" width="{width}" '

@@ -13,7 +13,6 @@ from collections import Counter, defaultdict
 
 from kpireport import charts
 from kpireport.i18n import Formatter
-from kpireport.model import month_label
 from kpireport.results import Results
 from kpireport.scoring import LineResult, OwnerScore, Window, status_of
 
@@ -119,10 +118,7 @@ class ViewBuilder:
             "bullet": charts.bullet(ytd.actual, ytd.target, ytd.threshold, ytd.stretch,
                                     ytd.target_max, kpi.direction, ytd.status, label),
             "spark": charts.sparkline([a for _, a, _ in history], [t for _, _, t in history],
-                                      f"{kpi.kpi}: " + ", ".join(
-                                          f"{month_label(m)} "
-                                          f"{self.fmt.value(a, kpi.unit, kpi.decimals)}"
-                                          for m, a, _ in history)),
+                                      f"{kpi.kpi}: {self._('Year-to-date trend')}"),
         }
 
     def summary(self, owner: OwnerScore) -> dict:

@@ -22,6 +22,12 @@ def need_tool(name: str) -> str:
     return path
 
 
+def soffice(tmp_path: Path) -> list[str]:
+    """LibreOffice headless, with a profile of its own (parallel test workers don't clash)."""
+    return [need_tool("soffice"), f"-env:UserInstallation={(tmp_path / 'lo-profile').as_uri()}",
+            "--headless"]
+
+
 BASE: dict[str, list[list[object]]] = {
     "Settings": [["setting", "value"], ["organization", "Test Co"],
                  ["report_period", "2026-02"]],

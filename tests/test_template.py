@@ -9,7 +9,7 @@ import pytest
 from kpireport import samples, template
 from kpireport.errors import OutputError
 from kpireport.spec import SHEETS
-from tests.conftest import need_tool
+from tests.conftest import soffice
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +108,8 @@ def test_init_bad_paths_are_one_line_errors(args, message):
 
 
 def test_template_opens_in_libreoffice(tmp_path):
-    soffice = need_tool("soffice")
     path = template.write_template(tmp_path / "kpis.xlsx", year=2026)
-    run = subprocess.run([soffice, "--headless", "--convert-to", "pdf", "--outdir",
+    run = subprocess.run([*soffice(tmp_path), "--convert-to", "pdf", "--outdir",
                           str(tmp_path), str(path)], capture_output=True, text=True,
                          timeout=180)
     assert run.returncode == 0, run.stderr

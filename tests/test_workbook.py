@@ -15,7 +15,7 @@ import pytest
 from kpireport import api
 from kpireport.errors import UnreadableWorkbook
 from kpireport.workbook import read_workbook
-from tests.conftest import BASE, CORPUS, need_tool
+from tests.conftest import BASE, CORPUS, soffice
 
 
 def rewrite(src: Path, dst: Path, changes: dict[str, bytes]) -> Path:
@@ -194,19 +194,17 @@ def test_password_protected(make_workbook, tmp_path):
 
 
 def test_legacy_xls_saved_by_libreoffice(make_workbook, tmp_path):
-    soffice = need_tool("soffice")
     src = make_workbook()
-    subprocess.run([soffice, "--headless", "--convert-to", "xls", "--outdir", str(tmp_path),
+    subprocess.run([*soffice(tmp_path), "--convert-to", "xls", "--outdir", str(tmp_path),
                     str(src)], check=True, capture_output=True, timeout=180)
     assert_refused(tmp_path / (src.stem + ".xls"), r"legacy Excel 97-2003 \(\.xls\)")
 
 
 def test_libreoffice_resave_reads_the_same_values(tmp_path):
-    soffice = need_tool("soffice")
     sample = Path(__file__).resolve().parents[1] / "sample_workbooks" / "acme.xlsx"
     original, _ = api.load(sample)
     out = tmp_path / "lo"
-    subprocess.run([soffice, "--headless", "--calc", "--convert-to", "xlsx", "--outdir",
+    subprocess.run([*soffice(tmp_path), "--calc", "--convert-to", "xlsx", "--outdir",
                     str(out), str(sample)], check=True, capture_output=True, timeout=180)
     resaved, issues = api.load(out / "acme.xlsx")
     assert resaved.actuals == original.actuals
@@ -215,12 +213,11 @@ def test_libreoffice_resave_reads_the_same_values(tmp_path):
 
 
 def test_libreoffice_cached_formula_values_are_used(make_workbook, tmp_path):
-    soffice = need_tool("soffice")
     actuals = [r[:] for r in BASE["Actuals"]]
     actuals[1][2] = "=40+50"
     src = make_workbook("formulas.xlsx", Actuals=actuals)
     out = tmp_path / "lo"
-    subprocess.run([soffice, "--headless", "--calc", "--convert-to", "xlsx", "--outdir",
+    subprocess.run([*soffice(tmp_path), "--calc", "--convert-to", "xlsx", "--outdir",
                     str(out), str(src)], check=True, capture_output=True, timeout=180)
     book, _ = api.load(out / "formulas.xlsx")
     assert sorted(book.actuals[("E1", "REV")].values()) == [90, 130]
