@@ -69,7 +69,7 @@ def dask_submitter(address: str, *, connect_timeout: float = 10.0,
         from distributed import Client
 
         try:
-            client = Client(address, timeout=connect_timeout, set_as_default=False)
+            client = Client(address, timeout=connect_timeout)
         except (OSError, TimeoutError) as exc:
             raise KpireportError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
         with client:
@@ -88,8 +88,9 @@ def _check_workers(client, address: str) -> None:
     workers = client.scheduler_info().get("workers", {})
     if not workers:
         client.wait_for_workers(1, timeout=30)
-    found = client.run(importlib.util.find_spec, "kpireport")
-    missing = sorted(w for w, spec in found.items() if spec is None)
+    found = client.run(importlib.util.find_spec, "kpireport", on_error="return")
+    missing = sorted(w for w, spec in found.items()
+                     if spec is None or isinstance(spec, BaseException))
     if missing:
         raise KpireportError(f"the Dask workers {', '.join(missing)} do not have kpireport "
                              "installed; install the same kpireport version (and fonts) on "
