@@ -6,7 +6,11 @@ __version__ = "0.1.0"
 
 from kpireport.api import check, load
 from kpireport.errors import (
-    DeliveryError, InvalidWorkbook, KpireportError, OutputError, TemplateError,
+    DeliveryError,
+    InvalidWorkbook,
+    KpireportError,
+    OutputError,
+    TemplateError,
     UnreadableWorkbook,
 )
 from kpireport.issues import Issue

@@ -30,6 +30,14 @@ class Row:
     detail: str = ""
 
 
+class _Progress(list):
+    """Stage rows that also print as they complete (a long run shows where it is)."""
+
+    def append(self, row: Row) -> None:
+        super().append(row)
+        print(f"  {row.stage}: {row.seconds:.3f} s {row.detail}", file=sys.stderr, flush=True)
+
+
 def timed(func: Callable, repeat: int = 1):
     """Best of ``repeat`` runs (the least disturbed by the rest of the machine)."""
     best, value = float("inf"), None
@@ -107,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     from kpireport.views import all_views
 
     work = Path(tempfile.mkdtemp(prefix="kpireport-bench-"))
-    rows: list[Row] = []
+    rows: list[Row] = _Progress()
     checks: list[tuple[str, float, str, bool]] = []
     try:
         seconds, book_path = timed(lambda: template.write_workbook(
@@ -215,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         for size in [int(s) for s in args.scale.split(",") if s.strip()]:
             path = template.write_workbook(work / f"scale{size}.xlsx", samples.synthetic(size),
                                            force=True)
-            t_rv, (b, iss) = timed(lambda: api.check(path))
-            t_sc, res = timed(lambda: compute(b, iss))
-            t_h, _ = timed(lambda: [renderer.html(v) for v in all_views(res)])
+            t_rv, (b, iss) = timed(lambda path=path: api.check(path))
+            if b is None:
+                print(f"synthetic workbook of {size} is invalid:",
+                      [i.message for i in iss if i.severity == "error"][:5], file=sys.stderr)
+                continue
+            t_sc, res = timed(lambda b=b, iss=iss: compute(b, iss))
+            t_h, _ = timed(lambda res=res: [renderer.html(v) for v in all_views(res)])
             scaling.append((size, len(b.scorecards), t_rv, t_sc, t_h))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -180,7 +180,7 @@ def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Pa
                            on_start=lambda n: bar.update(task, total=n),
                            progress=lambda name: bar.advance(task))
     if result.failures:
-        for name, message in sorted(result.failures.items()):
+        for _name, message in sorted(result.failures.items()):
             click.echo(f"Error: {message}", err=True)
         click.echo(f"Error: {len(result.failures)} report(s) failed; nothing was written "
                    f"(the previous files in {result.run_dir} are unchanged).", err=True)
@@ -361,9 +361,8 @@ def doctor() -> None:
       kpireport doctor
     """
     from rich.console import Console
-    from rich.table import Table
-
     from rich.markup import escape
+    from rich.table import Table
 
     from kpireport.doctor import diagnose
 

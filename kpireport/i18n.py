@@ -63,7 +63,10 @@ class _Style:
 @lru_cache(maxsize=32)
 def _style(locale: str, currency: str) -> _Style:
     from babel.numbers import (
-        get_currency_precision, get_currency_symbol, get_decimal_symbol, get_group_symbol,
+        get_currency_precision,
+        get_currency_symbol,
+        get_decimal_symbol,
+        get_group_symbol,
         get_minus_sign_symbol,
     )
 

@@ -46,7 +46,16 @@ def _environment(locale: str, dirs: tuple[Path, ...]):
 
     from kpireport.i18n import translations
 
-    env = ImmutableSandboxedEnvironment(
+    class ReportEnvironment(ImmutableSandboxedEnvironment):
+        """The sandbox, looking up keys of the view-model dicts first: ``k.name`` on a dict
+        is an item, and trying (and failing) the attribute first costs an exception each."""
+
+        def getattr(self, obj, attribute):
+            if type(obj) is dict and attribute in obj:
+                return obj[attribute]
+            return super().getattr(obj, attribute)
+
+    env = ReportEnvironment(
         loader=FileSystemLoader([str(d) for d in dirs]), autoescape=True,
         undefined=StrictUndefined, extensions=["jinja2.ext.i18n"], trim_blocks=True,
         lstrip_blocks=True, auto_reload=False)

@@ -18,7 +18,15 @@ from pathlib import Path
 from kpireport.errors import OutputError
 from kpireport.model import month_label, month_of
 from kpireport.spec import (
-    AGGREGATIONS, DIRECTIONS, LEVELS, REPORTS, SETTINGS, SHEETS, SHEETS_BY_NAME, UNITS, Column,
+    AGGREGATIONS,
+    DIRECTIONS,
+    LEVELS,
+    REPORTS,
+    SETTINGS,
+    SHEETS,
+    SHEETS_BY_NAME,
+    UNITS,
+    Column,
 )
 
 HEADER_FILL = "1F3A5F"

@@ -14,11 +14,26 @@ from kpireport import formula as formula_mod
 from kpireport.cells import CellReader, is_blank, month_from_header
 from kpireport.issues import Issue, IssueLog
 from kpireport.model import (
-    Band, Book, Comment, Goal, Kpi, Month, Person, Recipient, ScorecardLine, Settings,
+    Band,
+    Book,
+    Comment,
+    Goal,
+    Kpi,
+    Month,
+    Person,
+    Recipient,
+    ScorecardLine,
+    Settings,
     month_label,
 )
 from kpireport.spec import (
-    COMPANY, LONG_ACTUALS_COLUMNS, SETTINGS, SETTINGS_BY_NAME, SHEETS, SHEETS_BY_KEY, Sheet,
+    COMPANY,
+    LONG_ACTUALS_COLUMNS,
+    SETTINGS,
+    SETTINGS_BY_NAME,
+    SHEETS,
+    SHEETS_BY_KEY,
+    Sheet,
     normalise,
 )
 from kpireport.workbook import RawBook, RawSheet, address, column_letter
@@ -1017,7 +1032,8 @@ class _Validator:
             later = sorted({m for months in actuals.values() for m in months if m > period})
             self.log.warning("actual-after-period", "Actuals", "",
                              f"Actuals: there are actuals after the report period "
-                             f"{month_label(period)} ({', '.join(month_label(m) for m in later[:3])}"
+                             f"{month_label(period)} "
+                             f"({', '.join(month_label(m) for m in later[:3])}"
                              f"{'…' if len(later) > 3 else ''}); they are not used")
         return settings
 

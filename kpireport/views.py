@@ -32,7 +32,8 @@ DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is bett
 
 
 def slug(text: str) -> str:
-    """A file-name-safe slug: 'Customer Success' → 'customer-success', 'Kinh doanh' → 'kinh-doanh'."""
+    """A file-name-safe slug: 'Customer Success' → 'customer-success', 'Ban Giám đốc' →
+    'ban-giam-doc'."""
     text = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
     text = text.encode("ascii", "ignore").decode().lower()
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "department"
@@ -50,7 +51,9 @@ class ViewBuilder:
         self.people = {p.employee_id: p for p in results.book.people}
         period = results.scores.period
         self.period_label = self.fmt.month(period // 12, period % 12 + 1)
-        self.ytd_label = self._("Year to date") + f" ({self.fmt.month(results.scores.fiscal_start // 12, results.scores.fiscal_start % 12 + 1)} – {self.period_label})"
+        start = results.scores.fiscal_start
+        start_label = self.fmt.month(start // 12, start % 12 + 1)
+        self.ytd_label = self._("Year to date") + f" ({start_label} – {self.period_label})"
         self.slugs = self._department_slugs()
 
     def _department_slugs(self) -> dict[str, str]:
@@ -322,7 +325,8 @@ class ViewBuilder:
             return found
 
         def node(goal, depth: int) -> dict:
-            return {"id": goal.goal_id, "goal": goal.goal, "level": self._(LEVEL_LABELS[goal.level]),
+            return {"id": goal.goal_id, "goal": goal.goal,
+                    "level": self._(LEVEL_LABELS[goal.level]),
                     "perspective": goal.perspective or "", "kpis": kpis_of(goal.goal_id),
                     "children": [node(c, depth + 1) for c in children.get(goal.goal_id, [])
                                  if depth < 4]}

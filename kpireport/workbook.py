@@ -170,7 +170,8 @@ def _check_archive(path: Path, archive: zipfile.ZipFile) -> None:
                 "(a zip bomb or a far too large workbook); refused")
         if info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             raise UnreadableWorkbook(
-                f"{path.name}: part {info.filename} compresses {info.file_size // max(info.compress_size, 1)}:1 "
+                f"{path.name}: part {info.filename} compresses "
+                f"{info.file_size // max(info.compress_size, 1)}:1 "
                 "(a zip bomb); refused")
 
 

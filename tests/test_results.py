@@ -111,7 +111,8 @@ def test_changed_number_rerenders_only_what_changed(make_workbook, tmp_path):
     api.build(make_workbook("book.xlsx"), out=out, formats=("html",), workers=1)
     actuals = [row[:] for row in BASE["Actuals"]]
     actuals[3][3] = 96  # Bob's February revenue
-    again = api.build(make_workbook("book.xlsx", Actuals=actuals), out=out, formats=("html",), workers=1)
+    again = api.build(make_workbook("book.xlsx", Actuals=actuals), out=out, formats=("html",),
+                      workers=1)
     # Bob's review, his department, the company and the index change; Alice's does not.
     assert again.cached == 1 and again.rendered == 4
 

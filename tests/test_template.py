@@ -40,7 +40,8 @@ def test_year_lays_out_twelve_month_columns(blank):
 
 
 def _validations(ws):
-    return {(str(dv.sqref).split(":")[0][:1], dv.formula1) for dv in ws.data_validations.dataValidation}
+    return {(str(dv.sqref).split(":")[0][:1], dv.formula1)
+            for dv in ws.data_validations.dataValidation}
 
 
 def test_drop_downs_for_enumerations_and_references(blank):
