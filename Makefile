@@ -9,7 +9,7 @@ OUT    ?= demo
 $(BIN)/kpireport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,dask]'
 	@touch $@
 
 install: $(BIN)/kpireport
