@@ -16,6 +16,7 @@ install: $(BIN)/kpireport
 	@scripts/system-deps.sh
 
 demo: install
+	@mkdir -p $(OUT)
 	$(BIN)/kpireport init $(OUT)/acme.xlsx --sample acme --force
 	$(BIN)/kpireport run $(OUT)/acme.xlsx --out $(OUT)/reports
 
