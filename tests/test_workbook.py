@@ -251,3 +251,23 @@ def test_every_corpus_file_gets_a_clean_answer():
         assert "internal error" not in result.stderr, (path.name, result.stderr)
         assert (result.stdout + result.stderr).strip(), path.name
         assert elapsed < 10, (path.name, elapsed)
+
+
+def test_1904_date_system_reads_the_same_dates(tmp_path):
+    import datetime as dt
+
+    import openpyxl
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    from tests.conftest import write_xlsx
+
+    people = [r[:] + [None] for r in BASE["People"]]
+    people[0][-1] = "start_date"
+    people[1][-1] = dt.date(2024, 2, 29)
+    path = write_xlsx(tmp_path / "mac.xlsx", {**BASE, "People": people})
+    book = openpyxl.load_workbook(path)
+    book.epoch = CALENDAR_MAC_1904
+    book.save(path)
+    assert b'date1904="1"' in zipfile.ZipFile(path).read("xl/workbook.xml")
+    loaded, _ = api.load(path)
+    assert loaded.people[0].start_date == dt.date(2024, 2, 29)
