@@ -432,6 +432,8 @@ def synthetic(employees: int = 1000, *, year: int = 2025, seed: int = 7) -> Work
         manager = head_of.setdefault(dept, emp)
         start = D(year, rng.randint(2, 11), 1) if rng.random() < 0.05 else D(year - 3, 1, 1)
         end = D(year, rng.randint(3, 11), 28) if rng.random() < 0.03 else None
+        if end is not None and end < start:
+            end = None  # a joiner who leaves before starting is not a person to review
         people.append({"employee_id": emp, "name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
                        "department": dept, "email": f"{emp.lower()}@synthetic.example",
                        "title": "Manager" if manager == emp else "Specialist",
