@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
 
 from kpireport.issues import IssueLog
 from kpireport.model import Month, month_of, parse_month
@@ -207,5 +206,3 @@ def month_from_header(value: object) -> Month | None:
 def _plain(number: float) -> str:
     return f"{number:g}"
 
-
-Converter = Callable[[object, str], object]

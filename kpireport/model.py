@@ -147,10 +147,3 @@ class Book:
     @property
     def departments(self) -> list[str]:
         return sorted({p.department for p in self.people})
-
-    def owner_type(self, owner: str) -> str:
-        if owner == "COMPANY":
-            return "company"
-        if owner in {p.employee_id for p in self.people}:
-            return "employee"
-        return "department"

@@ -7,7 +7,7 @@ added here appears in the template, is read, and is checked.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def normalise(name: object) -> str:
@@ -36,13 +36,6 @@ class Sheet:
     columns: tuple[Column, ...]
     help: str = ""
     month_columns: bool = False  # Targets / Actuals: one column per month follows
-    extra: dict[str, str] = field(default_factory=dict)
-
-    def column(self, name: str) -> Column:
-        for col in self.columns:
-            if col.name == name:
-                return col
-        raise KeyError(name)
 
 
 UNITS = ("number", "currency", "percent")

@@ -186,7 +186,7 @@ class _SheetWriter:
 
     def rows(self) -> list[dict[str, object]]:
         if self.spec.name == "Settings":
-            return [{"setting": s.name, "value": self.data.settings.get(s.name, _default(s)),
+            return [{"setting": s.name, "value": self.data.settings.get(s.name, s.default),
                      "meaning": s.help} for s in SETTINGS]
         return self.data.sheets.get(self.spec.name, [])
 
@@ -323,12 +323,6 @@ class _SheetWriter:
                 continue
             check.add(f"B{row}")
             sheet.data_validations.append(check)
-
-
-def _default(setting) -> object:
-    if setting.default is None:
-        return None
-    return setting.default
 
 
 __all__: Sequence[str] = ("write_template", "write_workbook", "WorkbookData", "year_months")
