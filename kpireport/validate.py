@@ -365,27 +365,34 @@ class _Validator:
 
     def _resolve_managers(self, table: Table, people: dict[str, Person],
                           manager_cells: dict[str, tuple[str, str]]) -> None:
+        self._resolve_parents(table, people, manager_cells, "manager_id", "manager",
+                              "manager-cycle", "managers", lambda p: p.employee_id)
+
+    def _resolve_parents(self, table: Table, items: dict, refs: dict[str, tuple[str, str]],
+                         field: str, what: str, cycle_code: str, plural: str, ident) -> None:
+        """Point each item at its parent (manager, parent goal): unknown ids and loops are
+        errors; ``items`` is keyed by casefolded id and updated in place."""
         from dataclasses import replace
 
-        parents: dict[str, str] = {}
-        for key, (manager, cell) in manager_cells.items():
-            target = people.get(manager.casefold())
+        links: dict[str, str] = {}
+        for key, (parent, cell) in refs.items():
+            target = items.get(parent.casefold())
             if target is None:
                 self.log.error("unknown-reference", table.name, cell,
-                               f"{table.name}!{cell}: manager {manager} is not in the People "
-                               "sheet")
+                               f"{table.name}!{cell}: {what} {parent} is not in the "
+                               f"{table.name} sheet")
                 continue
-            if target.employee_id.casefold() == key:
-                self.log.error("manager-cycle", table.name, cell,
-                               f"{table.name}!{cell}: {manager} is their own manager")
+            if ident(target).casefold() == key:
+                self.log.error(cycle_code, table.name, cell,
+                               f"{table.name}!{cell}: {parent} is its own {what}")
                 continue
-            parents[key] = target.employee_id.casefold()
-            people[key] = replace(people[key], manager_id=target.employee_id)
-        for key, cycle in _cycles(parents):
-            cell = manager_cells[key][1]
-            names = " → ".join(people[k].employee_id for k in cycle)
-            self.log.error("manager-cycle", table.name, cell,
-                           f"{table.name}!{cell}: managers form a loop ({names})")
+            links[key] = ident(target).casefold()
+            items[key] = replace(items[key], **{field: ident(target)})
+        for key, cycle in _cycles(links):
+            cell = refs[key][1]
+            names = " → ".join(ident(items[k]) for k in cycle)
+            self.log.error(cycle_code, table.name, cell,
+                           f"{table.name}!{cell}: {plural} form a loop ({names})")
 
     def _required(self, table: Table, row: int, column: str) -> None:
         cell = table.cell(row, column)
@@ -422,23 +429,8 @@ class _Validator:
             goals[gid.casefold()] = Goal(gid, text or "", level or "operational", None,
                                          read.text(table.value(r, "perspective"),
                                                    table.cell(r, "perspective")))
-        from dataclasses import replace
-
-        links: dict[str, str] = {}
-        for key, (parent, cell) in parents.items():
-            target = goals.get(parent.casefold())
-            if target is None:
-                self.log.error("unknown-reference", table.name, cell,
-                               f"{table.name}!{cell}: parent goal {parent} is not in the Goals "
-                               "sheet")
-                continue
-            links[key] = parent.casefold()
-            goals[key] = replace(goals[key], parent_goal_id=target.goal_id)
-        for key, cycle in _cycles(links):
-            cell = parents[key][1]
-            self.log.error("goal-cycle", table.name, cell,
-                           f"{table.name}!{cell}: goals form a loop "
-                           f"({' → '.join(goals[k].goal_id for k in cycle)})")
+        self._resolve_parents(table, goals, parents, "parent_goal_id", "parent goal",
+                              "goal-cycle", "goals", lambda g: g.goal_id)
         return {g.goal_id: g for g in goals.values()}
 
     # ---------------------------------------------------------------- KPIs
