@@ -11,6 +11,7 @@ import io
 import json
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 from kpireport.bands import Pay, minor_units, pay_for
 from kpireport.issues import Issue
@@ -37,7 +38,11 @@ class Results:
         return self.scores.owners
 
     def owner(self, owner_id: str) -> OwnerScore:
-        return next(o for o in self.scores.owners if o.owner == owner_id)
+        return self._by_owner[owner_id]
+
+    @cached_property
+    def _by_owner(self) -> dict[str, OwnerScore]:
+        return {o.owner: o for o in self.scores.owners}
 
 
 def compute(book: Book, issues: list[Issue] | tuple[Issue, ...] = ()) -> Results:

@@ -349,11 +349,24 @@ class ViewBuilder:
         return view
 
 
+def report_specs(results: Results) -> list[tuple[str, str]]:
+    """(kind, subject) of every report of a build: company, departments, employees with
+    scorecards, index — the order reports are listed and rendered in."""
+    return ([("company", "")] + [("department", d) for d in results.book.departments]
+            + [("employee", o.owner) for o in results.owners if o.owner_type == "employee"]
+            + [("index", "")])
+
+
+def build_view(builder: ViewBuilder, spec: tuple[str, str]) -> dict:
+    kind, subject = spec
+    if kind == "employee":
+        return builder.employee(builder.r.owner(subject))
+    if kind == "department":
+        return builder.department(subject)
+    return builder.company() if kind == "company" else builder.index()
+
+
 def all_views(results: Results) -> list[dict]:
-    """Every report of a build: company, departments, employees with scorecards, index."""
+    """Every report of a build, in the order of :func:`report_specs`."""
     builder = ViewBuilder(results)
-    views = [builder.company()]
-    views += [builder.department(d) for d in results.book.departments]
-    views += [builder.employee(o) for o in results.owners if o.owner_type == "employee"]
-    views.append(builder.index())
-    return views
+    return [build_view(builder, spec) for spec in report_specs(results)]
