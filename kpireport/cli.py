@@ -246,7 +246,7 @@ def _smtp_options(func):
 
 
 def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path | None,
-             resend: bool, smtp: dict) -> None:
+             resend: bool, smtp: dict, templates: Path | None = None) -> None:
     import os
 
     from rich.console import Console
@@ -261,7 +261,7 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
     sender = smtp.get("sender") or os.environ.get("KPIREPORT_SMTP_FROM")
     if not sender:
         raise click.UsageError("no sender: set KPIREPORT_SMTP_FROM or --from")
-    plan = deliver.plan_messages(book, run_dir, sender)
+    plan = deliver.plan_messages(book, run_dir, sender, templates=templates)
     for problem in plan.problems:
         click.echo(f"Warning: {problem}", err=True)
     if dry_run:
@@ -303,9 +303,12 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the .eml files of --dry-run.")
 @click.option("--resend", is_flag=True, help="Send again what the ledger says was sent.")
+@click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder whose email_subject.txt / email_body.txt / email_body.html override "
+                   "the built-in ones.")
 @_smtp_options
 def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, resend: bool,
-         **smtp) -> None:
+         templates: Path | None, **smtp) -> None:
     """E-mail the reports of one build (RUN_DIR, e.g. reports/2026-10) to their stakeholders.
 
     Every message is sent exactly once: a re-run skips what was sent and retries what failed.
@@ -318,7 +321,7 @@ def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, r
         kpireport send reports/2026-10 --book kpis.xlsx
     """
     smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
-    _do_send(run_dir, book, dry_run, outbox, resend, smtp)
+    _do_send(run_dir, book, dry_run, outbox, resend, smtp, templates)
 
 
 @main.command(context_settings=CONTEXT)
@@ -327,9 +330,11 @@ def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, r
 @click.option("--send", "do_send", is_flag=True, help="E-mail the reports after the build.")
 @click.option("--workers", type=click.IntRange(1, 256), help="Rendering processes.")
 @click.option("--dask", metavar="ADDRESS", help="Render on a Dask cluster.")
+@click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of templates that override the built-in reports and e-mails.")
 @_smtp_options
 def run(book: Path, period: str | None, out: Path, do_send: bool, workers: int | None,
-        dask: str | None, **smtp) -> None:
+        dask: str | None, templates: Path | None, **smtp) -> None:
     """The monthly job: check BOOK, build the reports, and (with --send) e-mail them.
 
     Stops at the first stage that fails.
@@ -346,10 +351,10 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, workers: int |
     if any(i.severity == "error" for i in issues):
         print_issues(book, issues)
         sys.exit(1)
-    result = _do_build(book, period, out, "html,pdf", None, workers, dask)
+    result = _do_build(book, period, out, "html,pdf", templates, workers, dask)
     if do_send:
         smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
-        _do_send(result.run_dir, book, False, None, False, smtp)
+        _do_send(result.run_dir, book, False, None, False, smtp, templates)
 
 
 @main.command(context_settings=CONTEXT)

@@ -343,3 +343,18 @@ def test_run_checks_builds_and_sends(smtp, tmp_path):
     again = cli("run", str(workbook), "--out", str(tmp_path / "out"), "--send", env=env)
     assert again.returncode == 0 and len(handler.messages) == 20
     assert time.perf_counter() - start < 240
+
+
+def test_email_templates_are_overridable(run_dir, tmp_path):
+    custom = tmp_path / "tpl"
+    custom.mkdir()
+    (custom / "email_subject.txt").write_text("[{{ organization }}] {{ name }} {{ period }}\n")
+    outbox = tmp_path / "outbox"
+    run = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"), "--dry-run",
+              "--outbox", str(outbox), "--templates", str(custom),
+              env={"KPIREPORT_SMTP_FROM": SENDER})
+    assert run.returncode == 0, run.stderr
+    parsed = email.message_from_bytes((outbox / "employees__E003.eml").read_bytes(),
+                                      policy=email.policy.default)
+    assert parsed["Subject"] == "[Acme Analytics Inc.] Priya Nair 2026-03"
+    assert parsed.get_body(("plain",)).get_content().startswith("Hello,")  # built-in body
