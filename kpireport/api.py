@@ -68,7 +68,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     written and the previous build's files stay as they were.
     """
     from kpireport import render
-    from kpireport.outputs import Staging, cache_bytes, read_cache
+    from kpireport.outputs import CACHE_FILE, Staging, cache_bytes, read_cache
     from kpireport.results import compute, payroll_csv, results_json_bytes, results_xlsx
     from kpireport.views import all_views
 
@@ -101,7 +101,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
         staging.write("payroll.csv", payroll_csv(results))
         for name in sorted(outcome.files):
             staging.write(name, outcome.files[name])
-        staging.write(".kpireport-cache.json", cache_bytes(keys))
+        staging.write(CACHE_FILE, cache_bytes(keys))
         kept = {name for v in views if v not in fresh for name in expected[v["file"]]}
         written = staging.commit(keep=kept)
     except BaseException:

@@ -158,13 +158,14 @@ class Plan:
 
 def report_entries(book: Book, results: dict, run_dir: Path) -> list[tuple[str, str, str, str]]:
     """(kind, scope, file stem, display name) for every PDF report of the build."""
-    from kpireport.views import slug
+    from kpireport.views import department_slugs
 
+    slugs = department_slugs(book.departments)
     entries = []
     if (run_dir / "company.pdf").exists():
         entries.append(("company", COMPANY, "company", book.settings.organization))
     for dept in book.departments:
-        stem = f"departments/{slug(dept)}"
+        stem = f"departments/{slugs[dept]}"
         if (run_dir / f"{stem}.pdf").exists():
             entries.append(("department", dept, stem, dept))
     for card in results["scorecards"]:

@@ -204,8 +204,6 @@ def _render_task(view: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
 class RenderOutcome:
     files: dict[str, bytes]
     failures: dict[str, str]  # report file → error message
-    rendered: int
-    cached: int
 
 
 def view_key(view: dict, formats: tuple[str, ...], fingerprint: str) -> str:
@@ -244,7 +242,7 @@ def render_views(views: list[dict], formats: tuple[str, ...], dirs: tuple[Path, 
                     done(view, exc)
         else:
             _render_pool(views, formats, dirs, workers, done)
-    return RenderOutcome(files, failures, len(views), 0)
+    return RenderOutcome(files, failures)
 
 
 def _render_pool(views, formats, dirs, workers, done) -> None:

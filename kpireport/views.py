@@ -39,6 +39,21 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "department"
 
 
+def department_slugs(departments: list[str]) -> dict[str, str]:
+    """File names of the department reports; departments whose slugs collide get -2, -3 …"""
+    found: dict[str, str] = {}
+    used: set[str] = set()
+    for dept in departments:
+        base = candidate = slug(dept)
+        n = 2
+        while candidate in used:
+            candidate = f"{base}-{n}"
+            n += 1
+        used.add(candidate)
+        found[dept] = candidate
+    return found
+
+
 class ViewBuilder:
     """Builds the views of one Results, sharing the formatter and lookups."""
 
@@ -54,20 +69,7 @@ class ViewBuilder:
         start = results.scores.fiscal_start
         start_label = self.fmt.month(start // 12, start % 12 + 1)
         self.ytd_label = self._("Year to date") + f" ({start_label} – {self.period_label})"
-        self.slugs = self._department_slugs()
-
-    def _department_slugs(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        used: set[str] = set()
-        for dept in self.r.book.departments:
-            base = candidate = slug(dept)
-            n = 2
-            while candidate in used:
-                candidate = f"{base}-{n}"
-                n += 1
-            used.add(candidate)
-            found[dept] = candidate
-        return found
+        self.slugs = department_slugs(results.book.departments)
 
     # ------------------------------------------------------------------ common pieces
     def common(self, kind: str, title: str, depth: int) -> dict:

@@ -31,20 +31,20 @@ def snapshot(name: str, text: str) -> None:
     assert text == path.read_text(), f"{name} changed; rerun with KPIREPORT_UPDATE_SNAPSHOTS=1"
 
 
-@pytest.fixture(scope="module")
-def acme_build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("acme")
-    result = api.build(SAMPLES / "acme.xlsx", out=out, workers=2)
+def _build_sample(tmp_path_factory, name: str) -> Path:
+    result = api.build(SAMPLES / f"{name}.xlsx", out=tmp_path_factory.mktemp(name), workers=2)
     assert result.ok, result.failures
     return result.run_dir
+
+
+@pytest.fixture(scope="module")
+def acme_build(tmp_path_factory):
+    return _build_sample(tmp_path_factory, "acme")
 
 
 @pytest.fixture(scope="module")
 def crm_build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("crm")
-    result = api.build(SAMPLES / "onlinecrm.xlsx", out=out, workers=2)
-    assert result.ok, result.failures
-    return result.run_dir
+    return _build_sample(tmp_path_factory, "onlinecrm")
 
 
 def spec_results(make_workbook):
@@ -241,6 +241,13 @@ def test_custom_template_overrides_by_file_name(make_workbook, tmp_path):
     result = api.build(make_workbook(), out=tmp_path / "out", formats=("html",),
                        templates=custom, workers=1)
     assert "#123456" in (result.run_dir / "company.html").read_text()
+
+
+def test_colliding_department_slugs_stay_apart():
+    from kpireport.views import department_slugs
+
+    assert department_slugs(["Sales", "sales!", "Ops"]) == {
+        "Sales": "sales", "sales!": "sales-2", "Ops": "ops"}
 
 
 def test_slugs_are_file_safe():
