@@ -40,7 +40,46 @@ def template_dirs(custom: Path | None) -> tuple[Path, ...]:
     return tuple(dirs)
 
 
-def _environment(locale: str, dirs: tuple[Path, ...]):
+def _translate_literals(gettext: Callable[[str], str]):
+    """A Jinja extension that translates ``_("literal")`` when the template is compiled.
+
+    The report environment is built per locale, so a literal's translation is fixed for the
+    life of the compiled template. The call becomes ``("translation" | safe)``, which Jinja
+    folds into the template's static text: the same result as the i18n extension's run-time
+    ``_()`` (translations are trusted markup and always %-formatted), without ~35,000 sandboxed
+    calls per 1,000 reports. Calls with arguments are left to the run-time ``_()``.
+    """
+    from jinja2.ext import Extension
+    from jinja2.lexer import Token
+
+    class TranslateLiterals(Extension):
+        def filter_stream(self, stream):
+            tokens = list(stream)
+            out: list = []
+            i = 0
+            while i < len(tokens):
+                window = tokens[i:i + 4]
+                if [t.type for t in window] == ["name", "lparen", "string", "rparen"] \
+                        and window[0].value == "_" and (not out or out[-1].type != "dot"):
+                    try:
+                        text = gettext(window[2].value) % {}
+                    except (TypeError, ValueError, KeyError):
+                        text = None  # not a plain message: let the run-time _() report it
+                    if text is not None:
+                        line = window[0].lineno
+                        out += [Token(line, "lparen", "("), Token(line, "string", text),
+                                Token(line, "pipe", "|"), Token(line, "name", "safe"),
+                                Token(line, "rparen", ")")]
+                        i += 4
+                        continue
+                out.append(tokens[i])
+                i += 1
+            return out
+
+    return TranslateLiterals
+
+
+def _environment(locale: str, dirs: tuple[Path, ...], *, translate_at_compile: bool = True):
     from jinja2 import FileSystemLoader, StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -57,7 +96,10 @@ def _environment(locale: str, dirs: tuple[Path, ...]):
 
     env = ReportEnvironment(
         loader=FileSystemLoader([str(d) for d in dirs]), autoescape=True,
-        undefined=StrictUndefined, extensions=["jinja2.ext.i18n"], trim_blocks=True,
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"] + ([_translate_literals(translations(locale).gettext)]
+                                          if translate_at_compile else []),
+        trim_blocks=True,
         lstrip_blocks=True, auto_reload=False)
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     return env

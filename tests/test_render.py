@@ -264,3 +264,44 @@ def test_all_views_are_small_and_picklable(make_workbook):
     assert [v["kind"] for v in views] == ["company", "department", "employee", "employee",
                                           "index"]
     assert all(len(pickle.dumps(v)) < 50_000 for v in views)
+
+
+@pytest.mark.parametrize("sample", ["acme", "onlinecrm"])
+def test_compile_time_translation_renders_what_runtime_gettext_renders(sample):
+    """_("literal") is translated when a template compiles (a fast path); every report of
+    both samples (English and Vietnamese) must come out byte-identical to Jinja's run-time
+    i18n _()."""
+    from kpireport import render
+
+    book, issues = api.load(SAMPLES / f"{sample}.xlsx")
+    views = all_views(compute(book, issues))
+    dirs = render.template_dirs(None)
+    fast = render._environment(book.settings.locale, dirs)
+    slow = render._environment(book.settings.locale, dirs, translate_at_compile=False)
+    compared = 0
+    for view in views:
+        name = render.TEMPLATES[view["kind"]]
+        for for_pdf in (False, True):
+            assert fast.get_template(name).render(**view, for_pdf=for_pdf) == \
+                slow.get_template(name).render(**view, for_pdf=for_pdf), view["file"]
+            compared += 1
+    assert compared == 2 * len(views) > 20
+    translated = fast.get_template("employee.html").render(
+        **next(v for v in views if v["kind"] == "employee"), for_pdf=False)
+    assert ("Thẻ điểm" if sample == "onlinecrm" else "Scorecard") in translated
+
+
+def test_compile_time_translation_keeps_runtime_rules(tmp_path):
+    """Edge cases of the fast path: %% and markup in a literal, calls with arguments,
+    a method named _ on an object, and an unknown message."""
+    from kpireport import render
+
+    (tmp_path / "t.html").write_text(
+        '{{ _("100%% done") }}|{{ _("a <b>") }}|{{ _("%(n)s left", n=3) }}|'
+        '{{ d._("x") if false else "ok" }}|{{ _("Scorecard") }}|{{ _("Not in the catalog") }}')
+    for locale in ("en_US", "vi_VN"):
+        fast = render._environment(locale, (tmp_path,))
+        slow = render._environment(locale, (tmp_path,), translate_at_compile=False)
+        rendered = fast.get_template("t.html").render(d={})
+        assert rendered == slow.get_template("t.html").render(d={})
+        assert rendered.startswith("100% done|a <b>|3 left|ok|")
