@@ -151,6 +151,16 @@ class Formatter:
         if not style.fast:
             pattern = "#,##0" + ("." + "0" * decimals if decimals else "") + "%"
             return format_percent(value, format=pattern, locale=self.locale)
+        if type(value) is float and -1e6 < value < 1e6 and decimals <= 3:
+            # value × 100 in floating point is within 3e-8 of the exact decimal product
+            # Babel rounds; only a remainder near half a unit can round differently.
+            scaled = value * 100
+            wide = f"{scaled:.{decimals + 4}f}"
+            if not "4990" <= wide[-4:] <= "5010":
+                text = f"{scaled:,.{decimals}f}"
+                if text[0] == "-":
+                    return style.minus + _localise(text[1:], style) + style.percent
+                return _localise(text, style) + style.percent
         negative, digits = _digits(Decimal(repr(float(value))) * 100, decimals, style)
         return (style.minus if negative else "") + digits + style.percent
 

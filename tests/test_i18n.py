@@ -67,3 +67,22 @@ def test_catalog_template_is_up_to_date(tmp_path):
     with (project / "kpireport" / "locale" / "kpireport.pot").open("rb") as handle:
         committed = {m.id for m in read_po(handle) if m.id}
     assert fresh == committed, "run the extraction in the README (Translations) again"
+
+
+@pytest.mark.parametrize("locale", ["en_US", "vi_VN", "de_DE"])
+@pytest.mark.parametrize("places", [0, 1, 2, 3])
+def test_percents_at_and_near_rounding_ties_match_babel(locale, places):
+    """The float fast path of Formatter.percent must round ties half-even on the decimal value,
+    as Babel does: 0.0125 → 1.2%, 0.0135 → 1.4%, and neighbours a float step away."""
+    import math
+
+    f = Formatter(locale, "USD")
+    pattern = "#,##0" + ("." + "0" * places if places else "") + "%"
+    unit = 10 ** -(places + 2)
+    checked = 0
+    for n in range(-1500, 1500, 7):
+        for value in ((n + 0.5) * unit, n * unit / 10, (n + 0.5) * unit * 1000):
+            for v in (value, math.nextafter(value, math.inf), math.nextafter(value, -math.inf)):
+                assert f.percent(v, places) == format_percent(v, format=pattern, locale=locale)
+                checked += 1
+    assert checked > 1000
