@@ -267,17 +267,17 @@ def test_all_views_are_small_and_picklable(make_workbook):
 
 
 @pytest.mark.parametrize("sample", ["acme", "onlinecrm"])
-def test_compile_time_translation_renders_what_runtime_gettext_renders(sample):
-    """_("literal") is translated when a template compiles (a fast path); every report of
-    both samples (English and Vietnamese) must come out byte-identical to Jinja's run-time
-    i18n _()."""
+def test_fast_paths_render_what_stock_jinja_renders(sample):
+    """Two fast paths change how templates compile: _("literal") is translated at compile
+    time and output is escaped without a Markup per value. Every report of both samples
+    (English and Vietnamese) must come out byte-identical to stock Jinja."""
     from kpireport import render
 
     book, issues = api.load(SAMPLES / f"{sample}.xlsx")
     views = all_views(compute(book, issues))
     dirs = render.template_dirs(None)
     fast = render._environment(book.settings.locale, dirs)
-    slow = render._environment(book.settings.locale, dirs, translate_at_compile=False)
+    slow = render._environment(book.settings.locale, dirs, fast_paths=False)
     compared = 0
     for view in views:
         name = render.TEMPLATES[view["kind"]]
@@ -291,17 +291,30 @@ def test_compile_time_translation_renders_what_runtime_gettext_renders(sample):
     assert ("Thẻ điểm" if sample == "onlinecrm" else "Scorecard") in translated
 
 
-def test_compile_time_translation_keeps_runtime_rules(tmp_path):
-    """Edge cases of the fast path: %% and markup in a literal, calls with arguments,
-    a method named _ on an object, and an unknown message."""
+def test_fast_paths_keep_jinja_rules(tmp_path):
+    """Edge cases of the fast paths: %% and markup in a literal, calls with arguments, a
+    method named _ on an object, an unknown message; escaping of text, quotes, numbers,
+    None, Markup, macro output; and an undefined name still fails."""
+    from jinja2 import UndefinedError
+    from markupsafe import Markup
+
     from kpireport import render
 
     (tmp_path / "t.html").write_text(
+        '{% macro m(x) %}<i>{{ x }}</i>{% endmacro %}'
         '{{ _("100%% done") }}|{{ _("a <b>") }}|{{ _("%(n)s left", n=3) }}|'
-        '{{ d._("x") if false else "ok" }}|{{ _("Scorecard") }}|{{ _("Not in the catalog") }}')
+        '{{ d._("x") if false else "ok" }}|{{ _("Scorecard") }}|{{ _("Not in the catalog") }}|'
+        '{{ text }}|{{ 1.5 }}|{{ none }}|{{ safe }}|{{ m(text) }}|{{ [text] | join(",") }}')
+    (tmp_path / "u.html").write_text("{{ nothing }}")
+    context = {"d": {}, "text": "<script>'R&D'\"</script>", "none": None,
+               "safe": Markup("<b>bold</b>")}
     for locale in ("en_US", "vi_VN"):
         fast = render._environment(locale, (tmp_path,))
-        slow = render._environment(locale, (tmp_path,), translate_at_compile=False)
-        rendered = fast.get_template("t.html").render(d={})
-        assert rendered == slow.get_template("t.html").render(d={})
+        slow = render._environment(locale, (tmp_path,), fast_paths=False)
+        rendered = fast.get_template("t.html").render(**context)
+        assert rendered == slow.get_template("t.html").render(**context)
         assert rendered.startswith("100% done|a <b>|3 left|ok|")
+        assert "&lt;script&gt;&#39;R&amp;D&#39;&#34;&lt;/script&gt;|1.5|None|<b>bold</b>|" \
+            "<i>&lt;script&gt;" in rendered
+        with pytest.raises(UndefinedError):
+            fast.get_template("u.html").render()
