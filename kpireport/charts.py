@@ -16,7 +16,15 @@ ZONE_POOR, ZONE_OK, ZONE_GOOD = "#e6e8eb", "#cfd4da", "#aeb6bf"
 INK = "#1f2a36"
 
 
+# Chart coordinates to one decimal, looked up: float formatting was most of the cost of
+# drawing ~20,000 charts for 1,000 people. Rounds half up (a tie may land 0.1 away from
+# format(x, ".1f"), which is invisible at this scale); outside 0–400 it formats.
+_TENTHS = tuple(f"{i / 10:.1f}" for i in range(4001))
+
+
 def _f(value: float) -> str:
+    if 0 <= value < 400:
+        return _TENTHS[int(value * 10 + 0.5)]
     return f"{value:.1f}"
 
 
@@ -54,8 +62,8 @@ def bullet(actual: float | None, target: float | None, threshold: float | None,
     for start, end, colour in zones:
         if end > start:
             left = (start - bottom) / span * width
-            parts.append(f'<rect x="{left:.1f}" y="3" '
-                         f'width="{(end - bottom) / span * width - left:.1f}" '
+            parts.append(f'<rect x="{_f(left)}" y="3" '
+                         f'width="{_f((end - bottom) / span * width - left)}" '
                          f'height="{zone_height}" fill="{colour}"/>')
     if actual is not None:
         parts.append(f'<rect x="{_f(x(min(actual, 0)))}" y="{height / 2 - 3.5:.1f}" '
@@ -69,7 +77,7 @@ def bullet(actual: float | None, target: float | None, threshold: float | None,
 
 @lru_cache(maxsize=64)
 def _x_positions(n: int, width: int) -> tuple[str, ...]:
-    return tuple(f"{2 + i * (width - 4) / (n - 1):.1f}" for i in range(n))
+    return tuple(f"{2 + i * (width - 4) / (n - 1):.1f}," for i in range(n))
 
 
 def sparkline(values: list[float | None], targets: list[float | None], label: str,
@@ -83,17 +91,20 @@ def sparkline(values: list[float | None], targets: list[float | None], label: st
     if high == low:
         high, low = high + 1, low - 1
     xs = _x_positions(max(len(values), 2), width)
-    scale = (height - 4) / (high - low)
-    bottom = height - 2
+    # y = bottom - (v - low) × scale, in tenths, rounded half up, looked up (see _TENTHS).
+    k = (height - 4) / (high - low) * 10
+    base = (height - 2) * 10 + low * k + 0.5
 
     def path(series: list[float | None]) -> str:
-        # The hot loop of report building (~250,000 points for 1,000 people): inline maths.
+        # The hot loop of report building (~250,000 points for 1,000 people).
+        if None not in series:
+            return "M" + " L".join([x + _TENTHS[int(base - v * k)] for x, v in zip(xs, series)])
         parts, pen = [], "M"
         for x, v in zip(xs, series):
             if v is None:
                 pen = "M"
                 continue
-            parts.append(f"{pen}{x},{bottom - (v - low) * scale:.1f}")
+            parts.append(pen + x + _TENTHS[int(base - v * k)])
             pen = "L"
         return " ".join(parts)
 
@@ -106,7 +117,7 @@ def sparkline(values: list[float | None], targets: list[float | None], label: st
         parts.append(f'<path d="{path(targets)}" fill="none" stroke="#8a94a0" '
                      'stroke-width="1" stroke-dasharray="2 2"/>')
     parts.append(f'<path d="{path(values)}" fill="none" stroke="{INK}" stroke-width="1.4"/>'
-                 f'<circle cx="{xs[last]}" cy="{bottom - (values[last] - low) * scale:.1f}" '
+                 f'<circle cx="{xs[last][:-1]}" cy="{_TENTHS[int(base - values[last] * k)]}" '
                  f'r="2" fill="{INK}"/></svg>')
     return Markup("".join(parts))
 

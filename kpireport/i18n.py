@@ -7,7 +7,7 @@ Babel compiles them in memory on first use, so no binary ``.mo`` file is committ
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -53,11 +53,8 @@ class _Style:
     currency_suffix: tuple[str, str]
     digits: int  # the currency's minor units
     fast: bool  # grouping is plain thousands (3, 3); otherwise Babel formats
-
-    @property
-    def table(self) -> dict[int, str] | None:
-        """str.translate table from Python's ',' and '.' to the locale's (None: same)."""
-        return _TABLES[(self.group, self.decimal)]
+    # str.translate table from Python's ',' and '.' to the locale's (None: the same)
+    table: dict[int, str] | None
 
 
 @lru_cache(maxsize=32)
@@ -74,12 +71,14 @@ def _style(locale: str, currency: str) -> _Style:
     pattern = parsed.currency_formats["standard"]
     symbol = get_currency_symbol(currency, locale)
     percent = parsed.number_symbols.get("latn", {}).get("percentSign", "%")
-    return _Style(get_decimal_symbol(locale), get_group_symbol(locale),
-                  get_minus_sign_symbol(locale), percent,
+    decimal, group = get_decimal_symbol(locale), get_group_symbol(locale)
+    table = None if (group, decimal) == (",", ".") else str.maketrans({",": group, ".": decimal})
+    return _Style(decimal, group, get_minus_sign_symbol(locale), percent,
                   tuple(p.replace("¤", symbol).replace("-", "") for p in pattern.prefix),
                   tuple(p.replace("¤", symbol) for p in pattern.suffix),
                   get_currency_precision(currency),
-                  pattern.grouping == (3, 3) and parsed.decimal_formats[None].grouping == (3, 3))
+                  pattern.grouping == (3, 3) and parsed.decimal_formats[None].grouping == (3, 3),
+                  table)
 
 
 def _digits(value: float | Decimal, places: int, style: _Style) -> tuple[bool, str]:
@@ -104,16 +103,6 @@ def _digits(value: float | Decimal, places: int, style: _Style) -> tuple[bool, s
 _QUANTUM = [Decimal(1).scaleb(-n) for n in range(10)]
 
 
-class _Tables(dict):
-    def __missing__(self, key: tuple[str, str]):
-        table = None if key == (",", ".") else str.maketrans({",": key[0], ".": key[1]})
-        self[key] = table
-        return table
-
-
-_TABLES = _Tables()
-
-
 def _localise(text: str, style: _Style) -> str:
     table = style.table
     return text if table is None else text.translate(table)
@@ -130,6 +119,10 @@ class Formatter:
 
     locale: str
     currency: str
+    style: _Style = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "style", _style(self.locale, self.currency))
 
     def gettext(self, message: str) -> str:
         return translations(self.locale).gettext(message)
@@ -137,7 +130,7 @@ class Formatter:
     def number(self, value: float | None, decimals: int = 0) -> str:
         if value is None:
             return "—"
-        style = _style(self.locale, self.currency)
+        style = self.style
         if not style.fast:
             pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
             return format_decimal(value, format=pattern, locale=self.locale)
@@ -147,7 +140,7 @@ class Formatter:
     def percent(self, value: float | None, decimals: int = 1) -> str:
         if value is None:
             return "—"
-        style = _style(self.locale, self.currency)
+        style = self.style
         if not style.fast:
             pattern = "#,##0" + ("." + "0" * decimals if decimals else "") + "%"
             return format_percent(value, format=pattern, locale=self.locale)
@@ -168,7 +161,7 @@ class Formatter:
         """Money with the currency's minor units (or ``places``), e.g. $1,234.50, 10.000 ₫."""
         if value is None:
             return "—"
-        style = _style(self.locale, self.currency)
+        style = self.style
         places = style.digits if places is None else places
         if not style.fast:
             return format_currency(value, self.currency, locale=self.locale,

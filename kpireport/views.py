@@ -12,7 +12,7 @@ import unicodedata
 from collections import Counter, defaultdict
 
 from kpireport import charts
-from kpireport.i18n import Formatter
+from kpireport.i18n import COMPACT_FROM, Formatter
 from kpireport.results import Results
 from kpireport.scoring import LineResult, OwnerScore, Window, status_of
 
@@ -70,6 +70,16 @@ class ViewBuilder:
         start_label = self.fmt.month(start // 12, start % 12 + 1)
         self.ytd_label = self._("Year to date") + f" ({start_label} – {self.period_label})"
         self.slugs = department_slugs(results.book.departments)
+        # Per-line pieces that depend only on the locale, built once (10,000 lines a run).
+        self._statuses = {code: {"code": code, "label": self._(label), "icon": STATUS_ICONS[code]}
+                          for code, label in STATUS_LABELS.items()}
+        self._directions = {d: self._(label) for d, label in DIRECTION_LABELS.items()}
+        self._trend = self._("Year-to-date trend")
+        self._kpi_names = {k.kpi_id: k.kpi for k in results.book.kpis}
+        self._comments: dict[str, list] = defaultdict(list)
+        for c in results.book.comments:
+            if c.period == results.scores.period:
+                self._comments[c.owner].append(c)
 
     # ------------------------------------------------------------------ common pieces
     def common(self, kind: str, title: str, depth: int) -> dict:
@@ -83,15 +93,17 @@ class ViewBuilder:
                 "source_file": self.r.book.source_file}
 
     def status(self, status: str) -> dict:
-        return {"code": status, "label": self._(STATUS_LABELS[status]),
-                "icon": STATUS_ICONS[status]}
+        """The status badge; one shared dict per status (views are read, never changed)."""
+        return self._statuses[status]
 
     def score(self, value: float | None) -> str:
         return self.fmt.percent(value, 1)
 
-    def window(self, w: Window, line: LineResult) -> dict:
+    def window(self, w: Window, line: LineResult, actual: str | None = None) -> dict:
         kpi = line.kpi
-        return {"actual": self.fmt.value(w.actual, kpi.unit, kpi.decimals, compact=True),
+        if actual is None or (w.actual is not None and abs(w.actual) >= COMPACT_FROM):
+            actual = self.fmt.value(w.actual, kpi.unit, kpi.decimals, compact=True)
+        return {"actual": actual,
                 "target": self._target_text(w, line),
                 "attainment": self.fmt.percent(w.attainment, 1),
                 "score": self.score(w.score), "status": self.status(w.status)}
@@ -108,22 +120,24 @@ class ViewBuilder:
         goal = self.goals.get(line.goal_id or "")
         strategic = self.goals.get(line.strategic_goal_id or "")
         ytd = line.ytd
-        label = f"{kpi.kpi}: {self.fmt.value(ytd.actual, kpi.unit, kpi.decimals)}"
+        ytd_actual = self.fmt.value(ytd.actual, kpi.unit, kpi.decimals)
+        label = f"{kpi.kpi}: {ytd_actual}"
         history = line.history
         return {
             "kpi_id": kpi.kpi_id, "name": kpi.kpi, "unit": kpi.unit,
-            "direction": self._(DIRECTION_LABELS[kpi.direction]),
+            "direction": self._directions[kpi.direction],
             "formula": kpi.formula or "",
             "goal": goal.goal if goal else "", "goal_id": goal.goal_id if goal else "",
             "strategic": strategic.goal if strategic and strategic is not goal else "",
             "weight": self.fmt.percent(line.weight, 0),
             "scored": line.weight > 0,
             "rolled_up": line.rolled_up,
-            "month": self.window(line.month, line), "ytd": self.window(ytd, line),
+            "month": self.window(line.month, line),
+            "ytd": self.window(ytd, line, actual=ytd_actual),
             "bullet": charts.bullet(ytd.actual, ytd.target, ytd.threshold, ytd.stretch,
                                     ytd.target_max, kpi.direction, ytd.status, label),
             "spark": charts.sparkline([a for _, a, _ in history], [t for _, _, t in history],
-                                      f"{kpi.kpi}: {self._('Year-to-date trend')}"),
+                                      f"{kpi.kpi}: {self._trend}"),
         }
 
     def summary(self, owner: OwnerScore) -> dict:
@@ -138,11 +152,10 @@ class ViewBuilder:
                 for ln in owner.lines if ln.month.score is None or ln.ytd.score is None]
 
     def comments(self, owner_id: str) -> list[dict]:
-        kpis = {k.kpi_id: k.kpi for k in self.r.book.kpis}
+        kpis = self._kpi_names
         return [{"author": c.author or "", "kpi": kpis.get(c.kpi_id or "", ""),
                  "text": c.comment}
-                for c in self.r.book.comments
-                if c.owner == owner_id and c.period == self.r.scores.period]
+                for c in self._comments.get(owner_id, ())]
 
     # ------------------------------------------------------------------ employee
     def employee(self, owner: OwnerScore) -> dict:
