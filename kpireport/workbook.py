@@ -87,9 +87,7 @@ def read_workbook(path: str | Path) -> RawBook:
             f"archive: {exc})") from None
     with archive:
         _check_archive(path, archive)
-        scans = {name: _SheetScanner(path, name, info).scan(archive)
-                 for name, info in _sheet_parts(path, archive).items()}
-    sheets = _read_values(path, scans)
+        sheets = _read_sheets(path, archive, _sheet_parts(path, archive))
     return RawBook(path=path, sha256=hashlib.sha256(data).hexdigest(), sheets=sheets)
 
 
@@ -350,7 +348,15 @@ class _SheetScanner:
         return _SheetScan(errors, uncached)
 
 
-def _read_values(path: Path, scans: dict[str, _SheetScan]) -> list[RawSheet]:
+def _read_sheets(path: Path, archive: zipfile.ZipFile,
+                 parts: dict[str, zipfile.ZipInfo]) -> list[RawSheet]:
+    """Scan each sheet, then let calamine read it in a thread while the next one is scanned.
+
+    Calamine is Rust and releases the GIL, so the scans (Python) and the reading overlap; a
+    sheet is handed to calamine only after its scan has bounded its extent.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     import python_calamine
 
     try:
@@ -359,22 +365,36 @@ def _read_values(path: Path, scans: dict[str, _SheetScan]) -> list[RawSheet]:
         raise UnreadableWorkbook(f"{path.name}: the workbook is password-protected") from None
     except Exception as exc:  # calamine's errors share no base class worth naming
         raise UnreadableWorkbook(f"{path.name}: cannot be read as a workbook ({exc})") from None
-    sheets: list[RawSheet] = []
-    with book:
-        for meta in book.sheets_metadata:
-            scan = scans.get(meta.name)
-            if scan is None:
-                continue  # chart sheets and dialog sheets hold no cells
-            try:
-                sheet = book.get_sheet_by_name(meta.name)
-                rows = sheet.to_python(skip_empty_area=False)
-                merged = [_range_a1(r) for r in (sheet.merged_cell_ranges or [])]
-            except Exception as exc:
-                raise UnreadableWorkbook(
-                    f"{path.name}: sheet {meta.name!r} cannot be read ({exc})") from None
-            hidden = str(meta.visible).rsplit(".", 1)[-1] != "Visible"
-            sheets.append(RawSheet(meta.name, rows, hidden, scan.errors, scan.uncached, merged))
+    with book, ThreadPoolExecutor(max_workers=1, thread_name_prefix="calamine") as pool:
+        pending = []
+        try:
+            for meta in book.sheets_metadata:
+                info = parts.get(meta.name)
+                if info is None:
+                    continue  # chart sheets and dialog sheets hold no cells
+                scan = _SheetScanner(path, meta.name, info).scan(archive)
+                pending.append((meta, scan, pool.submit(_calamine_sheet, path, book, meta.name)))
+            sheets = []
+            for meta, scan, future in pending:
+                rows, merged = future.result()
+                hidden = str(meta.visible).rsplit(".", 1)[-1] != "Visible"
+                sheets.append(RawSheet(meta.name, rows, hidden, scan.errors, scan.uncached,
+                                       merged))
+        except BaseException:
+            for *_, future in pending:
+                future.cancel()
+            raise
     return sheets
+
+
+def _calamine_sheet(path: Path, book, name: str) -> tuple[list[list[object]], list[str]]:
+    try:
+        sheet = book.get_sheet_by_name(name)
+        rows = sheet.to_python(skip_empty_area=False)
+        merged = [_range_a1(r) for r in (sheet.merged_cell_ranges or [])]
+    except Exception as exc:
+        raise UnreadableWorkbook(f"{path.name}: sheet {name!r} cannot be read ({exc})") from None
+    return rows, merged
 
 
 def _range_a1(cells) -> str:
