@@ -83,43 +83,75 @@ def _x_positions(n: int, width: int) -> tuple[str, ...]:
 def sparkline(values: list[float | None], targets: list[float | None], label: str,
               width: int = 96, height: int = 24) -> Markup:
     """Monthly actuals as a line, the monthly target as a dashed line; gaps where no data."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return Markup("")
-    present += [t for t in targets if t is not None]
-    low, high = min(present), max(present)
-    if high == low:
-        high, low = high + 1, low - 1
-    xs = _x_positions(max(len(values), 2), width)
-    # y = bottom - (v - low) × scale, in tenths, rounded half up, looked up (see _TENTHS).
-    k = (height - 4) / (high - low) * 10
-    base = (height - 2) * 10 + low * k + 0.5
+    return sparklines([(values, targets, label)], width, height)[0]
 
-    def path(series: list[float | None]) -> str:
-        # The hot loop of report building (~250,000 points for 1,000 people).
-        if None not in series:
-            return "M" + " L".join([x + _TENTHS[int(base - v * k)] for x, v in zip(xs, series)])
-        parts, pen = [], "M"
-        for x, v in zip(xs, series):
-            if v is None:
-                pen = "M"
+
+def sparklines(lines: list[tuple[list[float | None], list[float | None], str]],
+               width: int = 96, height: int = 24) -> list[Markup]:
+    """:func:`sparkline` of many (values, targets, label) at once.
+
+    The coordinates of every line are computed in one numpy pass (report building draws
+    ~10,000 sparklines of 12 months each for 1,000 people); y = bottom - (v - low) × scale,
+    in tenths, rounded half up and looked up in _TENTHS.
+    """
+    import numpy as np
+
+    out: list[Markup] = [Markup("")] * len(lines)
+    by_length: dict[int, list[int]] = {}
+    for i, (values, targets, _) in enumerate(lines):
+        if len(targets) != len(values):
+            raise ValueError("a sparkline needs one target per value")
+        by_length.setdefault(len(values), []).append(i)
+    for n, members in by_length.items():
+        if n == 0:
+            continue
+        v = np.array([lines[i][0] for i in members], dtype=float).reshape(len(members), n)
+        t = np.array([lines[i][1] for i in members], dtype=float).reshape(len(members), n)
+        has_value = ~np.isnan(v)
+        drawn = has_value.any(axis=1)
+        both = np.concatenate([v, t], axis=1)
+        low, high = np.fmin.reduce(both, axis=1), np.fmax.reduce(both, axis=1)  # NaN-skipping
+        with np.errstate(all="ignore"):
+            flat = high == low
+            high, low = np.where(flat, high + 1, high), np.where(flat, low - 1, low)
+            k = (height - 4) / (high - low) * 10
+            base = (height - 2) * 10 + low * k + 0.5
+            tenths_v = np.floor(base[:, None] - v * k[:, None])
+            tenths_t = np.floor(base[:, None] - t * k[:, None])
+        rows_v = np.where(np.isnan(tenths_v), -1, tenths_v).astype(np.int64).tolist()
+        rows_t = np.where(np.isnan(tenths_t), -1, tenths_t).astype(np.int64).tolist()
+        last = (n - 1 - np.argmax(has_value[:, ::-1], axis=1)).tolist()
+        has_target = (~np.isnan(t)).any(axis=1).tolist()
+        xs = _x_positions(max(n, 2), width)
+        head = (f'<svg class="spark" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+                f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="')
+        for j, i in enumerate(members):
+            if not drawn[j]:
                 continue
-            parts.append(pen + x + _TENTHS[int(base - v * k)])
-            pen = "L"
-        return " ".join(parts)
+            text = escape(lines[i][2])
+            parts = [head, text, '"><title>', text, "</title>"]
+            if has_target[j]:
+                parts += ['<path d="', _path(xs, rows_t[j]), '" fill="none" stroke="#8a94a0" '
+                          'stroke-width="1" stroke-dasharray="2 2"/>']
+            parts += ['<path d="', _path(xs, rows_v[j]), f'" fill="none" stroke="{INK}" '
+                      f'stroke-width="1.4"/><circle cx="{xs[last[j]][:-1]}" '
+                      f'cy="{_TENTHS[rows_v[j][last[j]]]}" r="2" fill="{INK}"/></svg>']
+            out[i] = Markup("".join(parts))
+    return out
 
-    last = max(i for i, v in enumerate(values) if v is not None)
-    text = escape(label)
-    parts = [f'<svg class="spark" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{text}"><title>{text}</title>']
-    if any(t is not None for t in targets):
-        parts.append(f'<path d="{path(targets)}" fill="none" stroke="#8a94a0" '
-                     'stroke-width="1" stroke-dasharray="2 2"/>')
-    parts.append(f'<path d="{path(values)}" fill="none" stroke="{INK}" stroke-width="1.4"/>'
-                 f'<circle cx="{xs[last][:-1]}" cy="{_TENTHS[int(base - values[last] * k)]}" '
-                 f'r="2" fill="{INK}"/></svg>')
-    return Markup("".join(parts))
+
+def _path(xs: tuple[str, ...], tenths: list[int]) -> str:
+    """An SVG path through (xs[i], tenths[i]); -1 (no data) lifts the pen."""
+    if -1 not in tenths:
+        return "M" + " L".join(map(str.__add__, xs, map(_TENTHS.__getitem__, tenths)))
+    parts, pen = [], "M"
+    for x, y in zip(xs, tenths):
+        if y < 0:
+            pen = "M"
+            continue
+        parts.append(pen + x + _TENTHS[y])
+        pen = "L"
+    return " ".join(parts)
 
 
 def bars(items: list[tuple[str, float, str, str]], label: str, width: int = 520,

@@ -92,7 +92,8 @@ def _digits(value: float | Decimal, places: int, style: _Style) -> tuple[bool, s
         dot = text.find(".")
         if "e" not in text and "n" not in text and \
                 not (dot >= 0 and len(text) - dot - 1 == places + 1 and text[-1] == "5"):
-            formatted = f"{value:,.{places}f}"
+            formatted = format(value, _GROUPED[places]) if places < 10 else \
+                f"{value:,.{places}f}"
             negative = formatted[0] == "-"
             return negative, _localise(formatted[1:] if negative else formatted, style)
     number = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
@@ -101,6 +102,8 @@ def _digits(value: float | Decimal, places: int, style: _Style) -> tuple[bool, s
 
 
 _QUANTUM = [Decimal(1).scaleb(-n) for n in range(10)]
+_GROUPED = [f",.{n}f" for n in range(10)]  # format specs, built once (formatting is hot)
+_POW10 = [10.0 ** n for n in range(10)]
 
 
 def _localise(text: str, style: _Style) -> str:
@@ -146,11 +149,11 @@ class Formatter:
             return format_percent(value, format=pattern, locale=self.locale)
         if type(value) is float and -1e6 < value < 1e6 and decimals <= 3:
             # value × 100 in floating point is within 3e-8 of the exact decimal product
-            # Babel rounds; only a remainder near half a unit can round differently.
+            # Babel rounds; only a remainder within 0.001 of half a unit (checked in floating
+            # point, off by far less) can round differently: those go the Decimal way.
             scaled = value * 100
-            wide = f"{scaled:.{decimals + 4}f}"
-            if not "4990" <= wide[-4:] <= "5010":
-                text = f"{scaled:,.{decimals}f}"
+            if abs(scaled * _POW10[decimals] % 1.0 - 0.5) > 1e-3:
+                text = format(scaled, _GROUPED[decimals])
                 if text[0] == "-":
                     return style.minus + _localise(text[1:], style) + style.percent
                 return _localise(text, style) + style.percent

@@ -75,6 +75,7 @@ class ViewBuilder:
                           for code, label in STATUS_LABELS.items()}
         self._directions = {d: self._(label) for d, label in DIRECTION_LABELS.items()}
         self._trend = self._("Year-to-date trend")
+        self._sparks: dict[tuple[str, str], object] | None = None
         self._kpi_names = {k.kpi_id: k.kpi for k in results.book.kpis}
         self._comments: dict[str, list] = defaultdict(list)
         for c in results.book.comments:
@@ -122,7 +123,6 @@ class ViewBuilder:
         ytd = line.ytd
         ytd_actual = self.fmt.value(ytd.actual, kpi.unit, kpi.decimals)
         label = f"{kpi.kpi}: {ytd_actual}"
-        history = line.history
         return {
             "kpi_id": kpi.kpi_id, "name": kpi.kpi, "unit": kpi.unit,
             "direction": self._directions[kpi.direction],
@@ -136,9 +136,18 @@ class ViewBuilder:
             "ytd": self.window(ytd, line, actual=ytd_actual),
             "bullet": charts.bullet(ytd.actual, ytd.target, ytd.threshold, ytd.stretch,
                                     ytd.target_max, kpi.direction, ytd.status, label),
-            "spark": charts.sparkline([a for _, a, _ in history], [t for _, _, t in history],
-                                      f"{kpi.kpi}: {self._trend}"),
+            "spark": self._spark(line),
         }
+
+    def _spark(self, line: LineResult):
+        """The line's sparkline; all of them are drawn in one batch on first use."""
+        if self._sparks is None:
+            lines = [ln for o in self.r.owners for ln in o.lines]
+            drawn = charts.sparklines([([a for _, a, _ in ln.history],
+                                        [t for _, _, t in ln.history],
+                                        f"{ln.kpi.kpi}: {self._trend}") for ln in lines])
+            self._sparks = {(ln.owner, ln.kpi_id): svg for ln, svg in zip(lines, drawn)}
+        return self._sparks[(line.owner, line.kpi_id)]
 
     def summary(self, owner: OwnerScore) -> dict:
         return {"month_score": self.score(owner.month_score),
