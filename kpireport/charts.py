@@ -32,47 +32,80 @@ def bullet(actual: float | None, target: float | None, threshold: float | None,
            stretch: float | None, target_max: float | None, direction: str, status: str,
            label: str, width: int = 150, height: int = 22) -> Markup:
     """Bullet chart: qualitative zones, the actual as a bar, the target as a tick."""
-    if target is None:
-        return Markup("")
-    points = [v for v in (actual, target, threshold, stretch, target_max) if v is not None]
-    top = max(max(points), 0) * 1.12 or 1.0
-    bottom = min(min(points), 0)
-    span = top - bottom or 1.0
+    return bullets([(actual, target, threshold, stretch, target_max, direction, status,
+                     label)], width, height)[0]
 
-    def x(value: float) -> float:
-        return (value - bottom) / span * width
 
-    zones = []
-    if direction == "range":
-        zones = [(bottom, target, ZONE_POOR), (target, target_max or target, ZONE_GOOD),
-                 (target_max or target, top, ZONE_POOR)]
-    elif direction == "lower":
-        good_end = stretch if stretch is not None else target * 0.85
-        worst = threshold if threshold is not None else target * 1.15
-        zones = [(bottom, good_end, ZONE_GOOD), (good_end, target, ZONE_GOOD),
-                 (target, worst, ZONE_OK), (worst, top, ZONE_POOR)]
-    else:
-        low = threshold if threshold is not None else target * 0.85
-        zones = [(bottom, low, ZONE_POOR), (low, target, ZONE_OK), (target, top, ZONE_GOOD)]
-    text = escape(label)
-    parts = [f'<svg class="bullet" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
-             f'role="img" aria-label="{text}"><title>{text}</title>']
+_ZONE_COLOURS = (ZONE_POOR, ZONE_OK, ZONE_GOOD)
+_POOR, _OK, _GOOD = range(3)
+# Zones of each direction: (start, end, colour) as indexes into the per-chart value columns
+# [bottom, top, target, target_max or target, stretch or target × 0.85,
+#  threshold or target × 1.15, threshold or target × 0.85].
+_ZONES = {
+    "range": ((0, 2, _POOR), (2, 3, _GOOD), (3, 1, _POOR)),
+    "lower": ((0, 4, _GOOD), (4, 2, _GOOD), (2, 5, _OK), (5, 1, _POOR)),
+    "higher": ((0, 6, _POOR), (6, 2, _OK), (2, 1, _GOOD)),
+}
+
+
+def bullets(charts: list[tuple], width: int = 150, height: int = 22) -> list[Markup]:
+    """:func:`bullet` of many (actual, target, threshold, stretch, target_max, direction,
+    status, label) at once: every coordinate in one numpy pass, then text.
+
+    The scale runs from min(0, all values) to max(0, all values) × 1.12; missing
+    thresholds and stretches are drawn at ±15% of the target.
+    """
+    import numpy as np
+
+    out: list[Markup] = [Markup("")] * len(charts)
+    drawn = [i for i, c in enumerate(charts) if c[1] is not None]
+    if not drawn:
+        return out
+    values = np.array([c[:5] for c in (charts[i] for i in drawn)], dtype=float)
+    actual, target, threshold, stretch, target_max = values.T
+    top = np.fmax.reduce(values, axis=1)  # NaN-skipping
+    top = np.maximum(top, 0) * 1.12
+    top = np.where(top == 0, 1.0, top)
+    bottom = np.minimum(np.fmin.reduce(values, axis=1), 0)
+    span = top - bottom
+    span = np.where(span == 0, 1.0, span)
+    columns = np.stack([
+        bottom, top, target,
+        np.where(np.isnan(target_max) | (target_max == 0), target, target_max),
+        np.where(np.isnan(stretch), target * 0.85, stretch),
+        np.where(np.isnan(threshold), target * 1.15, threshold),
+        np.where(np.isnan(threshold), target * 0.85, threshold)], axis=1)
+    x = (columns - bottom[:, None]) / span[:, None] * width  # x of every column value
+    with np.errstate(invalid="ignore"):
+        bar_left = (np.minimum(actual, 0) - bottom) / span * width
+        bar_width = np.abs((actual - bottom) / span * width - (0 - bottom) / span * width)
+    tick = (target - bottom) / span * width - 1
+    x_rows, columns_rows = x.tolist(), columns.tolist()
+    bar_left, bar_width, tick = bar_left.tolist(), bar_width.tolist(), tick.tolist()
     zone_height = height - 6
-    for start, end, colour in zones:
-        if end > start:
-            left = (start - bottom) / span * width
-            parts.append(f'<rect x="{_f(left)}" y="3" '
-                         f'width="{_f((end - bottom) / span * width - left)}" '
-                         f'height="{zone_height}" fill="{colour}"/>')
-    if actual is not None:
-        parts.append(f'<rect x="{_f(x(min(actual, 0)))}" y="{height / 2 - 3.5:.1f}" '
-                     f'width="{_f(abs(x(actual) - x(0)))}" height="7" '
-                     f'fill="{STATUS_COLOURS.get(status, INK)}" stroke="{INK}" '
-                     'stroke-width="0.6"/>')
-    parts.append(f'<rect x="{_f(x(target) - 1)}" y="1" width="2.2" height="{height - 2}" '
-                 f'fill="{INK}"/></svg>')
-    return Markup("".join(parts))
+    head = (f'<svg class="bullet" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+            'role="img" aria-label="')
+    bar_y = f"{height / 2 - 3.5:.1f}"
+    for j, i in enumerate(drawn):
+        chart_actual, *_, direction, status, label = charts[i]
+        xs, vals = x_rows[j], columns_rows[j]
+        text = escape(label)
+        parts = [head, text, '"><title>', text, "</title>"]
+        for start, end, colour in _ZONES.get(direction, _ZONES["higher"]):
+            if vals[end] > vals[start]:
+                left = xs[start]
+                parts.append(f'<rect x="{_f(left)}" y="3" width="{_f(xs[end] - left)}" '
+                             f'height="{zone_height}" fill="{_ZONE_COLOURS[colour]}"/>')
+        if chart_actual is not None:
+            parts.append(f'<rect x="{_f(bar_left[j])}" y="{bar_y}" '
+                         f'width="{_f(bar_width[j])}" height="7" '
+                         f'fill="{STATUS_COLOURS.get(status, INK)}" stroke="{INK}" '
+                         'stroke-width="0.6"/>')
+        parts.append(f'<rect x="{_f(tick[j])}" y="1" width="2.2" height="{height - 2}" '
+                     f'fill="{INK}"/></svg>')
+        out[i] = Markup("".join(parts))
+    return out
 
 
 @lru_cache(maxsize=64)

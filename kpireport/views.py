@@ -75,7 +75,7 @@ class ViewBuilder:
                           for code, label in STATUS_LABELS.items()}
         self._directions = {d: self._(label) for d, label in DIRECTION_LABELS.items()}
         self._trend = self._("Year-to-date trend")
-        self._sparks: dict[tuple[str, str], object] | None = None
+        self._charts: dict[tuple[str, str], tuple] | None = None
         self._kpi_names = {k.kpi_id: k.kpi for k in results.book.kpis}
         self._comments: dict[str, list] = defaultdict(list)
         for c in results.book.comments:
@@ -120,9 +120,7 @@ class ViewBuilder:
         kpi = line.kpi
         goal = self.goals.get(line.goal_id or "")
         strategic = self.goals.get(line.strategic_goal_id or "")
-        ytd = line.ytd
-        ytd_actual = self.fmt.value(ytd.actual, kpi.unit, kpi.decimals)
-        label = f"{kpi.kpi}: {ytd_actual}"
+        ytd_actual, bullet, spark = self._line_charts(line)
         return {
             "kpi_id": kpi.kpi_id, "name": kpi.kpi, "unit": kpi.unit,
             "direction": self._directions[kpi.direction],
@@ -133,21 +131,28 @@ class ViewBuilder:
             "scored": line.weight > 0,
             "rolled_up": line.rolled_up,
             "month": self.window(line.month, line),
-            "ytd": self.window(ytd, line, actual=ytd_actual),
-            "bullet": charts.bullet(ytd.actual, ytd.target, ytd.threshold, ytd.stretch,
-                                    ytd.target_max, kpi.direction, ytd.status, label),
-            "spark": self._spark(line),
+            "ytd": self.window(line.ytd, line, actual=ytd_actual),
+            "bullet": bullet,
+            "spark": spark,
         }
 
-    def _spark(self, line: LineResult):
-        """The line's sparkline; all of them are drawn in one batch on first use."""
-        if self._sparks is None:
+    def _line_charts(self, line: LineResult) -> tuple:
+        """(year-to-date actual as text, bullet chart, sparkline) of a line. The charts of
+        every line of the build are drawn in one numpy batch on first use."""
+        if self._charts is None:
             lines = [ln for o in self.r.owners for ln in o.lines]
-            drawn = charts.sparklines([([a for _, a, _ in ln.history],
-                                        [t for _, _, t in ln.history],
-                                        f"{ln.kpi.kpi}: {self._trend}") for ln in lines])
-            self._sparks = {(ln.owner, ln.kpi_id): svg for ln, svg in zip(lines, drawn)}
-        return self._sparks[(line.owner, line.kpi_id)]
+            actuals = [self.fmt.value(ln.ytd.actual, ln.kpi.unit, ln.kpi.decimals)
+                       for ln in lines]
+            bullets = charts.bullets([
+                (ln.ytd.actual, ln.ytd.target, ln.ytd.threshold, ln.ytd.stretch,
+                 ln.ytd.target_max, ln.kpi.direction, ln.ytd.status, f"{ln.kpi.kpi}: {text}")
+                for ln, text in zip(lines, actuals)])
+            sparks = charts.sparklines([([a for _, a, _ in ln.history],
+                                         [t for _, _, t in ln.history],
+                                         f"{ln.kpi.kpi}: {self._trend}") for ln in lines])
+            self._charts = {(ln.owner, ln.kpi_id): found
+                            for ln, found in zip(lines, zip(actuals, bullets, sparks))}
+        return self._charts[(line.owner, line.kpi_id)]
 
     def summary(self, owner: OwnerScore) -> dict:
         return {"month_score": self.score(owner.month_score),

@@ -64,3 +64,69 @@ def test_single_sparkline_is_the_batch_of_one():
     values, targets = [1.0, None, 3.0, 2.5], [2.0, 2.0, 2.0, 2.0]
     assert charts.sparkline(values, targets, "x") == \
         charts.sparklines([(values, targets, "x"), ([None], [None], "y")])[0]
+
+
+def reference_bullet(actual, target, threshold, stretch, target_max, direction, status, label,
+                     width=150, height=22):
+    """The bullet chart written out for one chart, as it was before batching."""
+    if target is None:
+        return ""
+    points = [v for v in (actual, target, threshold, stretch, target_max) if v is not None]
+    top = max(max(points), 0) * 1.12 or 1.0
+    bottom = min(min(points), 0)
+    span = top - bottom or 1.0
+
+    def x(value):
+        return (value - bottom) / span * width
+
+    def f(value):
+        return f"{int(value * 10 + 0.5) / 10:.1f}" if 0 <= value < 400 else f"{value:.1f}"
+
+    if direction == "range":
+        zones = [(bottom, target, "#e6e8eb"), (target, target_max or target, "#aeb6bf"),
+                 (target_max or target, top, "#e6e8eb")]
+    elif direction == "lower":
+        good_end = stretch if stretch is not None else target * 0.85
+        worst = threshold if threshold is not None else target * 1.15
+        zones = [(bottom, good_end, "#aeb6bf"), (good_end, target, "#aeb6bf"),
+                 (target, worst, "#cfd4da"), (worst, top, "#e6e8eb")]
+    else:
+        low = threshold if threshold is not None else target * 0.85
+        zones = [(bottom, low, "#e6e8eb"), (low, target, "#cfd4da"), (target, top, "#aeb6bf")]
+    rects = [(f(x(s)), f(x(e) - x(s)), c) for s, e, c in zones if e > s]
+    if actual is not None:
+        rects.append((f(x(min(actual, 0))), f(abs(x(actual) - x(0))),
+                      charts.STATUS_COLOURS[status]))
+    rects.append((f(x(target) - 1), "2.2", charts.INK))
+    return rects
+
+
+def test_batched_bullets_match_the_chart_by_chart_maths():
+    rng = random.Random(11)
+    items = []
+    for i in range(600):
+        direction = ("higher", "lower", "range")[i % 3]
+        target = rng.choice([rng.uniform(0.1, 1e6), 100.0, 0.0 if direction == "range" else 5.0,
+                             -50.0 if direction == "range" else 1.0])
+        actual = None if rng.random() < 0.15 else rng.uniform(-0.5, 2.5) * (target or 1)
+        threshold = None if rng.random() < 0.4 else target * (0.7 if direction == "higher"
+                                                              else 1.3)
+        stretch = None if rng.random() < 0.4 else target * (1.2 if direction == "higher"
+                                                            else 0.8)
+        target_max = (target + abs(target) * rng.random() if rng.random() < 0.8 else 0.0) \
+            if direction == "range" else None
+        status = rng.choice(["green", "amber", "red", "none"])
+        items.append((actual, target, threshold, stretch, target_max, direction, status,
+                      f"KPI {i} & co"))
+    items.append((1.0, None, None, None, None, "higher", "none", "no target"))
+    drawn = charts.bullets(items)
+    for item, svg in zip(items, drawn):
+        expected = reference_bullet(*item)
+        if expected == "":
+            assert svg == ""
+            continue
+        found = re.findall(r'<rect x="([-\d.]+)" y="[\d.]+" width="([-\d.]+)" '
+                           r'height="\d+" fill="(#[0-9a-f]{6})"', svg)
+        assert found == expected, item
+        assert "KPI" in svg and "&amp; co" in svg
+    assert charts.bullet(*items[0]) == drawn[0]
