@@ -67,7 +67,15 @@ def test_xlsx_sheets_formats_filters(acme):
     owners = book["Owners"]
     assert owners.freeze_panes == "B2" and owners.auto_filter.ref.startswith("A1:")
     assert owners["E2"].number_format == "0.0%"
-    assert owners["K2"].number_format == "#,##0.00"
+    bonus = next(c for (c,) in owners.iter_rows(min_row=2, min_col=11, max_col=11)
+                 if c.value is not None)
+    assert bonus.number_format == "#,##0.00" and isinstance(bonus.value, (int, float))
+    lines = book["KPI lines"]
+    assert lines.freeze_panes == "C2"
+    assert [c.value for c in lines[1]][:4] == ["owner", "kpi_id", "kpi", "weight"]
+    assert lines["A1"].font.b and lines["A1"].fill.fgColor.rgb.endswith("1F3A5F")
+    assert lines["D2"].number_format == "0%" and lines["I2"].number_format == "0.0%"
+    assert lines.max_row == 1 + sum(len(o.lines) for o in acme.owners)
 
 
 @pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)",
