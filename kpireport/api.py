@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,16 +109,24 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
              or not all((run_dir / name).exists() for name in expected[v["file"]])]
     if on_start:
         on_start(len(fresh))
-    outcome = render.render_views(fresh, formats, dirs, workers=workers, progress=progress,
-                                  submit=submit)
+    # The results files are made in a thread while the reports render in other processes
+    # (or on a cluster); this process is otherwise only waiting for them.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-files") as pool:
+        results_files = pool.submit(lambda: {
+            "results.json": results_json_bytes(results), "results.xlsx": results_xlsx(results),
+            "payroll.csv": payroll_csv(results)})
+        if "pdf" not in formats and workers is None:
+            workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
+        outcome = render.render_views(fresh, formats, dirs, workers=workers,
+                                      progress=progress, submit=submit)
+        files = results_files.result()
     if outcome.failures:
         return BuildResult(run_dir, results, [], len(fresh), len(views) - len(fresh),
                            outcome.failures, issues)
     staging = Staging(run_dir)
     try:
-        staging.write("results.json", results_json_bytes(results))
-        staging.write("results.xlsx", results_xlsx(results))
-        staging.write("payroll.csv", payroll_csv(results))
+        for name, data in files.items():
+            staging.write(name, data)
         for name in sorted(outcome.files):
             staging.write(name, outcome.files[name])
         staging.write(CACHE_FILE, cache_bytes(keys))
