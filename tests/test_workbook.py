@@ -271,3 +271,34 @@ def test_1904_date_system_reads_the_same_dates(tmp_path):
     assert b'date1904="1"' in zipfile.ZipFile(path).read("xl/workbook.xml")
     loaded, _ = api.load(path)
     assert loaded.people[0].start_date == dt.date(2024, 2, 29)
+
+
+def test_check_pauses_the_garbage_collector_only_while_reading(make_workbook, tmp_path):
+    """The GC pause of read + validate (a fast path) ends with it, also when the file is
+    refused, and leaves a collector that was already off alone."""
+    import gc
+
+    assert gc.isenabled()
+    book, _ = api.check(make_workbook())
+    assert book is not None and gc.isenabled()
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(UnreadableWorkbook):
+        api.check(bad)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        api.check(make_workbook())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_sheets_read_in_a_thread_keep_the_workbook_order(make_workbook):
+    import openpyxl
+
+    path = make_workbook()
+    raw = read_workbook(path)
+    assert [s.name for s in raw.sheets] == openpyxl.load_workbook(path).sheetnames
+    people = next(s for s in raw.sheets if s.name == "People")
+    assert people.rows[0][0] == "employee_id" and len(people.rows) > 2
