@@ -55,6 +55,10 @@ def _translate_literals(gettext: Callable[[str], str]):
     class TranslateLiterals(Extension):
         def filter_stream(self, stream):
             tokens = list(stream)
+            if any(t.type == "name" and t.value == "_" and (i + 1 == len(tokens) or
+                                                             tokens[i + 1].type != "lparen")
+                   for i, t in enumerate(tokens)):
+                return tokens  # `_` is (re)bound or passed around here: leave it to run time
             out: list = []
             i = 0
             while i < len(tokens):

@@ -306,6 +306,8 @@ def test_fast_paths_keep_jinja_rules(tmp_path):
         '{{ d._("x") if false else "ok" }}|{{ _("Scorecard") }}|{{ _("Not in the catalog") }}|'
         '{{ text }}|{{ 1.5 }}|{{ none }}|{{ safe }}|{{ m(text) }}|{{ [text] | join(",") }}')
     (tmp_path / "u.html").write_text("{{ nothing }}")
+    (tmp_path / "shadow.html").write_text(
+        '{% set _ = d.get %}{{ _("Scorecard") }}|{% macro t(_) %}{{ _("x") }}{% endmacro %}')
     context = {"d": {}, "text": "<script>'R&D'\"</script>", "none": None,
                "safe": Markup("<b>bold</b>")}
     for locale in ("en_US", "vi_VN"):
@@ -318,3 +320,6 @@ def test_fast_paths_keep_jinja_rules(tmp_path):
             "<i>&lt;script&gt;" in rendered
         with pytest.raises(UndefinedError):
             fast.get_template("u.html").render()
+        shadowed = {"d": {"Scorecard": "own _"}}
+        assert fast.get_template("shadow.html").render(**shadowed) == \
+            slow.get_template("shadow.html").render(**shadowed) == "own _|"
