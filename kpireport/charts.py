@@ -48,7 +48,7 @@ _ZONES = {
 }
 
 
-def bullets(charts: list[tuple], width: int = 150, height: int = 22) -> list[Markup]:
+def bullets(items: list[tuple], width: int = 150, height: int = 22) -> list[Markup]:
     """:func:`bullet` of many (actual, target, threshold, stretch, target_max, direction,
     status, label) at once: every coordinate in one numpy pass, then text.
 
@@ -57,11 +57,11 @@ def bullets(charts: list[tuple], width: int = 150, height: int = 22) -> list[Mar
     """
     import numpy as np
 
-    out: list[Markup] = [Markup("")] * len(charts)
-    drawn = [i for i, c in enumerate(charts) if c[1] is not None]
+    out: list[Markup] = [Markup("")] * len(items)
+    drawn = [i for i, c in enumerate(items) if c[1] is not None]
     if not drawn:
         return out
-    values = np.array([c[:5] for c in (charts[i] for i in drawn)], dtype=float)
+    values = np.array([c[:5] for c in (items[i] for i in drawn)], dtype=float)
     actual, target, threshold, stretch, target_max = values.T
     top = np.fmax.reduce(values, axis=1)  # NaN-skipping
     top = np.maximum(top, 0) * 1.12
@@ -88,7 +88,7 @@ def bullets(charts: list[tuple], width: int = 150, height: int = 22) -> list[Mar
             'role="img" aria-label="')
     bar_y = f"{height / 2 - 3.5:.1f}"
     for j, i in enumerate(drawn):
-        chart_actual, *_, direction, status, label = charts[i]
+        chart_actual, *_, direction, status, label = items[i]
         xs, vals = x_rows[j], columns_rows[j]
         text = escape(label)
         parts = [head, text, '"><title>', text, "</title>"]
