@@ -11,7 +11,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from kpireport import formula as formula_mod
-from kpireport.cells import CellReader, is_blank, month_from_header
+from kpireport.cells import (
+    CellReader,
+    address_hint,
+    closest,
+    did_you_mean,
+    is_blank,
+    looks_like_period,
+    month_from_header,
+)
 from kpireport.issues import Issue, IssueLog
 from kpireport.model import (
     Band,
@@ -80,6 +88,13 @@ class _Validator:
         self.raw = raw
         self.log = IssueLog()
         self.tables: dict[str, Table] = {}
+        # (owner, kpi) keys, casefolded, with "" for any: lines whose Scorecards row was already
+        # reported (a mistyped owner or kpi_id), so their Actuals/Targets rows are not again.
+        self.reported_lines: set[tuple[str, str]] = set()
+        self.reported_weights: set[str] = set()  # owners whose weights a typo already broke
+        self.typo_owners: dict[str, set[str]] = defaultdict(set)  # sheet -> suggested owners
+        # where each value of a percent KPI was typed: (sheet, (owner, kpi), month) -> row
+        self.percent_cells: dict[tuple[str, tuple[str, str], Month], int] = {}
         self.line_keys: set[tuple[str, str]] = set()  # every (owner, kpi) typed in Scorecards
         self._bad: dict[str, set[tuple[int, int]]] = {}
 
@@ -87,10 +102,13 @@ class _Validator:
     def run(self) -> tuple[Book | None, list[Issue]]:
         self._locate_sheets()
         missing = [s.name for s in SHEETS if s.required and s.name not in self.tables]
+        unknown = [s.name for s in self.raw.sheets if normalise(s.name) not in SHEETS_BY_KEY]
         for name in missing:
+            hint = did_you_mean(name, unknown)
             self.log.error("missing-sheet", name, "",
                            f"the required sheet {name!r} is missing (sheets found: "
-                           f"{', '.join(s.name for s in self.raw.sheets) or 'none'})")
+                           f"{', '.join(s.name for s in self.raw.sheets) or 'none'})"
+                           + (f"{hint} Rename it to {name}" if hint else ""))
         if any(i.code in ("missing-sheet", "missing-column") for i in self.log.errors):
             return None, self.log.items
         settings = self._settings()
@@ -103,6 +121,7 @@ class _Validator:
         bands = self._bands()
         recipients = self._recipients(people)
         comments = self._comments(people, kpis)
+        self._percent_slips(kpis, lines, actuals, targets)
         settings = self._report_period(settings, actuals, lines, kpis)
         self._cell_errors()
         if not self.log.valid or settings is None:
@@ -151,11 +170,18 @@ class _Validator:
             known.update({c.name: c for c in LONG_ACTUALS_COLUMNS})
         columns: dict[str, int] = {}
         months: dict[Month, int] = {}
+        unknown_headers: dict[str, str] = {}
         for col, value in enumerate(raw.rows[header]):
             if is_blank(value):
                 continue
             cell = address(header, col)
             month = month_from_header(value) if spec.month_columns else None
+            if month is None and spec.month_columns and looks_like_period(value):
+                self.log.error("bad-period", raw.name, cell,
+                               f"{raw.name}!{cell}: the header {str(value).strip()!r} looks like "
+                               "a month but names no single month; type it as YYYY-MM, e.g. "
+                               "2026-03 (or 03/2026, Mar 2026)")
+                continue
             if month is not None:
                 if month in months:
                     self.log.error("duplicate-column", raw.name, cell,
@@ -167,9 +193,11 @@ class _Validator:
             key = normalise(value)
             match = next((name for name in known if name == key), None)
             if match is None:
+                unknown_headers[str(value).strip()] = cell
                 self.log.info("unknown-column", raw.name, cell,
                               f"{raw.name}!{cell}: column {str(value).strip()!r} is not a "
-                              f"kpireport column; ignored")
+                              f"kpireport column; ignored"
+                              f"{did_you_mean(str(value), known)}")
             elif match in columns:
                 self.log.error("duplicate-column", raw.name, cell,
                                f"{raw.name}!{cell}: column {match!r} appears twice (also "
@@ -181,9 +209,13 @@ class _Validator:
             required += ["period", "actual"]
         for name in required:
             if name not in columns:
-                self.log.error("missing-column", raw.name, address(header, 0),
+                near = closest(name, unknown_headers)
+                hint = did_you_mean(name, unknown_headers)
+                where = unknown_headers[near[0]] if len(near) == 1 else address(header, 0)
+                self.log.error("missing-column", raw.name, where,
                                f"{raw.name}: the required column {name!r} is missing from "
-                               f"the header row {header + 1}")
+                               f"the header row {header + 1}"
+                               + (f"{hint} Rename that header to {name}" if hint else ""))
         used = sorted(set(columns.values()) | set(months.values()))
         flagged = {r for r, _ in raw.uncached} | {r for r, _ in raw.errors}
         rows = [r for r in range(header + 1, len(raw.rows))
@@ -380,7 +412,8 @@ class _Validator:
             if target is None:
                 self.log.error("unknown-reference", table.name, cell,
                                f"{table.name}!{cell}: {what} {parent} is not in the "
-                               f"{table.name} sheet")
+                               f"{table.name} sheet"
+                               f"{did_you_mean(parent, [ident(i) for i in items.values()])}")
                 continue
             if ident(target).casefold() == key:
                 self.log.error(cycle_code, table.name, cell,
@@ -478,7 +511,7 @@ class _Validator:
                 if goal.casefold() not in goal_keys:
                     self.log.error("unknown-reference", table.name, table.cell(r, "goal_id"),
                                    f"{table.name}!{table.cell(r, 'goal_id')}: goal {goal} is not "
-                                   "in the Goals sheet")
+                                   f"in the Goals sheet{did_you_mean(goal, goals)}")
                     goal = None
                 else:
                     goal = goal_keys[goal.casefold()]
@@ -509,7 +542,8 @@ class _Validator:
                 if target is None:
                     self.log.error("unknown-reference", table.name, cell,
                                    f"{table.name}!{cell}: the formula uses {ref}, which is not "
-                                   "a kpi_id in the KPIs sheet")
+                                   "a kpi_id in the KPIs sheet"
+                                   f"{did_you_mean(ref, [k.kpi_id for k in kpis.values()])}")
                     continue
                 names[ref] = target.kpi_id
             links[key] = {n.casefold() for n in names.values()}
@@ -558,9 +592,13 @@ class _Validator:
                            "department name; rename one of them")
             return None
         if person is None and department is None:
+            names = [p.employee_id for p in people.values()] + \
+                sorted(self._department_keys(people).values()) + [COMPANY]
+            near = closest(text, names)
+            self.typo_owners[table.name].update(near)
             self.log.error("unknown-owner", table.name, cell,
                            f"{table.name}!{cell}: owner {text!r} is not an employee_id, a "
-                           "department in People, or COMPANY")
+                           f"department in People, or COMPANY{did_you_mean(text, names)}")
             return None
         return person.employee_id if person else department
 
@@ -583,8 +621,11 @@ class _Validator:
             return None
         kpi = self._kpi_keys(kpis).get(text.casefold())
         if kpi is None:
+            named = [k.kpi_id for k in kpis.values() if k.kpi.casefold() == text.casefold()]
+            hint = f"; did you mean {named[0]} (the id of {text!r})?" if named else \
+                did_you_mean(text, [k.kpi_id for k in kpis.values()])
             self.log.error("unknown-reference", table.name, cell,
-                           f"{table.name}!{cell}: KPI {text} is not in the KPIs sheet")
+                           f"{table.name}!{cell}: KPI {text} is not in the KPIs sheet{hint}")
         return kpi
 
     def _kpi_keys(self, kpis: dict[str, Kpi]) -> dict[str, Kpi]:
@@ -644,6 +685,16 @@ class _Validator:
             pair = None
             if owner is not None and not is_blank(kpi_raw):
                 pair = (owner.casefold(), str(kpi_raw).strip().casefold())
+            # One slip, one error: a row whose owner or kpi_id was reported as unknown does not
+            # also make its owner's weights, or its Actuals and Targets rows, errors.
+            if owner is not None and kpi is None and not is_blank(kpi_raw):
+                self.reported_lines.add((owner.casefold(), ""))
+            if owner is None and not is_blank(owner_raw):
+                for near in closest(str(owner_raw), list(owners.values())):
+                    self.reported_weights.add(near)
+                    self.reported_lines.add((near.casefold(), ""))
+                if kpi is not None:
+                    self.reported_lines.add(("", kpi.kpi_id.casefold()))
             if owner is not None and weight is None and not is_blank(weight_raw):
                 bad_weights.add(owner)
             if owner is not None and weight is not None and weight > 0 and \
@@ -665,7 +716,7 @@ class _Validator:
             if self._line_order_ok(table, r, line, kpi):
                 lines.append(line)
         for owner, items in weights.items():
-            if owner in bad_weights:
+            if owner in bad_weights or owner in self.reported_weights:
                 continue  # a weight already reported as wrong; its sum would only repeat it
             total = sum(w for w, _ in items)
             if abs(total - 1) > WEIGHT_TOLERANCE:
@@ -682,6 +733,8 @@ class _Validator:
             return False
 
         t, lo, hi = line.target, line.threshold, line.stretch
+        if kpi.unit == "percent" and t > 0 and not self._percent_line_ok(table, r, line):
+            return False
         if kpi.direction == "range":
             if line.target_max is None:
                 hint = "" if "target_max" in table.columns else " (add a target_max column)"
@@ -755,7 +808,9 @@ class _Validator:
                     continue
             key = (owner, kpi.kpi_id)
             if long:
-                self._long_value(table, read, r, key, values, cells)
+                month = self._long_value(table, read, r, key, values, cells)
+                if month is not None and kpi.unit == "percent":
+                    self.percent_cells[(name, key, month)] = r
                 continue
             if key in cells:
                 cell = table.cell(r, "owner")
@@ -764,6 +819,9 @@ class _Validator:
                                f"({cells[key]}); merge the two rows")
                 continue
             cells[key] = table.cell(r, "owner")
+            if kpi.unit == "percent":
+                for month in table.months:
+                    self.percent_cells[(name, key, month)] = r
             months = values.setdefault(key, {})
             width = len(row)
             for month, col in month_cols:  # the hot loop: ~120,000 cells for 1,000 people
@@ -784,24 +842,113 @@ class _Validator:
         return values
 
     def _long_value(self, table: Table, read: CellReader, r: int, key: tuple[str, str],
-                    values: dict, cells: dict) -> None:
+                    values: dict, cells: dict) -> Month | None:
         month = read.month(table.value(r, "period"), table.cell(r, "period"))
         if month is None:
             if is_blank(table.value(r, "period")):
                 self._required(table, r, "period")
-            return
+            return None
         number = read.number(table.value(r, "actual"), table.cell(r, "actual"))
         if number is None:
-            return
+            return None
         slot = (key, month)
         if slot in cells:
             cell = table.cell(r, "period")
             self.log.error("duplicate-actual", table.name, cell,
                            f"{table.name}!{cell}: {key[0]} / {key[1]} has a second value for "
                            f"{month_label(month)} (first on {cells[slot]})")
-            return
+            return None
         cells[slot] = table.cell(r, "period")
         values.setdefault(key, {})[month] = number
+        return month
+
+    # ---------------------------------------------------------------- percent slips
+    def _percent_slips(self, kpis: dict[str, Kpi], lines: list[ScorecardLine],
+                       actuals: dict[tuple[str, str], dict[Month, float]],
+                       targets: dict[tuple[str, str], dict[Month, float]]) -> None:
+        """A percent KPI's value typed as a whole number where its line is in fractions.
+
+        The rule compares each cell with the rest of its line. An actual or a monthly target
+        above 1 and at least 10 times the line's target (actual 93 against a target of 90%)
+        is the slip (threshold, stretch and target_max: ``_percent_line_ok``). A target above 1 and at least 10
+        times the median of the line's actuals (target 90, actuals like 93%) is the slip.
+        A real percent above 100% keeps its scale (ROI 320% against 300%) and is valid;
+        so is any value typed as text with a % sign.
+        """
+        sc = self.tables["Scorecards"]
+        by_id = {k.kpi_id: k for k in kpis.values()}
+        for line in lines:
+            if by_id[line.kpi_id].unit != "percent" or line.target <= 0:
+                continue
+            key, r = (line.owner, line.kpi_id), line.row - 1
+            typed = actuals.get(key, {})
+            reference = line.target
+            seen_like = sorted(actuals.get(key, {}).values())
+            if _whole(line.target, sc.value(r, "target")) and seen_like and \
+                    seen_like[len(seen_like) // 2] * 10 <= line.target:
+                like = seen_like[len(seen_like) // 2]
+                self._slip(sc.name, sc.cell(r, "target"), line.target,
+                           f"target {_plain(line.target)} of {line.kpi_id}, a percent KPI "
+                           f"whose actuals are like {_plain(like * 100)}%,")
+                reference = line.target / 100
+                typed = {}  # the actuals have the right scale
+            for sheet, values, months in (("Actuals", actuals, typed),
+                                          ("Targets", targets, targets.get(key, {}))):
+                for month, value in sorted(months.items()):
+                    if value > 1 and value >= 10 * reference and \
+                            not self._typed_percent(sheet, key, month):
+                        cell = self._percent_cell(sheet, key, month)
+                        self._slip(sheet, cell, value,
+                                   f"{_plain(value)} for {month_label(month)} of "
+                                   f"{line.kpi_id}, a percent KPI whose target is "
+                                   f"{_plain(reference * 100)}%,")
+                        del values[key][month]
+
+    def _percent_line_ok(self, table: Table, r: int, line: ScorecardLine) -> bool:
+        """The Scorecards cells of a percent line agree in scale (see _percent_slips)."""
+        bounds = {c: getattr(line, c) for c in ("threshold", "stretch", "target_max")
+                  if getattr(line, c) is not None}
+        for column, value in bounds.items():
+            if _whole(value, table.value(r, column)) and value >= 10 * line.target:
+                self._slip(table.name, table.cell(r, column), value,
+                           f"{column} {_plain(value)} of {line.kpi_id}, a percent KPI whose "
+                           f"target is {_plain(line.target * 100)}%,")
+                return False
+        positive = [v for v in bounds.values() if v > 0]
+        if positive and _whole(line.target, table.value(r, "target")) and \
+                max(positive) * 10 <= line.target:
+            self._slip(table.name, table.cell(r, "target"), line.target,
+                       f"target {_plain(line.target)} of {line.kpi_id}, a percent KPI whose "
+                       f"{' and '.join(bounds)} {'are' if len(bounds) > 1 else 'is'} like "
+                       f"{_plain(max(positive) * 100)}%,")
+            return False
+        return True
+
+    def _slip(self, sheet: str, cell: str, value: float, what: str) -> None:
+        self.log.error("percent-as-whole-number", sheet, cell,
+                       f"{sheet}!{cell}: {what} looks like a whole percent; type "
+                       f"{_plain(value)}% (or {_plain(value / 100)})")
+
+    def _percent_raw(self, sheet: str, key: tuple[str, str], month: Month
+                     ) -> tuple[int, int] | None:
+        r = self.percent_cells.get((sheet, key, month))
+        table = self.tables.get(sheet)
+        if r is None or table is None:
+            return None
+        col = table.columns["actual"] if "period" in table.columns else table.months.get(month)
+        return None if col is None else (r, col)
+
+    def _percent_cell(self, sheet: str, key: tuple[str, str], month: Month) -> str:
+        found = self._percent_raw(sheet, key, month)
+        return address(*found) if found else ""
+
+    def _typed_percent(self, sheet: str, key: tuple[str, str], month: Month) -> bool:
+        found = self._percent_raw(sheet, key, month)
+        if found is None:
+            return False
+        row = self.tables[sheet].raw.rows[found[0]]
+        raw = row[found[1]] if found[1] < len(row) else None
+        return isinstance(raw, str) and raw.strip().endswith("%")
 
     def _owner_lookup(self, people: dict[str, Person]) -> dict[str, str]:
         lookup = {COMPANY.casefold(): COMPANY}
@@ -826,18 +973,28 @@ class _Validator:
             owner, kid = key
             if by_id[kid].formula:
                 cell = row_of(key)
+                parts = ", ".join(by_id[kid].components)
                 self.log.error("formula-has-actuals", table.name, cell,
-                               f"{table.name}!{cell}: {kid} is a formula KPI; it is computed "
-                               "from its parts, delete this row")
+                               f"{table.name}!{cell}: {kid} is a formula KPI, computed from "
+                               f"{parts}; type these figures in rows for {parts} instead (or, to "
+                               f"type {kid} itself, clear its formula in KPIs and give it an "
+                               "aggregation)")
                 del values[key]
-            elif key not in allowed and (owner.casefold(), kid.casefold()) not in self.line_keys:
+            elif key not in allowed and not self._line_reported(owner, kid):
                 cell = row_of(key)
                 self.log.error("unknown-scorecard-line", table.name, cell,
                                f"{table.name}!{cell}: {owner} has no scorecard line that uses "
-                               f"{kid}; add it to Scorecards or delete this row")
+                               f"{kid}; add that line to Scorecards, or correct the owner or "
+                               "kpi_id of this row")
                 del values[key]
         self._check_components(people, by_id, lines, values)
         return values
+
+    def _line_reported(self, owner: str, kpi_id: str) -> bool:
+        """The Scorecards row of this owner and KPI exists but was rejected (and reported)."""
+        o, k = owner.casefold(), kpi_id.casefold()
+        return (o, k) in self.line_keys or (o, "") in self.reported_lines \
+            or ("", k) in self.reported_lines
 
     def _row_cells(self, table: Table) -> dict[tuple[str, str], str]:
         """First row of each (owner, kpi) pair, for messages (resolved case-insensitively)."""
@@ -862,7 +1019,8 @@ class _Validator:
         for line in lines:
             kpi = kpis[line.kpi_id]
             if not kpi.formula:
-                if line.owner in persons and (line.owner, kpi.kpi_id) not in values:
+                if line.owner in persons and (line.owner, kpi.kpi_id) not in values \
+                        and line.owner not in self.typo_owners["Actuals"]:
                     cell = f"B{line.row}"
                     self.log.warning("no-actuals", table.name, cell,
                                      f"{table.name}!{cell}: {line.owner} / {kpi.kpi_id} has no "
@@ -890,6 +1048,9 @@ class _Validator:
         by_id = {k.kpi_id: k for k in kpis.values()}
         row_of = _Lazy(lambda: self._row_cells(table))
         for key, months in list(values.items()):
+            if key not in known and self._line_reported(*key):
+                del values[key]  # its Scorecards row is reported already
+                continue
             if key not in known:
                 cell = row_of(key)
                 self.log.error("unknown-scorecard-line", table.name, cell,
@@ -971,9 +1132,11 @@ class _Validator:
                 for entry in split_addresses(text):
                     if entry.lower() not in TOKENS and not _email_ok(entry):
                         cell = table.cell(r, column)
+                        hint = address_hint(entry) or did_you_mean(entry, TOKENS)
                         self.log.error("bad-email", table.name, cell,
                                        f"{table.name}!{cell}: {entry!r} is not a single "
-                                       "e-mail address or {employee}, {manager}, {head}")
+                                       "e-mail address or {employee}, {manager}, {head}"
+                                       f"{hint}")
             if report and scope and lists["to"]:
                 found.append(Recipient(report, scope, lists["to"], lists["cc"], lists["bcc"]))
         return tuple(found)
@@ -1028,6 +1191,15 @@ class _Validator:
                              f"({', '.join(month_label(m) for m in later[:3])}"
                              f"{'…' if len(later) > 3 else ''}); they are not used")
         return settings
+
+
+def _whole(value: float, raw: object) -> bool:
+    """Typed as a plain number above 1 (not as text with a % sign)."""
+    return value > 1 and not (isinstance(raw, str) and raw.strip().endswith("%"))
+
+
+def _plain(number: float) -> str:
+    return f"{number:.6g}"
 
 
 def _has_value(row: list[object], columns: list[int]) -> bool:

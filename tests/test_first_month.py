@@ -134,3 +134,175 @@ def test_money_is_exact_at_ties_on_every_pay_path(tmp_path, basis, mode, base, s
     assert result.exit_code == 0, result.output
     row = payroll(tmp_path / "out" / "2026-10")["NV99"]
     assert (row["band"], row["bonus_payout"], row["bonus"]) == ("Đạt một phần", "0.85", paid)
+
+
+# ---------------------------------------------------------------------------- typing slips
+def check_json(book: Path) -> tuple[int, list[dict]]:
+    import json
+
+    result = kpireport("check", str(book), "--format", "json")
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, json.loads(result.output)["issues"]
+
+
+def errors(book: Path) -> list[tuple[str, str, str]]:
+    return [(i["sheet"], i["cell"], i["code"]) for i in check_json(book)[1]
+            if i["severity"] == "error"]
+
+
+def message(book: Path, code: str) -> str:
+    return next(i["message"] for i in check_json(book)[1] if i["code"] == code)
+
+
+def actual_cell(t: Typist, owner: str, kpi: str, month: str) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return f"{get_column_letter(t.header('Actuals')[month])}{t.find('Actuals', owner=owner, kpi_id=kpi)}"
+
+
+def test_whole_number_actual_on_a_percent_kpi_is_an_error_naming_the_cell(tmp_path):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        t.type("Actuals", t.find("Actuals", owner="E011", kpi_id="RET"), **{"2026-03": 93})
+        cell = actual_cell(t, "E011", "RET", "2026-03")
+    assert errors(book) == [("Actuals", cell, "percent-as-whole-number")]
+    text = message(book, "percent-as-whole-number")
+    assert f"Actuals!{cell}" in text and "type 93%" in text and "target is 95%" in text
+    build = kpireport("build", str(book), "--out", str(tmp_path / "out"), "--format", "html")
+    assert build.exit_code == 1 and "Traceback" not in build.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_whole_number_target_against_percent_actuals_is_an_error(tmp_path):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        row = t.find("Scorecards", owner="E013", kpi_id="RET")
+        t.type("Scorecards", row, target=90, threshold=None, stretch=None)  # actuals ≈ 94%
+        bounded = t.find("Scorecards", owner="E012", kpi_id="RET")
+        t.type("Scorecards", bounded, target=95)  # threshold 92%, stretch 98% stay
+    assert errors(book) == [("Scorecards", f"D{bounded}", "percent-as-whole-number"),
+                            ("Scorecards", f"D{row}", "percent-as-whole-number")]
+    texts = [i["message"] for i in check_json(book)[1]]
+    assert any("type 90%" in m and "actuals are like" in m for m in texts)
+    assert any("type 95%" in m and "threshold and stretch are like 98%" in m for m in texts)
+
+
+def test_percents_above_100_and_percent_text_stay_valid(tmp_path):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        t.append("KPIs", kpi_id="ROI", kpi="Return on investment", unit="percent",
+                 direction="higher", aggregation="average")
+        t.type("Scorecards", t.find("Scorecards", owner="E011", kpi_id="RET"), kpi_id="ROI",
+               target=3, threshold=2.5, stretch=4)  # 300%, 250%, 400%
+        row = t.find("Actuals", owner="E011", kpi_id="RET")
+        t.type("Actuals", row, kpi_id="ROI", **{f"2025-{m:02d}": 3.2 for m in range(4, 13)})
+        t.type("Actuals", row, **{"2026-01": 2.9, "2026-02": "310%", "2026-03": 3.35})
+        t.type("Actuals", t.find("Actuals", owner="E012", kpi_id="RET"), **{"2026-03": "93%"})
+    code, issues = check_json(book)
+    assert code == 0, [i for i in issues if i["severity"] == "error"]
+    build = kpireport("build", str(book), "--out", str(tmp_path / "out"), "--format", "html")
+    assert build.exit_code == 0, build.output
+    import json
+
+    cards = json.loads((tmp_path / "out" / "2026-03" / "results.json").read_text())["scorecards"]
+    roi = next(k for c in cards if c["owner"] == "E011" for k in c["kpis"] if k["kpi_id"] == "ROI")
+    assert roi["month"]["actual"] == pytest.approx(3.35) and roi["month"]["target"] == 3
+    ret = next(k for c in cards if c["owner"] == "E012" for k in c["kpis"] if k["kpi_id"] == "RET")
+    assert ret["month"]["actual"] == pytest.approx(0.93)
+
+
+@pytest.mark.parametrize("header", ["03/2026", "3/2026", "2026-3", "Mar 2026", "March 2026",
+                                    "Tháng 3/2026", "tháng 03 năm 2026"])
+def test_month_headers_people_type_are_read_as_that_month(tmp_path, header):
+    import json
+
+    book = sample(tmp_path, "acme")  # report_period blank: the latest month with an actual
+    with Typist(book) as t:
+        ws = t.book["Actuals"]
+        ws.cell(1, t.header("Actuals")["2026-03"]).value = header
+    result = kpireport("build", str(book), "--out", str(tmp_path / "out"), "--format", "html")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "out" / "2026-03" / "results.json").read_text())
+    priya = next(c for c in data["scorecards"] if c["owner"] == "E003")
+    rev = next(k for k in priya["kpis"] if k["kpi_id"] == "REV")
+    assert data["period"] == "2026-03" and rev["month"]["actual"] == 71924.29
+
+
+@pytest.mark.parametrize("header", ["Q1 2026", "2026-13", "01/03/2026", "Tháng 3", "Mar"])
+def test_a_month_header_that_cannot_be_read_is_an_error_naming_the_cell(tmp_path, header):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        column = t.header("Targets")["2026-03"]
+        t.book["Targets"].cell(1, column).value = header
+    from openpyxl.utils import get_column_letter
+
+    cell = f"{get_column_letter(column)}1"
+    assert errors(book) == [("Targets", cell, "bad-period")]
+    assert f"Targets!{cell}" in message(book, "bad-period")
+
+
+def test_one_slip_one_error_with_a_suggestion(tmp_path):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        row = t.find("Scorecards", owner="E003", kpi_id="DEALS")
+        t.type("Scorecards", row, kpi_id="DEAL")
+    assert errors(book) == [("Scorecards", f"B{row}", "unknown-reference")]
+    assert "did you mean DEALS?" in message(book, "unknown-reference")
+
+
+def test_weight_typed_as_whole_number_is_one_error(tmp_path):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        t.append("Targets", owner="E015", kpi_id="LEADS", **{"2026-03": 320})
+        row = t.find("Scorecards", owner="E015", kpi_id="LEADS")
+        t.type("Scorecards", row, weight=100)
+    assert errors(book) == [("Scorecards", f"C{row}", "percent-as-whole-number")]
+
+
+def test_mistyped_owner_gives_no_weight_or_actuals_errors_elsewhere(tmp_path):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        row = t.find("Scorecards", owner="E015", kpi_id="LEADS")
+        t.type("Scorecards", row, owner="E15")
+        actuals = t.find("Actuals", owner="E007", kpi_id="LEADS")
+        t.type("Actuals", actuals, owner="E07")
+    assert errors(book) == [("Scorecards", f"A{row}", "unknown-owner"),
+                            ("Actuals", f"A{actuals}", "unknown-owner")]
+    texts = [i["message"] for i in check_json(book)[1] if i["severity"] == "error"]
+    assert "did you mean E015?" in texts[0] and "did you mean E007?" in texts[1]
+    warnings = [i for i in check_json(book)[1] if i["code"] == "no-actuals"]
+    assert warnings == []
+
+
+@pytest.mark.parametrize(("sheet", "edit", "code", "hint"), [
+    ("KPIs", lambda t: t.type("KPIs", t.find("KPIs", kpi_id="REV"), direction="hight"),
+     "bad-choice", "did you mean higher?"),
+    ("Scorecards", lambda t: setattr(t.book["Scorecards"], "title", "Scorecard"),
+     "missing-sheet", "did you mean Scorecard? Rename it to Scorecards"),
+    ("Scorecards", lambda t: setattr(t.book["Scorecards"].cell(1, 3), "value", "weigth"),
+     "missing-column", "did you mean weigth? Rename that header to weight"),
+    ("People", lambda t: t.type("People", t.find("People", employee_id="E003"),
+                                email="Priya Nair <priya.nair@acme.example>"),
+     "bad-email", "type the address alone: priya.nair@acme.example"),
+    ("People", lambda t: t.type("People", t.find("People", employee_id="E003"),
+                                manager_id="E02"),
+     "unknown-reference", "did you mean E002?"),
+])
+def test_slips_in_names_and_choices_suggest_the_right_one(tmp_path, sheet, edit, code, hint):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        edit(t)
+    found = [e for e in errors(book)]
+    assert [c for _, _, c in found] == [code], found
+    assert hint in message(book, code)
+
+
+def test_advice_never_loses_data(tmp_path):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        t.append("Actuals", owner="E008", kpi_id="CONV", **{"2026-03": 0.031})
+        t.append("Actuals", owner="E009", kpi_id="DEALS", **{"2026-03": 3})
+    issues = [i for i in check_json(book)[1] if i["severity"] == "error"]
+    assert [i["code"] for i in issues] == ["formula-has-actuals", "unknown-scorecard-line"]
+    assert all("delete" not in i["message"] for i in issues)
+    assert "SIGNUPS, VISITS" in issues[0]["message"]
