@@ -245,6 +245,9 @@ def _smtp_options(func):
     return func
 
 
+DRY_RUN_SENDER = "kpireport@example.invalid"  # a preview needs no real sender (RFC 2606 name)
+
+
 def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path | None,
              resend: bool, smtp: dict, templates: Path | None = None) -> None:
     import os
@@ -259,6 +262,10 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
     book_path = book_path or api.source_book(run_dir)
     book, _ = api.load(book_path)
     sender = smtp.get("sender") or os.environ.get("KPIREPORT_SMTP_FROM")
+    if not sender and dry_run:
+        sender = DRY_RUN_SENDER
+        click.echo(f"Note: no sender set (KPIREPORT_SMTP_FROM or --from); the preview uses "
+                   f"From: {sender}", err=True)
     if not sender:
         raise click.UsageError("no sender: set KPIREPORT_SMTP_FROM or --from")
     plan = deliver.plan_messages(book, run_dir, sender, templates=templates)
@@ -312,13 +319,16 @@ def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, r
     """E-mail the reports of one build (RUN_DIR, e.g. reports/2026-10) to their stakeholders.
 
     Every message is sent exactly once: a re-run skips what was sent and retries what failed.
-    Exit 0 when everything was sent, 3 when any message failed.
+    Exit 0 when everything was sent, 3 when any message failed, 1 when the build has reports
+    but not one of them has a recipient.
 
     \b
     Example:
-      kpireport send reports/2026-10 --book kpis.xlsx --dry-run --outbox outbox
-      KPIREPORT_SMTP_HOST=smtp.example.com KPIREPORT_SMTP_FROM=hr@example.com \\
-        kpireport send reports/2026-10 --book kpis.xlsx
+      kpireport init kpis.xlsx --sample acme
+      kpireport build kpis.xlsx --out reports
+      kpireport send reports/2026-03 --book kpis.xlsx --dry-run --outbox outbox
+      export KPIREPORT_SMTP_HOST=smtp.example.com KPIREPORT_SMTP_FROM=hr@example.com
+      kpireport doctor --smtp && kpireport send reports/2026-03 --book kpis.xlsx
     """
     smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
     _do_send(run_dir, book, dry_run, outbox, resend, smtp, templates)
@@ -328,49 +338,84 @@ def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, r
 @click.argument("book", type=click.Path(dir_okay=False, path_type=Path))
 @_build_options
 @click.option("--send", "do_send", is_flag=True, help="E-mail the reports after the build.")
+@click.option("--dry-run", is_flag=True,
+              help="Write every message to --outbox as .eml after the build; send nothing.")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the .eml files of --dry-run.")
 @click.option("--workers", type=click.IntRange(1, 256), help="Rendering processes.")
 @click.option("--dask", metavar="ADDRESS", help="Render on a Dask cluster.")
 @click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of templates that override the built-in reports and e-mails.")
 @_smtp_options
-def run(book: Path, period: str | None, out: Path, do_send: bool, workers: int | None,
-        dask: str | None, templates: Path | None, **smtp) -> None:
+def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
+        outbox: Path | None, workers: int | None, dask: str | None, templates: Path | None,
+        **smtp) -> None:
     """The monthly job: check BOOK, build the reports, and (with --send) e-mail them.
 
-    Stops at the first stage that fails.
+    Stops at the first stage that fails. --dry-run --outbox DIR runs the whole month but
+    writes the messages as .eml files instead of sending them.
 
     \b
     Example:
-      kpireport run kpis.xlsx --out reports
+      kpireport run kpis.xlsx --out reports --dry-run --outbox outbox
       kpireport run kpis.xlsx --out reports --send     # e.g. from cron on the 3rd
     """
     from kpireport import api
     from kpireport.console import print_issues
+
+    if dry_run and outbox is None:
+        raise click.UsageError("--dry-run needs --outbox DIR")
+    if dry_run and do_send:
+        raise click.UsageError("use --send or --dry-run, not both")
 
     _, issues = api.check(book)
     if any(i.severity == "error" for i in issues):
         print_issues(book, issues)
         sys.exit(1)
     result = _do_build(book, period, out, "html,pdf", templates, workers, dask)
-    if do_send:
+    if do_send or dry_run:
         smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
-        _do_send(result.run_dir, book, False, None, False, smtp, templates)
+        _do_send(result.run_dir, book, dry_run, outbox, False, smtp, templates)
 
 
 @main.command(context_settings=CONTEXT)
-def doctor() -> None:
+@click.option("--smtp", "smtp_check", is_flag=True,
+              help="Connect to the configured SMTP server (EHLO, STARTTLS, AUTH, sender) and "
+                   "say what works; nothing is sent. Exit 1 if a step fails.")
+@_smtp_options
+def doctor(smtp_check: bool, **smtp) -> None:
     """Report what kpireport finds on this machine, what is missing and what it costs.
 
     \b
     Example:
       kpireport doctor
+      KPIREPORT_SMTP_HOST=smtp.example.com KPIREPORT_SMTP_FROM=hr@example.com \\
+        kpireport doctor --smtp
     """
+    import os
+
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from kpireport.doctor import diagnose
+    from kpireport.doctor import check_smtp, diagnose
 
+    if smtp_check:
+        from kpireport import deliver
+
+        options = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
+        settings = deliver.SmtpSettings.from_env(dict(os.environ), **options)
+        findings = check_smtp(settings, settings.sender)
+        table = Table(title=f"SMTP check: {settings.host}:{settings.port} (nothing is sent)")
+        for column in ("step", "status", "detail", "to fix"):
+            table.add_column(column)
+        for item in findings:
+            table.add_row(escape(item.name), "[green]ok[/]" if item.ok else "[red]failed[/]",
+                          escape(item.detail), escape(item.cost))
+        Console(highlight=False).print(table)
+        if not all(item.ok for item in findings):
+            sys.exit(1)
+        return
     table = Table(title="kpireport doctor")
     for column in ("component", "status", "detail", "if missing"):
         table.add_column(column)

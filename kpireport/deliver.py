@@ -69,12 +69,14 @@ class RecipientResolver:
         return found
 
     def rules(self, report: str, scope: str, department: str | None) -> list:
-        if self.book.recipients is None:
+        """The sheet's rules for this report; SPEC §1's defaults when the sheet is missing,
+        has no data rows (the template writes only the header), or no row for this kind."""
+        rows = [r for r in self.book.recipients or () if r.report == report]
+        if not rows:
             defaults = {"employee": ("{employee}", "{manager}"), "department": ("{head}", ""),
                         "company": ("{head}", "")}
             to, cc = defaults[report]
             return [(to, cc, "")]
-        rows = [r for r in self.book.recipients if r.report == report]
         for wanted in (scope, department, "*"):
             chosen = [(r.to, r.cc, r.bcc) for r in rows if wanted is not None and r.scope == wanted]
             if chosen:
@@ -191,11 +193,17 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
     resolver = RecipientResolver(book)
     env = _mail_environment(book.settings.locale, template_dirs(templates))
     messages, problems = [], []
-    for kind, scope, stem, name in report_entries(book, results, run_dir):
+    entries = report_entries(book, results, run_dir)
+    if not entries:
+        raise DeliveryError(f"nothing to send: {run_dir} has no PDF reports (build with "
+                            "--format pdf, or html,pdf)")
+    unaddressed = 0
+    for kind, scope, stem, name in entries:
         recipients = resolver.resolve(kind, scope)
         problems += [f"{stem}: {p}" for p in recipients.problems]
         if not recipients.to:
             problems.append(f"{stem}: no recipient")
+            unaddressed += 1
             continue
         pdf = (run_dir / f"{stem}.pdf").read_bytes()
         context = {"kind": kind, "name": clean_header(name), "period": results["period"],
@@ -209,7 +217,17 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
         message = _message(sender, recipients, subject, text, html, pdf, filename)
         digest = hashlib.sha256(pdf + subject.encode() + text.encode()).hexdigest()
         messages.append(Outgoing(stem, recipients, message, digest))
+    if not messages:
+        raise DeliveryError(f"no recipient for {unaddressed} reports: {_why_nobody(book)}")
     return Plan(messages, problems)
+
+
+def _why_nobody(book: Book) -> str:
+    """Why not one report of a build has an address (the usual first-month mistakes)."""
+    if not any(p.email for p in book.people):
+        return "People has no e-mail addresses (fill in the email column)"
+    return ("the Recipients sheet gives none of them an address (its rows' tokens name "
+            "people without e-mail); fix the rows or delete them to use the defaults")
 
 
 def _mail_environment(locale: str, dirs: tuple[Path, ...]):

@@ -1139,7 +1139,7 @@ class _Validator:
                                        f"{hint}")
             if report and scope and lists["to"]:
                 found.append(Recipient(report, scope, lists["to"], lists["cc"], lists["bcc"]))
-        return tuple(found)
+        return tuple(found) or None  # no data rows (as the template writes it): the defaults
 
     def _comments(self, people: dict[str, Person], kpis: dict[str, Kpi]) -> list[Comment]:
         table = self.tables.get("Comments")

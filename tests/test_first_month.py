@@ -306,3 +306,221 @@ def test_advice_never_loses_data(tmp_path):
     assert [i["code"] for i in issues] == ["formula-has-actuals", "unknown-scorecard-line"]
     assert all("delete" not in i["message"] for i in issues)
     assert "SIGNUPS, VISITS" in issues[0]["message"]
+
+
+# ---------------------------------------------------------------------------- mail
+PEOPLE = [("E1", "Alice Ng", "Sales", "alice@firm.example", None),
+          ("E2", "Bao Tran", "Sales", "bao@firm.example", "E1"),
+          ("E3", "Chi Le", "Sales", "chi@firm.example", "E1")]
+
+
+def from_template(tmp_path: Path, people=PEOPLE, file: str = "kpis.xlsx") -> Path:
+    """The blank template, filled in as a new HR manager would (no Recipients rows)."""
+    path = tmp_path / file
+    assert kpireport("init", str(path), "--year", "2026").exit_code == 0
+    with Typist(path) as t:
+        t.setting("organization", "Firm Ltd")
+        for emp, name, dept, mail, manager in people:
+            t.append("People", employee_id=emp, name=name, department=dept, email=mail,
+                     manager_id=manager, base_salary=60000, target_bonus_pct=0.1)
+            t.append("Scorecards", owner=emp, kpi_id="SALES", weight=1, target=100)
+            t.append("Actuals", owner=emp, kpi_id="SALES",
+                     **{"2026-01": 90, "2026-02": 104, "2026-03": 97})
+        t.append("KPIs", kpi_id="SALES", kpi="Sales", unit="number", direction="higher",
+                 aggregation="sum")
+        t.append("Bands", band="Below", min_score=0, bonus_payout=0, salary_increase=0)
+        t.append("Bands", band="Meets", min_score=0.95, bonus_payout=1, salary_increase=0.03)
+    return path
+
+
+@pytest.fixture
+def mailbox():
+    from aiosmtpd.controller import Controller
+
+    from tests.test_deliver import Handler, free_port
+
+    started = []
+
+    def start(**kwargs):
+        handler, port = Handler(), free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+        controller.start()
+        started.append(controller)
+        return handler, port
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+def loopback(port: int) -> dict[str, str]:
+    return {"KPIREPORT_SMTP_HOST": "127.0.0.1", "KPIREPORT_SMTP_PORT": str(port),
+            "KPIREPORT_SMTP_SECURITY": "none", "KPIREPORT_SMTP_FROM": "hr@firm.example"}
+
+
+def received(handler) -> dict[str, list[str]]:
+    import email
+    import email.policy
+
+    found = {}
+    for rcpts, data in handler.messages:
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        found[message["Subject"]] = sorted(rcpts)
+    return found
+
+
+def test_a_workbook_made_from_the_template_sends_mail_to_the_defaults(tmp_path, mailbox):
+    handler, port = mailbox()
+    book = from_template(tmp_path)
+    result = kpireport("run", str(book), "--out", str(tmp_path / "reports"), "--send",
+                       "--workers", "1", env=loopback(port))
+    assert result.exit_code == 0, result.output
+    assert len(handler.messages) == 5 and "7 sent" in result.output  # 7 recipients in all
+    got = sorted(received(handler).values())
+    assert got == sorted([
+        ["alice@firm.example"],  # Alice's review: she has no manager
+        ["alice@firm.example", "bao@firm.example"], ["alice@firm.example", "chi@firm.example"],
+        ["alice@firm.example"],  # Sales: its head
+        ["alice@firm.example"]])  # the company: the people with no manager
+
+
+def test_a_recipients_row_for_one_kind_keeps_the_defaults_for_the_others(tmp_path, mailbox):
+    handler, port = mailbox()
+    book = from_template(tmp_path)
+    with Typist(book) as t:
+        t.append("Recipients", report="company", scope="*", to="board@firm.example")
+    result = kpireport("run", str(book), "--out", str(tmp_path / "reports"), "--send",
+                       "--workers", "1", env=loopback(port))
+    assert result.exit_code == 0, result.output
+    rcpts = [sorted(r) for r, _ in handler.messages]
+    assert ["board@firm.example"] in rcpts and len(rcpts) == 5
+    assert ["bao@firm.example", "alice@firm.example"][::-1] in rcpts
+
+
+def test_a_send_that_would_send_nothing_is_an_error(tmp_path, mailbox):
+    handler, port = mailbox()
+    book = from_template(tmp_path, [p[:3] + (None,) + p[4:] for p in PEOPLE])
+    result = kpireport("run", str(book), "--out", str(tmp_path / "reports"), "--send",
+                       "--workers", "1", env=loopback(port))
+    assert result.exit_code == 1
+    assert "no recipient for 5 reports: People has no e-mail addresses" in result.output
+    assert "Traceback" not in result.output and "wrote 0" not in result.output
+    again = kpireport("send", str(tmp_path / "reports" / "2026-03"), "--book", str(book),
+                      env=loopback(port))
+    assert again.exit_code == 1 and "no recipient for 5 reports" in again.output
+    assert handler.messages == []
+
+
+def test_one_person_without_an_address_is_a_listed_warning(tmp_path, mailbox):
+    handler, port = mailbox()
+    people = PEOPLE[:2] + [("E3", "Chi Le", "Sales", None, "E1")]
+    book = from_template(tmp_path, people)
+    result = kpireport("run", str(book), "--out", str(tmp_path / "reports"), "--send",
+                       "--workers", "1", env=loopback(port))
+    assert result.exit_code == 0, result.output
+    assert "Warning: employees/E3: Chi Le (E3) has no e-mail address" in result.output
+    assert len(handler.messages) == 5  # Chi's review still goes to her manager (cc → to)
+
+
+def test_run_dry_run_writes_every_message_and_sends_nothing(tmp_path, mailbox):
+    handler, port = mailbox()
+    book = from_template(tmp_path)
+    outbox = tmp_path / "outbox"
+    result = kpireport("run", str(book), "--out", str(tmp_path / "reports"), "--dry-run",
+                       "--outbox", str(outbox), "--workers", "1", env=loopback(port))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in outbox.glob("*.eml")) == [
+        "company.eml", "departments__sales.eml", "employees__E1.eml", "employees__E2.eml",
+        "employees__E3.eml"]
+    assert handler.messages == [] and not list((tmp_path / "reports").rglob("*ledger*"))
+    assert kpireport("run", str(book), "--dry-run").exit_code == 2  # needs --outbox
+
+
+def _help_example(command: str) -> list[str]:
+    text = kpireport(command, "--help").output
+    block = text.split("Example:")[1].split("\n\n")[0]
+    return [line.strip() for line in block.strip().splitlines()]
+
+
+def test_the_send_help_example_works_in_a_fresh_shell(tmp_path, mailbox):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    handler, port = mailbox()
+    lines = _help_example("send")
+    assert lines[0].startswith("kpireport init") and "--dry-run" in lines[2]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kpireport").write_text(f"#!/bin/sh\nexec {sys.executable} -m kpireport \"$@\"\n")
+    (bin_dir / "kpireport").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPIREPORT_")}
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    shell = tmp_path / "fresh"
+    shell.mkdir()
+    script = "set -e\n" + "\n".join(lines[:3]) + "\n"
+    run = subprocess.run(["bash", "-c", script], cwd=shell, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert len(list((shell / "outbox").glob("*.eml"))) == 20
+    # the lines that send need a server: the same lines, pointed at the loopback one
+    real = "\n".join(lines[3:]).replace("smtp.example.com", "127.0.0.1")
+    real = real.replace("export ", f"export KPIREPORT_SMTP_PORT={port} "
+                        "KPIREPORT_SMTP_SECURITY=none ", 1)
+    run = subprocess.run(["bash", "-c", "set -e\n" + real], cwd=shell, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(handler.messages) == 20 and shutil.which("bash")
+
+
+def test_doctor_smtp_checks_the_server_and_sends_nothing(tmp_path, mailbox):
+    from aiosmtpd.smtp import AuthResult
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        return AuthResult(success=auth_data.password == b"right-pw", handled=False)
+
+    handler, port = mailbox(authenticator=authenticator, auth_require_tls=False)
+    env = {**loopback(port), "KPIREPORT_SMTP_USER": "hr", "KPIREPORT_SMTP_PASSWORD": "right-pw"}
+    good = kpireport("doctor", "--smtp", env=env)
+    assert good.exit_code == 0, good.output
+    for step in ("connect", "EHLO", "AUTH", "logged in as hr", "hr@firm.example accepted"):
+        assert step in good.output
+    assert "right-pw" not in good.output and handler.messages == []
+    bad = kpireport("doctor", "--smtp", env={**env, "KPIREPORT_SMTP_PASSWORD": "wrong-pw"})
+    assert bad.exit_code == 1 and "refused the login for 'hr'" in bad.output
+    assert "wrong-pw" not in bad.output
+    from tests.test_deliver import free_port
+
+    closed = kpireport("doctor", "--smtp", env={**env, "KPIREPORT_SMTP_PORT": str(free_port())})
+    assert closed.exit_code == 1 and "failed" in closed.output and "connect" in closed.output
+    unset = kpireport("doctor", "--smtp", env={"KPIREPORT_SMTP_HOST": ""})
+    assert unset.exit_code == 1 and "no SMTP server" in unset.output
+
+
+def test_doctor_smtp_starttls_trusted_and_untrusted(tmp_path, mailbox):
+    import os
+    import ssl
+    import subprocess
+    import sys
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    handler, port = mailbox(tls_context=context, require_starttls=True)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    env = {**os.environ, **loopback(port), "KPIREPORT_SMTP_SECURITY": "starttls",
+           "COLUMNS": "200"}
+
+    def doctor(**extra):
+        return subprocess.run([sys.executable, "-m", "kpireport", "doctor", "--smtp"],
+                              env={**env, **extra}, capture_output=True, text=True, timeout=60)
+
+    trusted = doctor(SSL_CERT_FILE=str(tmp_path / "ca.pem"))
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+    assert "STARTTLS" in trusted.stdout and "certificate for 127.0.0.1 verified" in trusted.stdout
+    untrusted = doctor()
+    assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stdout
+    assert handler.messages == []
