@@ -53,6 +53,11 @@ def load(path: str | Path, *, period: int | None = None) -> tuple[Book, list[Iss
     if period is not None:
         from dataclasses import replace
 
+        from kpireport.validate import no_actuals_in_period
+
+        problem = no_actuals_in_period(book.actuals, period)
+        if problem:
+            raise KpireportError(f"--period {problem}")
         book = replace(book, settings=replace(book.settings, report_period=period))
     return book, issues
 

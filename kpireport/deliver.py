@@ -171,7 +171,7 @@ def report_entries(book: Book, results: dict, run_dir: Path) -> list[tuple[str, 
         if (run_dir / f"{stem}.pdf").exists():
             entries.append(("department", dept, stem, dept))
     for card in results["scorecards"]:
-        if card["owner_type"] == "employee":
+        if card["owner_type"] == "employee" and card.get("employment") in (None, "employed"):
             stem = f"employees/{card['owner']}"
             if (run_dir / f"{stem}.pdf").exists():
                 entries.append(("employee", card["owner"], stem, card["name"]))

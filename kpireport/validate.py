@@ -240,6 +240,14 @@ class _Validator:
                                    "(the file was written by a program that does not "
                                    "calculate); open and save it in Excel or LibreOffice")
 
+    def _setting_cell(self, name: str) -> str:
+        """The value cell of a setting's row in Settings ('' when it has none)."""
+        table = self.tables["Settings"]
+        for r in table.rows:
+            if normalise(table.value(r, "setting") or "") == name:
+                return table.cell(r, "value")
+        return ""
+
     def _reader(self, table: Table) -> CellReader:
         return CellReader(table.name, self.log)
 
@@ -1183,6 +1191,12 @@ class _Validator:
             self.log.info("report-period", "Settings", "",
                           f"report period {month_label(latest)} (the latest month with an "
                           "actual)")
+        elif no_actuals_in_period(actuals, period):
+            cell = self._setting_cell("report_period")
+            self.log.error("no-actuals-in-period", "Settings", cell,
+                           f"Settings!{cell}: report_period "
+                           f"{no_actuals_in_period(actuals, period)}")
+            return None
         elif latest is not None and latest > period:
             later = sorted({m for months in actuals.values() for m in months if m > period})
             self.log.warning("actual-after-period", "Actuals", "",
@@ -1191,6 +1205,17 @@ class _Validator:
                              f"({', '.join(month_label(m) for m in later[:3])}"
                              f"{'…' if len(later) > 3 else ''}); they are not used")
         return settings
+
+
+def no_actuals_in_period(actuals: dict[tuple[str, str], dict[Month, float]],
+                         period: Month) -> str:
+    """'' when someone has an actual in the month; otherwise why it cannot be reported."""
+    if any(period in months for months in actuals.values()):
+        return ""
+    latest = max((m for months in actuals.values() for m in months), default=None)
+    where = (f"the latest month with actuals is {month_label(latest)}" if latest is not None
+             else "there are no actuals at all")
+    return f"{month_label(period)}: nobody has an actual in that month; {where}"
 
 
 def _whole(value: float, raw: object) -> bool:

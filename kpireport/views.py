@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 
 from kpireport import charts
 from kpireport.i18n import COMPACT_FROM, Formatter
-from kpireport.results import Results
+from kpireport.results import Results, employment
 from kpireport.scoring import LineResult, OwnerScore, Window, status_of
 
 
@@ -221,14 +221,16 @@ class ViewBuilder:
     def department(self, name: str) -> dict:
         own = next((o for o in self.r.owners if o.owner_type == "department" and o.owner == name),
                    None)
-        team = [o for o in self.r.owners if o.owner_type == "employee"
-                and o.department == name]
+        members = [o for o in self.r.owners if o.owner_type == "employee"
+                   and o.department == name]
+        team = [o for o in members if o.owner not in self.r.absent]
         team.sort(key=lambda o: (o.ytd_score is None, -(o.ytd_score or 0), o.name))
         review = self._("Department review")
         view = self.common("department", f"{name} — {review}", 1)
         view.update({
             "file": f"departments/{self.slugs[name]}", "name": name,
-            "headcount": len([p for p in self.r.book.people if p.department == name]),
+            "headcount": len([p for p in self.r.book.people if p.department == name
+                              and employment(p, self.r.scores.period) == "employed"]),
             "summary": self.summary(own) if own else None,
             "kpis": [self.kpi_row(ln) for ln in own.lines] if own else [],
             "no_data": self.no_data(own) if own else [],
@@ -236,7 +238,8 @@ class ViewBuilder:
             "bands": self.band_chart(team),
             "top": self.extremes(team, best=True), "bottom": self.extremes(team, best=False),
             "comments": self.comments(name),
-            "bonus_total": self.fmt.money(self._bonus_total(team)),
+            # the cost includes leavers' pro-rated bonus (listed in payroll.csv, not here)
+            "bonus_total": self.fmt.money(self._bonus_total(members)),
         })
         return view
 
@@ -279,11 +282,13 @@ class ViewBuilder:
     # ------------------------------------------------------------------ company
     def company(self) -> dict:
         own = next((o for o in self.r.owners if o.owner_type == "company"), None)
-        employees = [o for o in self.r.owners if o.owner_type == "employee"]
+        everyone = [o for o in self.r.owners if o.owner_type == "employee"]
+        employees = [o for o in everyone if o.owner not in self.r.absent]
         departments = []
         s = self.r.book.settings
         for dept in self.r.book.departments:
             members = [o for o in employees if o.department == dept]
+            paid = [o for o in everyone if o.department == dept]
             dept_owner = next((o for o in self.r.owners if o.owner_type == "department"
                                and o.owner == dept), None)
             scores = [o.ytd_score for o in members if o.ytd_score is not None]
@@ -294,15 +299,15 @@ class ViewBuilder:
                 "score_value": score, "score": self.score(score),
                 "status": self.status(status_of(score, s.rag_green, s.rag_amber)),
                 "team_average": self.score(team_avg), "headcount": len(members),
-                "bonus": self.fmt.money(self._bonus_total(members))})
+                "bonus": self.fmt.money(self._bonus_total(paid))})
         chart_items = [(d["name"], d["score_value"] or 0.0, d["score"],
                         charts.STATUS_COLOURS[d["status"]["code"]]) for d in departments]
         review = self._("Company review")
         view = self.common("company", f"{s.organization} — {review}", 0)
         for d in departments:
             d.pop("score_value")
-        total = self._bonus_total(employees)
-        target_total = [self.r.pay[o.owner].target_bonus for o in employees
+        total = self._bonus_total(everyone)
+        target_total = [self.r.pay[o.owner].target_bonus for o in everyone
                         if o.owner in self.r.pay and self.r.pay[o.owner].target_bonus is not None]
         view.update({
             "file": "company", "index_href": "index.html", "company_href": "company.html",
@@ -366,7 +371,8 @@ class ViewBuilder:
     def index(self) -> dict:
         reports = self._("Reports")
         view = self.common("index", f"{self.r.book.settings.organization} — {reports}", 0)
-        employees = [o for o in self.r.owners if o.owner_type == "employee"]
+        employees = [o for o in self.r.owners if o.owner_type == "employee"
+                     and o.owner not in self.r.absent]
         employees.sort(key=lambda o: (o.department or "", o.name))
         view.update({
             "file": "index", "index_href": "index.html", "company_href": "company.html",
@@ -380,9 +386,11 @@ class ViewBuilder:
 
 def report_specs(results: Results) -> list[tuple[str, str]]:
     """(kind, subject) of every report of a build: company, departments, employees with
-    scorecards, index — the order reports are listed and rendered in."""
+    scorecards who worked in the report month (leavers and future joiners get none),
+    index — the order reports are listed and rendered in."""
     return ([("company", "")] + [("department", d) for d in results.book.departments]
-            + [("employee", o.owner) for o in results.owners if o.owner_type == "employee"]
+            + [("employee", o.owner) for o in results.owners if o.owner_type == "employee"
+               and o.owner not in results.absent]
             + [("index", "")])
 
 

@@ -133,7 +133,8 @@ def test_every_report_reaches_the_right_people_with_the_pdf_intact(smtp, run_dir
     handler, port = smtp()
     plan, outcome = send(run_dir, port)
     assert outcome.ok and not outcome.failed
-    assert len(handler.messages) == len(plan.messages) == 20  # 15 + 4 departments + company
+    # 14 employees (Tom Becker left in January: no review) + 4 departments + company
+    assert len(handler.messages) == len(plan.messages) == 19
     parsed = [(rcpts, email.message_from_bytes(raw, policy=email.policy.default))
               for rcpts, raw in handler.messages]
     rcpts, message = next(p for p in parsed if p[1]["To"] == "priya.nair@acme.example")
@@ -167,7 +168,7 @@ def test_refused_recipient_fails_and_a_rerun_delivers_only_that_one(smtp, run_di
     assert run.returncode == 3, run.stderr
     assert "550" in run.stdout and "1 failed" in run.stdout
     delivered = len(handler.messages)
-    assert delivered == 20  # Ava's manager still got her review
+    assert delivered == 19  # Ava's manager still got her review
     handler.refuse = set()
     _, outcome = send(run_dir, port)
     assert [r for _, r in outcome.sent] == ["ava.rossi@acme.example"]
@@ -180,7 +181,7 @@ def test_dropped_connection_is_reopened(smtp, run_dir):
     handler.drop_after = 3
     _, outcome = send(run_dir, port)
     assert outcome.ok and len(outcome.sent) > 20
-    assert len(handler.messages) == 20
+    assert len(handler.messages) == 19
 
 
 def test_unreachable_server_retries_then_fails(run_dir):
@@ -208,7 +209,7 @@ def test_killed_mid_run_then_rerun_reports_unknown_and_sends_no_duplicates(smtp,
     rerun = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"), env=env)
     assert rerun.returncode == 3
     assert "unknown" in rerun.stdout
-    assert len(handler.messages) == 19  # every message but the one whose fate is unknown
+    assert len(handler.messages) == 18  # every message but the one whose fate is unknown
     reports = [email.message_from_bytes(raw)["Subject"] for _, raw in handler.messages]
     assert len(reports) == len(set(reports))  # no duplicates
     forced = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"), "--resend",
@@ -235,7 +236,7 @@ def test_starttls_verifies_the_certificate(smtp, run_dir, ca):
     ca.configure_trust(trusted)
     settings = deliver.SmtpSettings("127.0.0.1", port, security="starttls", context=trusted)
     _, outcome = send(run_dir, port, transport=deliver.SmtpTransport(settings))
-    assert outcome.ok and len(handler.messages) == 20
+    assert outcome.ok and len(handler.messages) == 19
     untrusted = deliver.SmtpSettings("127.0.0.1", port, security="starttls")
     with pytest.raises(DeliveryError, match="TLS|certificate"):
         send(run_dir, port, transport=deliver.SmtpTransport(untrusted), resend=True)
@@ -257,7 +258,7 @@ def test_auth_and_credentials_never_printed(smtp, run_dir, ca):
     good = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"), env=env)
     assert good.returncode == 0, good.stderr
     assert "s3cret-pw" not in good.stdout + good.stderr
-    assert len(handler.messages) == 20
+    assert len(handler.messages) == 19
 
 
 def test_message_over_the_size_limit_fails(smtp, run_dir):
@@ -309,7 +310,7 @@ def test_dry_run_writes_parseable_eml_and_sends_nothing(run_dir, tmp_path, smtp)
                                             "KPIREPORT_SMTP_PORT": str(port)})
     assert run.returncode == 0, run.stderr
     files = sorted(outbox.glob("*.eml"))
-    assert len(files) == 20 and handler.messages == []
+    assert len(files) == 19 and handler.messages == []
     parsed = email.message_from_bytes((outbox / "employees__E015.eml").read_bytes(),
                                       policy=email.policy.default)
     assert parsed["To"] == "zoe.adams@acme.example"
@@ -339,9 +340,9 @@ def test_run_checks_builds_and_sends(smtp, tmp_path):
     first = cli("run", str(workbook), "--out", str(tmp_path / "out"), "--send", "--workers",
                 "2", env=env, timeout=300)
     assert first.returncode == 0, first.stderr
-    assert len(handler.messages) == 20
+    assert len(handler.messages) == 19
     again = cli("run", str(workbook), "--out", str(tmp_path / "out"), "--send", env=env)
-    assert again.returncode == 0 and len(handler.messages) == 20
+    assert again.returncode == 0 and len(handler.messages) == 19
     assert time.perf_counter() - start < 240
 
 
