@@ -93,6 +93,7 @@ class _Validator:
         self.reported_lines: set[tuple[str, str]] = set()
         self.reported_weights: set[str] = set()  # owners whose weights a typo already broke
         self.typo_owners: dict[str, set[str]] = defaultdict(set)  # sheet -> suggested owners
+        self.typo_kpis: dict[str, set[tuple[str, str]]] = defaultdict(set)  # (owner, kpi)
         # where each value of a percent KPI was typed: (sheet, (owner, kpi), month) -> row
         self.percent_cells: dict[tuple[str, tuple[str, str], Month], int] = {}
         self.line_keys: set[tuple[str, str]] = set()  # every (owner, kpi) typed in Scorecards
@@ -274,7 +275,8 @@ class _Validator:
             if spec is None:
                 self.log.warning("unknown-setting", table.name, table.cell(r, "setting"),
                                  f"{table.name}!{table.cell(r, 'setting')}: {name!r} is not "
-                                 "a kpireport setting; ignored")
+                                 "a kpireport setting; ignored"
+                                 f"{did_you_mean(name, SETTINGS_BY_NAME)}")
                 continue
             if key in seen:
                 self.log.error("duplicate-setting", table.name, table.cell(r, "setting"),
@@ -813,6 +815,10 @@ class _Validator:
             if kpi is None:
                 kpi = self._kpi_ref(table, kpi_raw, table.cell(r, "kpi_id"), kpis, read)
                 if kpi is None:
+                    # its line (or formula) is not told again that it lacks these actuals
+                    self.typo_kpis[name].update(
+                        (owner, k) for k in closest(str(kpi_raw), [k.kpi_id for k in
+                                                                   kpis.values()]))
                     continue
             key = (owner, kpi.kpi_id)
             if long:
@@ -998,6 +1004,11 @@ class _Validator:
         self._check_components(people, by_id, lines, values)
         return values
 
+    def _typo_in_actuals(self, owner: str, kpi_id: str) -> bool:
+        """An Actuals row probably meant for this line was reported as mistyped."""
+        return owner in self.typo_owners["Actuals"] or \
+            (owner, kpi_id) in self.typo_kpis["Actuals"]
+
     def _line_reported(self, owner: str, kpi_id: str) -> bool:
         """The Scorecards row of this owner and KPI exists but was rejected (and reported)."""
         o, k = owner.casefold(), kpi_id.casefold()
@@ -1028,7 +1039,7 @@ class _Validator:
             kpi = kpis[line.kpi_id]
             if not kpi.formula:
                 if line.owner in persons and (line.owner, kpi.kpi_id) not in values \
-                        and line.owner not in self.typo_owners["Actuals"]:
+                        and not self._typo_in_actuals(line.owner, kpi.kpi_id):
                     cell = f"B{line.row}"
                     self.log.warning("no-actuals", table.name, cell,
                                      f"{table.name}!{cell}: {line.owner} / {kpi.kpi_id} has no "
@@ -1040,6 +1051,8 @@ class _Validator:
                 if line.owner not in persons and any(
                         (m, comp) in values for m in members.get(line.owner, ())):
                     continue  # rolls up from the people
+                if self._typo_in_actuals(line.owner, comp):
+                    continue  # its Actuals row has a mistyped owner or kpi_id, reported
                 cell = f"B{line.row}"
                 self.log.error("missing-component-actuals", table.name, cell,
                                f"{table.name}!{cell}: {kpi.kpi_id} = {kpi.formula} needs actuals "

@@ -625,3 +625,25 @@ def test_results_xlsx_speaks_the_workbook_language_and_formats_percent_kpis(tmp_
     revenue = found[("NV01", "DOANHTHU")]
     assert revenue[col["thực tế tháng"]].number_format == "#,##0"
     assert revenue[col["tên mục tiêu chiến lược"]].value == "Doanh thu 120 tỷ đồng trong năm 2026"
+
+
+@pytest.mark.parametrize(("column", "typed", "hint"), [
+    ("owner", "E08", "did you mean E008?"), ("kpi_id", "SIGNUP", "did you mean SIGNUPS?")])
+def test_a_mistyped_actuals_row_is_one_error_not_a_missing_formula_part(tmp_path, column,
+                                                                          typed, hint):
+    book = sample(tmp_path, "acme")  # E008's CONV = SIGNUPS / VISITS needs the SIGNUPS row
+    with Typist(book) as t:
+        row = t.find("Actuals", owner="E008", kpi_id="SIGNUPS")
+        t.type("Actuals", row, **{column: typed})
+    code, issues = check_json(book)
+    cell = ("A" if column == "owner" else "B") + str(row)
+    assert [(i["sheet"], i["cell"]) for i in issues if i["severity"] != "info"] == \
+        [("Actuals", cell)]
+    assert hint in issues[[i["cell"] for i in issues].index(cell)]["message"]
+
+
+def test_a_mistyped_setting_name_suggests_the_setting(tmp_path):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        t.type("Settings", t.find("Settings", setting="bonus_basis"), setting="bonus basis")
+    assert "did you mean bonus_basis?" in message(book, "unknown-setting")
