@@ -197,9 +197,10 @@ def closest(text: str, candidates) -> list[str]:
     same = [names[n] for n in names if n != key and _unpadded(n) == _unpadded(key)]
     if same:  # E02 for E002: the same letters and numbers, padded differently
         return sorted(same)[:2]
-    scored = sorted(((difflib.SequenceMatcher(None, key, name).ratio(), name) for name in names
-                     if name != key), reverse=True)
-    best = [name for ratio, name in scored if ratio >= 0.7 and ratio == scored[0][0]]
+    # get_close_matches filters with the cheap upper bounds first (many ids stay fast)
+    near = difflib.get_close_matches(key, [n for n in names if n != key], n=3, cutoff=0.7)
+    scored = [(difflib.SequenceMatcher(None, key, name).ratio(), name) for name in near]
+    best = [name for ratio, name in scored if ratio == scored[0][0]] if scored else []
     return sorted(names[n] for n in best[:2])
 
 

@@ -94,6 +94,7 @@ class _Validator:
         self.reported_weights: set[str] = set()  # owners whose weights a typo already broke
         self.typo_owners: dict[str, set[str]] = defaultdict(set)  # sheet -> suggested owners
         self.typo_kpis: dict[str, set[tuple[str, str]]] = defaultdict(set)  # (owner, kpi)
+        self._near_cache: dict[tuple[str, str], list[str]] = {}
         # where each value of a percent KPI was typed: (sheet, (owner, kpi), month) -> row
         self.percent_cells: dict[tuple[str, tuple[str, str], Month], int] = {}
         self.line_keys: set[tuple[str, str]] = set()  # every (owner, kpi) typed in Scorecards
@@ -240,6 +241,20 @@ class _Validator:
                                    f"{table.name}!{cell}: the formula has no saved result "
                                    "(the file was written by a program that does not "
                                    "calculate); open and save it in Excel or LibreOffice")
+
+    def _near(self, what: str, text: str, names) -> list[str]:
+        """:func:`closest` for a mistyped ``what`` (owner, kpi …), memoised, and only for the
+        first 200 different slips: a column of 10,000 wrong ids is still checked fast."""
+        key = (what, str(text).strip().casefold())
+        found = self._near_cache.get(key)
+        if found is None:
+            found = closest(str(text), names()) if len(self._near_cache) < 200 else []
+            self._near_cache[key] = found
+        return found
+
+    def _hint(self, what: str, text: str, names) -> str:
+        best = self._near(what, text, names)
+        return f"; did you mean {' or '.join(best)}?" if best else ""
 
     def _setting_cell(self, name: str) -> str:
         """The value cell of a setting's row in Settings ('' when it has none)."""
@@ -423,7 +438,7 @@ class _Validator:
                 self.log.error("unknown-reference", table.name, cell,
                                f"{table.name}!{cell}: {what} {parent} is not in the "
                                f"{table.name} sheet"
-                               f"{did_you_mean(parent, [ident(i) for i in items.values()])}")
+                               f"{self._hint(what, parent, lambda: [ident(i) for i in items.values()])}")
                 continue
             if ident(target).casefold() == key:
                 self.log.error(cycle_code, table.name, cell,
@@ -521,7 +536,7 @@ class _Validator:
                 if goal.casefold() not in goal_keys:
                     self.log.error("unknown-reference", table.name, table.cell(r, "goal_id"),
                                    f"{table.name}!{table.cell(r, 'goal_id')}: goal {goal} is not "
-                                   f"in the Goals sheet{did_you_mean(goal, goals)}")
+                                   f"in the Goals sheet{self._hint('goal', goal, lambda: list(goals))}")
                     goal = None
                 else:
                     goal = goal_keys[goal.casefold()]
@@ -553,7 +568,7 @@ class _Validator:
                     self.log.error("unknown-reference", table.name, cell,
                                    f"{table.name}!{cell}: the formula uses {ref}, which is not "
                                    "a kpi_id in the KPIs sheet"
-                                   f"{did_you_mean(ref, [k.kpi_id for k in kpis.values()])}")
+                                   f"{self._hint('kpi', ref, lambda: [k.kpi_id for k in kpis.values()])}")
                     continue
                 names[ref] = target.kpi_id
             links[key] = {n.casefold() for n in names.values()}
@@ -602,13 +617,14 @@ class _Validator:
                            "department name; rename one of them")
             return None
         if person is None and department is None:
-            names = [p.employee_id for p in people.values()] + \
-                sorted(self._department_keys(people).values()) + [COMPANY]
-            near = closest(text, names)
-            self.typo_owners[table.name].update(near)
+            def names() -> list[str]:
+                return [p.employee_id for p in people.values()] + \
+                    sorted(self._department_keys(people).values()) + [COMPANY]
+
+            self.typo_owners[table.name].update(self._near("owner", text, names))
             self.log.error("unknown-owner", table.name, cell,
                            f"{table.name}!{cell}: owner {text!r} is not an employee_id, a "
-                           f"department in People, or COMPANY{did_you_mean(text, names)}")
+                           f"department in People, or COMPANY{self._hint('owner', text, names)}")
             return None
         return person.employee_id if person else department
 
@@ -633,7 +649,7 @@ class _Validator:
         if kpi is None:
             named = [k.kpi_id for k in kpis.values() if k.kpi.casefold() == text.casefold()]
             hint = f"; did you mean {named[0]} (the id of {text!r})?" if named else \
-                did_you_mean(text, [k.kpi_id for k in kpis.values()])
+                self._hint("kpi", text, lambda: [k.kpi_id for k in kpis.values()])
             self.log.error("unknown-reference", table.name, cell,
                            f"{table.name}!{cell}: KPI {text} is not in the KPIs sheet{hint}")
         return kpi
@@ -700,7 +716,7 @@ class _Validator:
             if owner is not None and kpi is None and not is_blank(kpi_raw):
                 self.reported_lines.add((owner.casefold(), ""))
             if owner is None and not is_blank(owner_raw):
-                for near in closest(str(owner_raw), list(owners.values())):
+                for near in self._near("owner", str(owner_raw), lambda: list(owners.values())):
                     self.reported_weights.add(near)
                     self.reported_lines.add((near.casefold(), ""))
                 if kpi is not None:
@@ -817,8 +833,8 @@ class _Validator:
                 if kpi is None:
                     # its line (or formula) is not told again that it lacks these actuals
                     self.typo_kpis[name].update(
-                        (owner, k) for k in closest(str(kpi_raw), [k.kpi_id for k in
-                                                                   kpis.values()]))
+                        (owner, k) for k in self._near("kpi", str(kpi_raw),
+                                                       lambda: [k.kpi_id for k in kpis.values()]))
                     continue
             key = (owner, kpi.kpi_id)
             if long:
