@@ -276,7 +276,10 @@ def _named_month(text: str) -> Month | None:
 
 def looks_like_period(value: object) -> bool:
     """A header that is meant as a month or date (it has a year in it) but names no single
-    month: ``01/03/2026``, ``Q1 2026``, ``2026-13``. Such a column must not be ignored."""
+    month: ``01/03/2026``, ``Q1 2026``, ``2026-13``, a number (``2026.03``), a month without
+    its year (``Mar``). Such a column must not be ignored."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True  # 2026.03, 202603, 3: a number is never a column name
     if not isinstance(value, str) or month_from_header(value) is not None:
         return False
     text = " ".join(value.casefold().split())

@@ -53,14 +53,20 @@ class Recipients:
 class RecipientResolver:
     """SPEC §1 Recipients: rules from the sheet (or the defaults) and the tokens."""
 
-    def __init__(self, book: Book) -> None:
+    def __init__(self, book: Book, period: int | None = None) -> None:
+        from kpireport.results import employment
+
         self.book = book
-        self.people = {p.employee_id: p for p in book.people}
+        # People not employed in the report month (left, not started) receive nothing.
+        self.gone = {p.employee_id for p in book.people
+                     if period is not None and employment(p, period) != "employed"}
+        self.people = {p.employee_id: p for p in book.people if p.employee_id not in self.gone}
 
     def heads(self, department: str | None) -> list[Person]:
-        """People of the department whose manager is blank or outside it (None: the company)."""
+        """People of the department whose manager is blank, outside it or gone (None: the
+        company)."""
         found = []
-        for person in self.book.people:
+        for person in self.people.values():
             if department is not None and person.department != department:
                 continue
             manager = self.people.get(person.manager_id or "")
@@ -107,6 +113,10 @@ class RecipientResolver:
                 return []
             return self._email(person, problems)
         if token == "{manager}":
+            if person is not None and person.manager_id in self.gone:
+                problems.append(f"{person.name}'s manager {person.manager_id} is no longer "
+                                "employed; not sent to them")
+                return []
             manager = self.people.get(person.manager_id or "") if person else None
             return self._email(manager, problems) if manager else []
         if token == "{head}":
@@ -190,7 +200,9 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
         raise DeliveryError(f"{run_dir}: no readable results.json ({exc}); run kpireport "
                             "build first") from None
     sender = validate_address(sender)
-    resolver = RecipientResolver(book)
+    from kpireport.model import parse_month
+
+    resolver = RecipientResolver(book, parse_month(str(results.get("period", ""))))
     env = _mail_environment(book.settings.locale, template_dirs(templates))
     messages, problems = [], []
     entries = report_entries(book, results, run_dir)

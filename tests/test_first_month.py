@@ -647,3 +647,37 @@ def test_a_mistyped_setting_name_suggests_the_setting(tmp_path):
     with Typist(book) as t:
         t.type("Settings", t.find("Settings", setting="bonus_basis"), setting="bonus basis")
     assert "did you mean bonus_basis?" in message(book, "unknown-setting")
+
+
+def test_people_who_have_left_receive_no_one_elses_report(tmp_path):
+    import email
+    import email.policy
+
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:  # the head of Sales leaves at the end of February
+        t.type("People", t.find("People", employee_id="E002"), end_date=dt.datetime(2026, 2, 28))
+        t.clear_rows("Recipients")  # the defaults: {employee} cc {manager}, {head}
+    outbox = tmp_path / "outbox"
+    result = kpireport("run", str(book), "--out", str(tmp_path / "reports"), "--dry-run",
+                       "--outbox", str(outbox), "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert "Priya Nair's manager E002 is no longer employed" in result.output
+
+    def read(name):
+        return email.message_from_bytes((outbox / name).read_bytes(),
+                                        policy=email.policy.default)
+
+    everyone = " ".join(str(read(p.name)["To"]) + " " + str(read(p.name)["Cc"] or "")
+                        for p in outbox.glob("*.eml"))
+    assert "marcus.chen" not in everyone and not (outbox / "employees__E002.eml").exists()
+    assert read("employees__E003.eml")["To"] == "priya.nair@acme.example"
+    sales = str(read("departments__sales.eml")["To"])
+    assert "priya.nair@acme.example" in sales and "tom.becker" not in sales
+
+
+@pytest.mark.parametrize("header", [2026.03, 202603])
+def test_a_number_as_a_month_header_is_an_error(tmp_path, header):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        t.book["Actuals"].cell(1, t.header("Actuals")["2026-03"]).value = header
+    assert [c for _, _, c in errors(book)] == ["bad-period"]
