@@ -681,3 +681,26 @@ def test_a_number_as_a_month_header_is_an_error(tmp_path, header):
     with Typist(book) as t:
         t.book["Actuals"].cell(1, t.header("Actuals")["2026-03"]).value = header
     assert [c for _, _, c in errors(book)] == ["bad-period"]
+
+
+def test_percent_slip_in_long_actuals_names_the_actual_cell(tmp_path):
+    book = from_template(tmp_path)
+    with Typist(book) as t:
+        t.append("KPIs", kpi_id="WINRATE", kpi="Win rate", unit="percent", direction="higher",
+                 aggregation="average")
+        for emp in ("E1", "E2", "E3"):
+            row = t.find("Scorecards", owner=emp, kpi_id="SALES")
+            t.type("Scorecards", row, weight=0.5)
+            t.append("Scorecards", owner=emp, kpi_id="WINRATE", weight=0.5, target=0.3)
+        ws = t.book["Actuals"]  # replaced by a system export: the long layout
+        ws.delete_rows(1, ws.max_row)
+        ws.append(["owner", "kpi_id", "period", "actual"])
+        for emp in ("E1", "E2", "E3"):
+            for month, sales, rate in (("2026-01", 90, 0.28), ("2026-02", 104, "31%")):
+                ws.append([emp, "SALES", month, sales])
+                ws.append([emp, "WINRATE", month, 33 if (emp, month) == ("E2", "2026-02")
+                           else rate])
+    slip = 2 + [(e, m, k) for e in ("E1", "E2", "E3") for m in ("2026-01", "2026-02")
+                for k in ("SALES", "WINRATE")].index(("E2", "2026-02", "WINRATE"))
+    assert errors(book) == [("Actuals", f"D{slip}", "percent-as-whole-number")]
+    assert "type 33%" in message(book, "percent-as-whole-number")
