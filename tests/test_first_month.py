@@ -704,3 +704,25 @@ def test_percent_slip_in_long_actuals_names_the_actual_cell(tmp_path):
                 for k in ("SALES", "WINRATE")].index(("E2", "2026-02", "WINRATE"))
     assert errors(book) == [("Actuals", f"D{slip}", "percent-as-whole-number")]
     assert "type 33%" in message(book, "percent-as-whole-number")
+
+
+def test_doctor_smtp_over_implicit_tls(tmp_path, mailbox):
+    import os
+    import ssl
+    import subprocess
+    import sys
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    handler, port = mailbox(ssl_context=context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    env = {**os.environ, **loopback(port), "KPIREPORT_SMTP_SECURITY": "ssl", "COLUMNS": "200",
+           "SSL_CERT_FILE": str(tmp_path / "ca.pem")}
+    run = subprocess.run([sys.executable, "-m", "kpireport", "doctor", "--smtp"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "(ssl)" in run.stdout and "certificate for 127.0.0.1 verified" in run.stdout
+    assert handler.messages == []
