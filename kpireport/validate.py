@@ -435,10 +435,10 @@ class _Validator:
         for key, (parent, cell) in refs.items():
             target = items.get(parent.casefold())
             if target is None:
+                hint = self._hint(what, parent, lambda: [ident(i) for i in items.values()])
                 self.log.error("unknown-reference", table.name, cell,
                                f"{table.name}!{cell}: {what} {parent} is not in the "
-                               f"{table.name} sheet"
-                               f"{self._hint(what, parent, lambda: [ident(i) for i in items.values()])}")
+                               f"{table.name} sheet{hint}")
                 continue
             if ident(target).casefold() == key:
                 self.log.error(cycle_code, table.name, cell,
@@ -536,7 +536,8 @@ class _Validator:
                 if goal.casefold() not in goal_keys:
                     self.log.error("unknown-reference", table.name, table.cell(r, "goal_id"),
                                    f"{table.name}!{table.cell(r, 'goal_id')}: goal {goal} is not "
-                                   f"in the Goals sheet{self._hint('goal', goal, lambda: list(goals))}")
+                                   "in the Goals sheet"
+                                   f"{self._hint('goal', goal, lambda: list(goals))}")
                     goal = None
                 else:
                     goal = goal_keys[goal.casefold()]
@@ -568,7 +569,8 @@ class _Validator:
                     self.log.error("unknown-reference", table.name, cell,
                                    f"{table.name}!{cell}: the formula uses {ref}, which is not "
                                    "a kpi_id in the KPIs sheet"
-                                   f"{self._hint('kpi', ref, lambda: [k.kpi_id for k in kpis.values()])}")
+                                   + self._hint("kpi", ref,
+                                                lambda: [k.kpi_id for k in kpis.values()]))
                     continue
                 names[ref] = target.kpi_id
             links[key] = {n.casefold() for n in names.values()}
@@ -900,8 +902,9 @@ class _Validator:
 
         The rule compares each cell with the rest of its line. An actual or a monthly target
         above 1 and at least 10 times the line's target (actual 93 against a target of 90%)
-        is the slip (threshold, stretch and target_max: ``_percent_line_ok``). A target above 1 and at least 10
-        times the median of the line's actuals (target 90, actuals like 93%) is the slip.
+        is the slip (threshold, stretch and target_max: ``_percent_line_ok``). A target above
+        1 and at least 10 times the median of the line's actuals (target 90, actuals like
+        93%) is the slip.
         A real percent above 100% keeps its scale (ROI 320% against 300%) and is valid;
         so is any value typed as text with a % sign.
         """

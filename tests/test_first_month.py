@@ -157,7 +157,8 @@ def message(book: Path, code: str) -> str:
 def actual_cell(t: Typist, owner: str, kpi: str, month: str) -> str:
     from openpyxl.utils import get_column_letter
 
-    return f"{get_column_letter(t.header('Actuals')[month])}{t.find('Actuals', owner=owner, kpi_id=kpi)}"
+    row = t.find("Actuals", owner=owner, kpi_id=kpi)
+    return f"{get_column_letter(t.header('Actuals')[month])}{row}"
 
 
 def test_whole_number_actual_on_a_percent_kpi_is_an_error_naming_the_cell(tmp_path):
@@ -444,7 +445,6 @@ def _help_example(command: str) -> list[str]:
 
 def test_the_send_help_example_works_in_a_fresh_shell(tmp_path, mailbox):
     import os
-    import shutil
     import subprocess
     import sys
 
