@@ -196,10 +196,6 @@ class _Validator:
             match = next((name for name in known if name == key), None)
             if match is None:
                 unknown_headers[str(value).strip()] = cell
-                self.log.info("unknown-column", raw.name, cell,
-                              f"{raw.name}!{cell}: column {str(value).strip()!r} is not a "
-                              f"kpireport column; ignored"
-                              f"{did_you_mean(str(value), known)}")
             elif match in columns:
                 self.log.error("duplicate-column", raw.name, cell,
                                f"{raw.name}!{cell}: column {match!r} appears twice (also "
@@ -218,11 +214,28 @@ class _Validator:
                                f"{raw.name}: the required column {name!r} is missing from "
                                f"the header row {header + 1}"
                                + (f"{hint} Rename that header to {name}" if hint else ""))
+        self._unknown_columns(raw, unknown_headers, [n for n in known if n not in columns
+                                                     and n not in required])
         used = sorted(set(columns.values()) | set(months.values()))
         flagged = {r for r, _ in raw.uncached} | {r for r, _ in raw.errors}
         rows = [r for r in range(header + 1, len(raw.rows))
                 if _has_value(raw.rows[r], used) or r in flagged]
         return Table(spec, raw, header, columns, months, rows)
+
+    def _unknown_columns(self, raw: RawSheet, headers: dict[str, str],
+                         missing: list[str]) -> None:
+        """Helper columns are info notes; one that is nearly the name of an optional column
+        not in the sheet (``end date``, ``threshhold``) is a warning: its values are ignored."""
+        for text, cell in headers.items():
+            near = closest(text, missing)
+            if len(near) == 1:
+                self.log.warning("similar-column", raw.name, cell,
+                                 f"{raw.name}!{cell}: column {text!r} is ignored; did you mean "
+                                 f"{near[0]}? Rename the header to {near[0]} to use it")
+            else:
+                self.log.info("unknown-column", raw.name, cell,
+                              f"{raw.name}!{cell}: column {text!r} is not a kpireport "
+                              "column; ignored")
 
     def _cell_errors(self) -> None:
         """Excel error values and formulas without a cached value, in the cells we use."""

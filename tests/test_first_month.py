@@ -726,3 +726,16 @@ def test_doctor_smtp_over_implicit_tls(tmp_path, mailbox):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "(ssl)" in run.stdout and "certificate for 127.0.0.1 verified" in run.stdout
     assert handler.messages == []
+
+
+def test_a_misspelled_optional_column_is_a_warning_not_a_silent_note(tmp_path):
+    book = sample(tmp_path, "acme")
+    with Typist(book) as t:
+        column = t.header("People")["end_date"]
+        t.book["People"].cell(1, column).value = "end date"
+        t.book["People"].cell(1, column + 1).value = "owner_notes"
+    code, issues = check_json(book)
+    found = [(i["severity"], i["sheet"], i["code"]) for i in issues if i["sheet"] == "People"]
+    assert code == 0 and ("warning", "People", "similar-column") in found
+    assert "did you mean end_date?" in message(book, "similar-column")
+    assert ("info", "People", "unknown-column") in found  # a helper column stays a note
