@@ -251,7 +251,9 @@ _MONTH_NAMES = {name: number for number, names in enumerate((
     for name in names}
 _SEP = r"\s*[-/.\s]\s*"
 _YEAR_FIRST = re.compile(rf"^(\d{{4}}){_SEP}(\d{{1,2}})$")
-_MONTH_FIRST = re.compile(rf"^(?:tháng|thang|t)?\s*(\d{{1,2}}){_SEP}(?:năm\s*|nam\s*)?(\d{{4}})$")
+_MONTH_FIRST = re.compile(rf"^(?:tháng|thang|thg|t)?\.?\s*(\d{{1,2}}){_SEP}(?:năm\s*|nam\s*)?"
+                          rf"(\d{{4}})$")
+_NAME_SHORT_YEAR = re.compile(r"^([a-z]+)\.?(?:\s*-\s*|\s*'|\s+')(\d{2})$")  # Excel's mmm-yy
 _NAME_FIRST = re.compile(rf"^([a-z]+)\.?(?:{_SEP}|\s*)(\d{{4}})$")
 _YEAR_NAME = re.compile(rf"^(\d{{4}}){_SEP}([a-z]+)\.?$")
 _PERIOD_LIKE = re.compile(r"(^|\D)(19|20)\d{2}(\D|$)")
@@ -263,11 +265,14 @@ def _named_month(text: str) -> Month | None:
 
     key = " ".join(unicodedata.normalize("NFC", text).casefold().split())
     for pattern, year_at, month_at in ((_YEAR_FIRST, 1, 2), (_MONTH_FIRST, 2, 1),
-                                       (_NAME_FIRST, 2, 1), (_YEAR_NAME, 1, 2)):
+                                       (_NAME_FIRST, 2, 1), (_YEAR_NAME, 1, 2),
+                                       (_NAME_SHORT_YEAR, 2, 1)):
         match = pattern.match(key)
         if match is None:
             continue
         year, month = match.group(year_at), match.group(month_at)
+        if len(year) == 2:
+            year = f"20{year}"
         number = int(month) if month.isdigit() else _MONTH_NAMES.get(month)
         if number is not None and 1 <= number <= 12 and 1900 <= int(year) <= 2200:
             return month_of(int(year), number)
@@ -283,13 +288,14 @@ def looks_like_period(value: object) -> bool:
     if not isinstance(value, str) or month_from_header(value) is not None:
         return False
     text = " ".join(value.casefold().split())
-    if _MONTH_ALONE.match(text):
-        return True  # "Mar", "Tháng 3": a month without its year
+    if _MONTH_ALONE.match(text) or _NAME_NUMBER.match(text):
+        return True  # "Mar", "Tháng 3", "Mar 26": a month without a year one can be sure of
     return len(text) <= 24 and not text.isdigit() and bool(_PERIOD_LIKE.search(text)) \
         and not any(ch.isalpha() for ch in _MONTH_WORDS.sub("", text))
 
 
 _MONTH_ALONE = re.compile(r"^(?:(?:tháng|thang)\s*\d{1,2}|(?:" + "|".join(_MONTH_NAMES) + r")\.?)$")
+_NAME_NUMBER = re.compile(r"^(?:" + "|".join(_MONTH_NAMES) + r")\.?\s*[-/.\s]?\s*\d{1,2}$")
 _MONTH_WORDS = re.compile(r"tháng|thang|năm|nam|quý|quy|q|t|" + "|".join(
     sorted(_MONTH_NAMES, key=len, reverse=True)))
 
