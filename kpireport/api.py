@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -84,12 +85,13 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     """Check, score and write every file of SPEC §4 into ``out/<period>/``.
 
     A report whose inputs (view model, templates, version, formats) are unchanged since the
-    last build in the same folder is not rendered again. If any report fails, nothing is
-    written and the previous build's files stay as they were.
+    last build in the same folder is not rendered again. The run folder is replaced as a
+    whole (:mod:`kpireport.outputs`): if anything fails — a report, a write, a kill — the
+    previous build's folder stays exactly as it was.
     """
     from kpireport import render
-    from kpireport.outputs import CACHE_FILE, Staging, cache_bytes, read_cache
-    from kpireport.results import compute, payroll_csv, results_json_bytes, results_xlsx
+    from kpireport.outputs import Staging, run_lock
+    from kpireport.results import compute
     from kpireport.views import all_views
 
     unknown = [f for f in formats if f not in FORMATS]
@@ -100,8 +102,25 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
     run_dir = Path(out) / results.period
-    views = all_views(results)
+    views = all_views(results, formats)
     fingerprint = render.template_fingerprint(dirs)
+    with run_lock(run_dir):
+        staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this
+        try:
+            return _build_into(staging, book, results, views, issues, formats, dirs,
+                               fingerprint, workers, submit, progress, on_start)
+        finally:
+            staging.discard()
+
+
+def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
+                submit, progress, on_start) -> BuildResult:
+    from kpireport import render
+    from kpireport.deliver import RECIPIENTS_FILE, recipients_record
+    from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
+    from kpireport.results import payroll_csv, results_json_bytes, results_xlsx
+
+    run_dir = staging.run_dir
     old_keys = read_cache(run_dir)
     keys = {v["file"]: render.view_key(v, formats, fingerprint) for v in views}
     expected = {v["file"]: _report_files(v, formats) for v in views}
@@ -123,18 +142,16 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     if outcome.failures:
         return BuildResult(run_dir, results, [], len(fresh), len(views) - len(fresh),
                            outcome.failures, issues)
-    staging = Staging(run_dir)
-    try:
-        for name, data in files.items():
-            staging.write(name, data)
-        for name in sorted(outcome.files):
-            staging.write(name, outcome.files[name])
-        staging.write(CACHE_FILE, cache_bytes(keys))
-        kept = {name for v in views if v not in fresh for name in expected[v["file"]]}
-        written = staging.commit(keep=kept)
-    except BaseException:
-        staging.discard()
-        raise
+    for name, data in files.items():
+        staging.write(name, data)
+    for name in sorted(outcome.files):
+        staging.write(name, outcome.files[name])
+    staging.write(CACHE_FILE, cache_bytes(keys))
+    staging.keep({name for v in views if v not in fresh for name in expected[v["file"]]})
+    results_dict = json.loads(files["results.json"])
+    staging.write(RECIPIENTS_FILE, recipients_record(book, results_dict, staging.dir))
+    staging.carry_over()
+    written = staging.commit()
     return BuildResult(run_dir, results, written, len(fresh), len(views) - len(fresh), {},
                        issues)
 

@@ -31,6 +31,7 @@ from kpireport.spec import COMPANY
 from kpireport.validate import split_addresses
 
 LEDGER = ".send-ledger.sqlite"
+RECIPIENTS_FILE = "recipients.json"
 _LINE_BREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
 
 
@@ -158,9 +159,10 @@ class Plan:
 
 def report_entries(book: Book, results: dict, run_dir: Path) -> list[tuple[str, str, str, str]]:
     """(kind, scope, file stem, display name) for every PDF report of the build."""
-    from kpireport.views import department_slugs
+    from kpireport.views import department_slugs, employee_files
 
     slugs = department_slugs(book.departments)
+    files = employee_files([p.employee_id for p in book.people])
     entries = []
     if (run_dir / "company.pdf").exists():
         entries.append(("company", COMPANY, "company", book.settings.organization))
@@ -170,15 +172,61 @@ def report_entries(book: Book, results: dict, run_dir: Path) -> list[tuple[str, 
             entries.append(("department", dept, stem, dept))
     for card in results["scorecards"]:
         if card["owner_type"] == "employee":
-            stem = f"employees/{card['owner']}"
+            stem = f"employees/{files[card['owner']]}"
             if (run_dir / f"{stem}.pdf").exists():
                 entries.append(("employee", card["owner"], stem, card["name"]))
     return entries
 
 
+def recipients_record(book: Book, results: dict, run_dir: Path) -> bytes:
+    """RECIPIENTS_FILE of a build: every PDF report with the recipients resolved now.
+
+    ``send`` mails these addresses, so a workbook edited after the build (a new manager, a
+    changed Recipients sheet) cannot redirect reports that were built (and approved) for
+    others; ``run_dir`` is where the build's PDFs are (its staging folder).
+    """
+    resolver = RecipientResolver(book)
+    reports = []
+    for kind, scope, stem, name in report_entries(book, results, run_dir):
+        try:
+            r = resolver.resolve(kind, scope)
+        except DeliveryError as exc:  # validation refuses bad addresses; kept as a problem
+            r = Recipients((), problems=(str(exc),))
+        reports.append({"kind": kind, "scope": scope, "file": stem, "name": name,
+                        "to": list(r.to), "cc": list(r.cc), "bcc": list(r.bcc),
+                        "problems": list(r.problems)})
+    record = {"schema": "kpireport/recipients@1", "period": results["period"],
+              "source": results["source"], "reports": reports}
+    return json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def recorded_recipients(run_dir: Path) -> list[tuple[str, str, str, str, Recipients]] | None:
+    """The reports and recipients kept by the build; None for a run folder without them
+    (built by kpireport before 0.x kept them)."""
+    try:
+        record = json.loads((run_dir / RECIPIENTS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DeliveryError(f"{run_dir / RECIPIENTS_FILE}: unreadable ({exc}); build "
+                            "again") from None
+    try:
+        return [(r["kind"], r["scope"], r["file"], r["name"],
+                 Recipients(tuple(r["to"]), tuple(r["cc"]), tuple(r["bcc"]),
+                            tuple(r["problems"])))
+                for r in record["reports"]]
+    except (KeyError, TypeError) as exc:
+        raise DeliveryError(f"{run_dir / RECIPIENTS_FILE}: damaged ({exc}); build "
+                            "again") from None
+
+
 def plan_messages(book: Book, run_dir: Path, sender: str, *,
                   templates: Path | None = None) -> Plan:
-    """Build every message of the run folder (nothing is sent)."""
+    """Build every message of the run folder (nothing is sent).
+
+    Recipients are the ones the build recorded; a run folder without that record (an older
+    build) resolves them from ``book`` now.
+    """
     from kpireport.render import template_dirs
 
     results_path = run_dir / "results.json"
@@ -188,16 +236,23 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
         raise DeliveryError(f"{run_dir}: no readable results.json ({exc}); run kpireport "
                             "build first") from None
     sender = validate_address(sender)
-    resolver = RecipientResolver(book)
+    entries = recorded_recipients(run_dir)
+    if entries is None:
+        resolver = RecipientResolver(book)
+        entries = [(kind, scope, stem, name, resolver.resolve(kind, scope))
+                   for kind, scope, stem, name in report_entries(book, results, run_dir)]
     env = _mail_environment(book.settings.locale, template_dirs(templates))
     messages, problems = [], []
-    for kind, scope, stem, name in report_entries(book, results, run_dir):
-        recipients = resolver.resolve(kind, scope)
+    for kind, scope, stem, name, recipients in entries:
         problems += [f"{stem}: {p}" for p in recipients.problems]
         if not recipients.to:
             problems.append(f"{stem}: no recipient")
             continue
-        pdf = (run_dir / f"{stem}.pdf").read_bytes()
+        try:
+            pdf = (run_dir / f"{stem}.pdf").read_bytes()
+        except OSError as exc:
+            raise DeliveryError(f"{run_dir}: cannot read {stem}.pdf ({exc.strerror or exc}); "
+                                "build again") from None
         context = {"kind": kind, "name": clean_header(name), "period": results["period"],
                    "organization": clean_header(book.settings.organization),
                    "report_title": clean_header(book.settings.report_title),

@@ -1,0 +1,241 @@
+"""Hostile inputs and unlucky operators: ids as paths, broken builds, kills, templates that
+reach out, faulty SMTP servers. Each test says what it tries."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from kpireport import api
+from kpireport.names import base_name, safe_names
+from tests.conftest import BASE
+
+PY = sys.executable
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 120,
+        cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "kpireport", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def people_book(make_workbook, ids: list[str], name: str = "book.xlsx", departments=None):
+    """BASE with one employee (revenue KPI) per id."""
+    departments = departments or ["Sales"] * len(ids)
+    people = [BASE["People"][0]] + [
+        [emp, f"Person {i}", dept, f"p{i}@x.example", None, 50000, 0.1]
+        for i, (emp, dept) in enumerate(zip(ids, departments))]
+    cards = [BASE["Scorecards"][0]] + [[emp, "REV", 1.0, 100, None, None] for emp in ids]
+    actuals = [BASE["Actuals"][0]] + [[emp, "REV", 90, 100 + i] for i, emp in enumerate(ids)]
+    return make_workbook(name, People=people, Scorecards=cards, Actuals=actuals)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.hrefs += [v for k, v in attrs if k in ("href", "src") and v]
+
+
+def broken_links(run_dir: Path) -> list[str]:
+    broken = []
+    for page in run_dir.rglob("*.html"):
+        parser = _Links()
+        parser.feed(page.read_text(encoding="utf-8"))
+        for href in parser.hrefs:
+            url = urlparse(href)
+            if url.scheme or href.startswith("#"):
+                continue
+            target = (page.parent / unquote(url.path)).resolve()
+            if run_dir.resolve() not in target.parents or not target.is_file():
+                broken.append(f"{page.relative_to(run_dir)} → {href}")
+    return broken
+
+
+# ---------------------------------------------------------------------------- 1. names
+HOSTILE_IDS = ["../../x", "a/b", "a-b", "a\\b", "CON", "con.txt", "LPT1", "index", "company",
+               "..", ".", "#?%", "%2e%2e%2fx", "C:\\evil", "E1", "Ｅ1", "é", "e\u0301",
+               "x" * 200, "😀", "员工", "ﾟ", "NUL.html", "aux ", " ok"]
+
+
+def test_safe_names_table():
+    assert base_name("../../x") == "x"
+    assert base_name("a/b") == "a-b"
+    assert base_name("CON") == "CON_" and base_name("index") == "index_"
+    assert base_name("com1") == "com1_" and base_name("company", lower=True) == "company_"
+    assert base_name("Ban Giám đốc", lower=True) == "ban-giam-doc"
+    assert base_name("😀", fallback="employee") == "employee"
+    assert len(base_name("x" * 500)) == 64
+    names = safe_names(HOSTILE_IDS)
+    assert len(set(n.casefold() for n in names.values())) == len(set(HOSTILE_IDS))
+    for name in names.values():
+        assert name and len(name) <= 70 and all(c.isascii() and (c.isalnum() or c in "-_")
+                                                  for c in name)
+    # The id typed exactly as its safe name keeps it; the others are suffixed, whatever the
+    # order they come in.
+    assert names["E1"] == "E1" and names["Ｅ1"] == "E1-2" and names["a-b"] == "a-b"
+    assert names == safe_names(list(reversed(HOSTILE_IDS)))
+
+
+def test_hostile_ids_stay_inside_the_run_folder_and_every_link_resolves(make_workbook,
+                                                                         tmp_path):
+    """Ids that are paths, devices, run-folder file names, case/normalisation twins."""
+    ids = [i for i in HOSTILE_IDS if i.strip() == i]  # (surrounding blanks are trimmed)
+    book = people_book(make_workbook, ids)
+    book_check, issues = api.check(book)
+    assert book_check is not None, [i.message for i in issues if i.severity == "error"]
+    out = tmp_path / "deep" / "out"
+    result = api.build(book, out=out, formats=("html",), workers=1)
+    assert result.ok
+    run = out / "2026-02"
+    outside = [p for p in tmp_path.rglob("*") if p.is_file() and run not in p.parents
+               and p.parent != tmp_path and not p.name.startswith(".2026-02.lock")]
+    assert outside == []
+    pages = sorted((run / "employees").glob("*.html"))
+    assert len(pages) == len(ids)
+    # Each person has their own report; the id stays as typed in the results.
+    texts = [p.read_text(encoding="utf-8") for p in pages]
+    for i in range(len(ids)):
+        assert sum(f": Person {i}</h1>" in t for t in texts) == 1, ids[i]
+    owners = json.loads((run / "results.json").read_text())["scorecards"]
+    assert {o["owner"] for o in owners if o["owner_type"] == "employee"} == set(ids)
+    assert broken_links(run) == []
+    # Deterministic: the same people in another order get the same file names.
+    again = api.build(people_book(make_workbook, list(reversed(ids)), "rev.xlsx"),
+                      out=tmp_path / "out2", formats=("html",), workers=1)
+    assert sorted(p.name for p in (again.run_dir / "employees").iterdir()) == \
+        sorted(p.name for p in pages)
+
+
+def test_hostile_department_names(make_workbook, tmp_path):
+    """Departments that collide after slugging or are reserved names."""
+    depts = ["Sales", "SALES ", "sales!", "../etc", "Index", "COMPANY x", "营销"]
+    book = people_book(make_workbook, [f"E{i}" for i in range(len(depts))],
+                       departments=depts)
+    result = api.build(book, out=tmp_path / "out", formats=("html",), workers=1)
+    assert result.ok
+    files = sorted(p.name for p in (result.run_dir / "departments").iterdir())
+    assert len(files) == len(set(d.strip() for d in depts))
+    assert "index_.html" in files and "etc.html" in files
+    assert broken_links(result.run_dir) == []
+
+
+# ---------------------------------------------------------------------------- 2. all or nothing
+def _unshare(script: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs unshare (user and mount namespaces) for a read-only or full disk")
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_full_disk_leaves_the_previous_build_exactly(make_workbook, tmp_path):
+    """A build on a file system that fills up half-way (tmpfs of 1 MB, in a namespace)."""
+    book = make_workbook("book.xlsx")
+    out = tmp_path / "out"
+    out.mkdir()
+    kp = f"{PY} -m kpireport"
+    script = f"""
+        set -e
+        mount -t tmpfs -o size=1m tmpfs {out}
+        {kp} build {book} --out {out} --format html --workers 1 >/dev/null
+        cd {out}/2026-02 && find . -type f -exec sha256sum {{}} + | sort > {tmp_path}/before
+        avail=$(df --output=avail -B1 {out} | tail -1)
+        head -c $((avail - 40000)) /dev/zero > {out}/filler
+        set +e
+        {kp} build {book} --out {out} --format html,pdf --workers 1 2> {tmp_path}/err
+        echo "rc=$?" > {tmp_path}/rc
+        cd {out}/2026-02 && find . -type f -exec sha256sum {{}} + | sort > {tmp_path}/after
+        ls -a {out} > {tmp_path}/listing
+    """
+    proc = _unshare(script)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "rc").read_text().strip() == "rc=1"
+    err = (tmp_path / "err").read_text()
+    assert "No space left on device" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
+    assert "staging" not in (tmp_path / "listing").read_text()
+
+
+def test_read_only_out_folder_is_one_line_and_changes_nothing(make_workbook, tmp_path):
+    book = make_workbook("book.xlsx")
+    out = tmp_path / "out"
+    assert api.build(book, out=out, formats=("html",), workers=1).ok
+    before = snapshot(out)
+    script = f"""
+        mount --bind {out} {out} && mount -o remount,bind,ro {out}
+        {PY} -m kpireport build {book} --out {out} --format html --workers 1 2> {tmp_path}/err
+        echo "rc=$?" > {tmp_path}/rc
+    """
+    _unshare(script)
+    assert (tmp_path / "rc").read_text().strip() == "rc=1"
+    err = (tmp_path / "err").read_text()
+    assert "Read-only file system" in err and str(out) in err and "Traceback" not in err
+    assert snapshot(out) == before
+
+
+def test_stale_reports_go_and_the_ledger_and_other_files_stay(make_workbook, tmp_path):
+    """A person who left disappears from the new build; the send ledger and a user's file in
+    the run folder are carried over; unchanged reports are kept from the render cache."""
+    out = tmp_path / "out"
+    api.build(make_workbook("book.xlsx"), out=out, formats=("html",), workers=1)
+    run = out / "2026-02"
+    (run / ".send-ledger.sqlite").write_bytes(b"ledger")
+    (run / "notes").mkdir()
+    (run / "notes" / "mine.txt").write_text("keep me")
+    people = BASE["People"][:2]
+    cards = BASE["Scorecards"][:3]
+    actuals = BASE["Actuals"][:3]
+    again = api.build(make_workbook("book.xlsx", People=people, Scorecards=cards,
+                                    Actuals=actuals), out=out, formats=("html",), workers=1)
+    assert again.ok
+    assert not (run / "employees" / "E2.html").exists() and (run / "employees/E1.html").exists()
+    assert (run / ".send-ledger.sqlite").read_bytes() == b"ledger"
+    assert (run / "notes" / "mine.txt").read_text() == "keep me"
+    assert [p.name for p in out.iterdir() if p.name.startswith(".2026-02.")] == \
+        [".2026-02.lock"]
+
+
+def test_leftovers_of_a_killed_build_are_cleaned_and_an_interrupted_swap_restored(tmp_path):
+    from kpireport.outputs import clean_leftovers
+
+    out = tmp_path / "out"
+    (out / ".2026-02.staging-abc" / "employees").mkdir(parents=True)
+    (out / ".2026-02.old-def").mkdir()
+    (out / ".2026-02.old-def" / "results.json").write_text("previous")
+    clean_leftovers(out / "2026-02")
+    assert sorted(p.name for p in out.iterdir()) == ["2026-02"]
+    assert (out / "2026-02" / "results.json").read_text() == "previous"
+
+
+def test_build_and_send_of_one_run_folder_exclude_each_other(make_workbook, tmp_path):
+    from kpireport.outputs import Busy, run_lock
+
+    book = make_workbook("book.xlsx")
+    out = tmp_path / "out"
+    api.build(book, out=out, formats=("html",), workers=1)
+    before = snapshot(out / "2026-02")
+    with run_lock(out / "2026-02"):
+        proc = cli("build", str(book), "--out", str(out), "--format", "html")
+        with pytest.raises(Busy):
+            api.build(book, out=out, formats=("html",), workers=1)
+    assert proc.returncode == 1 and "in use by another kpireport build or send" in proc.stderr
+    assert snapshot(out / "2026-02") == before
