@@ -81,11 +81,14 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
           formats: tuple[str, ...] = FORMATS, templates: str | Path | None = None,
           workers: int | None = None, submit: Callable | None = None,
           progress: Callable[[str], None] | None = None,
-          on_start: Callable[[int], None] | None = None) -> BuildResult:
+          on_start: Callable[[int], None] | None = None,
+          report_timeout: float | None = 60.0) -> BuildResult:
     """Check, score and write every file of SPEC §4 into ``out/<period>/``.
 
     A report whose inputs (view model, templates, version, formats) are unchanged since the
-    last build in the same folder is not rendered again. The run folder is replaced as a
+    last build in the same folder is not rendered again; a report that takes longer than
+    ``report_timeout`` seconds to render fails (in the main thread of a local process; a
+    cluster has its own stall limit). The run folder is replaced as a
     whole (:mod:`kpireport.outputs`): if anything fails — a report, a write, a kill — the
     previous build's folder stays exactly as it was.
     """
@@ -108,13 +111,14 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
         staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this
         try:
             return _build_into(staging, book, results, views, issues, formats, dirs,
-                               fingerprint, workers, submit, progress, on_start)
+                               fingerprint, workers, submit, progress, on_start,
+                               report_timeout)
         finally:
             staging.discard()
 
 
 def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
-                submit, progress, on_start) -> BuildResult:
+                submit, progress, on_start, report_timeout) -> BuildResult:
     from kpireport import render
     from kpireport.deliver import RECIPIENTS_FILE, recipients_record
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
@@ -137,7 +141,8 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
         if "pdf" not in formats and workers is None:
             workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
         outcome = render.render_views(fresh, formats, dirs, workers=workers,
-                                      progress=progress, submit=submit)
+                                      progress=progress, submit=submit,
+                                      timeout=report_timeout)
         files = results_files.result()
     if outcome.failures:
         return BuildResult(run_dir, results, [], len(fresh), len(views) - len(fresh),

@@ -18,6 +18,13 @@ class _Group(click.Group):
     """Turns library errors into one-line messages and unexpected ones into a hint."""
 
     def invoke(self, ctx: click.Context):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (kill, systemd, cron's timeout) stops a command like Ctrl-C: workers
+            # killed, staging removed, the previous run folder untouched.
+            signal.signal(signal.SIGTERM, _interrupt)
         try:
             return super().invoke(ctx)
         except KpireportError as exc:
@@ -36,6 +43,23 @@ class _Group(click.Group):
             if os.environ.get("KPIREPORT_DEBUG"):
                 raise
             sys.exit(1)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _report_timeout() -> float:
+    import os
+
+    text = os.environ.get("KPIREPORT_REPORT_TIMEOUT", "60")
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise click.UsageError(f"KPIREPORT_REPORT_TIMEOUT={text!r}: give seconds, e.g. 60")
+    return value
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
@@ -178,7 +202,8 @@ def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Pa
         result = api.build(book, out=out, period=_month(period), formats=_formats(fmt),
                            templates=templates, workers=workers, submit=submit,
                            on_start=lambda n: bar.update(task, total=n),
-                           progress=lambda name: bar.advance(task))
+                           progress=lambda name: bar.advance(task),
+                           report_timeout=_report_timeout())
     if result.failures:
         for _name, message in sorted(result.failures.items()):
             click.echo(f"Error: {message}", err=True)

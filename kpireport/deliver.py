@@ -268,13 +268,14 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
 
 
 def _mail_environment(locale: str, dirs: tuple[Path, ...]):
-    from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+    from jinja2 import StrictUndefined, select_autoescape
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from kpireport.i18n import translations
+    from kpireport.render import template_loader
 
     env = ImmutableSandboxedEnvironment(
-        loader=FileSystemLoader([str(d) for d in dirs]),
+        loader=template_loader(dirs),
         autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"], keep_trailing_newline=True)
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]

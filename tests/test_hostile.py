@@ -239,3 +239,168 @@ def test_build_and_send_of_one_run_folder_exclude_each_other(make_workbook, tmp_
             api.build(book, out=out, formats=("html",), workers=1)
     assert proc.returncode == 1 and "in use by another kpireport build or send" in proc.stderr
     assert snapshot(out / "2026-02") == before
+
+
+# ---------------------------------------------------------------------------- 3. interrupts
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def acme(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("acme") / "acme.xlsx"
+    assert cli("init", str(path), "--sample", "acme").returncode == 0
+    return path
+
+
+def _start_build(acme: Path, out: Path) -> tuple[subprocess.Popen, list[int]]:
+    """A PDF build with two workers, once both workers are running."""
+    process = subprocess.Popen([PY, "-m", "kpireport", "build", str(acme), "--out", str(out),
+                                "--format", "pdf", "--workers", "2"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        workers = [c for c in _children(process.pid)
+                   if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        if len(workers) == 2:
+            time.sleep(1.0)  # into rendering
+            assert process.poll() is None, process.communicate()
+            return process, workers
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail("the workers did not start")
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
+def test_interrupt_stops_build_and_workers_within_2_seconds(acme, tmp_path, how):
+    out = tmp_path / "out"
+    assert cli("build", str(acme), "--out", str(out), "--format", "html").returncode == 0
+    run = next(out.iterdir())
+    before = snapshot(run)
+    process, workers = _start_build(acme, out)
+    started = time.monotonic()
+    if how == "SIGTERM":
+        process.send_signal(signal.SIGTERM)
+    else:  # the terminal sends SIGINT to the whole foreground process group
+        os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=10)
+    elapsed = time.monotonic() - started
+    assert process.returncode == 130 and err.strip().splitlines()[-1] == "Interrupted.", err
+    assert "Traceback" not in err
+    assert elapsed < 2.0, elapsed
+    assert not [w for w in workers if _alive(w)]
+    assert snapshot(run) == before
+    assert [p.name for p in out.iterdir() if "staging" in p.name] == []
+
+
+def test_killed_build_leaves_no_worker_and_the_next_build_cleans_up(acme, tmp_path):
+    out = tmp_path / "out"
+    assert cli("build", str(acme), "--out", str(out), "--format", "html").returncode == 0
+    run = next(out.iterdir())
+    before = snapshot(run)
+    process, workers = _start_build(acme, out)
+    process.send_signal(signal.SIGKILL)
+    process.wait(5)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    assert not [w for w in workers if _alive(w)]
+    assert snapshot(run) == before
+    assert [p for p in out.iterdir() if "staging" in p.name]  # what the kill left
+    again = cli("build", str(acme), "--out", str(out), "--format", "html")
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f".{run.name}.lock", run.name]
+
+
+# ---------------------------------------------------------------------------- 4. templates
+def _secret(tmp_path: Path) -> Path:
+    secret = tmp_path / "private" / "id_rsa"
+    secret.parent.mkdir()
+    secret.write_text("-----BEGIN PRIVATE KEY----- SECRET-KEY-MATERIAL")
+    return secret
+
+
+def test_symlinked_template_outside_the_folder_is_refused(make_workbook, tmp_path):
+    """A custom folder whose employee.html is a link to a private file."""
+    secret = _secret(tmp_path)
+    tpl = tmp_path / "tpl"
+    tpl.mkdir()
+    (tpl / "employee.html").symlink_to(secret)
+    out = tmp_path / "out"
+    proc = cli("build", str(make_workbook("book.xlsx")), "--out", str(out), "--format", "html",
+               "--templates", str(tpl))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"Error: template employee.html: it is a link to {secret}, "
+                                   "outside the template folders; kpireport does not read it")
+    assert not out.exists() or "SECRET" not in "".join(
+        p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+
+
+def test_included_link_and_linked_folder_and_linked_css_are_refused(make_workbook, tmp_path):
+    """{% include %} of a link, a linked sub-folder, a linked print.css and a relative path."""
+    secret = _secret(tmp_path)
+    tpl = tmp_path / "tpl"
+    (tpl / "parts").mkdir(parents=True)
+    (tpl / "leak.html").symlink_to(secret)
+    (tpl / "outside").symlink_to(secret.parent, target_is_directory=True)
+    (tpl / "parts" / "fine.html").write_text("FINE")
+    (tpl / "alias.html").symlink_to(tpl / "parts" / "fine.html")  # a link inside: allowed
+    base = (Path(__file__).parents[1] / "templates" / "employee.html").read_text()
+    book = make_workbook("book.xlsx")
+    for include in ("leak.html", "outside/id_rsa", "../private/id_rsa"):
+        (tpl / "employee.html").write_text(base.replace(
+            "{% block content %}", "{% block content %}{% include '" + include + "' %}", 1))
+        result = api.build(book, out=tmp_path / "out", formats=("html",), workers=1,
+                           templates=tpl)
+        assert set(result.failures) == {"employees/E1", "employees/E2"}, include
+        assert "SECRET" not in str(result.failures)
+        assert not (tmp_path / "out" / "2026-02").exists()
+    (tpl / "employee.html").write_text(base.replace(
+        "{% block content %}", "{% block content %}{% include 'alias.html' %}", 1))
+    assert api.build(book, out=tmp_path / "out", formats=("html",), workers=1,
+                     templates=tpl).ok
+    assert "FINE" in (tmp_path / "out/2026-02/employees/E1.html").read_text()
+    shutil.rmtree(tmp_path / "out")
+    (tpl / "employee.html").unlink()
+    (tpl / "print.css").symlink_to(secret)
+    result = api.build(book, out=tmp_path / "out", formats=("pdf",), workers=1, templates=tpl)
+    assert result.failures and all("print.css" in m for m in result.failures.values())
+
+
+@pytest.mark.parametrize("body", [
+    "{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}",
+    "{{ 'x' * 100000 * 100000 }}",
+    "{{ 7 ** 100000000 }}",
+])
+def test_runaway_template_is_stopped_with_an_error_naming_it(make_workbook, tmp_path, body):
+    tpl = tmp_path / "tpl"
+    tpl.mkdir()
+    (tpl / "company.html").write_text("{% extends 'base.html' %}{% block content %}" + body
+                                      + "{% endblock %}")
+    started = time.monotonic()
+    proc = cli("build", str(make_workbook("book.xlsx")), "--out", str(tmp_path / "out"),
+               "--format", "html", "--templates", str(tpl),
+               env={"KPIREPORT_REPORT_TIMEOUT": "1.5"}, timeout=30)
+    assert time.monotonic() - started < 15
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    first = proc.stderr.splitlines()[0]
+    assert first.startswith("Error: company: template company.html, line 1: "), first
+    assert ("stopped after 1.5 s" in first or "too large" in first
+            or "may not make a sequence" in first), first
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".2026-02.lock"]
