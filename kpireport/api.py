@@ -182,3 +182,22 @@ def source_book(run_dir: Path) -> Path:
         if (folder / name).is_file():
             return folder / name
     raise KpireportError(f"cannot find {name}, the workbook of {run_dir}; give it with --book")
+
+
+def send_book(run_dir: str | Path, book: str | Path | None = None) -> Book:
+    """The workbook to send ``run_dir`` with: ``book``, or the one named in its results.json;
+    refused unless it is byte for byte the workbook the run was built from (its sha256)."""
+    run_dir = Path(run_dir)
+    try:
+        source = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["source"]
+        built_from, built_hash = str(source["file"]), str(source["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise KpireportError(f"{run_dir}: no readable results.json; build the reports "
+                             "first") from None
+    path = Path(book) if book is not None else source_book(run_dir)
+    loaded, _ = load(path)
+    if loaded.source_sha256 != built_hash:
+        raise KpireportError(f"{path} is not the workbook {run_dir} was built from "
+                             f"({built_from}, sha256 {built_hash[:12]}…): send with that "
+                             "workbook, or build again from this one")
+    return loaded

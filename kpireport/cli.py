@@ -281,25 +281,29 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
 
     if dry_run and outbox is None:
         raise click.UsageError("--dry-run needs --outbox DIR")
-    book_path = book_path or api.source_book(run_dir)
-    book, _ = api.load(book_path)
+    from kpireport.outputs import run_lock
+
     sender = smtp.get("sender") or os.environ.get("KPIREPORT_SMTP_FROM")
     if not sender:
         raise click.UsageError("no sender: set KPIREPORT_SMTP_FROM or --from")
-    plan = deliver.plan_messages(book, run_dir, sender, templates=templates)
-    for problem in plan.problems:
-        click.echo(f"Warning: {problem}", err=True)
-    if dry_run:
-        written = deliver.write_outbox(plan, outbox)  # type: ignore[arg-type]
-        click.echo(f"Dry run: wrote {len(written)} message(s) to {outbox}; nothing was sent.")
-        return
-    settings = deliver.SmtpSettings.from_env(dict(os.environ), **smtp)
-    ledger = deliver.Ledger(run_dir / deliver.LEDGER)
-    try:
-        outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger, sender,
-                                        resend=resend)
-    finally:
-        ledger.close()
+    with run_lock(run_dir, shared=dry_run):
+        book = api.send_book(run_dir, book_path)
+        plan = deliver.plan_messages(book, run_dir, sender, templates=templates)
+        for problem in plan.problems:
+            click.echo(f"Warning: {problem}", err=True)
+        if dry_run:
+            written = deliver.write_outbox(plan, outbox)  # type: ignore[arg-type]
+            click.echo(f"Dry run: wrote {len(written)} message(s) to {outbox}; nothing was "
+                       "sent.")
+            return
+        settings = deliver.SmtpSettings.from_env(dict(os.environ), **smtp)
+        ledger = deliver.Ledger(run_dir / deliver.LEDGER)
+        try:
+            outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger,
+                                            sender, resend=resend,
+                                            backoff=deliver.backoff_from_env(dict(os.environ)))
+        finally:
+            ledger.close()
     console = Console(stderr=False, highlight=False)
     table = Table(title="E-mail summary", show_lines=False)
     for column in ("report", "recipient", "result"):

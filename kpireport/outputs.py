@@ -54,11 +54,15 @@ def run_lock(run_dir: Path, *, shared: bool = False) -> Iterator[None]:
     except ImportError:  # not POSIX: no locking (documented)
         yield
         return
+    run_dir = Path(os.path.abspath(run_dir))
     path = run_dir.parent / f".{run_dir.name}.lock"
     try:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a+b")  # noqa: SIM115 (held for the with-block)
     except OSError as exc:
+        if shared:  # only reading: a folder we cannot write in needs no lock
+            yield
+            return
         raise OutputError(f"cannot write in {run_dir.parent}: {exc.strerror or exc}") from None
     try:
         try:
