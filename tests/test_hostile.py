@@ -404,3 +404,345 @@ def test_runaway_template_is_stopped_with_an_error_naming_it(make_workbook, tmp_
     assert ("stopped after 1.5 s" in first or "too large" in first
             or "may not make a sequence" in first), first
     assert [p.name for p in (tmp_path / "out").iterdir()] == [".2026-02.lock"]
+
+
+# ---------------------------------------------------------------------------- 5. SMTP
+SENDER = "hr@acme.example"
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
+
+
+@pytest.fixture(scope="module")
+def acme_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("acme-run")
+    shutil.copy(SAMPLES / "acme.xlsx", root / "acme.xlsx")
+    result = api.build(root / "acme.xlsx", out=root / "reports", formats=("pdf",), workers=2)
+    assert result.ok
+    return result.run_dir
+
+
+@pytest.fixture
+def run(acme_run, tmp_path) -> Path:
+    """A private copy of the acme run folder (20 messages), with its workbook beside it."""
+    shutil.copy(acme_run.parent.parent / "acme.xlsx", tmp_path / "acme.xlsx")
+    copy = tmp_path / "reports" / acme_run.name
+    shutil.copytree(acme_run, copy)
+    return copy
+
+
+class Recorder:
+    """aiosmtpd handler: records messages; can hold message N until released."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.messages: list[bytes] = []
+        self.hold_on: int | None = None
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.after: dict[int, object] = {}  # message number → callable run after it
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        import asyncio
+
+        number = len(self.messages) + 1
+        if number == self.hold_on:
+            self.holding.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 20)
+        self.messages.append(envelope.original_content)
+        if number in self.after:
+            self.after.pop(number)()
+        return "250 Message accepted"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _smtp_server(handler, port: int):
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller
+
+
+class FaultyFront:
+    """A raw TCP server on loopback in front of a real SMTP server: the first ``bad``
+    connections get ``mode`` — '421' (a 4xx greeting, then closed), 'close' (closed at once),
+    'stall' (never a byte), 'trickle' (a greeting one byte every 0.2 s, never finished) —
+    later ones are passed through to ``upstream``."""
+
+    def __init__(self, mode: str, bad: int, upstream: int | None = None) -> None:
+        import socket
+        import threading
+
+        self.mode, self.bad, self.upstream = mode, bad, upstream
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open: list = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.open.append(conn)
+            if self.connections > self.bad and self.upstream:
+                up = socket.create_connection(("127.0.0.1", self.upstream))
+                self.open.append(up)
+                for a, b in ((conn, up), (up, conn)):
+                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            elif self.mode == "421":
+                conn.sendall(b"421 4.3.2 Too busy, try again later\r\n")
+                conn.close()
+            elif self.mode == "close":
+                conn.close()
+            elif self.mode == "trickle":
+                threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+            # 'stall': keep the connection open and silent
+
+    @staticmethod
+    def _pipe(a, b) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _trickle(conn) -> None:
+        try:
+            for byte in b"220 " + b"x" * 100_000:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.listener.close()
+        for s in self.open:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def _send(run: Path, port: int, *extra: str, env: dict | None = None, timeout: float = 60):
+    env = {"KPIREPORT_SMTP_HOST": "127.0.0.1", "KPIREPORT_SMTP_PORT": str(port),
+           "KPIREPORT_SMTP_SECURITY": "none", "KPIREPORT_SMTP_FROM": SENDER, "COLUMNS": "300",
+           **(env or {})}
+    started = time.monotonic()
+    proc = cli("send", str(run), *extra, env=env, timeout=timeout, cwd=run.parent.parent)
+    return proc, time.monotonic() - started
+
+
+def _ledger_states(run: Path) -> dict[str, int]:
+    import sqlite3
+
+    db = sqlite3.connect(run / ".send-ledger.sqlite")
+    try:
+        return dict(db.execute("SELECT state, count(*) FROM sends GROUP BY state").fetchall())
+    finally:
+        db.close()
+
+
+def test_4xx_greeting_and_closed_connections_are_retried_with_backoff(run):
+    """The first two connections get '421 too busy' (then 'closed at once'): retried after 1 s
+    and 2 s on new connections, then all 20 messages go through."""
+    handler = Recorder()
+    server = _smtp_server(handler, _free_port())
+    for mode in ("421", "close"):
+        front = FaultyFront(mode, bad=2, upstream=server.port)
+        try:
+            proc, elapsed = _send(run, front.port, "--resend")
+        finally:
+            front.close()
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "40 sent, 0 already sent, 0 failed, 0 unknown" in proc.stdout
+        assert 3.0 <= elapsed < 12, elapsed  # waited 1 s + 2 s
+        assert front.connections == 3  # two refused, then one connection for everything
+    assert len(handler.messages) == 40
+    server.stop()
+
+
+def test_server_restart_mid_run_is_retried_and_reconnected(run):
+    """The SMTP server goes down after message 3 and is back 2 s later on the same port."""
+    import threading
+
+    port = _free_port()
+    handler = Recorder()
+    servers = [_smtp_server(handler, port)]
+
+    def restart() -> None:
+        def later() -> None:
+            servers[0].stop()
+            time.sleep(2)
+            servers.append(_smtp_server(handler, port))
+
+        threading.Thread(target=later, daemon=True).start()
+
+    handler.after[3] = restart
+    proc, elapsed = _send(run, port)
+    servers[-1].stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    subjects = [m.split(b"\nSubject: ", 1)[1].split(b"\n", 1)[0] for m in handler.messages]
+    assert len(handler.messages) == 20 and len(set(subjects)) == 20
+    assert _ledger_states(run) == {"sent": sum(1 for _ in _ledger_rows(run))}
+    assert elapsed < 20
+
+
+def _ledger_rows(run: Path):
+    import sqlite3
+
+    db = sqlite3.connect(run / ".send-ledger.sqlite")
+    try:
+        return db.execute("SELECT * FROM sends").fetchall()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("mode", ["stall", "trickle"])
+def test_stalled_server_costs_a_bounded_time_for_the_whole_run(run, mode):
+    """A server that accepts and never answers (or answers one byte at a time): the first
+    message's four attempts time out, then the run stops; the other 19 are 'not sent'."""
+    front = FaultyFront(mode, bad=1000)
+    try:
+        proc, elapsed = _send(run, front.port, env={"KPIREPORT_SMTP_TIMEOUT": "0.5",
+                                                    "KPIREPORT_SMTP_BACKOFF": "0.1"})
+    finally:
+        front.close()
+    # 4 attempts × (0.5 s, or the whole-attempt bound of 1.5 s when trickling) + 0.7 s waits
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert elapsed < (5 if mode == "stall" else 10), elapsed
+    assert front.connections == 4
+    out = " ".join(proc.stdout.split())
+    assert "0 sent, 0 already sent, 40 failed" in out and "not sent: the run stopped" in out
+    assert _ledger_states(run) == {"failed": len(_ledger_rows(run))}
+    assert len({r[0] for r in _ledger_rows(run)}) == 1  # only the first message was tried
+
+
+def test_two_sends_of_one_run_folder_never_misreport_each_other(run):
+    """While one send is in the middle of the run, a second is refused with one line (it does
+    not call the first one's in-flight message 'unknown'); afterwards all is 'already sent'."""
+    handler = Recorder()
+    handler.hold_on = 5
+    server = _smtp_server(handler, _free_port())
+    env = {"KPIREPORT_SMTP_HOST": "127.0.0.1", "KPIREPORT_SMTP_PORT": str(server.port),
+           "KPIREPORT_SMTP_SECURITY": "none", "KPIREPORT_SMTP_FROM": SENDER}
+    first = subprocess.Popen([PY, "-m", "kpireport", "send", str(run)], env={**os.environ,
+                             **env}, cwd=run.parent.parent, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert handler.holding.wait(60)
+        second, _ = _send(run, server.port)
+        assert second.returncode == 1 and "unknown" not in second.stdout + second.stderr
+        assert second.stderr.strip() == (f"Error: {run} is in use by another kpireport build "
+                                         "or send; try again when it has finished")
+        handler.release.set()
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, out + err
+        third, _ = _send(run, server.port)
+        assert third.returncode == 0 and "0 sent, 40 already sent, 0 failed, 0 unknown" in third.stdout
+        assert "unknown" not in third.stdout.split("E-mail summary")[0]
+        assert len(handler.messages) == 20
+    finally:
+        handler.release.set()
+        first.kill()
+        server.stop()
+
+
+# ---------------------------------------------------------------------------- 6. recipients
+def test_send_refuses_another_workbook_and_an_edited_one(run, tmp_path):
+    """--book with a workbook that differs from the one built (a changed manager e-mail), and
+    the workbook found beside the run but edited after the build."""
+    import openpyxl
+
+    handler = Recorder()
+    server = _smtp_server(handler, _free_port())
+    try:
+        other = tmp_path / "other.xlsx"
+        book = openpyxl.load_workbook(tmp_path / "acme.xlsx")
+        people = book["People"]
+        people.cell(row=3, column=[c.value for c in people[1]].index("email") + 1,
+                    value="attacker@evil.example")
+        book.save(other)
+        proc, _ = _send(run, server.port, "--book", str(other))
+        assert proc.returncode == 1
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: {other} is not the workbook "
+                                                       f"{run} was built from (acme.xlsx")
+        shutil.copy(other, tmp_path / "acme.xlsx")  # the book named in results.json, edited
+        proc, _ = _send(run, server.port)
+        assert proc.returncode == 1 and "is not the workbook" in proc.stderr
+        assert handler.messages == [] and not (run / ".send-ledger.sqlite").exists()
+    finally:
+        server.stop()
+
+
+def test_send_mails_the_recipients_recorded_at_build_time(run):
+    import json as _json
+
+    record = _json.loads((run / "recipients.json").read_text())
+    assert record["schema"] == "kpireport/recipients@1"
+    assert record["source"]["file"] == "acme.xlsx" and len(record["reports"]) == 20
+    employee = next(r for r in record["reports"] if r["kind"] == "employee")
+    assert employee["file"].startswith("employees/") and employee["to"]
+    employee["to"] = ["kept-with-the-run@acme.example"]
+    (run / "recipients.json").write_text(_json.dumps(record))
+    handler = Recorder()
+    server = _smtp_server(handler, _free_port())
+    try:
+        proc, _ = _send(run, server.port)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sum(b"kept-with-the-run@acme.example" in m for m in handler.messages) == 1
+
+
+# ---------------------------------------------------------------------------- 9. faults
+def test_read_only_run_folder_on_send_is_one_line(run):
+    script = f"""
+        mount --bind {run} {run} && mount -o remount,bind,ro {run}
+        cd {run.parent.parent}
+        KPIREPORT_SMTP_HOST=127.0.0.1 KPIREPORT_SMTP_PORT={_free_port()} \\
+        KPIREPORT_SMTP_SECURITY=none KPIREPORT_SMTP_FROM={SENDER} \\
+            {PY} -m kpireport send {run} 2> {run.parent}/err
+        echo "rc=$?" > {run.parent}/rc
+    """
+    _unshare(script)
+    assert (run.parent / "rc").read_text().strip() == "rc=1"
+    assert (run.parent / "err").read_text().strip() == (
+        f"Error: cannot send from {run}: Read-only file system (the send ledger is kept in "
+        "the run folder)")
+
+
+def test_locked_ledger_is_one_line(run):
+    import sqlite3
+
+    db = sqlite3.connect(run / ".send-ledger.sqlite", isolation_level=None)
+    db.execute("CREATE TABLE t (x)")
+    db.execute("BEGIN EXCLUSIVE")
+    try:
+        proc, elapsed = _send(run, _free_port())
+    finally:
+        db.close()
+    assert proc.returncode == 1 and elapsed < 10
+    assert proc.stderr.strip() == (f"Error: the send ledger {run / '.send-ledger.sqlite'} is "
+                                   "locked by another program; close it and send again")
