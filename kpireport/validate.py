@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from kpireport import formula as formula_mod
-from kpireport.cells import CellReader, is_blank, month_from_header
+from kpireport.cells import MAX_MAGNITUDE, MIN_MAGNITUDE, CellReader, is_blank, month_from_header
 from kpireport.issues import Issue, IssueLog
 from kpireport.model import (
     Band,
@@ -637,8 +637,9 @@ class _Validator:
                 value = get(col)
                 if value is None or value == "":
                     numbers[c] = None
-                elif type(value) is float and value - value == 0:
-                    numbers[c] = value
+                elif type(value) is float and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE and (
+                        value >= MIN_MAGNITUDE or value <= -MIN_MAGNITUDE or value == 0):
+                    numbers[c] = value  # in range (cells.MAX_MAGNITUDE); else read.number says
                 else:
                     numbers[c] = read.number(value, table.cell(r, c))
             pair = None
@@ -771,8 +772,9 @@ class _Validator:
                     break
                 raw = row[col]
                 if type(raw) is float:
-                    if raw - raw == 0:  # finite
-                        months[month] = raw
+                    if -MAX_MAGNITUDE <= raw <= MAX_MAGNITUDE and (
+                            raw >= MIN_MAGNITUDE or raw <= -MIN_MAGNITUDE or raw == 0):
+                        months[month] = raw  # finite and in range (NaN fails it)
                         continue
                 elif raw == "" or raw is None:
                     continue

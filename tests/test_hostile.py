@@ -746,3 +746,109 @@ def test_locked_ledger_is_one_line(run):
     assert proc.returncode == 1 and elapsed < 10
     assert proc.stderr.strip() == (f"Error: the send ledger {run / '.send-ledger.sqlite'} is "
                                    "locked by another program; close it and send again")
+
+
+# ---------------------------------------------------------------------------- 7. any valid book
+def _numbers():
+    from hypothesis import strategies as st
+
+    return st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(min_value=-1e15, max_value=1e15, allow_nan=False),
+        st.sampled_from([0.0, 1e-9, -1e-9, 1e15, -1e15, 1e-300, 1e308, 5e-324, 0.1, 100.0]),
+        st.integers(min_value=-10**18, max_value=10**18))
+
+
+def _book_strategy():
+    from hypothesis import strategies as st
+
+    positive = st.floats(min_value=1e-9, max_value=1e15) | st.sampled_from(
+        [1e-9, 1e15, 0.5, 100.0, 3e-9, 9.99e14])
+    value = st.one_of(positive, positive, positive, _numbers())  # mostly what check accepts
+    maybe = st.one_of(st.none(), st.none(), value)
+    ids = st.one_of(st.sampled_from(HOSTILE_IDS), st.text(min_size=1, max_size=12)).filter(
+        lambda t: t.strip() == t and t.isprintable() and t.upper() != "COMPANY")
+    return st.fixed_dictionaries({
+        "ids": st.lists(ids, min_size=1, max_size=3, unique_by=str.casefold),
+        "departments": st.lists(st.sampled_from(["Sales", "sales!", "../x", "CON", "营销"]),
+                                min_size=3, max_size=3),
+        "direction": st.sampled_from(["higher", "lower", "range"]),
+        "aggregation": st.sampled_from(["sum", "average", "last", "min", "max"]),
+        "unit": st.sampled_from(["number", "currency", "percent"]),
+        "target": value, "threshold": maybe, "stretch": maybe,
+        "range_factor": st.floats(min_value=1, max_value=1e6),
+        "actuals": st.lists(st.one_of(st.none(), st.floats(-1e15, 1e15), positive, value),
+                            min_size=4, max_size=4),
+        "salary": st.one_of(st.none(), positive, value), "bonus": st.none() | st.floats(0, 1),
+        "currency": st.sampled_from(["USD", "VND", "JPY", "BHD"]),
+        "mode": st.sampled_from(["skip", "zero"]),
+        "basis": st.sampled_from(["ytd", "month"]),
+    })
+
+
+def test_no_internal_error_from_any_workbook_check_accepts(tmp_path):
+    """Property: random books (hostile ids, any finite number from 5e-324 to 1e308, every
+    direction, aggregation, unit and currency) are either refused by check with cells named,
+    or build without an internal error and without a failed report."""
+    import itertools
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+
+    from kpireport.errors import KpireportError
+    from tests.conftest import write_xlsx
+
+    counter = itertools.count()
+    built: list[int] = []
+
+    @settings(max_examples=int(os.environ.get("KPIREPORT_HYPOTHESIS_EXAMPLES", "60")),
+              deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(_book_strategy())
+    def prop(b):
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        people = [BASE["People"][0]] + [
+            [emp, f"N{i}", b["departments"][i], f"p{i}@x.example", None, b["salary"],
+             b["bonus"]] for i, emp in enumerate(b["ids"])]
+        kpis = [BASE["KPIs"][0], ["K", "KPI", b["unit"], b["direction"], b["aggregation"],
+                                   None]]
+        cards = [["owner", "kpi_id", "weight", "target", "threshold", "stretch", "target_max"]]
+        target_max = min(b["target"] * b["range_factor"], 1e15) \
+            if b["direction"] == "range" else None
+        cards += [[emp, "K", 1.0, b["target"], b["threshold"], b["stretch"], target_max]
+                  for emp in b["ids"]]
+        actuals = [["owner", "kpi_id", "2026-01", "2026-02", "2026-03", "2026-04"]]
+        actuals += [[emp, "K", *b["actuals"]] for emp in b["ids"]]
+        settings_rows = BASE["Settings"] + [["currency", b["currency"]],
+                                            ["missing_actuals", b["mode"]],
+                                            ["bonus_basis", b["basis"]]]
+        path = write_xlsx(folder / f"b{next(counter)}.xlsx", {
+            **BASE, "Settings": settings_rows, "People": people, "KPIs": kpis,
+            "Scorecards": cards, "Actuals": actuals})
+        book, issues = api.check(path)
+        if book is None:
+            errors = [i for i in issues if i.severity == "error"]
+            assert errors and all(i.sheet and i.cell for i in errors if i.code != "missing-sheet")
+            return
+        try:
+            result = api.build(path, out=folder / "out", formats=("html",), workers=1)
+        except KpireportError as exc:
+            raise AssertionError(f"a book check accepts was refused by build: {exc}") from None
+        assert result.ok, result.failures
+        built.append(1)
+
+    prop()
+    assert len(built) >= 8, f"only {len(built)} of the random books passed check"
+
+
+@pytest.mark.parametrize("value", [1e308, -1e16, 1e-300, 5e-324, "1e20"])
+def test_check_refuses_magnitudes_outside_the_documented_range_naming_the_cell(
+        make_workbook, tmp_path, value):
+    actuals = [row[:] for row in BASE["Actuals"]]
+    actuals[2][3] = value  # Alice's February CAC, Actuals!D3
+    proc = cli("check", str(make_workbook("book.xlsx", Actuals=actuals)), "--format", "json")
+    assert proc.returncode == 1
+    issues = [i for i in json.loads(proc.stdout)["issues"] if i["severity"] == "error"]
+    assert [(i["sheet"], i["cell"], i["code"]) for i in issues] == [
+        ("Actuals", "D3", "out-of-range")]
+    assert "0, or 1e-09 to 1e+15 in magnitude" in issues[0]["message"]
