@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from kpireport import formula as formula_mod
 from kpireport.cells import MAX_MAGNITUDE, MIN_MAGNITUDE, CellReader, is_blank, month_from_header
+from kpireport.glyphs import check_glyphs
 from kpireport.issues import Issue, IssueLog
 from kpireport.model import (
     Band,
@@ -105,6 +106,7 @@ class _Validator:
         comments = self._comments(people, kpis)
         settings = self._report_period(settings, actuals, lines, kpis)
         self._cell_errors()
+        check_glyphs(self.tables, self.log)
         if not self.log.valid or settings is None:
             return None, self.log.items
         book = Book(settings=settings, people=tuple(people.values()),

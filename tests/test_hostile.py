@@ -852,3 +852,48 @@ def test_check_refuses_magnitudes_outside_the_documented_range_naming_the_cell(
     assert [(i["sheet"], i["cell"], i["code"]) for i in issues] == [
         ("Actuals", "D3", "out-of-range")]
     assert "0, or 1e-09 to 1e+15 in magnitude" in issues[0]["message"]
+
+
+# ---------------------------------------------------------------------------- 8. every name renders
+def test_names_the_shipped_fonts_cannot_draw_are_warned_naming_cell_and_characters(
+        make_workbook, tmp_path):
+    people = [row[:] for row in BASE["People"]]
+    people[1][1] = "王小明"  # People!B2, Chinese
+    people[2][1] = "Ахмед محمد 😀"  # People!B3: Cyrillic is drawn, Arabic and emoji are not
+    people[2][2] = "Sales"
+    people.append(["E3", "Nguyễn Thị Ánh · Ωμέγα", "Sales", "c@x.example", "E1", 1, 0.1])
+    cards = BASE["Scorecards"] + [["E3", "REV", 1.0, 100, None, None]]
+    actuals = BASE["Actuals"] + [["E3", "REV", 1, 2]]
+    kpis = [row[:] for row in BASE["KPIs"]]
+    kpis[1][1] = "売上 (revenue)"  # KPIs!B2, Japanese
+    book = make_workbook("book.xlsx", People=people, Scorecards=cards, Actuals=actuals,
+                         KPIs=kpis)
+    proc = cli("check", str(book), "--format", "json")
+    assert proc.returncode == 0, proc.stdout  # a warning, not an error
+    found = [(i["sheet"], i["cell"], i["message"]) for i in json.loads(proc.stdout)["issues"]
+             if i["code"] == "missing-glyphs"]
+    assert [(s, c) for s, c, _ in found] == [("People", "B2"), ("People", "B3"),
+                                             ("KPIs", "B2")]
+    assert "王 (U+738B) 小 (U+5C0F) 明 (U+660E)" in found[0][2]
+    assert "😀 (U+1F600)" in found[1][2] and "م (U+0645)" in found[1][2]
+    assert "А" not in found[1][2]  # Cyrillic is covered
+    assert "売 (U+58F2)" in found[2][2]
+    # It stays a warning: the reports build.
+    assert api.build(book, out=tmp_path / "out", formats=("pdf",), workers=1).ok
+
+
+def test_latin_vietnamese_greek_cyrillic_pdfs_embed_only_the_shipped_fonts(make_workbook,
+                                                                            tmp_path):
+    from tests.conftest import need_tool
+
+    people = [row[:] for row in BASE["People"]]
+    people[1][1] = "Nguyễn Thị Ánh"
+    people[2][1] = "Ωμέγα Дмитрий"
+    book = make_workbook("book.xlsx", People=people)
+    _, issues = api.check(book)
+    assert not [i for i in issues if i.code == "missing-glyphs"]
+    result = api.build(book, out=tmp_path / "out", formats=("pdf",), workers=1)
+    fonts = subprocess.run([need_tool("pdffonts"), str(result.run_dir / "employees/E2.pdf")],
+                           capture_output=True, text=True, check=True).stdout
+    names = {line.split()[0].split("+")[-1] for line in fonts.splitlines()[2:]}
+    assert names <= {"Noto-Sans", "Noto-Sans-Bold", "KPI-Symbols", "KPI-Symbols-Bold"}, names
