@@ -245,7 +245,7 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
                    for kind, scope, stem, name in report_entries(book, results, run_dir)]
     env = _mail_environment(book.settings.locale, template_dirs(templates))
     messages, problems = [], []
-    for kind, scope, stem, name, recipients in entries:
+    for kind, _scope, stem, name, recipients in entries:
         problems += [f"{stem}: {p}" for p in recipients.problems]
         if not recipients.to:
             problems.append(f"{stem}: no recipient")

@@ -239,7 +239,8 @@ class ViewBuilder:
         person = o.person
         return {"id": o.owner, "name": o.name, "title": person.title if person else "",
                 "department": o.department or "",
-                "href": f"{prefix}{self.files[o.owner]}.html", "month_score": self.score(o.month_score),
+                "href": f"{prefix}{self.files[o.owner]}.html",
+                "month_score": self.score(o.month_score),
                 "ytd_score": self.score(o.ytd_score), "status": self.status(o.ytd_status),
                 "band": pay.band if pay and pay.band else "—",
                 "bonus": self.fmt.money(pay.bonus) if pay else "—"}
