@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import ssl
@@ -229,7 +230,7 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
     Recipients are the ones the build recorded; a run folder without that record (an older
     build) resolves them from ``book`` now.
     """
-    from kpireport.render import template_dirs
+    from kpireport.render import inside, template_dirs
 
     results_path = run_dir / "results.json"
     try:
@@ -250,8 +251,12 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
         if not recipients.to:
             problems.append(f"{stem}: no recipient")
             continue
+        path = run_dir / f"{stem}.pdf"
+        if not inside(path, [Path(os.path.realpath(run_dir))]):
+            raise DeliveryError(f"{run_dir}: {stem}.pdf leads outside the run folder (a link, "
+                                "or an edited recipients.json); build again")
         try:
-            pdf = (run_dir / f"{stem}.pdf").read_bytes()
+            pdf = path.read_bytes()
         except OSError as exc:
             raise DeliveryError(f"{run_dir}: cannot read {stem}.pdf ({exc.strerror or exc}); "
                                 "build again") from None
@@ -579,15 +584,18 @@ class MemoryTransport:
 
 def write_outbox(plan: Plan, outbox: Path) -> list[Path]:
     """--dry-run: every message as an .eml file a mail client opens; nothing is sent."""
-    outbox.mkdir(parents=True, exist_ok=True)
     written = []
-    for item in plan.messages:
-        path = outbox / (item.report.replace("/", "__") + ".eml")
-        message = item.message
-        if item.recipients.bcc:
-            message = _with_bcc_header(message, item.recipients.bcc)
-        path.write_bytes(message.as_bytes())
-        written.append(path)
+    try:
+        outbox.mkdir(parents=True, exist_ok=True)
+        for item in plan.messages:
+            path = outbox / (item.report.replace("/", "__") + ".eml")
+            message = item.message
+            if item.recipients.bcc:
+                message = _with_bcc_header(message, item.recipients.bcc)
+            path.write_bytes(message.as_bytes())
+            written.append(path)
+    except OSError as exc:
+        raise DeliveryError(f"cannot write the outbox {outbox}: {exc.strerror or exc}") from None
     return written
 
 

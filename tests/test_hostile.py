@@ -936,3 +936,46 @@ def test_latin_vietnamese_greek_cyrillic_pdfs_embed_only_the_shipped_fonts(make_
                            capture_output=True, text=True, check=True).stdout
     names = {line.split()[0].split("+")[-1] for line in fonts.splitlines()[2:]}
     assert names <= {"Noto-Sans", "Noto-Sans-Bold", "KPI-Symbols", "KPI-Symbols-Bold"}, names
+
+
+def test_send_never_attaches_a_file_outside_the_run_folder(run, tmp_path):
+    """A report PDF replaced by a link to a private file, and a recipients.json whose file
+    entry climbs out of the run folder: refused with one line, nothing sent."""
+    import json as _json
+
+    secret = _secret(tmp_path)
+    record = _json.loads((run / "recipients.json").read_text())
+    handler = Recorder()
+    server = _smtp_server(handler, _free_port())
+    try:
+        victim = run / f"{record['reports'][-1]['file']}.pdf"
+        victim.unlink()
+        victim.symlink_to(secret)
+        proc, _ = _send(run, server.port)
+        assert proc.returncode == 1 and "leads outside the run folder" in proc.stderr
+        victim.unlink()
+        record["reports"][0]["file"] = "../../private/id_rsa"
+        (run / "recipients.json").write_text(_json.dumps(record))
+        secret.rename(secret.with_suffix(".pdf"))
+        proc, _ = _send(run, server.port)
+        assert proc.returncode == 1 and "leads outside the run folder" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    finally:
+        server.stop()
+    assert handler.messages == []
+
+
+def test_unwritable_outbox_is_one_line(run, tmp_path):
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    script = f"""
+        mount --bind {outbox} {outbox} && mount -o remount,bind,ro {outbox}
+        cd {run.parent.parent}
+        KPIREPORT_SMTP_FROM={SENDER} {PY} -m kpireport send {run} --dry-run \\
+            --outbox {outbox} 2> {tmp_path}/err
+        echo "rc=$?" > {tmp_path}/rc
+    """
+    _unshare(script)
+    assert (tmp_path / "rc").read_text().strip() == "rc=1"
+    assert (tmp_path / "err").read_text().strip() == (
+        f"Error: cannot write the outbox {outbox}: Read-only file system")
