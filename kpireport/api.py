@@ -152,7 +152,9 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
     for name in sorted(outcome.files):
         staging.write(name, outcome.files[name])
     staging.write(CACHE_FILE, cache_bytes(keys))
-    staging.keep({name for v in views if v not in fresh for name in expected[v["file"]]})
+    rendered = {v["file"] for v in fresh}
+    staging.keep({name for v in views if v["file"] not in rendered
+                  for name in expected[v["file"]]})
     results_dict = json.loads(files["results.json"])
     staging.write(RECIPIENTS_FILE, recipients_record(book, results_dict, staging.dir))
     staging.carry_over()
