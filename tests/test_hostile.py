@@ -70,7 +70,7 @@ def broken_links(run_dir: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- 1. names
-HOSTILE_IDS = ["../../x", "a/b", "a-b", "a\\b", "CON", "con.txt", "LPT1", "index", "company",
+HOSTILE_IDS = ["../../x", "a/b", "a-b", "A.B", "a\\b", "CON", "con.txt", "LPT1", "index", "company",
                "..", ".", "#?%", "%2e%2e%2fx", "C:\\evil", "E1", "Ｅ1", "é", "e\u0301",
                "x" * 200, "😀", "员工", "ﾟ", "NUL.html", "aux ", " ok"]
 
@@ -91,6 +91,7 @@ def test_safe_names_table():
     # The id typed exactly as its safe name keeps it; the others are suffixed, whatever the
     # order they come in.
     assert names["E1"] == "E1" and names["Ｅ1"] == "E1-2" and names["a-b"] == "a-b"
+    assert (names["A.B"], names["a/b"], names["a\\b"]) == ("A-B-2", "a-b-3", "a-b-4")
     assert names == safe_names(list(reversed(HOSTILE_IDS)))
 
 
