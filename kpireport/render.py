@@ -364,25 +364,25 @@ class Renderer:
 _WORKER: Renderer | None = None
 
 
-def _init_worker(dirs: tuple[Path, ...], timeout: float | None = None) -> None:
+def _init_worker(dirs: tuple[Path, ...], timeout: float | None = None,
+                 parent: int | None = None) -> None:
     global _WORKER
-    _WORKER = Renderer(dirs, timeout)
     # Ctrl-C reaches the whole process group: the main process stops the workers itself,
     # so they ignore it (no traceback per worker). They die with the main process, however
     # it dies (kill -9 included), instead of finishing their queue for nobody.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    _die_with_parent(parent or os.getppid())
+    _WORKER = Renderer(dirs, timeout)
 
 
-def _die_with_parent() -> None:
-    parent = os.getppid()
+def _die_with_parent(parent: int) -> None:
     try:  # Linux: the kernel sends SIGKILL when the parent exits
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
+    if os.getppid() != parent:  # the parent died already (while this worker started up)
         os._exit(1)
 
     def watch() -> None:  # elsewhere (and as a second line): poll for a new parent
@@ -452,7 +452,8 @@ def _render_pool(views, formats, dirs, workers, done, timeout) -> None:
 
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=min(workers, len(views)), mp_context=context,
-                               initializer=_init_worker, initargs=(dirs, timeout))
+                               initializer=_init_worker,
+                               initargs=(dirs, timeout, os.getpid()))
     try:
         futures = {pool.submit(_render_task, view, formats): view for view in views}
         for future in as_completed(futures):
