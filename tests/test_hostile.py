@@ -193,6 +193,37 @@ def test_read_only_out_folder_is_one_line_and_changes_nothing(make_workbook, tmp
     assert snapshot(out) == before
 
 
+def test_read_only_subfolder_of_the_previous_build_does_not_half_write(make_workbook,
+                                                                        tmp_path):
+    """The previous build's employees/ is read-only: nothing is written into it; the new run
+    folder is complete (or, were the swap refused, the old one untouched)."""
+    book = make_workbook("book.xlsx")
+    out = tmp_path / "out"
+    assert api.build(book, out=out, formats=("html",), workers=1).ok
+    actuals = [row[:] for row in BASE["Actuals"]]
+    actuals[3][3] = 96  # Bob's February revenue: his review changes
+    changed = make_workbook("changed.xlsx", Actuals=actuals)
+    run = out / "2026-02"
+    script = f"""
+        mount --bind {run}/employees {run}/employees
+        mount -o remount,bind,ro {run}/employees
+        {PY} -m kpireport build {changed} --out {out} --format html --workers 1 \\
+            > {tmp_path}/stdout 2> {tmp_path}/err
+        echo "rc=$?" > {tmp_path}/rc
+        cd {run} && find . -type f -exec sha256sum {{}} + | sort > {tmp_path}/after
+    """
+    _unshare(script)
+    assert (tmp_path / "rc").read_text().strip() == "rc=0", (tmp_path / "err").read_text()
+    expected = tmp_path / "expected"
+    assert api.build(changed, out=expected, formats=("html",), workers=1).ok
+    after = dict(line.split()[::-1] for line in (tmp_path / "after").read_text().splitlines())
+    import hashlib
+
+    want = {f"./{name}": hashlib.sha256(data).hexdigest()
+            for name, data in snapshot(expected / "2026-02").items()}
+    assert after == want
+
+
 def test_stale_reports_go_and_the_ledger_and_other_files_stay(make_workbook, tmp_path):
     """A person who left disappears from the new build; the send ledger and a user's file in
     the run folder are carried over; unchanged reports are kept from the render cache."""
