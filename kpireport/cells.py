@@ -24,6 +24,12 @@ def is_blank(value: object) -> bool:
     return value is None or value == "" or (isinstance(value, str) and not value.strip())
 
 
+# Numbers kpireport computes with: sums, ratios and money of values in this range stay exact
+# enough and finite (a ratio of 1e15 / 1e-9 is 1e24; money is Decimal to 28 digits).
+MAX_MAGNITUDE = 1e15
+MIN_MAGNITUDE = 1e-9
+
+
 class CellReader:
     """Typed access to cells of one sheet, logging problems as it goes."""
 
@@ -57,8 +63,9 @@ class CellReader:
 
     # numbers ------------------------------------------------------------------------------
     def number(self, value: object, cell: str, *, percent_ok: bool = True) -> float | None:
-        if type(value) is float and value - value == 0:  # finite: NaN and ±inf fail this
-            return value
+        if type(value) is float and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE and (
+                value >= MIN_MAGNITUDE or value <= -MIN_MAGNITUDE or value == 0):
+            return value  # finite and in range (NaN fails every comparison)
         if is_blank(value):
             return None
         if isinstance(value, bool):
@@ -76,6 +83,12 @@ class CellReader:
         if not math.isfinite(number):
             self.log.error("not-finite", self.sheet, cell,
                            f"{self.sheet}!{cell}: {value} is not a finite number")
+            return None
+        if number != 0 and not MIN_MAGNITUDE <= abs(number) <= MAX_MAGNITUDE:
+            self.log.error("out-of-range", self.sheet, cell,
+                           f"{self.sheet}!{cell}: {number:g} is outside the range kpireport "
+                           f"computes with (0, or {MIN_MAGNITUDE:g} to {MAX_MAGNITUDE:g} in "
+                           "magnitude, either sign)")
             return None
         return number
 

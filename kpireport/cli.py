@@ -18,6 +18,13 @@ class _Group(click.Group):
     """Turns library errors into one-line messages and unexpected ones into a hint."""
 
     def invoke(self, ctx: click.Context):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (kill, systemd, cron's timeout) stops a command like Ctrl-C: workers
+            # killed, staging removed, the previous run folder untouched.
+            signal.signal(signal.SIGTERM, _interrupt)
         try:
             return super().invoke(ctx)
         except KpireportError as exc:
@@ -36,6 +43,23 @@ class _Group(click.Group):
             if os.environ.get("KPIREPORT_DEBUG"):
                 raise
             sys.exit(1)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _report_timeout() -> float:
+    import os
+
+    text = os.environ.get("KPIREPORT_REPORT_TIMEOUT", "60")
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise click.UsageError(f"KPIREPORT_REPORT_TIMEOUT={text!r}: give seconds, e.g. 60")
+    return value
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
@@ -178,7 +202,8 @@ def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Pa
         result = api.build(book, out=out, period=_month(period), formats=_formats(fmt),
                            templates=templates, workers=workers, submit=submit,
                            on_start=lambda n: bar.update(task, total=n),
-                           progress=lambda name: bar.advance(task))
+                           progress=lambda name: bar.advance(task),
+                           report_timeout=_report_timeout())
     if result.failures:
         for _name, message in sorted(result.failures.items()):
             click.echo(f"Error: {message}", err=True)
@@ -259,8 +284,8 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
 
     if dry_run and outbox is None:
         raise click.UsageError("--dry-run needs --outbox DIR")
-    book_path = book_path or api.source_book(run_dir)
-    book, _ = api.load(book_path)
+    from kpireport.outputs import run_lock
+
     sender = smtp.get("sender") or os.environ.get("KPIREPORT_SMTP_FROM")
     if not sender and dry_run:
         sender = DRY_RUN_SENDER
@@ -268,20 +293,24 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
                    f"From: {sender}", err=True)
     if not sender:
         raise click.UsageError("no sender: set KPIREPORT_SMTP_FROM or --from")
-    plan = deliver.plan_messages(book, run_dir, sender, templates=templates)
-    for problem in plan.problems:
-        click.echo(f"Warning: {problem}", err=True)
-    if dry_run:
-        written = deliver.write_outbox(plan, outbox)  # type: ignore[arg-type]
-        click.echo(f"Dry run: wrote {len(written)} message(s) to {outbox}; nothing was sent.")
-        return
-    settings = deliver.SmtpSettings.from_env(dict(os.environ), **smtp)
-    ledger = deliver.Ledger(run_dir / deliver.LEDGER)
-    try:
-        outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger, sender,
-                                        resend=resend)
-    finally:
-        ledger.close()
+    with run_lock(run_dir, shared=dry_run):
+        book = api.send_book(run_dir, book_path)
+        plan = deliver.plan_messages(book, run_dir, sender, templates=templates)
+        for problem in plan.problems:
+            click.echo(f"Warning: {problem}", err=True)
+        if dry_run:
+            written = deliver.write_outbox(plan, outbox)  # type: ignore[arg-type]
+            click.echo(f"Dry run: wrote {len(written)} message(s) to {outbox}; nothing was "
+                       "sent.")
+            return
+        settings = deliver.SmtpSettings.from_env(dict(os.environ), **smtp)
+        ledger = deliver.Ledger(run_dir / deliver.LEDGER)
+        try:
+            outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger,
+                                            sender, resend=resend,
+                                            backoff=deliver.backoff_from_env(dict(os.environ)))
+        finally:
+            ledger.close()
     console = Console(stderr=False, highlight=False)
     table = Table(title="E-mail summary", show_lines=False)
     for column in ("report", "recipient", "result"):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from kpireport import formula as formula_mod
 from kpireport.cells import (
+    MAX_MAGNITUDE,
+    MIN_MAGNITUDE,
     CellReader,
     address_hint,
     closest,
@@ -20,6 +22,7 @@ from kpireport.cells import (
     looks_like_period,
     month_from_header,
 )
+from kpireport.glyphs import check_glyphs
 from kpireport.issues import Issue, IssueLog
 from kpireport.model import (
     Band,
@@ -126,6 +129,7 @@ class _Validator:
         self._percent_slips(kpis, lines, actuals, targets)
         settings = self._report_period(settings, actuals, lines, kpis)
         self._cell_errors()
+        check_glyphs(self.tables, self.log)
         if not self.log.valid or settings is None:
             return None, self.log.items
         book = Book(settings=settings, people=tuple(people.values()),
@@ -719,8 +723,9 @@ class _Validator:
                 value = get(col)
                 if value is None or value == "":
                     numbers[c] = None
-                elif type(value) is float and value - value == 0:
-                    numbers[c] = value
+                elif type(value) is float and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE and (
+                        value >= MIN_MAGNITUDE or value <= -MIN_MAGNITUDE or value == 0):
+                    numbers[c] = value  # in range (cells.MAX_MAGNITUDE); else read.number says
                 else:
                     numbers[c] = read.number(value, table.cell(r, c))
             pair = None
@@ -874,8 +879,9 @@ class _Validator:
                     break
                 raw = row[col]
                 if type(raw) is float:
-                    if raw - raw == 0:  # finite
-                        months[month] = raw
+                    if -MAX_MAGNITUDE <= raw <= MAX_MAGNITUDE and (
+                            raw >= MIN_MAGNITUDE or raw <= -MIN_MAGNITUDE or raw == 0):
+                        months[month] = raw  # finite and in range (NaN fails it)
                         continue
                 elif raw == "" or raw is None:
                     continue

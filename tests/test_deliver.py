@@ -188,8 +188,12 @@ def test_unreachable_server_retries_then_fails(run_dir):
     sleeps = []
     transport = deliver.SmtpTransport(deliver.SmtpSettings("127.0.0.1", free_port(),
                                                            security="none", timeout=2))
-    with pytest.raises(DeliveryError, match="cannot connect"):
-        send(run_dir, 0, transport=transport, sleep=sleeps.append)
+    plan, outcome = send(run_dir, 0, transport=transport, sleep=sleeps.append)
+    assert sleeps == [1, 2, 4]  # one message's retries, then the run stops
+    assert len(outcome.failed) == sum(len(m.recipients.all) for m in plan.messages)
+    assert "cannot connect" in outcome.failed[0][2]
+    assert all(reason.startswith("not sent: the run stopped") for _, _, reason in
+               outcome.failed[len(plan.messages[0].recipients.all):])
 
 
 def test_killed_mid_run_then_rerun_reports_unknown_and_sends_no_duplicates(smtp, run_dir):
