@@ -96,6 +96,11 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     if unknown:
         raise KpireportError(f"unknown format {unknown[0]!r}; use html, pdf or html,pdf")
     book, issues = load(path, period=period)
+    passwords = None
+    if book.settings.pdf_protection != "none":  # a damaged store stops the build first
+        from kpireport.protect import PasswordStore
+
+        passwords = PasswordStore.open(Path(out))
     dirs = render.template_dirs(Path(templates) if templates else None)
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
@@ -135,6 +140,8 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     except BaseException:
         staging.discard()
         raise
+    if passwords is not None:
+        passwords.ensure(book)  # ready for `kpireport passwords` before the first send
     return BuildResult(run_dir, results, written, len(fresh), len(views) - len(fresh), {},
                        issues)
 

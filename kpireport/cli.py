@@ -358,6 +358,57 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, workers: int |
 
 
 @main.command(context_settings=CONTEXT)
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text",
+              show_default=True)
+@click.option("--all", "everyone", is_flag=True,
+              help="List every generated password again, not only the new ones.")
+def passwords(out_dir: Path, fmt: str, everyone: bool) -> None:
+    """List the generated PDF passwords of OUT_DIR (the --out folder of build), for hand-out.
+
+    Each password is listed once: later runs list only passwords generated since (new
+    people); --all lists everyone again. Passwords typed into the People sheet
+    (pdf_password) are not listed. Hand them out through another channel than e-mail.
+
+    \b
+    Example:
+      kpireport passwords reports --format csv > passwords.csv
+    """
+    from kpireport.protect import hand_out
+
+    rows = hand_out(out_dir, everyone=everyone)
+    if fmt == "csv":
+        import csv
+        import io
+
+        from kpireport.results import safe_text
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["employee_id", "name", "email", "password"])
+        for row in rows:
+            writer.writerow([safe_text(row.employee_id), safe_text(row.name),
+                             safe_text(row.email), row.password])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if rows:
+        table = Table(title="PDF passwords")
+        for column in ("employee_id", "name", "email", "password"):
+            table.add_column(column, no_wrap=column == "password")
+        for row in rows:
+            table.add_row(escape(row.employee_id), escape(row.name), escape(row.email),
+                          escape(row.password))
+        console.print(table)
+    console.print(f"{len(rows)} password(s)" + ("" if everyone else
+                  " not handed out before; --all lists everyone"))
+
+
+@main.command(context_settings=CONTEXT)
 def doctor() -> None:
     """Report what kpireport finds on this machine, what is missing and what it costs.
 

@@ -19,6 +19,7 @@ import os
 import secrets
 import stat
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kpireport.errors import PasswordStoreError
@@ -103,14 +104,19 @@ class PasswordStore:
         """Generate a password for each person with an e-mail address and no pdf_password
         in the workbook who has none yet; save if any was added. Returns their ids."""
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        added = []
+        added, changed = [], False
         for person in book.people:
-            if person.email and not person.pdf_password and person.employee_id not in \
-                    self.entries:
-                self.entries[person.employee_id] = {"password": generate_password(),
-                                                    "created": now, "handed_out": None}
+            if not person.email or person.pdf_password:
+                continue
+            entry = self.entries.get(person.employee_id)
+            if entry is None:
+                entry = self.entries[person.employee_id] = {
+                    "password": generate_password(), "created": now, "handed_out": None}
                 added.append(person.employee_id)
-        if added:
+            if (entry.get("name"), entry.get("email")) != (person.name, person.email):
+                entry["name"], entry["email"] = person.name, person.email  # for the hand-out
+                changed = True
+        if added or changed:
             self.save()
         return added
 
@@ -161,19 +167,66 @@ class Passwords:
         return self._by_address.get(address.lower())
 
 
-def hand_out(out_dir: Path, *, everyone: bool = False) -> list[tuple[str, str, str | None]]:
-    """(employee id, password, handed out before) of the generated passwords not handed out
-    yet (``everyone``: all of them); marks them as handed out."""
+@dataclass(frozen=True)
+class HandOut:
+    employee_id: str
+    name: str
+    email: str
+    password: str = field(repr=False)
+    handed_out_before: str | None = None  # when it was listed before (with --all)
+
+
+def hand_out(out_dir: Path, *, everyone: bool = False) -> list[HandOut]:
+    """The generated passwords not handed out yet (``everyone``: all of them), which are
+    then recorded as handed out."""
     store = PasswordStore.open(out_dir)
-    if not store.entries and not store.path.exists():
-        raise PasswordStoreError(f"{out_dir} has no PDF password store yet; it is written by "
-                                 "`kpireport build` when Settings pdf_protection is employee "
-                                 "or all")
-    rows = [(employee_id, entry["password"], entry.get("handed_out"))
+    if not store.path.exists():
+        raise PasswordStoreError(f"{out_dir} has no PDF password store yet; `kpireport build` "
+                                 "writes it when Settings pdf_protection is employee or all")
+    rows = [HandOut(employee_id, str(entry.get("name") or ""), str(entry.get("email") or ""),
+                    entry["password"], entry.get("handed_out"))
             for employee_id, entry in sorted(store.entries.items())
             if everyone or not entry.get("handed_out")]
-    store.mark_handed_out([r[0] for r in rows if not r[2]])
+    store.mark_handed_out([r.employee_id for r in rows if not r.handed_out_before])
     return rows
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated where it is shown."""
+    return message
+
+
+DEFAULT_HINT = N_("Your personal PDF password was given to you separately by HR; it is never "
+                  "sent by e-mail.")
+
+
+class Protection:
+    """What one send run needs to protect its messages: the passwords, one owner password
+    for the run, and the hint the e-mails give."""
+
+    def __init__(self, settings: Settings, passwords: Passwords | None) -> None:
+        from kpireport.i18n import translations
+
+        self.settings = settings
+        self.passwords = passwords
+        self.owner = owner_password()
+        self.hint = settings.pdf_password_hint or \
+            translations(settings.locale).gettext(DEFAULT_HINT)
+
+    @classmethod
+    def start(cls, book: Book, out_dir: Path) -> Protection:
+        """Read the store of ``out_dir`` and fill in missing passwords (when protection is
+        on); a damaged or exposed store raises PasswordStoreError before anything is sent."""
+        if book.settings.pdf_protection == "none":
+            return cls(book.settings, None)
+        store = PasswordStore.open(out_dir)
+        store.ensure(book)
+        return cls(book.settings, Passwords(book, store))
+
+    def encrypt(self, pdf: bytes, address: str) -> bytes | None:
+        """The PDF encrypted for ``address`` (None: that recipient has no password)."""
+        password = self.passwords.get(address) if self.passwords else None
+        return None if password is None else encrypt_pdf(pdf, password, self.owner)
 
 
 # ---------------------------------------------------------------------------- encryption
