@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import stat
+import subprocess
+import zipfile
+from email import message_from_bytes, policy
+from pathlib import Path
 
 import openpyxl
+import pikepdf
+import pytest
+from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 
 from kpireport import api
 from kpireport.cli import main
 from tests.conftest import BASE
+from tests.test_deliver import Handler, free_port
 
 
 def invoke(*args):
@@ -83,21 +95,6 @@ def test_a_number_typed_as_password_is_read_as_its_digits(make_workbook):
 
 
 # ---------------------------------------------------------------------------- e-mail
-import csv  # noqa: E402
-import io  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import stat  # noqa: E402
-import subprocess  # noqa: E402
-import zipfile  # noqa: E402
-from email import message_from_bytes, policy  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pikepdf  # noqa: E402
-import pytest  # noqa: E402
-from aiosmtpd.controller import Controller  # noqa: E402
-
-from tests.test_deliver import Handler, free_port  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 SENDER = "hr@acme.example"
