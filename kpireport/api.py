@@ -80,12 +80,13 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
           formats: tuple[str, ...] = FORMATS, templates: str | Path | None = None,
           workers: int | None = None, submit: Callable | None = None,
           progress: Callable[[str], None] | None = None,
-          on_start: Callable[[int], None] | None = None) -> BuildResult:
+          on_start: Callable[[int], None] | None = None, archive: bool = False) -> BuildResult:
     """Check, score and write every file of SPEC §4 into ``out/<period>/``.
 
     A report whose inputs (view model, templates, version, formats) are unchanged since the
     last build in the same folder is not rendered again. If any report fails, nothing is
-    written and the previous build's files stay as they were.
+    written and the previous build's files stay as they were. ``archive`` also writes the
+    PDF/A-3b copies of kpireport.archive into ``archive/``.
     """
     from kpireport import render
     from kpireport.outputs import CACHE_FILE, Staging, cache_bytes, read_cache
@@ -106,6 +107,14 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     results = compute(book, issues)
     run_dir = Path(out) / results.period
     views = all_views(results)
+    if archive:
+        from kpireport.archive import archive_meta
+        from kpireport.results import results_json
+
+        document = results_json(results)
+        for view in views:
+            if view["kind"] != "index":
+                view["archive"] = archive_meta(document, view)
     fingerprint = render.template_fingerprint(dirs)
     old_keys = read_cache(run_dir)
     keys = {v["file"]: render.view_key(v, formats, fingerprint) for v in views}
@@ -152,6 +161,8 @@ def _report_files(view: dict, formats: tuple[str, ...]) -> list[str]:
         names.append(view["file"] + ".html")
     if "pdf" in formats and view["kind"] != "index":
         names.append(view["file"] + ".pdf")
+    if view.get("archive"):
+        names.append(view["archive"]["file"])
     return names
 
 

@@ -161,7 +161,7 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
-              workers: int | None, dask: str | None):
+              workers: int | None, dask: str | None, archive: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from kpireport import api
@@ -178,7 +178,7 @@ def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Pa
         result = api.build(book, out=out, period=_month(period), formats=_formats(fmt),
                            templates=templates, workers=workers, submit=submit,
                            on_start=lambda n: bar.update(task, total=n),
-                           progress=lambda name: bar.advance(task))
+                           progress=lambda name: bar.advance(task), archive=archive)
     if result.failures:
         for _name, message in sorted(result.failures.items()):
             click.echo(f"Error: {message}", err=True)
@@ -216,16 +216,19 @@ def _build_options(func):
 @click.option("--workers", type=click.IntRange(1, 256),
               help="Processes that render reports (default: all cores).")
 @click.option("--dask", metavar="ADDRESS", help="Render on a Dask cluster, e.g. tcp://host:8786.")
+@click.option("--archive", is_flag=True, help="Also write PDF/A-3b copies with their results "
+              "attached into RUN_DIR/archive/ (never e-mailed).")
 def build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
-          workers: int | None, dask: str | None) -> None:
+          workers: int | None, dask: str | None, archive: bool) -> None:
     """Score BOOK and write results.json, results.xlsx, payroll.csv and the reports.
 
     \b
     Example:
       kpireport build kpis.xlsx --out reports
       kpireport build kpis.xlsx --period 2026-10 --format pdf --workers 4
+      kpireport build kpis.xlsx --archive      # and the PDF/A copies to keep
     """
-    _do_build(book, period, out, fmt, templates, workers, dask)
+    _do_build(book, period, out, fmt, templates, workers, dask, archive)
 
 
 SMTP_OPTIONS = [

@@ -334,3 +334,70 @@ def test_the_default_hint_is_in_the_report_language(make_workbook, tmp_path):
     assert "Tệp PDF đính kèm được bảo vệ bằng mật khẩu riêng của bạn." in body
     assert "Phòng Nhân sự đã gửi riêng mật khẩu PDF cho bạn" in body
     assert not opens_with(attachment(message.as_bytes())[1], None)
+
+
+# ---------------------------------------------------------------------------- archive
+def test_build_archive_writes_pdfa_copies_with_their_results_attached(tmp_path):
+    import hashlib
+
+    import jsonschema
+    from pypdf import PdfReader
+
+    book = tmp_path / "acme.xlsx"
+    book.write_bytes((SAMPLES / "acme.xlsx").read_bytes())
+    out = tmp_path / "reports"
+    run = cli("build", book, "--out", out, "--archive", "--workers", "2")
+    assert run.returncode == 0, run.stderr
+    run_dir = out / "2026-03"
+    names = sorted(p.name for p in (run_dir / "archive").iterdir())
+    assert len(names) == 20 and "employees-E003.pdf" in names and "company.pdf" in names
+    schema = json.loads((Path(api.__file__).parent / "schemas" / "results-1.schema.json"
+                         ).read_text())
+    sha = hashlib.sha256(book.read_bytes()).hexdigest()
+    from kpireport import __version__
+
+    for name in names:
+        with pikepdf.open(run_dir / "archive" / name) as pdf:
+            assert not pdf.is_encrypted
+            xmp = pdf.open_metadata()
+            assert xmp.pdfa_status == "3B"
+            assert xmp["dc:source"] == f"sha256:{sha}"
+            assert xmp["xmp:CreatorTool"] == f"kpireport {__version__}"
+            assert str(pdf.docinfo["/Creator"]) == f"kpireport {__version__}"  # Info = XMP
+            assert list(pdf.attachments) == ["results.json"]
+            spec = pdf.attachments["results.json"]
+            assert spec.obj.AFRelationship == "/Data"
+            assert [f.objgen for f in pdf.Root.AF] == [spec.obj.objgen]  # associated file
+            assert spec.get_file().mime_type == "application/json"
+            attached = json.loads(spec.get_file().read_bytes())
+            jsonschema.validate(attached, schema)
+            assert attached["source"]["sha256"] == sha
+        if name == "employees-E003.pdf":
+            assert [c["owner"] for c in attached["scorecards"]] == ["E003"]
+            full = json.loads((run_dir / "results.json").read_text())
+            assert attached["scorecards"] == [c for c in full["scorecards"]
+                                              if c["owner"] == "E003"]
+            text = PdfReader(run_dir / "archive" / name).pages[0].extract_text()
+            assert "Priya Nair" in text
+        if name == "departments-sales.pdf":
+            owners = {c["owner"] for c in attached["scorecards"]}
+            assert "Sales" in owners and "E003" in owners and "E009" not in owners
+        if name == "company.pdf":
+            assert len(attached["scorecards"]) == 19
+    # The e-mailed copies are tagged PDFs (screen readers can follow the tables).
+    with pikepdf.open(run_dir / "employees" / "E003.pdf") as pdf:
+        assert pdf.Root.MarkInfo.Marked and "/StructTreeRoot" in pdf.Root
+        assert pdf.open_metadata().pdfa_status == ""
+
+    # Archive copies are never e-mailed: every attachment is an encrypted or plain report.
+    dry = cli("send", run_dir, "--book", book, "--dry-run", "--outbox", tmp_path / "outbox",
+              "--from", SENDER)
+    assert dry.returncode == 0, dry.stderr
+    for eml in (tmp_path / "outbox").iterdir():
+        _, pdf = attachment(eml.read_bytes())
+        assert b"pdfaid" not in pdf and b"results.json" not in pdf
+
+    again = cli("build", book, "--out", out, "--archive", "--workers", "2")
+    assert "rendered 0 report(s), 21 unchanged" in again.stdout
+    book.write_bytes(book.read_bytes())  # same bytes, same hash: still nothing to do
+    assert "rendered 0 report(s)" in cli("build", book, "--out", out, "--archive").stdout
