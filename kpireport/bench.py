@@ -250,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         from kpireport import deliver
 
         protected_book, _ = api.load(small)
-        protected_book = replace(protected_book, settings=replace(
-            protected_book.settings, pdf_protection="employee"))
+        protected_book = replace(protected_book, recipients=None,  # the default recipients
+                                 settings=replace(protected_book.settings,
+                                                  pdf_protection="employee"))
         plain_book = replace(protected_book, settings=replace(protected_book.settings,
                                                               pdf_protection="none"))
         sender = "bench@example.com"
