@@ -14,6 +14,7 @@ from pathlib import Path
 
 import openpyxl
 import pikepdf
+import pikepdf.pdfa
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
@@ -361,6 +362,12 @@ def test_build_archive_writes_pdfa_copies_with_their_results_attached(tmp_path):
             assert not pdf.is_encrypted
             xmp = pdf.open_metadata()
             assert xmp.pdfa_status == "3B"
+            # pikepdf's allowlist validator finds no PDF/A-3b violation (it does not judge
+            # the chart gradients: patterns and shadings are "unsupported", not violations).
+            report = pikepdf.pdfa.check(pdf, "3b")
+            assert report.violations == ()
+            assert {f.message for f in report.unsupported} <= {
+                "patterns are not supported", "shadings are not supported"}
             assert xmp["dc:source"] == f"sha256:{sha}"
             assert xmp["xmp:CreatorTool"] == f"kpireport {__version__}"
             assert str(pdf.docinfo["/Creator"]) == f"kpireport {__version__}"  # Info = XMP
@@ -388,6 +395,7 @@ def test_build_archive_writes_pdfa_copies_with_their_results_attached(tmp_path):
     with pikepdf.open(run_dir / "employees" / "E003.pdf") as pdf:
         assert pdf.Root.MarkInfo.Marked and "/StructTreeRoot" in pdf.Root
         assert pdf.open_metadata().pdfa_status == ""
+        assert pikepdf.pdfa.check(pdf, "3b").violations  # the validator does find faults
 
     # Archive copies are never e-mailed: every attachment is an encrypted or plain report.
     dry = cli("send", run_dir, "--book", book, "--dry-run", "--outbox", tmp_path / "outbox",
