@@ -207,6 +207,12 @@ def test_each_recipient_gets_a_copy_only_their_password_opens(tmp_path, server):
     assert sent.returncode == 0, sent.stdout + sent.stderr
     logs += [dry.stdout, dry.stderr, sent.stdout, sent.stderr]
 
+    count = len(handler.messages)
+    rerun = cli("send", run_dir, "--book", book, env=smtp_env(port))
+    assert rerun.returncode == 0 and "0 sent" in rerun.stdout  # fresh encryption, same copy
+    assert len(handler.messages) == count
+    logs += [rerun.stdout, rerun.stderr]
+
     # payroll@ is no person: it has no password, is listed and gets nothing.
     assert "payroll@acme.example has no PDF password" in sent.stderr
     assert all("payroll@acme.example" not in rcpts for rcpts, _ in handler.messages)
