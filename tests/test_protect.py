@@ -236,6 +236,7 @@ def test_each_recipient_gets_a_copy_only_their_password_opens(tmp_path, server):
         assert pdf.allow.print_highres and pdf.allow.accessibility
         assert not pdf.allow.modify_other and not pdf.allow.extract
         assert not pdf.owner_password_matched  # the owner password is someone else's secret
+        assert pdf.Root.MarkInfo.Marked and "/StructTreeRoot" in pdf.Root  # still tagged
         plain = io.BytesIO()
         pdf.save(plain)
     from pypdf import PdfReader
