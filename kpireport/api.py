@@ -87,7 +87,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
           workers: int | None = None, submit: Callable | None = None,
           progress: Callable[[str], None] | None = None,
           on_start: Callable[[int], None] | None = None,
-          report_timeout: float | None = 60.0) -> BuildResult:
+          report_timeout: float | None = 60.0, archive: bool = False) -> BuildResult:
     """Check, score and write every file of SPEC §4 into ``out/<period>/``.
 
     A report whose inputs (view model, templates, version, formats) are unchanged since the
@@ -95,7 +95,8 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     ``report_timeout`` seconds to render fails (in the main thread of a local process; a
     cluster has its own stall limit). The run folder is replaced as a
     whole (:mod:`kpireport.outputs`): if anything fails — a report, a write, a kill — the
-    previous build's folder stays exactly as it was.
+    previous build's folder stays exactly as it was. ``archive`` also writes the PDF/A-3b
+    copies of kpireport.archive into ``archive/``.
     """
     from kpireport import render
     from kpireport.outputs import Staging, run_lock
@@ -106,20 +107,36 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     if unknown:
         raise KpireportError(f"unknown format {unknown[0]!r}; use html, pdf or html,pdf")
     book, issues = load(path, period=period)
+    passwords = None
+    if book.settings.pdf_protection != "none":  # a damaged store stops the build first
+        from kpireport.protect import PasswordStore
+
+        passwords = PasswordStore.open(Path(out))
     dirs = render.template_dirs(Path(templates) if templates else None)
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
     run_dir = Path(out) / results.period
     views = all_views(results, formats)
+    if archive:
+        from kpireport.archive import archive_meta
+        from kpireport.results import results_json
+
+        document = results_json(results)
+        for view in views:
+            if view["kind"] != "index":
+                view["archive"] = archive_meta(document, view)
     fingerprint = render.template_fingerprint(dirs)
     with run_lock(run_dir):
         staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this
         try:
-            return _build_into(staging, book, results, views, issues, formats, dirs,
-                               fingerprint, workers, submit, progress, on_start,
-                               report_timeout)
+            result = _build_into(staging, book, results, views, issues, formats, dirs,
+                                 fingerprint, workers, submit, progress, on_start,
+                                 report_timeout)
         finally:
             staging.discard()
+    if passwords is not None and result.ok:
+        passwords.ensure(book)  # ready for `kpireport passwords` before the first send
+    return result
 
 
 def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
@@ -174,6 +191,8 @@ def _report_files(view: dict, formats: tuple[str, ...]) -> list[str]:
         names.append(view["file"] + ".html")
     if "pdf" in formats and view["kind"] != "index":
         names.append(view["file"] + ".pdf")
+    if view.get("archive"):
+        names.append(view["archive"]["file"])
     return names
 
 

@@ -185,7 +185,7 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
-              workers: int | None, dask: str | None):
+              workers: int | None, dask: str | None, archive: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from kpireport import api
@@ -203,7 +203,7 @@ def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Pa
                            templates=templates, workers=workers, submit=submit,
                            on_start=lambda n: bar.update(task, total=n),
                            progress=lambda name: bar.advance(task),
-                           report_timeout=_report_timeout())
+                           report_timeout=_report_timeout(), archive=archive)
     if result.failures:
         for _name, message in sorted(result.failures.items()):
             click.echo(f"Error: {message}", err=True)
@@ -241,16 +241,19 @@ def _build_options(func):
 @click.option("--workers", type=click.IntRange(1, 256),
               help="Processes that render reports (default: all cores).")
 @click.option("--dask", metavar="ADDRESS", help="Render on a Dask cluster, e.g. tcp://host:8786.")
+@click.option("--archive", is_flag=True, help="Also write PDF/A-3b copies with their results "
+              "attached into RUN_DIR/archive/ (never e-mailed).")
 def build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
-          workers: int | None, dask: str | None) -> None:
+          workers: int | None, dask: str | None, archive: bool) -> None:
     """Score BOOK and write results.json, results.xlsx, payroll.csv and the reports.
 
     \b
     Example:
       kpireport build kpis.xlsx --out reports
       kpireport build kpis.xlsx --period 2026-10 --format pdf --workers 4
+      kpireport build kpis.xlsx --archive      # and the PDF/A copies to keep
     """
-    _do_build(book, period, out, fmt, templates, workers, dask)
+    _do_build(book, period, out, fmt, templates, workers, dask, archive)
 
 
 SMTP_OPTIONS = [
@@ -405,6 +408,57 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
     if do_send or dry_run:
         smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
         _do_send(result.run_dir, book, dry_run, outbox, False, smtp, templates)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text",
+              show_default=True)
+@click.option("--all", "everyone", is_flag=True,
+              help="List every generated password again, not only the new ones.")
+def passwords(out_dir: Path, fmt: str, everyone: bool) -> None:
+    """List the generated PDF passwords of OUT_DIR (the --out folder of build), for hand-out.
+
+    Each password is listed once: later runs list only passwords generated since (new
+    people); --all lists everyone again. Passwords typed into the People sheet
+    (pdf_password) are not listed. Hand them out through another channel than e-mail.
+
+    \b
+    Example:
+      kpireport passwords reports --format csv > passwords.csv
+    """
+    from kpireport.protect import hand_out
+
+    rows = hand_out(out_dir, everyone=everyone)
+    if fmt == "csv":
+        import csv
+        import io
+
+        from kpireport.results import safe_text
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["employee_id", "name", "email", "password"])
+        for row in rows:
+            writer.writerow([safe_text(row.employee_id), safe_text(row.name),
+                             safe_text(row.email), row.password])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if rows:
+        table = Table(title="PDF passwords")
+        for column in ("employee_id", "name", "email", "password"):
+            table.add_column(column, no_wrap=column == "password")
+        for row in rows:
+            table.add_row(escape(row.employee_id), escape(row.name), escape(row.email),
+                          escape(row.password))
+        console.print(table)
+    console.print(f"{len(rows)} password(s)" + ("" if everyone else
+                  " not handed out before; --all lists everyone"))
 
 
 @main.command(context_settings=CONTEXT)

@@ -27,6 +27,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Protocol
 
+from kpireport import protect
 from kpireport.cells import EMAIL
 from kpireport.errors import DeliveryError
 from kpireport.model import Book, Person
@@ -163,7 +164,8 @@ class Outgoing:
     report: str  # e.g. employees/E001
     recipients: Recipients
     message: EmailMessage
-    content_hash: str
+    content_hash: str  # of the unencrypted PDF and the text: the same for every copy
+    protected: bool = False  # an encrypted copy for its one recipient
 
 
 @dataclass
@@ -264,6 +266,7 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
         raise DeliveryError(f"nothing to send: {run_dir} has no PDF reports (build with "
                             "--format pdf, or html,pdf)")
     env = _mail_environment(book.settings.locale, template_dirs(templates))
+    protection = protect.Protection.start(book, run_dir.parent)
     messages, problems = [], []
     unaddressed = 0
     for kind, _scope, stem, name, recipients in entries:
@@ -281,19 +284,36 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
         except OSError as exc:
             raise DeliveryError(f"{run_dir}: cannot read {stem}.pdf ({exc.strerror or exc}); "
                                 "build again") from None
+        protected = protect.applies(book.settings, kind)
         context = {"kind": kind, "name": clean_header(name), "period": results["period"],
                    "organization": clean_header(book.settings.organization),
                    "report_title": clean_header(book.settings.report_title),
-                   "lang": book.settings.locale.split("_")[0]}
+                   "lang": book.settings.locale.split("_")[0], "protected": protected,
+                   "password_hint": protection.hint}
         subject = clean_header(env.get_template("email_subject.txt").render(**context))
         text = env.get_template("email_body.txt").render(**context)
         html = env.get_template("email_body.html").render(**context)
         filename = _attachment_name(book.settings.report_title, name, results["period"])
-        message = _message(sender, recipients, subject, text, html, pdf, filename)
         digest = hashlib.sha256(pdf + subject.encode() + text.encode()).hexdigest()
-        messages.append(Outgoing(stem, recipients, message, digest))
-    if not messages:
+        if not protected:
+            message = _message(sender, recipients, subject, text, html, pdf, filename)
+            messages.append(Outgoing(stem, recipients, message, digest))
+            continue
+        # Each recipient gets a copy only their own password opens, as a message of its own.
+        for address in recipients.all:
+            encrypted = protection.encrypt(pdf, address)
+            if encrypted is None:
+                problems.append(f"{stem}: {address} has no PDF password (not a person in "
+                                "People, or an address several people share); not sent")
+                continue
+            alone = Recipients((address,))
+            message = _message(sender, alone, subject, text, html, encrypted, filename)
+            messages.append(Outgoing(stem, alone, message, digest, protected=True))
+    if not messages and unaddressed:
         raise DeliveryError(f"no recipient for {unaddressed} reports: {_why_nobody(book)}")
+    if not messages:
+        raise DeliveryError("nothing to send: no recipient of these reports has a PDF "
+                            f"password ({problems[0] if problems else 'none'})")
     return Plan(messages, problems)
 
 
@@ -619,7 +639,10 @@ def write_outbox(plan: Plan, outbox: Path) -> list[Path]:
     try:
         outbox.mkdir(parents=True, exist_ok=True)
         for item in plan.messages:
-            path = outbox / (item.report.replace("/", "__") + ".eml")
+            stem = item.report.replace("/", "__")
+            if item.protected:  # one message per recipient
+                stem += "__" + re.sub(r"[^A-Za-z0-9@._-]", "_", item.recipients.to[0])
+            path = outbox / (stem + ".eml")
             message = item.message
             if item.recipients.bcc:
                 message = _with_bcc_header(message, item.recipients.bcc)

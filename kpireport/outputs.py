@@ -34,7 +34,7 @@ OLD = ".old-"
 # What a build writes (everything else in a run folder is carried over to the next build).
 BUILD_FILES = frozenset({"results.json", "results.xlsx", "payroll.csv", "index.html",
                          "company.html", "company.pdf", "recipients.json", CACHE_FILE})
-BUILD_FOLDERS = frozenset({"employees", "departments"})
+BUILD_FOLDERS = frozenset({"employees", "departments", "archive"})
 
 
 # ---------------------------------------------------------------------------- the run lock

@@ -336,13 +336,18 @@ class Renderer:
                             font_config=self._fonts)
         return self._css, self._fonts, self._fetcher
 
-    def pdf(self, html: str) -> bytes:
+    def layout(self, html: str):
+        """The laid-out WeasyPrint document of one report's print HTML."""
         from weasyprint import HTML
 
         css, fonts, fetcher = self._print_setup()
-        document = HTML(string=html, base_url=str(self.dirs[0]) + "/",
-                        url_fetcher=fetcher.fetcher)  # type: ignore[union-attr]
-        return document.write_pdf(stylesheets=[css], font_config=fonts, uncompressed_pdf=False)
+        return HTML(string=html, base_url=str(self.dirs[0]) + "/",
+                    url_fetcher=fetcher.fetcher).render(  # type: ignore[union-attr]
+                        stylesheets=[css], font_config=fonts)
+
+    def pdf(self, html: str) -> bytes:
+        """A tagged PDF (pdf_tags: screen readers can follow the tables)."""
+        return self.layout(html).write_pdf(pdf_tags=True, uncompressed_pdf=False)
 
     def render(self, view: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
         """The files of one report: {'employees/E001.html': b'...', ...}."""
@@ -351,8 +356,16 @@ class Renderer:
             with time_limit(self.timeout):
                 if "html" in formats or view["kind"] == "index":
                     files[view["file"] + ".html"] = self.html(view).encode("utf-8")
-                if "pdf" in formats and view["kind"] != "index":
-                    files[view["file"] + ".pdf"] = self.pdf(self.html(view, for_pdf=True))
+                archive = view.get("archive")
+                if ("pdf" in formats or archive) and view["kind"] != "index":
+                    # Laid out once, written as the tagged PDF and, with --archive, as PDF/A-3b.
+                    document = self.layout(self.html(view, for_pdf=True))
+                    if "pdf" in formats:
+                        files[view["file"] + ".pdf"] = document.write_pdf(pdf_tags=True)
+                    if archive:
+                        from kpireport.archive import write_archive
+
+                        files[archive["file"]] = write_archive(document, archive)
         except Exception as exc:
             where = _location(exc, self.dirs)
             raise TemplateError(f"{view['file']}: {where + ': ' if where else ''}"

@@ -336,6 +336,10 @@ class _Validator:
         if amber > green:  # type: ignore[operator]
             self.log.error("bad-setting", table.name, seen.get("rag_amber", ""),
                            "Settings: rag_amber must not be above rag_green")
+        if values.get("pdf_protection", "none") == "none":
+            self.log.info("pdf-protection-off", table.name, seen.get("pdf_protection", ""),
+                          "Settings: pdf_protection is none, so e-mailed PDFs are not "
+                          "encrypted (set employee or all to protect them)")
         return Settings(**values)  # type: ignore[arg-type]
 
     def _setting_value(self, read: CellReader, kind: str, choices: tuple[str, ...],
@@ -433,9 +437,29 @@ class _Validator:
                 target_bonus_pct=read.fraction(table.value(r, "target_bonus_pct"),
                                                table.cell(r, "target_bonus_pct"),
                                                what="target_bonus_pct"),
-                start_date=start, end_date=end)
+                start_date=start, end_date=end, pdf_password=self._pdf_password(table, r))
         self._resolve_managers(table, people, manager_cells)
         return {p.employee_id: p for p in people.values()}
+
+    def _pdf_password(self, table: Table, r: int) -> str | None:
+        """The People pdf_password of row r; problems name the cell, never the value."""
+        from kpireport.protect import password_problem
+
+        raw = table.value(r, "pdf_password")
+        if is_blank(raw) or (r, table.columns.get("pdf_password")) in self._bad_cells(table):
+            return None
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+            problem = "must be text"
+        else:
+            text = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
+            problem = password_problem(text)
+            if problem is None:
+                return text
+        cell = table.cell(r, "pdf_password")
+        self.log.error("bad-pdf-password", table.name, cell,
+                       f"{table.name}!{cell}: the pdf_password {problem} (the value is not "
+                       "shown)")
+        return None
 
     def _resolve_managers(self, table: Table, people: dict[str, Person],
                           manager_cells: dict[str, tuple[str, str]]) -> None:
