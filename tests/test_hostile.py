@@ -390,7 +390,9 @@ def test_killed_build_leaves_no_worker_and_the_next_build_cleans_up(acme, tmp_pa
     assert [p for p in out.iterdir() if "staging" in p.name]  # what the kill left
     again = cli("build", str(acme), "--out", str(out), "--format", "html")
     assert again.returncode == 0, again.stderr
-    assert sorted(p.name for p in out.iterdir()) == [f".{run.name}.lock", run.name]
+    # what remains beside the run folder: its lock and the PDF password store (acme: employee)
+    assert sorted(p.name for p in out.iterdir()) == [f".{run.name}.lock",
+                                                     ".kpireport-passwords.json", run.name]
 
 
 # ---------------------------------------------------------------------------- 4. templates
@@ -476,10 +478,23 @@ SENDER = "hr@acme.example"
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 
 
+def _protection_off(path: Path) -> None:
+    """Settings pdf_protection none: these tests count plain messages, one per report
+    (protected copies, one per recipient, are tests/test_protect.py's)."""
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(path)
+    for row in workbook["Settings"].iter_rows(min_row=2):
+        if row[0].value == "pdf_protection":
+            row[1].value = "none"
+    workbook.save(path)
+
+
 @pytest.fixture(scope="module")
 def acme_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("acme-run")
     shutil.copy(SAMPLES / "acme.xlsx", root / "acme.xlsx")
+    _protection_off(root / "acme.xlsx")
     result = api.build(root / "acme.xlsx", out=root / "reports", formats=("pdf",), workers=2)
     assert result.ok
     return result.run_dir
