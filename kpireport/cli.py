@@ -119,7 +119,10 @@ def prepare(book: Path, year: int | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list info notes.")
-def check(book: Path, fmt: str, show_all: bool) -> None:
+@click.option("--annotate", metavar="[OUT.xlsx]", is_flag=False, flag_value="",
+              default=None, help="Also write a copy of BOOK (default BOOK.checked.xlsx) with "
+              "every issue marked on its cell and an Issues sheet.")
+def check(book: Path, fmt: str, show_all: bool, annotate: str | None) -> None:
     """Validate BOOK and list every problem with its sheet and cell.
 
     Exit 0 when there are no errors (warnings allowed), 1 otherwise.
@@ -128,6 +131,7 @@ def check(book: Path, fmt: str, show_all: bool) -> None:
     Example:
       kpireport check kpis.xlsx
       kpireport check kpis.xlsx --format json > issues.json
+      kpireport check kpis.xlsx --annotate          # writes kpis.checked.xlsx
     """
     from kpireport import api
     from kpireport.errors import UnreadableWorkbook
@@ -142,6 +146,11 @@ def check(book: Path, fmt: str, show_all: bool) -> None:
             sys.exit(1)
         raise
     errors = sum(i.severity == "error" for i in issues)
+    annotated = None
+    if annotate is not None:
+        from kpireport.annotate import annotate_workbook
+
+        annotated = annotate_workbook(book, issues, Path(annotate) if annotate else None)
     if fmt == "json":
         click.echo(json.dumps({"valid": errors == 0, "issues": [i.as_dict() for i in issues]},
                               ensure_ascii=False, indent=2))
@@ -149,6 +158,14 @@ def check(book: Path, fmt: str, show_all: bool) -> None:
         from kpireport.console import print_issues
 
         print_issues(book, issues, show_all=show_all)
+    if annotated is not None:
+        click.echo(f"Annotated copy: {annotated.out} ({annotated.marked} cell(s) marked, "
+                   f"{annotated.listed} issue(s) listed"
+                   + (f", {annotated.cleared} old mark(s) cleared" if annotated.cleared else "")
+                   + ")", err=fmt == "json")
+        if annotated.not_kept:
+            click.echo("Warning: not kept in the copy (openpyxl cannot write them back): "
+                       + ", ".join(annotated.not_kept), err=True)
     sys.exit(1 if errors else 0)
 
 
