@@ -374,6 +374,53 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, workers: int |
         _do_send(result.run_dir, book, False, None, False, smtp, templates)
 
 
+@main.command("import", context_settings=CONTEXT)
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--book", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The workbook whose Actuals sheet receives the values.")
+@click.option("--map", "mapping", type=click.Path(dir_okay=False, path_type=Path),
+              help="Mapping file (TOML); without it SOURCE must be owner,kpi_id,period,actual.")
+@click.option("--dry-run", is_flag=True, help="Show the changes (old → new); write nothing.")
+@click.option("--skip-bad-rows", is_flag=True,
+              help="Import the good records even when some cannot be mapped.")
+def import_(source: Path, book: Path, mapping: Path | None, dry_run: bool,
+            skip_bad_rows: bool) -> None:
+    """Write monthly actuals from a CRM or ad-platform export (CSV or .xlsx) into BOOK.
+
+    A backup BOOK.bak.xlsx is written first; only the mapped Actuals cells change.
+
+    \b
+    Example:
+      kpireport import deals.csv --book kpis.xlsx --map hubspot-deals.toml --dry-run
+      kpireport import actuals-long.csv --book kpis.xlsx
+    """
+    from kpireport.console import print_import_plan
+    from kpireport.importer import apply_import, plan_import
+
+    plan = plan_import(source, book, mapping)
+    shown = 20
+    for record in plan.bad[:shown]:
+        click.echo(f"{'Warning' if skip_bad_rows else 'Error'}: {source.name} line "
+                   f"{record.line}: {record.reason}", err=True)
+    if len(plan.bad) > shown:
+        click.echo(f"… and {len(plan.bad) - shown} more bad record(s)", err=True)
+    if plan.bad and not skip_bad_rows:
+        click.echo(f"Error: {len(plan.bad)} record(s) cannot be imported; nothing was written "
+                   "(fix them, or use --skip-bad-rows to import the others).", err=True)
+        sys.exit(1)
+    for (owner, kpi), count in sorted(plan.unscored.items()):
+        click.echo(f"Warning: {owner} has no scorecard line for {kpi} (nor a department or "
+                   f"company line it rolls up into): {count} record(s) left out", err=True)
+    print_import_plan(plan, dry_run=dry_run)
+    if dry_run or not plan.changes:
+        return
+    backup, not_kept = apply_import(plan)
+    if not_kept:
+        click.echo("Warning: not kept in the workbook (openpyxl cannot write them back; the "
+                   f"backup has them): {', '.join(not_kept)}", err=True)
+    click.echo(f"Wrote {len(plan.changes)} value(s) into {book} (backup: {backup})")
+
+
 @main.command(context_settings=CONTEXT)
 def doctor() -> None:
     """Report what kpireport finds on this machine, what is missing and what it costs.

@@ -161,8 +161,8 @@ def test_annotate_refuses_to_overwrite_the_book_and_bad_names(broken_book):
     for target, message in ((broken_book, "cannot replace the workbook"),
                             (broken_book.with_name("x.csv"), "must be an .xlsx file"),
                             (broken_book.parent / "missing" / "x.xlsx", "does not exist")):
-        result = subprocess.run([sys.executable, "-m", "kpireport", "check", str(broken_book), "--annotate",
-                                 str(target)], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-m", "kpireport", "check", str(broken_book),
+                                 "--annotate", str(target)], capture_output=True, text=True)
         assert result.returncode == 1, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
     assert sha(broken_book) == before

@@ -1,0 +1,370 @@
+"""`kpireport import`: actuals from CRM and ad-platform exports, run as a user runs it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from kpireport import api
+from kpireport.cli import main
+from kpireport.importer import SHIPPED, load_mapping, plan_import, shipped_mappings
+from kpireport.model import month_of
+from tests.conftest import soffice
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def invoke(*args):
+    return CliRunner(env={"COLUMNS": "200"}).invoke(main, [str(a) for a in args],
+                                                    catch_exceptions=False)
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "kpireport", *map(str, args)],
+                          capture_output=True, text=True, env={"COLUMNS": "200",
+                                                               **_env()})
+
+
+def _env():
+    import os
+
+    return dict(os.environ)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cells(path: Path) -> dict[tuple[str, str], object]:
+    book = openpyxl.load_workbook(path)
+    return {(ws.title, c.coordinate): c.value for ws in book.worksheets
+            for row in ws.iter_rows() for c in row if c.value is not None}
+
+
+@pytest.fixture
+def acme(tmp_path):
+    path = tmp_path / "acme.xlsx"
+    assert invoke("init", path, "--sample", "acme").exit_code == 0
+    return path
+
+
+HUBSPOT = (
+    '\ufeff"Record ID","Deal Name","Deal Stage","Amount","Close Date","Deal owner","Pipeline",'
+    '"Create Date"\n'
+    '9001,"Globex renewal","Closed won","12,500.00","2026-04-15 10:32",'
+    '"priya.nair@acme.example","Sales Pipeline","2026-02-01 09:00"\n'
+    '9002,"Initech upsell","Closed won","8,000.00","2026-04-20 09:00",'
+    '"Priya.Nair@ACME.example","Sales Pipeline","2026-03-01 09:00"\n'
+    '9003,"Umbrella new","Closed lost","30,000.00","2026-04-21 09:00",'
+    '"tom.becker@acme.example","Sales Pipeline","2026-03-05 09:00"\n'
+    '9004,"Hooli expansion","Closed won","4,250.50","2026-03-31 23:59",'
+    '"lucia.ortiz@acme.example","Sales Pipeline","2026-01-10 09:00"\n'
+    '9005,"Stark partner deal","Closed won","1,000.00","2026-04-02 12:00",'
+    '"lucia.ortiz@acme.example","Partner Pipeline","2026-01-10 09:00"\n'
+    '9006,"Wayne ""big"" deal","Closed won","62,652.49","2026-03-12 08:00",'
+    '"sam.okafor@acme.example","Sales Pipeline","2026-01-10 09:00"\n')
+
+
+def test_hubspot_deals_dry_run_then_import(acme, tmp_path):
+    deals = tmp_path / "hubspot-deals-2026-04.csv"
+    deals.write_text(HUBSPOT, encoding="utf-8")  # HubSpot writes a BOM
+    before = sha(acme)
+    stamp = acme.stat().st_mtime_ns
+
+    dry = invoke("import", deals, "--book", acme, "--map", "hubspot-deals", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    table = [re.sub(r"\s+", " ", line.strip(" │")) for line in dry.output.splitlines()
+             if line.startswith("│")]
+    assert table == [
+        "E003 │ DEALS │ 2026-04 │ │ 2",
+        "E003 │ REV │ 2026-04 │ │ 20,500",
+        "E005 │ DEALS │ 2026-03 │ 11.6 │ 1",
+        "E005 │ REV │ 2026-03 │ 61,578.9 │ 4,250.5",
+        "E006 │ DEALS │ 2026-03 │ 9.1 │ 1"]  # E006's REV is already 61,578.9: no change
+    assert "Dry run: nothing written" in dry.output
+    assert "6 record(s) (utf-8-sig, separator ',', decimal '.'" in dry.output
+    assert "new month column(s) 2026-04" in dry.output
+    assert sha(acme) == before and acme.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".xlsx") == ["acme.xlsx"]
+
+    old = cells(acme)
+    done = invoke("import", deals, "--book", acme, "--map", "hubspot-deals")
+    assert done.exit_code == 0, done.output
+    backup = tmp_path / "acme.bak.xlsx"
+    assert f"Wrote 5 value(s) into {acme} (backup: {backup})" in done.output
+    assert sha(backup) == before
+    new = cells(acme)
+    changed = {k: (old.get(k), v) for k, v in new.items() if old.get(k) != v
+               and k[0] not in ("Sources",)}
+    assert changed == {  # only the mapped Actuals cells, and the new month's header
+        ("Actuals", "O1"): (None, "2026-04"),
+        ("Actuals", "O7"): (None, 20500), ("Actuals", "O8"): (None, 2),  # E003 REV, DEALS
+        ("Actuals", "N11"): (61578.9, 4250.5), ("Actuals", "N12"): (11.6, 1),  # E005
+        ("Actuals", "N14"): (9.1, 1)}  # E006 DEALS
+    assert not [k for k in old if k not in new]
+    book = openpyxl.load_workbook(acme)
+    assert book["Actuals"].tables["tblActuals"].ref == "A1:O40"
+    assert book["Actuals"]["O1"].font.b == book["Actuals"]["N1"].font.b
+    sources = list(book["Sources"].iter_rows(values_only=True))
+    assert sources[0] == ("file", "sha256", "imported_at", "records", "cells_changed",
+                          "mapping")
+    assert sources[1][:2] == (deals.name, sha(deals))
+    assert dt.datetime.fromisoformat(sources[1][2].replace("Z", "+00:00")).tzinfo is not None
+    assert sources[1][3:] == (6, 5, "hubspot-deals.toml")
+
+    scored, issues = api.check(acme)
+    assert scored is not None, [i for i in issues if i.severity == "error"]
+    assert scored.actuals[("E003", "REV")][month_of(2026, 4)] == 20500
+    assert scored.actuals[("E005", "DEALS")][month_of(2026, 3)] == 1
+
+    again = invoke("import", deals, "--book", acme, "--map", "hubspot-deals")
+    assert again.exit_code == 0 and "0 value(s) to change, 6 already as in the workbook" \
+        in again.output
+    assert not (tmp_path / "acme.bak-2.xlsx").exists()  # nothing to write, nothing written
+
+
+CAMPAIGNS = (
+    "Kampagne;Verantwortlich;Tag;Status;Kosten;Leads;Kunden-ID\n"
+    "Frühjahr Suche;Liam Brooks;03.03.2026;Aktiv;1.234,56 €;17;C-1001\n"
+    "Frühjahr Suche;Liam Brooks;15.03.2026;Aktiv;2.000,44 €;3;C-1002\n"
+    "Markenbekanntheit « Café »;Hannah  Lee;09.03.2026;Aktiv;500,00 €;40;C-1001\n"
+    "Alte Kampagne;hannah lee;10.03.2026;Entfernt;9.999,99 €;99;C-9999\n"
+    "Newsletter;Zoe Adams;31.03.2026;Aktiv;0,00 €;12;\n"
+    "Retargeting;Liam Brooks;20.03.2026;Aktiv;765,50 €;0;C-1001\n")
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["shipped-mapping", "detected"])
+def test_semicolon_cp1252_campaign_report_with_decimal_commas(acme, tmp_path, pinned):
+    report = tmp_path / "kampagnen-maerz.csv"
+    report.write_bytes(CAMPAIGNS.encode("cp1252"))
+    mapping = "ad-campaigns"
+    if not pinned:  # the same mapping without encoding, separator, decimal or date format
+        text = (SHIPPED / "ad-campaigns.toml").read_text()
+        text = "\n".join(line for line in text.splitlines()
+                         if not line.startswith(("date_format", "decimal", "encoding",
+                                                 "delimiter")))
+        mapping = tmp_path / "campaigns.toml"
+        mapping.write_text(text)
+    result = invoke("import", report, "--book", acme, "--map", mapping)
+    assert result.exit_code == 0, result.output
+    if not pinned:
+        assert "cp1252, separator ';'" in result.output and "decimal ','" in result.output
+        assert "dates %d.%m.%Y" in result.output
+    # Liam's leads feed no scorecard line of his: left out and said so.
+    assert "E010 has no scorecard line for LEADS" in result.output
+    book, _ = api.load(acme)
+    march = month_of(2026, 3)
+    assert book.actuals[("E010", "SPEND")][march] == pytest.approx(1234.56 + 2000.44 + 765.50)
+    assert book.actuals[("E010", "NEWCUST")][march] == 2  # C-1001 and C-1002
+    assert book.actuals[("E007", "SPEND")][march] == 500.0  # the removed campaign is skipped
+    assert book.actuals[("E007", "LEADS")][march] == 40
+    assert book.actuals[("E007", "NEWCUST")][march] == 1
+    assert book.actuals[("E015", "LEADS")][march] == 12
+
+
+def test_xlsx_export_with_date_cells(acme, tmp_path):
+    export = tmp_path / "cloudpro-tickets.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "Summary"
+    wb.active["A1"] = "Cloud Pro CRM export"
+    ws = wb.create_sheet("Tickets")
+    ws.append(["Ticket", "Agent ID", "Closed on", "First response (h)", "NPS answer"])
+    for row in [("T-1", "E012", dt.datetime(2026, 3, 2, 9, 30), 2.5, 60),
+                ("T-2", "e012", dt.datetime(2026, 3, 28, 16, 0), 5.5, 30),
+                ("T-3", "E012", dt.datetime(2026, 3, 15, 11, 0), 3.0, 10),
+                ("T-4", "E014", dt.date(2026, 3, 3), 4, None),
+                ("T-5", "E014", dt.datetime(2026, 2, 27, 8, 0), "6,5", 50)]:
+        ws.append(row)
+    wb.save(export)
+    result = invoke("import", export, "--book", acme, "--map", "cloudpro-tickets")
+    assert result.exit_code == 0, result.output
+    assert "sheet 'Tickets'" in result.output
+    book, _ = api.load(acme)
+    march, feb = month_of(2026, 3), month_of(2026, 2)
+    assert book.actuals[("E012", "FRT")][march] == pytest.approx((2.5 + 5.5 + 3.0) / 3)
+    assert book.actuals[("E012", "NPS")][march] == 30  # the latest answer of the month
+    assert book.actuals[("E014", "FRT")][march] == 4
+    assert book.actuals[("E014", "NPS")][march] == 35  # blank answer: the old value stays
+    assert book.actuals[("E014", "FRT")][feb] == 6.5
+
+
+def test_long_format_imports_without_a_mapping(tmp_path):
+    book = tmp_path / "onlinecrm.xlsx"
+    assert invoke("init", book, "--sample", "onlinecrm").exit_code == 0
+    source = tmp_path / "thang-11.csv"
+    source.write_text("owner;kpi_id;period;actual\n"
+                      "Lê Minh Đức;DOANHTHU;2026-11;2.650.000.000\n"
+                      "nv04@onlinecrm.example;DOANHTHU;2026-11;2.480.500.000\n"
+                      "NV02;HOPDONG;2026-11;38\n"
+                      "Kinh doanh;HOPDONG;2026-11;75\n", encoding="utf-8-sig")
+    result = invoke("import", source, "--book", book)
+    assert result.exit_code == 0, result.output
+    model, _ = api.load(book)
+    nov = month_of(2026, 11)
+    assert model.actuals[("NV03", "DOANHTHU")][nov] == 2_650_000_000
+    assert model.actuals[("NV04", "DOANHTHU")][nov] == 2_480_500_000
+    assert model.actuals[("NV02", "HOPDONG")][nov] == 38
+    assert model.actuals[("Kinh doanh", "HOPDONG")][nov] == 75  # a department's own row
+
+
+def test_long_actuals_sheet_gets_rows_in_its_own_layout(make_workbook, tmp_path):
+    book = make_workbook(Actuals=[["owner", "kpi_id", "period", "actual"],
+                                  ["E1", "REV", "2026-01", 90], ["E1", "CAC", "2026-01", 40],
+                                  ["E2", "REV", "2026-01", 100]])
+    source = tmp_path / "feb.csv"
+    source.write_text("owner,kpi_id,period,actual\nE1,REV,2026-01,91\nE1,REV,2026-02,130\n"
+                      "E2,REV,2026-02,95\n")
+    result = invoke("import", source, "--book", book)
+    assert result.exit_code == 0, result.output
+    rows = list(openpyxl.load_workbook(book)["Actuals"].iter_rows(values_only=True))
+    assert rows == [("owner", "kpi_id", "period", "actual"), ("E1", "REV", "2026-01", 91),
+                    ("E1", "CAC", "2026-01", 40), ("E2", "REV", "2026-01", 100),
+                    ("E1", "REV", "2026-02", 130), ("E2", "REV", "2026-02", 95)]
+
+
+BAD_DEALS = (
+    "Deal Name,Deal Stage,Amount,Close Date,Deal owner,Pipeline\n"
+    'Good one,Closed won,100,2026-03-01,priya.nair@acme.example,Sales Pipeline\n'
+    '"Two-line\nname",Closed won,200,2026-03-02,nobody@acme.example,Sales Pipeline\n'
+    'Bad date,Closed won,300,2026-02-30,priya.nair@acme.example,Sales Pipeline\n'
+    'Not a number,Closed won,n/a,2026-03-04,priya.nair@acme.example,Sales Pipeline\n'
+    'Lost ones do not matter,Closed lost,zzz,never,nobody@acme.example,Sales Pipeline\n'
+    'No owner,Closed won,50,2026-03-05,,Sales Pipeline\n')
+
+
+def test_bad_records_are_reported_with_their_line_and_nothing_is_written(acme, tmp_path):
+    deals = tmp_path / "deals.csv"
+    deals.write_text(BAD_DEALS)
+    before = sha(acme)
+    result = run("import", deals, "--book", acme, "--map", "hubspot-deals")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "Error: deals.csv line 3: unknown owner 'nobody@acme.example' (Deal owner)",
+        "Error: deals.csv line 5: Close Date '2026-02-30' is not a date",
+        "Error: deals.csv line 6: Amount 'n/a' is not a number",
+        "Error: deals.csv line 8: no owner (Deal owner is blank)",
+        "Error: 4 record(s) cannot be imported; nothing was written (fix them, or use "
+        "--skip-bad-rows to import the others)."]
+    assert sha(acme) == before and not (tmp_path / "acme.bak.xlsx").exists()
+
+    skipped = run("import", deals, "--book", acme, "--map", "hubspot-deals", "--skip-bad-rows")
+    assert skipped.returncode == 0, skipped.stderr
+    assert "Warning: deals.csv line 3: unknown owner" in skipped.stderr
+    model, _ = api.load(acme)
+    assert model.actuals[("E003", "REV")][month_of(2026, 3)] == 100
+    assert model.actuals[("E003", "DEALS")][month_of(2026, 3)] == 1
+
+
+def _mapping(tmp_path, text: str) -> Path:
+    path = tmp_path / "map.toml"
+    path.write_text(text)
+    return path
+
+
+GOOD_MAP = ('[source]\nowner = "Deal owner"\ndate = "Close Date"\n'
+            '[[measure]]\nkpi = "REV"\ncolumn = "Amount"\ncombine = "sum"\n')
+
+
+@pytest.mark.parametrize("case, message", [
+    ("pdf", "a PDF document, not a CSV or .xlsx export"),
+    ("xls", "a legacy Excel 97-2003 (.xls) file"),
+    ("empty", "the file is empty"),
+    ("missing-file", "no such file"),
+    ("missing-column", "map.toml: REV measure column 'Revenue' is not in deals.csv (columns: "),
+    ("unknown-kpi", "map.toml: KPI 'TURNOVER' is not in the KPIs sheet"),
+    ("formula-kpi", "map.toml: KPI CAC is a formula KPI (SPEND / NEWCUST); map its parts"),
+    ("bad-toml", "map.toml: not valid TOML"),
+    ("bad-combine", "combine = 'median'; use one of sum, count, distinct, average, last"),
+    ("no-mapping", "no --map given, and the file is not in the long format"),
+    ("open-in-libreoffice", "acme.xlsx is open in LibreOffice (found .~lock.acme.xlsx#)"),
+    ("open-in-excel", "acme.xlsx is open in Excel (found ~$acme.xlsx)"),
+    ("invalid-book", "error(s) in the workbook; first: Scorecards!C2"),
+    ("book-not-xlsx", "acme.xlsx"),
+])
+def test_bad_input_is_one_line_and_the_workbook_untouched(acme, tmp_path, case, message):
+    deals = tmp_path / "deals.csv"
+    deals.write_text(HUBSPOT.lstrip("\ufeff"))
+    mapping: Path | str = "hubspot-deals"
+    if case == "pdf":
+        deals.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n")
+    elif case == "xls":
+        deals.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
+    elif case == "empty":
+        deals.write_text("")
+    elif case == "missing-file":
+        deals.unlink()
+    elif case == "missing-column":
+        mapping = _mapping(tmp_path, GOOD_MAP.replace('"Amount"', '"Revenue"'))
+    elif case == "unknown-kpi":
+        mapping = _mapping(tmp_path, GOOD_MAP.replace('"REV"', '"TURNOVER"'))
+    elif case == "formula-kpi":
+        mapping = _mapping(tmp_path, GOOD_MAP.replace('"REV"', '"CAC"'))
+    elif case == "bad-toml":
+        mapping = _mapping(tmp_path, GOOD_MAP.replace("[[measure]]", "[[measure]"))
+    elif case == "bad-combine":
+        mapping = _mapping(tmp_path, GOOD_MAP.replace('"sum"', '"median"'))
+    elif case == "no-mapping":
+        mapping = ""
+    elif case == "open-in-libreoffice":
+        (tmp_path / ".~lock.acme.xlsx#").write_text("LockedBy,host,user,02.12.2026 19:00,")
+    elif case == "open-in-excel":
+        (tmp_path / "~$acme.xlsx").write_bytes(b"\x05Priya")
+    elif case == "invalid-book":
+        wb = openpyxl.load_workbook(acme)
+        wb["Scorecards"]["C2"] = 40
+        wb.save(acme)
+    elif case == "book-not-xlsx":
+        acme.write_text("owner,kpi_id\n")
+    before = sha(acme)
+    args = ["import", deals, "--book", acme] + (["--map", mapping] if mapping else [])
+    result = run(*args)
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, lines
+    assert sha(acme) == before
+    assert not (tmp_path / "acme.bak.xlsx").exists()
+
+
+def test_imported_workbook_opens_in_libreoffice(acme, tmp_path):
+    deals = tmp_path / "deals.csv"
+    deals.write_text(HUBSPOT, encoding="utf-8")
+    assert invoke("import", deals, "--book", acme, "--map", "hubspot-deals").exit_code == 0
+    run_lo = subprocess.run([*soffice(tmp_path), "--convert-to", "xlsx", "--outdir",
+                             str(tmp_path / "lo"), str(acme)], capture_output=True, text=True,
+                            timeout=180)
+    assert run_lo.returncode == 0, run_lo.stderr
+    resaved = openpyxl.load_workbook(tmp_path / "lo" / "acme.xlsx")
+    assert resaved["Actuals"]["O7"].value == 20500
+    assert resaved["Sources"]["A2"].value == "deals.csv"
+
+
+def test_shipped_mappings_load_and_are_in_the_readme():
+    readme = README.read_text()
+    assert shipped_mappings() == ["ad-campaigns", "cloudpro-tickets", "hubspot-deals"]
+    for name in shipped_mappings():
+        load_mapping(Path(name))
+    for name in ("hubspot-deals", "ad-campaigns"):  # the two worked examples, word for word
+        assert (SHIPPED / f"{name}.toml").read_text().strip() in readme, name
+
+
+def test_plan_reads_without_writing(acme, tmp_path):
+    deals = tmp_path / "deals.csv"
+    deals.write_text(HUBSPOT, encoding="utf-8")
+    plan = plan_import(deals, acme, Path("hubspot-deals"))
+    assert [(c.owner, c.kpi, c.period, c.old, c.new) for c in plan.changes][:2] == [
+        ("E003", "DEALS", "2026-04", None, 2.0), ("E003", "REV", "2026-04", None, 20500.0)]
+    assert plan.new_months == [month_of(2026, 4)] and plan.bad == []
+
+
+def test_import_help_ends_with_an_example():
+    result = invoke("import", "--help")
+    assert result.exit_code == 0 and "Example:" in result.output
+    assert "kpireport import deals.csv --book kpis.xlsx" in result.output
