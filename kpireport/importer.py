@@ -20,6 +20,7 @@ import pandas as pd
 from kpireport.errors import KpireportError
 from kpireport.model import Book, Month, month_label
 from kpireport.sources import (
+    Selection,
     Source,
     detect_decimal,
     months_of,
@@ -248,20 +249,59 @@ def plan_import(source_path: Path, book_path: Path, mapping_path: Path | None = 
     refuse_if_open(Path(book_path))
     book, raw = _load_book(Path(book_path))
     mapping = load_mapping(mapping_path) if mapping_path else None
-    source = read_source(Path(source_path), encoding=mapping and mapping.encoding,
-                         delimiter=mapping and mapping.delimiter, sheet=mapping and mapping.sheet)
-    if mapping is None:
-        missing = [c for c in LONG_COLUMNS if c not in {normalise(h) for h in source.frame}]
-        if missing:
-            raise MappingError(f"{source.path.name}: no --map given, and the file is not in the "
-                               f"long format (owner, kpi_id, period, actual; missing: "
-                               f"{', '.join(missing)}); write a mapping file (see the README)")
-        mapping = long_mapping()
+    source_path = Path(source_path)
+    chosen = {"mapping": mapping}
+
+    def select(head: pd.DataFrame, delimiter: str) -> Selection:
+        if chosen["mapping"] is None:
+            chosen["mapping"] = _long_or_refuse(source_path.name, head.columns)
+        return _selection(chosen["mapping"], head, delimiter, source_path.name)
+
+    source = read_source(source_path, encoding=mapping and mapping.encoding,
+                         delimiter=mapping and mapping.delimiter, sheet=mapping and mapping.sheet,
+                         select=select)
+    mapping = chosen["mapping"] or _long_or_refuse(source_path.name, source.frame.columns)
     values, bad, used, details, unscored = _map_records(source, mapping, book)
     actuals = next(s for s in raw.sheets if normalise(s.name) == "actuals")
     changes, new_rows, new_months = ActualsSheet(actuals.rows).diff(values)
     return ImportPlan(source, Path(book_path), mapping, values, changes, bad, used, new_rows,
                       new_months, [source.where(), *details], unscored)
+
+
+def _long_or_refuse(name: str, columns) -> Mapping:
+    missing = [c for c in LONG_COLUMNS if c not in {normalise(h) for h in columns}]
+    if missing:
+        raise MappingError(f"{name}: no --map given, and the file is not in the long format "
+                           f"(owner, kpi_id, period, actual; missing: {', '.join(missing)}); "
+                           "write a mapping file (see the README)")
+    return long_mapping()
+
+
+def _selection(mapping: Mapping, head: pd.DataFrame, delimiter: str, file: str) -> Selection:
+    """The columns a mapping uses (each checked), and which hold numbers to sum or average."""
+    text_roles = [(mapping.owner, "owner"), (mapping.date, "date")]
+    text_roles += [(column, "filter") for column, _, _ in mapping.where]
+    if mapping.kpi_column:
+        text_roles.append((mapping.kpi_column, "KPI"))
+    number_roles = []
+    for measure in mapping.measures:
+        text_roles += [(column, "filter") for column, _, _ in measure.where]
+        if measure.column and measure.combine == "distinct":
+            text_roles.append((measure.column, f"{measure.kpi} measure"))
+        elif measure.column:
+            number_roles.append((measure.column, f"{measure.kpi or 'value'} measure"))
+
+    def resolve(name: str, role: str) -> str:
+        found = next((c for c in head.columns if normalise(c) == normalise(name)), None)
+        if found is None:
+            raise MappingError(f"{mapping.name}: {role} column {name!r} is not in {file} "
+                               f"(columns: {', '.join(map(str, head.columns))})")
+        return found
+
+    text = [resolve(n, r) for n, r in text_roles]
+    numbers = [c for c in dict.fromkeys(resolve(n, r) for n, r in number_roles) if c not in text]
+    decimal = mapping.decimal or detect_decimal([head[c] for c in numbers], delimiter)
+    return Selection(list(dict.fromkeys(text + numbers)), numbers, decimal)
 
 
 def refuse_if_open(path: Path) -> None:
@@ -349,11 +389,40 @@ def _scored_keys(book: Book) -> set[tuple[str, str]]:
     return keys
 
 
-def _norm_series(series: pd.Series) -> pd.Series:
-    """Text for matching: whitespace collapsed, case-folded ("" for a blank cell)."""
-    if not series.attrs.get("all_text"):
-        return series.map(lambda v: "" if v is None or v != v else _text(v))
-    return series.str.split().str.join(" ").str.casefold()
+@dataclass(frozen=True)
+class _Coded:
+    """A column as codes into its distinct values: text work is done once per value.
+
+    An export of 100,000 deals has a few dozen owners, stages and pipelines; matching,
+    filtering and counting distinct values on the codes keeps the import at pandas speed.
+    """
+
+    codes: np.ndarray  # per record, into ``raw`` / ``norm``; blanks point at the last entry
+    raw: np.ndarray  # the distinct cell values (None last, for blanks)
+    norm: np.ndarray  # their text for matching: spacing collapsed, case-folded ("" if blank)
+
+    @classmethod
+    def of(cls, series: pd.Series) -> _Coded:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        raw = np.empty(len(uniques) + 1, dtype=object)
+        raw[:-1] = np.asarray(uniques, dtype=object)
+        codes = np.where(codes < 0, len(uniques), codes)
+        norm = np.array([_text(v) if v is not None and v == v else "" for v in raw],
+                        dtype=object)
+        return cls(codes, raw, norm)
+
+    def per_record(self, per_value: list | np.ndarray, dtype=object) -> np.ndarray:
+        return np.asarray(per_value, dtype=dtype)[self.codes]
+
+    def isin(self, wanted: tuple[str, ...]) -> np.ndarray:
+        return self.per_record([v in wanted for v in self.norm], bool)
+
+    def blank(self) -> np.ndarray:
+        return self.per_record([v == "" for v in self.norm], bool)
+
+    def text(self, index: int) -> str:
+        value = self.raw[self.codes[index]]
+        return "" if value is None or value != value else str(value).strip()
 
 
 def _map_records(source: Source, mapping: Mapping, book: Book
@@ -368,132 +437,147 @@ def _map_records(source: Source, mapping: Mapping, book: Book
             if kpi.formula:
                 raise MappingError(f"{mapping.name}: KPI {kpi.kpi_id} is a formula KPI "
                                    f"({kpi.formula}); map its parts instead")
-    frame_len = source.records
-    owner_text = _norm_series(_column(source, mapping.owner, "owner", mapping))
+    count = source.records
+    owner = _Coded.of(_column(source, mapping.owner, "owner", mapping))
     dates_raw = _column(source, mapping.date, "date", mapping)
-    base = np.ones(frame_len, dtype=bool)
+    base = np.ones(count, dtype=bool)
     for column, wanted, negate in mapping.where:
-        hit = _norm_series(_column(source, column, "filter", mapping)).isin(wanted).to_numpy()
+        hit = _Coded.of(_column(source, column, "filter", mapping)).isin(wanted)
         base &= ~hit if negate else hit
-    measure_masks = []
+    masks = []
     for measure in mapping.measures:
         mask = base.copy()
         for column, wanted, negate in measure.where:
-            hit = _norm_series(_column(source, column, "filter", mapping)).isin(wanted).to_numpy()
+            hit = _Coded.of(_column(source, column, "filter", mapping)).isin(wanted)
             mask &= ~hit if negate else hit
-        measure_masks.append(mask)
+        masks.append(mask)
+    needed = np.logical_or.reduce(masks)
     number_columns = {m.column: _column(source, m.column, f"{m.kpi or 'value'} measure", mapping)
-                      for m in mapping.measures if m.column and m.combine not in ("count",
-                                                                                  "distinct")}
-    decimal = mapping.decimal or detect_decimal(list(number_columns.values()), source.delimiter)
+                      for m in mapping.measures
+                      if m.column and m.combine not in ("count", "distinct")}
+    decimal = mapping.decimal or source.decimal or detect_decimal(
+        list(number_columns.values()), source.delimiter)
     day_first = mapping.day_first if mapping.day_first is not None else decimal == ","
     stamps, date_blank, date_format = parse_dates(dates_raw, mapping.date_format, day_first)
     months = months_of(stamps)
     details = [f"decimal {decimal!r}", f"dates {date_format or 'cells'}"]
 
+    # Owners: each distinct owner text is looked up once; records get an owner index.
     lookup = _owner_lookup(book, mapping.owner_match)
-    owners = owner_text.map(lookup).to_numpy(dtype=object)
-    known_owner = np.array([isinstance(o, str) for o in owners], dtype=bool)
-    needed = np.zeros(frame_len, dtype=bool)
-    for mask in measure_masks:
-        needed |= mask
-    reasons = np.full(frame_len, None, dtype=object)
-    raw_owner = _column(source, mapping.owner, "owner", mapping).to_numpy(dtype=object)
-    raw_dates = dates_raw.to_numpy(dtype=object)
-    for index in np.flatnonzero(needed & ~known_owner):
-        text = str(raw_owner[index] if raw_owner[index] is not None else "").strip()
+    found = [lookup.get(v) if v else None for v in owner.norm]
+    names = sorted({o for o in found if isinstance(o, str)})
+    index_of = {name: i for i, name in enumerate(names)}
+    owner_ids = owner.per_record([index_of.get(o, -1) if isinstance(o, str) else -1
+                                  for o in found], np.int64)
+    reasons = np.full(count, None, dtype=object)
+    for index in np.flatnonzero(needed & (owner_ids < 0)):
+        text = owner.text(index)
         word = "ambiguous" if text and _text(text) in lookup else "unknown"
         reasons[index] = (f"{word} owner {text!r} ({mapping.owner})" if text
                           else f"no owner ({mapping.owner} is blank)")
     for index in np.flatnonzero(needed & (months < 0) & (reasons == None)):  # noqa: E711
-        text = raw_dates[index]
-        reasons[index] = (f"no date ({mapping.date} is blank)" if date_blank[index]
-                          else f"{mapping.date} {str(text).strip()!r} is not a date")
-    kpi_of_row = None
+        reasons[index] = (f"no date ({mapping.date} is blank)" if date_blank[index] else
+                          f"{mapping.date} {str(dates_raw.iloc[index]).strip()!r} is not a date")
+    kpi_names = sorted(k.kpi_id for k in book.kpis)
     if mapping.kpi_column is not None:
-        kpi_text = _norm_series(_column(source, mapping.kpi_column, "KPI", mapping))
-        kpi_of_row = kpi_text.map({k: v.kpi_id for k, v in kpis.items()}).to_numpy(dtype=object)
-        raw_kpis = _column(source, mapping.kpi_column, "KPI", mapping).to_numpy(dtype=object)
+        kpi_col = _Coded.of(_column(source, mapping.kpi_column, "KPI", mapping))
+        kpi_ids = kpi_col.per_record([kpi_names.index(kpis[v].kpi_id) if v in kpis else -1
+                                      for v in kpi_col.norm], np.int64)
         for index in np.flatnonzero(needed & (reasons == None)):  # noqa: E711
-            kid = kpi_of_row[index]
-            if not isinstance(kid, str):
-                reasons[index] = f"unknown KPI {str(raw_kpis[index]).strip()!r}"
-            elif kpis[kid.casefold()].formula:
-                reasons[index] = f"{kid} is a formula KPI (computed from its parts)"
+            if kpi_ids[index] < 0:
+                reasons[index] = f"unknown KPI {kpi_col.text(index)!r}"
+            elif kpis[kpi_names[kpi_ids[index]].casefold()].formula:
+                reasons[index] = (f"{kpi_names[kpi_ids[index]]} is a formula KPI (computed "
+                                  "from its parts)")
+    else:
+        kpi_ids = None
 
-    scored = _scored_keys(book)
-    series_values = {}
+    numbers_of = {}
     for column, series in number_columns.items():
         numbers, blank = parse_numbers(series, decimal)
-        series_values[column] = (numbers, blank)
-        raw = series.to_numpy(dtype=object)
-        users = np.zeros(frame_len, dtype=bool)
-        for measure, mask in zip(mapping.measures, measure_masks):
-            if measure.column == column:
-                users |= mask
+        numbers_of[column] = (numbers, blank)
+        users = np.logical_or.reduce([mask for measure, mask in zip(mapping.measures, masks)
+                                      if measure.column == column])
         for index in np.flatnonzero(users & np.isnan(numbers) & ~blank
                                     & (reasons == None)):  # noqa: E711
-            reasons[index] = f"{column} {str(raw[index]).strip()!r} is not a number"
+            reasons[index] = f"{column} {str(series.iloc[index]).strip()!r} is not a number"
 
     good = reasons == None  # noqa: E711
-    # Values for an owner and KPI with no scorecard line would make the workbook invalid;
-    # they are left out and reported (the records are fine: the workbook decides).
-    unscored: dict[tuple[str, str], int] = {}
-    for number, (measure, mask) in enumerate(zip(mapping.measures, measure_masks)):
-        check = mask & good
-        if kpi_of_row is None:  # one KPI: a vectorised membership test
-            kid = kpis[measure.kpi.casefold()].kpi_id
-            allowed = {o for o, k in scored if k == kid}
-            check &= ~pd.Series(owners).isin(allowed).to_numpy()
-        for index in np.flatnonzero(check):
-            key = (owners[index], kpi_of_row[index] if kpi_of_row is not None else kid)
-            if key not in scored:
-                unscored[key] = unscored.get(key, 0) + 1
-                measure_masks[number][index] = False
+    unscored = _leave_out_unscored(book, mapping, kpis, masks, good, owner_ids, names,
+                                   kpi_ids, kpi_names)
     values: dict[tuple[str, str, Month], float] = {}
-    used = np.zeros(frame_len, dtype=bool)
-    order = np.lexsort((np.arange(frame_len), stamps.astype("int64")))  # by date, then line
-    for measure, mask in zip(mapping.measures, measure_masks):
+    used = np.zeros(count, dtype=bool)
+    order = np.lexsort((np.arange(count), stamps.astype("int64")))  # by date, then line
+    for measure, mask in zip(mapping.measures, masks):
         rows = mask & good
-        frame = pd.DataFrame({"owner": owners, "month": months})
-        if kpi_of_row is not None:
-            frame["kpi"] = kpi_of_row
+        columns = {"owner": owner_ids, "month": months}
+        if kpi_ids is not None:
+            columns["kpi"] = kpi_ids
         if measure.combine == "distinct":
-            frame["value"] = _norm_series(_column(source, measure.column, "measure", mapping))
-            rows &= (frame["value"] != "").to_numpy()
+            coded = _Coded.of(_column(source, measure.column, "measure", mapping))
+            same, _ = pd.factorize(coded.norm)  # "C-1" and " c-1" are one customer
+            columns["value"] = same[coded.codes]
+            rows &= ~coded.blank()
         elif measure.column:
-            numbers, blank = series_values[measure.column]
-            frame["value"] = numbers
+            numbers, blank = numbers_of[measure.column]
+            columns["value"] = numbers
             rows &= ~blank
         else:
-            frame["value"] = 1.0
+            columns["value"] = np.ones(count)
         used |= rows
-        picked = frame.iloc[order][rows[order]]
-        keys = ["owner", "kpi", "month"] if kpi_of_row is not None else ["owner", "month"]
-        if measure.combine == "single":
-            again = picked.duplicated(keys, keep="first").to_numpy()
-            for position in np.flatnonzero(again):
-                index = picked.index[position]
-                reasons[index] = (f"a second value for {owners[index]} / {kpi_of_row[index]} "
-                                  f"/ {month_label(int(months[index]))}")
-            picked = picked[~again]
-            combined = picked.groupby(keys, sort=True)["value"].last()
+        frame = pd.DataFrame(columns).iloc[order[rows[order]]]
+        keys = ["owner", "kpi", "month"] if kpi_ids is not None else ["owner", "month"]
+        if measure.combine == "single":  # the long format: one value per owner, KPI, month
+            again = frame.duplicated(keys, keep="first").to_numpy()
+            for index in frame.index[again]:
+                reasons[index] = (f"a second value for {names[owner_ids[index]]} / "
+                                  f"{kpi_names[kpi_ids[index]]} / "
+                                  f"{month_label(int(months[index]))}")
+            frame = frame[~again]
+            combined = frame.groupby(keys, sort=True)["value"].last()
+        elif measure.combine == "count":
+            combined = frame.groupby(keys, sort=True)["value"].size()
         else:
-            how = {"sum": "sum", "count": "size", "distinct": "nunique", "average": "mean",
-                   "last": "last", "min": "min", "max": "max"}[measure.combine]
-            grouped = picked.groupby(keys, sort=True)["value"]
-            combined = grouped.size() if how == "size" else grouped.agg(how)
-        kpi_id = kpis[measure.kpi.casefold()].kpi_id if kpi_of_row is None else None
+            how = {"distinct": "nunique", "average": "mean"}.get(measure.combine,
+                                                                  measure.combine)
+            combined = frame.groupby(keys, sort=True)["value"].agg(how)
+        fixed = kpis[measure.kpi.casefold()].kpi_id if kpi_ids is None else None
         for key, value in combined.items():
-            if kpi_of_row is None:
-                owner, month = key
-                values[(owner, kpi_id, int(month))] = float(value)
+            if fixed is not None:
+                values[(names[key[0]], fixed, int(key[1]))] = float(value)
             else:
-                owner, kid, month = key
-                values[(owner, kid, int(month))] = float(value)
+                values[(names[key[0]], kpi_names[key[1]], int(key[2]))] = float(value)
     bad_index = np.flatnonzero(reasons != None)  # noqa: E711
     bad = [BadRecord(int(source.lines[i]), str(reasons[i])) for i in bad_index]
     return values, bad, int((used & (reasons == None)).sum()), details, unscored  # noqa: E711
+
+
+def _leave_out_unscored(book: Book, mapping: Mapping, kpis: dict, masks: list[np.ndarray],
+                        good: np.ndarray, owner_ids: np.ndarray, names: list[str],
+                        kpi_ids: np.ndarray | None, kpi_names: list[str]
+                        ) -> dict[tuple[str, str], int]:
+    """Values for an owner and KPI with no scorecard line would make the workbook invalid:
+    they are left out (the masks are narrowed) and counted for a warning."""
+    scored = _scored_keys(book)
+    unscored: dict[tuple[str, str], int] = {}
+    for measure, mask in zip(mapping.measures, masks):
+        check = mask & good
+        if kpi_ids is None:
+            kid = kpis[measure.kpi.casefold()].kpi_id
+            allowed = np.array([(name, kid) in scored for name in names] + [True])
+            outside = check & ~allowed[owner_ids]
+            ids, counts = np.unique(owner_ids[outside], return_counts=True)
+            for owner_id, n in zip(ids, counts):
+                unscored[(names[owner_id], kid)] = int(n)
+        else:
+            outside = np.zeros(len(mask), dtype=bool)
+            for index in np.flatnonzero(check):
+                key = (names[owner_ids[index]], kpi_names[kpi_ids[index]])
+                if key not in scored:
+                    unscored[key] = unscored.get(key, 0) + 1
+                    outside[index] = True
+        mask &= ~outside
+    return unscored
 
 
 # ---------------------------------------------------------------------------- apply

@@ -368,3 +368,12 @@ def test_import_help_ends_with_an_example():
     result = invoke("import", "--help")
     assert result.exit_code == 0 and "Example:" in result.output
     assert "kpireport import deals.csv --book kpis.xlsx" in result.output
+
+
+def test_benchmark_command_runs_small(capsys):
+    from kpireport.bench_import import main as bench
+
+    bench(["--records", "3000", "--employees", "20", "--repeat", "1"])  # speed is not tested
+    out = capsys.readouterr().out
+    assert "3,000 records" in out and "pandas.read_csv" in out and "plan ÷ pandas = " in out
+    assert "0 bad" in out
