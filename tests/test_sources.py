@@ -9,8 +9,14 @@ import pandas as pd
 import pytest
 
 from kpireport.model import month_of
-from kpireport.sources import (SourceError, detect_decimal, months_of, parse_dates,
-                               parse_numbers, read_source)
+from kpireport.sources import (
+    SourceError,
+    detect_decimal,
+    months_of,
+    parse_dates,
+    parse_numbers,
+    read_source,
+)
 
 
 def text_column(values):
