@@ -326,9 +326,14 @@ def _load_book(path: Path):
                         if SHEETS_BY_KEY.get(normalise(s.name)) is SHEETS_BY_KEY["settings"])
         header = next(row for row in settings.rows if any(v not in (None, "") for v in row))
         keys = [normalise(v) for v in header]
-        row = [None] * len(header)
-        row[keys.index("setting")], row[keys.index("value")] = "report_period", "2000-01"
-        settings.rows.append(row)  # only to get the typed People and KPIs
+        setting, value = keys.index("setting"), keys.index("value")
+        row = next((r for r in settings.rows if len(r) > max(setting, value)
+                    and normalise(r[setting] or "") == "report_period"), None)
+        if row is None:
+            row = [None] * len(header)
+            settings.rows.append(row)
+        # Only to get the typed People and KPIs: the file is not changed.
+        row[setting], row[value] = "report_period", "2000-01"
         book, issues = validate(raw)
     if book is None:
         raise InvalidWorkbook(issues)

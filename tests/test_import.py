@@ -348,7 +348,8 @@ def test_imported_workbook_opens_in_libreoffice(acme, tmp_path):
 
 def test_shipped_mappings_load_and_are_in_the_readme():
     readme = README.read_text()
-    assert shipped_mappings() == ["ad-campaigns", "cloudpro-tickets", "hubspot-deals"]
+    assert shipped_mappings() == ["ad-campaigns", "cloudpro-tickets", "hubspot-deals",
+                                  "salesforce-opportunities"]
     for name in shipped_mappings():
         load_mapping(Path(name))
     for name in ("hubspot-deals", "ad-campaigns"):  # the two worked examples, word for word
@@ -377,3 +378,45 @@ def test_benchmark_command_runs_small(capsys):
     out = capsys.readouterr().out
     assert "3,000 records" in out and "pandas.read_csv" in out and "plan ÷ pandas = " in out
     assert "0 bad" in out
+
+
+def test_salesforce_report_with_us_dates_and_currency_codes(acme, tmp_path):
+    report = tmp_path / "report1712345678901.csv"
+    report.write_text(
+        '"Opportunity Owner","Opportunity Name","Stage","Amount","Close Date","Type"\n'
+        '"Lucia Ortiz","Globex - Renewal","Closed Won","USD 12,500.00","3/4/2026","Renewal"\n'
+        '"Lucia  Ortiz","Initech - New","Closed Won","USD 2,000.00","3/9/2026",'
+        '"New Business"\n'
+        '"Sam Okafor","Hooli - New","Closed Lost","USD 9,000.00","3/10/2026","New Business"\n'
+        '"Sam Okafor","Wayne - New","Closed Won","USD 1,000.50","4/1/2026","New Business"\n',
+        encoding="utf-8")
+    result = invoke("import", report, "--book", acme, "--map", "salesforce-opportunities")
+    assert result.exit_code == 0, result.output
+    book, _ = api.load(acme)
+    march, april = month_of(2026, 3), month_of(2026, 4)
+    assert book.actuals[("E005", "REV")][march] == 14500.0
+    assert book.actuals[("E005", "DEALS")][march] == 1  # the renewal is not a new deal
+    assert book.actuals[("E006", "REV")][april] == 1000.5
+    assert march in book.actuals[("E006", "REV")]  # not in the export: left as it was
+
+
+def test_missing_rows_are_added_and_an_empty_book_can_be_filled(acme, tmp_path):
+    wb = openpyxl.load_workbook(acme)
+    ws = wb["Actuals"]
+    owners = [ws.cell(r, 1).value for r in range(1, ws.max_row + 1)]
+    ws.delete_rows(owners.index("E003") + 1, 2)  # Priya's REV and DEALS rows are gone
+    for row in ws.iter_rows(min_row=2, min_col=3):
+        for cell in row:
+            cell.value = None  # and no actuals at all yet: no report period either
+    wb.save(acme)
+    assert [i.code for i in api.check(acme)[1] if i.severity == "error"] == ["no-report-period"]
+    deals = tmp_path / "deals.csv"
+    deals.write_text(HUBSPOT, encoding="utf-8")
+    result = invoke("import", deals, "--book", acme, "--map", "hubspot-deals")
+    assert result.exit_code == 0, result.output
+    assert "2 new row(s)" in result.output
+    rows = list(openpyxl.load_workbook(acme)["Actuals"].iter_rows(values_only=True))
+    assert rows[-2][:2] == ("E003", "DEALS") and rows[-2][-1] == 2
+    assert rows[-1][:2] == ("E003", "REV") and rows[-1][-1] == 20500
+    book, _ = api.load(acme)
+    assert book.settings.report_period == month_of(2026, 4)
