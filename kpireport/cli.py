@@ -379,7 +379,9 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, workers: int |
 @click.option("--book", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The workbook whose Actuals sheet receives the values.")
 @click.option("--map", "mapping", type=click.Path(dir_okay=False, path_type=Path),
-              help="Mapping file (TOML); without it SOURCE must be owner,kpi_id,period,actual.")
+              help="Mapping file (TOML), or the name of a shipped example (hubspot-deals, "
+              "salesforce-opportunities, ad-campaigns, cloudpro-tickets); without it SOURCE "
+              "must be owner,kpi_id,period,actual.")
 @click.option("--dry-run", is_flag=True, help="Show the changes (old → new); write nothing.")
 @click.option("--skip-bad-rows", is_flag=True,
               help="Import the good records even when some cannot be mapped.")
@@ -391,7 +393,8 @@ def import_(source: Path, book: Path, mapping: Path | None, dry_run: bool,
 
     \b
     Example:
-      kpireport import deals.csv --book kpis.xlsx --map hubspot-deals.toml --dry-run
+      kpireport import deals.csv --book kpis.xlsx --map hubspot-deals --dry-run
+      kpireport import campaigns.csv --book kpis.xlsx --map my-campaigns.toml
       kpireport import actuals-long.csv --book kpis.xlsx
     """
     from kpireport.console import print_import_plan

@@ -170,7 +170,8 @@ def _read_csv(path: Path, digest: str, data: bytes, encoding: str | None,
                 thousands="." if chosen.decimal == "," else ",", **extra, **options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError,
             UnicodeDecodeError) as exc:
-        raise SourceError(f"{path.name}: not a readable CSV file ({str(exc).strip()})") from None
+        raise SourceError(f"{path.name}: not a readable CSV file "
+                          f"({' '.join(str(exc).split())})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return Source(path, digest, frame, _csv_lines(text, delimiter, len(frame)), "csv", used,
                   delimiter, decimal=chosen.decimal if chosen is not None else None)

@@ -10,6 +10,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 from openpyxl.comments import Comment
+from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import PatternFill
 
 from kpireport import api
@@ -41,6 +42,10 @@ def broken_book(tmp_path):
     actuals = book["Actuals"]
     actuals["C2"] = "abc"  # not a number
     actuals["D2"] = "42"  # a number stored as text: a warning
+    book["README"]["F1"] = "=SUM(1,2)"  # the user's own formula on their own sheet
+    book["README"].conditional_formatting.add(
+        "F1", CellIsRule(operator="greaterThan", formula=["2"], fill=PatternFill("solid",
+                                                                                fgColor="FFFF00")))
     book.save(path)
     return path
 
@@ -82,6 +87,9 @@ def test_annotated_copy_marks_every_cell_and_keeps_everything_else(broken_book):
             [(str(v.sqref), v.formula1) for v in copy[ws.title].data_validations.dataValidation]
         assert sorted(ws.tables) == sorted(copy[ws.title].tables)
         assert ws.freeze_panes == copy[ws.title].freeze_panes
+        assert [str(r.sqref) for r in ws.conditional_formatting] == \
+            [str(r.sqref) for r in copy[ws.title].conditional_formatting]
+    assert copy["README"]["F1"].value == "=SUM(1,2)"
 
     rows = list(copy["Issues"].iter_rows(min_row=2, values_only=True))
     assert len(rows) == len(issues)  # info notes are listed too, after errors and warnings

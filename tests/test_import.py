@@ -277,6 +277,8 @@ GOOD_MAP = ('[source]\nowner = "Deal owner"\ndate = "Close Date"\n'
     ("pdf", "a PDF document, not a CSV or .xlsx export"),
     ("xls", "a legacy Excel 97-2003 (.xls) file"),
     ("empty", "the file is empty"),
+    ("ragged", "not a readable CSV file (Error tokenizing data. C error: Expected 6 fields in "
+               "line 3, saw 7)"),
     ("missing-file", "no such file"),
     ("missing-column", "map.toml: REV measure column 'Revenue' is not in deals.csv (columns: "),
     ("unknown-kpi", "map.toml: KPI 'TURNOVER' is not in the KPIs sheet"),
@@ -299,6 +301,10 @@ def test_bad_input_is_one_line_and_the_workbook_untouched(acme, tmp_path, case, 
         deals.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
     elif case == "empty":
         deals.write_text("")
+    elif case == "ragged":
+        deals.write_text("Deal Stage,Amount,Close Date,Deal owner,Pipeline,x\n"
+                         "Closed won,1,2026-03-01,priya.nair@acme.example,Sales Pipeline,\n"
+                         "Closed won,1,2026-03-01,priya.nair@acme.example,Sales Pipeline,,\n")
     elif case == "missing-file":
         deals.unlink()
     elif case == "missing-column":
