@@ -403,8 +403,8 @@ def import_(source: Path, book: Path, mapping: Path | None, dry_run: bool,
     plan = plan_import(source, book, mapping)
     shown = 20
     for record in plan.bad[:shown]:
-        click.echo(f"{'Warning' if skip_bad_rows else 'Error'}: {source.name} line "
-                   f"{record.line}: {record.reason}", err=True)
+        click.echo(f"{'Warning' if skip_bad_rows else 'Error'}: {source.name} "
+                   f"{record.unit} {record.line}: {record.reason}", err=True)
     if len(plan.bad) > shown:
         click.echo(f"… and {len(plan.bad) - shown} more bad record(s)", err=True)
     if plan.bad and not skip_bad_rows:

@@ -49,6 +49,7 @@ LONG_COLUMNS = ("owner", "kpi_id", "period", "actual")
 class BadRecord:
     line: int  # source line (CSV) or sheet row (xlsx)
     reason: str
+    unit: str = "line"  # "line" of a CSV, "row" of a sheet
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,8 @@ def _map_records(source: Source, mapping: Mapping, book: Book
             else:
                 values[(names[key[0]], kpi_names[key[1]], int(key[2]))] = float(value)
     bad_index = np.flatnonzero(reasons != None)  # noqa: E711
-    bad = [BadRecord(int(source.lines[i]), str(reasons[i])) for i in bad_index]
+    unit = "row" if source.kind == "xlsx" else "line"
+    bad = [BadRecord(int(source.lines[i]), str(reasons[i]), unit) for i in bad_index]
     return values, bad, int((used & (reasons == None)).sum()), details, unscored  # noqa: E711
 
 

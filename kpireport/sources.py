@@ -85,7 +85,7 @@ def read_source(path: Path, *, encoding: str | None = None, delimiter: str | Non
     if not data.strip():
         raise SourceError(f"{path.name}: the file is empty")
     if data[:2] == b"PK":
-        return _read_xlsx(path, digest, sheet)
+        return _read_xlsx(path, digest, sheet, select)
     what = _binary_kind(data)
     if what:
         raise SourceError(f"{path.name}: {what}, not a CSV or .xlsx export; export the records "
@@ -206,7 +206,8 @@ def _csv_lines(text: str, delimiter: str, records: int) -> np.ndarray:
 _BLANK_LINE = re.compile(r"\n[ \t]+\r?\n")
 
 
-def _read_xlsx(path: Path, digest: str, sheet: str | None) -> Source:
+def _read_xlsx(path: Path, digest: str, sheet: str | None, select) -> Source:
+    from kpireport.errors import KpireportError
     from kpireport.workbook import read_workbook
 
     raw = read_workbook(path)  # the same safety checks as a workbook
@@ -216,12 +217,30 @@ def _read_xlsx(path: Path, digest: str, sheet: str | None) -> Source:
         if found is None:
             raise SourceError(f"{path.name}: there is no sheet {sheet!r} (sheets: "
                               f"{', '.join(s.name for s in raw.sheets)})")
+        candidates = [found]
     else:
-        found = next((s for s in raw.sheets if not s.hidden and any(
-            any(v not in (None, "") for v in row) for row in s.rows)), None)
-        if found is None:
+        candidates = [s for s in raw.sheets if not s.hidden and any(
+            any(v not in (None, "") for v in row) for row in s.rows)]
+        if not candidates:
             raise SourceError(f"{path.name}: every sheet is empty")
-    rows = found.rows
+    first_error = None
+    for found in candidates:  # the first sheet that has the columns the mapping names
+        frame, rows = _sheet_frame(found)
+        if select is None:
+            break
+        try:
+            select(frame.head(2000), ",")
+            break
+        except KpireportError as exc:
+            first_error = first_error or exc
+    else:
+        raise first_error  # type: ignore[misc]
+    return Source(path, digest, frame, rows, "xlsx", sheet=found.name)
+
+
+def _sheet_frame(sheet) -> tuple[pd.DataFrame, np.ndarray]:
+    """A sheet's records below its header (the first non-blank row), and their rows."""
+    rows = sheet.rows
     header_at = next(r for r, row in enumerate(rows) if any(v not in (None, "") for v in row))
     header = [str(v).strip() if v not in (None, "") else f"column {i + 1}"
               for i, v in enumerate(rows[header_at])]
@@ -230,8 +249,7 @@ def _read_xlsx(path: Path, digest: str, sheet: str | None) -> Source:
     width = len(header)
     frame = pd.DataFrame([(list(row) + [None] * width)[:width] for _, row in body],
                          columns=header, dtype=object)
-    return Source(path, digest, frame, np.array([r for r, _ in body]), "xlsx",
-                  sheet=found.name)
+    return frame, np.array([r for r, _ in body], dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------- numbers

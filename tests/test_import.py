@@ -195,6 +195,17 @@ def test_xlsx_export_with_date_cells(acme, tmp_path):
     assert book.actuals[("E014", "NPS")][march] == 35  # blank answer: the old value stays
     assert book.actuals[("E014", "FRT")][feb] == 6.5
 
+    # Without sheet = "Tickets" the sheet with the mapped columns is found; a bad record is
+    # named by its sheet row.
+    ws.append(["T-6", "E099", dt.datetime(2026, 3, 9), 1.0, 70])
+    wb.save(export)
+    mapping = tmp_path / "tickets.toml"
+    mapping.write_text((SHIPPED / "cloudpro-tickets.toml").read_text().replace(
+        'sheet = "Tickets"', ""))
+    result = invoke("import", export, "--book", acme, "--map", mapping)
+    assert result.exit_code == 1
+    assert "Error: cloudpro-tickets.xlsx row 7: unknown owner 'E099' (Agent ID)" in result.output
+
 
 def test_long_format_imports_without_a_mapping(tmp_path):
     book = tmp_path / "onlinecrm.xlsx"
