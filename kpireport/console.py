@@ -42,7 +42,7 @@ def print_import_plan(plan, *, dry_run: bool, console: Console | None = None) ->
             table.add_column(name, justify="right" if name in ("old", "new") else "left")
         for change in plan.changes:
             table.add_row(escape(change.owner), escape(change.kpi), change.period,
-                          "" if change.old is None else f"{change.old:,.12g}",
+                          "—" if change.old is None else f"{change.old:,.12g}",
                           f"{change.new:,.12g}")
         console.print(table)
     extra = []

@@ -84,8 +84,8 @@ def test_hubspot_deals_dry_run_then_import(acme, tmp_path):
     table = [re.sub(r"\s+", " ", line.strip(" │")) for line in dry.output.splitlines()
              if line.startswith("│")]
     assert table == [
-        "E003 │ DEALS │ 2026-04 │ │ 2",
-        "E003 │ REV │ 2026-04 │ │ 20,500",
+        "E003 │ DEALS │ 2026-04 │ — │ 2",
+        "E003 │ REV │ 2026-04 │ — │ 20,500",
         "E005 │ DEALS │ 2026-03 │ 11.6 │ 1",
         "E005 │ REV │ 2026-03 │ 61,578.9 │ 4,250.5",
         "E006 │ DEALS │ 2026-03 │ 9.1 │ 1"]  # E006's REV is already 61,578.9: no change
