@@ -120,7 +120,10 @@ def annotate_workbook(book: Path, issues: list[Issue], out: Path | None = None
     if not out.parent.is_dir():
         raise OutputError(f"cannot write {out}: the folder does not exist")
     workbook, not_kept = load_for_editing(book)
+    old_sheets = [ws.title for ws in workbook.worksheets if _is_ours(ws)]
     cleared = _clear_old_marks(workbook)
+    # The previous Issues sheet is gone from the copy: its "unknown sheet" note goes too.
+    issues = [i for i in issues if not (i.code == "unknown-sheet" and i.sheet in old_sheets)]
     marked, restore = _mark_cells(workbook, issues)
     listed = _issues_sheet(workbook, issues, restore)
     save_atomically(workbook, out)

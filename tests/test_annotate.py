@@ -137,6 +137,7 @@ def test_reannotating_a_fixed_copy_clears_the_old_marks(broken_book):
                 assert cell.comment is None or "kpireport check" not in cell.comment.text
     rows = list(copy["Issues"].iter_rows(min_row=2, values_only=True))
     assert {r[1] for r in rows} == {"info"}
+    assert [r[3] for r in rows if r[2] == "unknown-sheet"] == ["README"]  # not the old Issues
 
 
 def test_annotated_copy_opens_in_libreoffice(broken_book, tmp_path):
