@@ -102,6 +102,7 @@ class AnnotateResult:
     listed: int  # rows of the Issues sheet
     cleared: int  # old marks removed first
     not_kept: list[str]  # parts openpyxl cannot write back
+    kept: Path | None = None  # an edited earlier copy, moved aside instead of overwritten
 
 
 def default_output(book: Path) -> Path:
@@ -126,8 +127,26 @@ def annotate_workbook(book: Path, issues: list[Issue], out: Path | None = None
     issues = [i for i in issues if not (i.code == "unknown-sheet" and i.sheet in old_sheets)]
     marked, restore = _mark_cells(workbook, issues)
     listed = _issues_sheet(workbook, issues, restore)
+    workbook.properties.lastModifiedBy = NOTE_AUTHOR
+    kept = None
+    if out.exists() and _saved_by_someone_else(out):
+        # Someone fixed cells in the last annotated copy: it is not overwritten unseen.
+        from kpireport.prepare import _backup
+
+        kept = _backup(out)
     save_atomically(workbook, out)
-    return AnnotateResult(out, marked, listed, cleared, not_kept)
+    return AnnotateResult(out, marked, listed, cleared, not_kept, kept)
+
+
+def _saved_by_someone_else(path: Path) -> bool:
+    """Excel and LibreOffice record who saved a file last; our copies say kpireport check."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            core = archive.read("docProps/core.xml")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return True  # not one of our copies at all
+    match = re.search(rb"<cp:lastModifiedBy>([^<]*)</cp:lastModifiedBy>", core)
+    return match is None or match.group(1).decode("utf-8", "replace") != NOTE_AUTHOR
 
 
 # ---------------------------------------------------------------------------- marks

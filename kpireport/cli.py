@@ -163,6 +163,9 @@ def check(book: Path, fmt: str, show_all: bool, annotate: str | None) -> None:
                    f"{annotated.listed} issue(s) listed"
                    + (f", {annotated.cleared} old mark(s) cleared" if annotated.cleared else "")
                    + ")", err=fmt == "json")
+        if annotated.kept:
+            click.echo(f"The earlier copy had been edited and saved: kept as {annotated.kept}",
+                       err=fmt == "json")
         if annotated.not_kept:
             click.echo("Warning: not kept in the copy (openpyxl cannot write them back): "
                        + ", ".join(annotated.not_kept), err=True)

@@ -205,3 +205,20 @@ def test_annotate_says_what_openpyxl_cannot_keep(tmp_path):
     assert "not kept in the copy (openpyxl cannot write them back): 1 shape(s) or text " \
         "box(es)" in result.stderr
     assert (tmp_path / "drawn.checked.xlsx").exists()
+
+
+def test_an_edited_earlier_copy_is_kept_not_overwritten(broken_book):
+    checked = broken_book.with_name("acme.checked.xlsx")
+    invoke("check", str(broken_book), "--annotate")
+    again = invoke("check", str(broken_book), "--annotate")  # our own copy: simply replaced
+    assert "kept as" not in again.output
+    book = openpyxl.load_workbook(checked)
+    book["Actuals"]["C2"] = 39  # fixed in Excel, which records who saved it
+    book.properties.lastModifiedBy = "Priya Nair"
+    book.save(checked)
+    edited = sha(checked)
+    result = invoke("check", str(broken_book), "--annotate")
+    backup = broken_book.with_name("acme.checked.bak.xlsx")
+    assert f"The earlier copy had been edited and saved: kept as {backup}" in result.output
+    assert sha(backup) == edited
+    assert openpyxl.load_workbook(checked)["Actuals"]["C2"].value == "abc"  # fresh from BOOK
