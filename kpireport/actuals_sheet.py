@@ -121,10 +121,17 @@ def _same(old: object, new: float) -> bool:
         math.isclose(number, new, rel_tol=1e-12, abs_tol=1e-12)
 
 
+# Helper columns people keep beside the ids (SPEC §1), filled in on rows the import adds.
+HELPER_COLUMNS = {"owner_name": ("owner_name", "owner name", "name"),
+                  "kpi": ("kpi", "kpi_name", "kpi name"), "unit": ("unit",)}
+
+
 def write_actuals(path: Path, values: dict[tuple[str, str, Month], float], sources_sheet: str,
-                  sources_header: tuple[str, ...], source_row: list) -> tuple[Path, list[str]]:
+                  sources_header: tuple[str, ...], source_row: list,
+                  labels: dict[str, dict[str, str]] | None = None) -> tuple[Path, list[str]]:
     """Write ``values`` into the Actuals sheet of ``path``: backup first, atomic save.
 
+    ``labels`` gives the texts of helper columns (owner_name, kpi, unit) for added rows.
     Returns the backup's path and what openpyxl could not keep.
     """
     from kpireport.annotate import load_for_editing
@@ -157,6 +164,13 @@ def write_actuals(path: Path, values: dict[tuple[str, str, Month], float], sourc
                 ws.cell(row + 1, layout.columns["kpi_id"] + 1, kpi)
                 if layout.long:
                     ws.cell(row + 1, layout.columns["period"] + 1, month_label(month))
+                for kind, names in HELPER_COLUMNS.items():
+                    column = next((layout.columns[n] for n in names if n in layout.columns),
+                                  None)
+                    text = (labels or {}).get(kind, {}).get(owner if kind == "owner_name"
+                                                            else kpi)
+                    if column is not None and text:
+                        ws.cell(row + 1, column + 1, text).data_type = "s"
                 added_rows[key] = row
                 if layout.long:
                     layout.lines[(_key(owner), _key(kpi), month)] = row

@@ -78,6 +78,7 @@ class ImportPlan:
     new_months: list[Month] = field(default_factory=list)
     details: list[str] = field(default_factory=list)  # detected encoding, formats …
     unscored: dict[tuple[str, str], int] = field(default_factory=dict)  # left out: records
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # helper-column texts
 
 
 def plan_import(source_path: Path, book_path: Path, mapping_path: Path | None = None
@@ -103,8 +104,11 @@ def plan_import(source_path: Path, book_path: Path, mapping_path: Path | None = 
     values, bad, used, details, unscored = _map_records(source, mapping, book)
     actuals = next(s for s in raw.sheets if normalise(s.name) == "actuals")
     changes, new_rows, new_months = ActualsSheet(actuals.rows).diff(values)
+    labels = {"owner_name": {p.employee_id: p.name for p in book.people},
+              "kpi": {k.kpi_id: k.kpi for k in book.kpis},
+              "unit": {k.kpi_id: k.unit for k in book.kpis}}
     return ImportPlan(source, Path(book_path), mapping, values, changes, bad, used, new_rows,
-                      new_months, [source.where(), *details], unscored)
+                      new_months, [source.where(), *details], unscored, labels)
 
 
 def _long_or_refuse(name: str, columns) -> Mapping:
@@ -438,4 +442,4 @@ def apply_import(plan: ImportPlan, *, now: dt.datetime | None = None
     now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     return write_actuals(plan.book_path, plan.values, SOURCES_SHEET, SOURCES_HEADER, [
         plan.source.path.name, plan.source.sha256, now.isoformat().replace("+00:00", "Z"),
-        plan.source.records, len(plan.changes), plan.mapping.name])
+        plan.source.records, len(plan.changes), plan.mapping.name], labels=plan.labels)

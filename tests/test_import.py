@@ -437,3 +437,17 @@ def test_missing_rows_are_added_and_an_empty_book_can_be_filled(acme, tmp_path):
     assert rows[-1][:2] == ("E003", "REV") and rows[-1][-1] == 20500
     book, _ = api.load(acme)
     assert book.settings.report_period == month_of(2026, 4)
+
+
+def test_added_rows_fill_the_helper_columns_people_keep(make_workbook, tmp_path):
+    book = make_workbook(Actuals=[
+        ["owner", "owner_name", "kpi_id", "kpi", "2026-01", "2026-02"],
+        ["E1", "Alice", "REV", "Revenue", 90, 130], ["E1", "CAC", "CAC", None, 40, 60]])
+    source = tmp_path / "bob.csv"
+    source.write_text("owner,kpi_id,period,actual\nbob@x.example,REV,2026-02,95\n")
+    result = invoke("import", source, "--book", book)
+    assert result.exit_code == 0, result.output
+    rows = list(openpyxl.load_workbook(book)["Actuals"].iter_rows(values_only=True))
+    assert rows[-1] == ("E2", "Bob", "REV", "Revenue", None, 95)
+    assert rows[2] == ("E1", "CAC", "CAC", None, 40, 60)  # what people typed stays as it was
+    assert api.check(book)[0] is not None
