@@ -7,6 +7,7 @@ dry run and to the openpyxl cells when writing, so both agree on every cell.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def write_actuals(path: Path, values: dict[tuple[str, str, Month], float], sourc
     Returns the backup's path and what openpyxl could not keep.
     """
     from kpireport.annotate import load_for_editing
-    from kpireport.prepare import _backup, _copy_style, _extend_tables, _save
+    from kpireport.prepare import _copy_style, _extend_tables
 
     workbook, not_kept = load_for_editing(path)
     ws = next((w for w in workbook.worksheets if normalise(w.title) == "actuals"), None)
@@ -150,8 +151,12 @@ def write_actuals(path: Path, values: dict[tuple[str, str, Month], float], sourc
         row, col = layout.slot(owner, kpi, month)
         if col is None:
             col = next_column - 1
-            ws.cell(header_row, next_column, month_label(month))
-            _copy_style(ws.cell(header_row, next_column - 1), ws.cell(header_row, next_column))
+            before = ws.cell(header_row, next_column - 1)
+            header = ws.cell(header_row, next_column, month_label(month))
+            if isinstance(before.value, (dt.date, dt.datetime)):  # dates head the months here
+                header.value = dt.datetime(month // 12, month % 12 + 1, 1)
+                header.number_format = before.number_format
+            _copy_style(before, header)
             layout.months[month] = col
             next_column += 1
         if row is None:
@@ -185,9 +190,49 @@ def write_actuals(path: Path, values: dict[tuple[str, str, Month], float], sourc
     if header_row == 1:
         _extend_tables(ws)
     _record_source(workbook, sources_sheet, sources_header, source_row)
-    backup = _backup(path)
-    _save(workbook, path)
-    return backup, not_kept
+    return _save_if_still_valid(workbook, path), not_kept
+
+
+def _save_if_still_valid(workbook, path: Path) -> Path:
+    """Save next to ``path``, check the result as ``check`` would, then back up and replace.
+
+    Whatever the import wrote (a month header the reader reads differently, a value it
+    refuses), a workbook that would not pass ``check`` is never left in place.
+    """
+    import os
+    import tempfile
+
+    from kpireport.annotate import recalculate_on_open
+    from kpireport.errors import OutputError
+    from kpireport.prepare import _backup
+    from kpireport.validate import validate
+    from kpireport.workbook import read_workbook
+
+    recalculate_on_open(workbook)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".xlsx", dir=path.parent)
+    os.close(fd)
+    try:
+        try:
+            workbook.save(tmp)
+        except OSError as exc:
+            raise OutputError(f"cannot save {path}: {exc.strerror or exc}") from None
+        _, issues = validate(read_workbook(tmp))
+        errors = [i for i in issues if i.severity == "error"]
+        formulas = [i for i in errors if i.code == "formula-without-value"]
+        if formulas:
+            raise KpireportError(
+                f"{path.name} was not changed: it has formulas in cells kpireport reads (e.g. "
+                f"{formulas[0].sheet}!{formulas[0].cell}) and openpyxl, which writes the file, "
+                "cannot keep their values; replace them by values (or import into a copy and "
+                "open and save it in Excel)")
+        if errors:
+            raise KpireportError(f"{path.name} was not changed: with the imported values it "
+                                 f"would not pass check ({errors[0].message})")
+        backup = _backup(path)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return backup
 
 
 def _record_source(workbook, name: str, header: tuple[str, ...], row: list) -> None:

@@ -320,6 +320,13 @@ def _issues_sheet(workbook, issues: list[Issue], restore: dict[tuple[str, str], 
 
 
 # ---------------------------------------------------------------------------- shared helpers
+def recalculate_on_open(workbook) -> None:
+    """openpyxl keeps formulas but not their last values: Excel and LibreOffice recompute
+    them when the file is opened."""
+    if workbook.calculation is not None:
+        workbook.calculation.fullCalcOnLoad = True
+
+
 def load_for_editing(path: Path):
     """The workbook opened with openpyxl, and what saving it again would not keep (in words)."""
     import warnings
@@ -373,6 +380,7 @@ def _unread_parts(path: Path) -> list[str]:
 def save_atomically(workbook, path: Path) -> None:
     import tempfile
 
+    recalculate_on_open(workbook)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

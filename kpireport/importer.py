@@ -222,19 +222,12 @@ def _owner_lookup(book: Book, match: str) -> dict[str, str | None]:
 
 
 def _scored_keys(book: Book) -> set[tuple[str, str]]:
-    """(owner, kpi_id) pairs that may have actuals: the lines, their formulas' parts, and
-    people's figures that roll up into their department's or the company's lines."""
-    kpis = {k.kpi_id: k for k in book.kpis}
-    members: dict[str, list[str]] = {COMPANY: [p.employee_id for p in book.people]}
-    for person in book.people:
-        members.setdefault(person.department, []).append(person.employee_id)
-    keys = set()
-    for line in book.scorecards:
-        kpi = kpis.get(line.kpi_id)
-        parts = list(kpi.components) if kpi is not None and kpi.formula else [line.kpi_id]
-        for owner in [line.owner, *members.get(line.owner, [])]:
-            keys.update((owner, part) for part in parts)
-    return keys
+    """(owner, kpi_id) pairs that may have actuals — the validator's own rule: the lines,
+    their formulas' parts, and people's figures that roll up into department/company lines."""
+    from kpireport.validate import _allowed_actuals
+
+    return _allowed_actuals({p.employee_id: p for p in book.people},
+                            {k.kpi_id: k for k in book.kpis}, list(book.scorecards))
 
 
 @dataclass(frozen=True)

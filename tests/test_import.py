@@ -451,3 +451,28 @@ def test_added_rows_fill_the_helper_columns_people_keep(make_workbook, tmp_path)
     assert rows[-1] == ("E2", "Bob", "REV", "Revenue", None, 95)
     assert rows[2] == ("E1", "CAC", "CAC", None, 40, 60)  # what people typed stays as it was
     assert api.check(book)[0] is not None
+
+
+def test_a_workbook_that_would_not_pass_check_is_not_written(make_workbook, tmp_path):
+    """openpyxl drops the cached values of formulas: a book with formulas in Actuals (saved
+    by LibreOffice, so the values are there) would not pass check after an import."""
+    draft = make_workbook("draft.xlsx", Actuals=[
+        ["owner", "kpi_id", "2026-01", "2026-02"], ["E1", "REV", 90, "=C2+40"],
+        ["E1", "CAC", 40, 60], ["E2", "REV", 100, 95]])
+    run_lo = subprocess.run([*soffice(tmp_path), "--convert-to", "xlsx", "--outdir",
+                             str(tmp_path / "lo"), str(draft)], capture_output=True, text=True,
+                            timeout=180)
+    assert run_lo.returncode == 0, run_lo.stderr
+    book = tmp_path / "lo" / "draft.xlsx"
+    assert api.check(book)[0] is not None  # valid as LibreOffice saved it
+    before = sha(book)
+    source = tmp_path / "bob.csv"
+    source.write_text("owner,kpi_id,period,actual\nE2,REV,2026-02,97\n")
+    result = run("import", source, "--book", book)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: draft.xlsx was not changed: it has formulas in cells kpireport reads (e.g. "
+        "Actuals!D2) and openpyxl, which writes the file, cannot keep their values; replace "
+        "them by values (or import into a copy and open and save it in Excel)"]
+    assert sha(book) == before
+    assert sorted(p.name for p in book.parent.iterdir()) == ["draft.xlsx"]  # no backup, no tmp
