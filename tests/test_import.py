@@ -12,6 +12,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kpireport import api
 from kpireport.cli import main
@@ -476,3 +478,51 @@ def test_a_workbook_that_would_not_pass_check_is_not_written(make_workbook, tmp_
         "them by values (or import into a copy and open and save it in Excel)"]
     assert sha(book) == before
     assert sorted(p.name for p in book.parent.iterdir()) == ["draft.xlsx"]  # no backup, no tmp
+
+
+def test_new_month_columns_follow_date_headers(make_workbook, tmp_path):
+    book = make_workbook(Actuals=[
+        ["owner", "kpi_id", dt.datetime(2026, 1, 1), dt.datetime(2026, 2, 1)],
+        ["E1", "REV", 90, 130], ["E1", "CAC", 40, 60], ["E2", "REV", 100, 95]])
+    wb = openpyxl.load_workbook(book)
+    for cell in wb["Actuals"][1][2:]:
+        cell.number_format = "mmm yyyy"
+    wb.save(book)
+    source = tmp_path / "march.csv"
+    source.write_text("owner,kpi_id,period,actual\nE1,REV,2026-03-31,140\n")
+    assert invoke("import", source, "--book", book).exit_code == 0
+    header = openpyxl.load_workbook(book)["Actuals"]["E1"]
+    assert header.value == dt.datetime(2026, 3, 1) and header.number_format == "mmm yyyy"
+    model, _ = api.load(book)
+    assert model.actuals[("E1", "REV")] == {month_of(2026, 1): 90, month_of(2026, 2): 130,
+                                            month_of(2026, 3): 140}
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(deals=st.lists(st.tuples(st.sampled_from(["priya.nair@acme.example",
+                                                 "lucia.ortiz@acme.example"]),
+                                st.sampled_from(["Closed won", "Closed lost"]),
+                                st.integers(0, 10_000_000), st.integers(1, 12)),
+                      min_size=1, max_size=40))
+def test_imported_sums_and_counts_match_the_records(acme, tmp_path, deals):
+    path = tmp_path / "deals.csv"
+    lines = ["Deal Stage,Amount,Close Date,Deal owner,Pipeline"]
+    lines += [f'{stage},"{cents / 100:,.2f}",2026-{month:02d}-10 09:00,{owner},Sales Pipeline'
+              for owner, stage, cents, month in deals]
+    path.write_text("\n".join(lines) + "\n")
+    plan = plan_import(path, acme, Path("hubspot-deals"))
+    assert plan.bad == []
+    won = [(o, c, m) for o, s, c, m in deals if s == "Closed won"]
+    ids = {"priya.nair@acme.example": "E003", "lucia.ortiz@acme.example": "E005"}
+    expected_rev, expected_deals = {}, {}
+    for owner, cents, month in won:
+        key = (ids[owner], month_of(2026, month))
+        expected_rev[key] = expected_rev.get(key, 0) + cents
+        expected_deals[key] = expected_deals.get(key, 0) + 1
+    got_rev = {(o, m): v for (o, k, m), v in plan.values.items() if k == "REV"}
+    got_deals = {(o, m): v for (o, k, m), v in plan.values.items() if k == "DEALS"}
+    assert got_deals == expected_deals
+    assert got_rev.keys() == expected_rev.keys()
+    for key, cents in expected_rev.items():
+        assert got_rev[key] == pytest.approx(cents / 100, abs=1e-6)
