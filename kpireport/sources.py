@@ -188,10 +188,14 @@ def _sniff_delimiter(sample: str) -> str:
 
 def _csv_lines(text: str, delimiter: str, records: int) -> np.ndarray:
     """The physical line of every record (quoted fields may span lines, blank lines skip)."""
-    body = text.rstrip("\r\n")
-    physical = body.count("\n") + 1
-    if physical == records + 1 and "\n\n" not in body and "\n\r\n" not in body \
-            and not _BLANK_LINE.search(body):
+    end = len(text)
+    while end and text[end - 1] in "\r\n":
+        end -= 1
+    physical = text.count("\n", 0, end) + 1
+    if physical == records + 1 and text.find("\n\n", 0, end) < 0 \
+            and text.find("\n\r\n", 0, end) < 0 and not (
+                (text.find("\n ", 0, end) >= 0 or text.find("\n\t", 0, end) >= 0)
+                and _BLANK_LINE.search(text, 0, end)):
         return np.arange(2, records + 2)  # one line a record: no need to parse again
     lines = []
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
