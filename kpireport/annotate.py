@@ -276,7 +276,7 @@ def _is_ours(ws) -> bool:
 
 # ---------------------------------------------------------------------------- Issues sheet
 def _issues_sheet(workbook, issues: list[Issue], restore: dict[tuple[str, str], str]) -> int:
-    from openpyxl.styles import Font, PatternFill
+    from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.worksheet.hyperlink import Hyperlink
 
     title = ISSUES_SHEET if ISSUES_SHEET not in workbook.sheetnames else "kpireport Issues"
@@ -287,6 +287,7 @@ def _issues_sheet(workbook, issues: list[Issue], restore: dict[tuple[str, str], 
         cell.font, cell.fill = bold, PatternFill("solid", fgColor="FF305496")
     ordered = sorted(issues, key=lambda i: _SEVERITY_ORDER.get(i.severity, 3))
     link_font = Font(color="FF0563C1", underline="single")
+    wrap = Alignment(wrap_text=True, vertical="top")
     for number, issue in enumerate(ordered, start=1):
         target = _sheet_by_name(workbook, issue.sheet) if issue.sheet else None
         ref = _cell_ref(issue)
@@ -297,6 +298,7 @@ def _issues_sheet(workbook, issues: list[Issue], restore: dict[tuple[str, str], 
         row = ws.max_row
         for column in (2, 3, 4, 5, 6, 7):
             ws.cell(row, column).data_type = "s"  # workbook text never becomes a formula
+            ws.cell(row, column).alignment = wrap
         if issue.severity in FILLS:
             ws.cell(row, 2).fill = PatternFill("solid", fgColor=FILLS[issue.severity])
         if target is not None:
@@ -307,7 +309,7 @@ def _issues_sheet(workbook, issues: list[Issue], restore: dict[tuple[str, str], 
             link.hyperlink = Hyperlink(ref=link.coordinate, location=f"{quoted}!{ref or 'A1'}",
                                        display=str(link.value))
             link.font = link_font
-    for letter, width in zip("ABCDEFGH", (5, 9, 24, 14, 8, 80, 60, 10)):
+    for letter, width in zip("ABCDEFGH", (5, 9, 24, 14, 8, 60, 45, 10)):
         ws.column_dimensions[letter].width = width
     ws.column_dimensions["H"].hidden = True
     ws.freeze_panes = "A2"
