@@ -97,9 +97,10 @@ def plan_import(source_path: Path, book_path: Path, mapping_path: Path | None = 
             chosen["mapping"] = _long_or_refuse(source_path.name, head.columns)
         return _selection(chosen["mapping"], head, delimiter, source_path.name)
 
+    hint = (mapping.owner, mapping.date) if mapping else ("owner", "kpi_id")
     source = read_source(source_path, encoding=mapping and mapping.encoding,
                          delimiter=mapping and mapping.delimiter, sheet=mapping and mapping.sheet,
-                         select=select)
+                         select=select, header_hint=hint)
     mapping = chosen["mapping"] or _long_or_refuse(source_path.name, source.frame.columns)
     values, bad, used, details, unscored = _map_records(source, mapping, book)
     actuals = next(s for s in raw.sheets if normalise(s.name) == "actuals")

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from kpireport.errors import KpireportError
+from kpireport.spec import normalise
 
 MAX_SOURCE_BYTES = 500 * 1024 * 1024
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
@@ -66,9 +67,12 @@ class Selection:
 
 def read_source(path: Path, *, encoding: str | None = None, delimiter: str | None = None,
                 sheet: str | None = None,
-                select: Callable[[pd.DataFrame, str], Selection] | None = None) -> Source:
+                select: Callable[[pd.DataFrame, str], Selection] | None = None,
+                header_hint: tuple[str, ...] = ()) -> Source:
     """Read an export. ``select`` sees the first records of a CSV and chooses the columns to
-    read (reading only those, with numbers parsed in C, is most of the import's speed)."""
+    read (reading only those, with numbers parsed in C, is most of the import's speed). The
+    header is the first line (or sheet row) naming every column of ``header_hint``, so title
+    lines above it, as ad platforms write them, are skipped."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -85,12 +89,12 @@ def read_source(path: Path, *, encoding: str | None = None, delimiter: str | Non
     if not data.strip():
         raise SourceError(f"{path.name}: the file is empty")
     if data[:2] == b"PK":
-        return _read_xlsx(path, digest, sheet, select)
+        return _read_xlsx(path, digest, sheet, select, header_hint)
     what = _binary_kind(data)
     if what:
         raise SourceError(f"{path.name}: {what}, not a CSV or .xlsx export; export the records "
                           "as CSV or Excel Workbook (.xlsx)")
-    return _read_csv(path, digest, data, encoding, delimiter, select)
+    return _read_csv(path, digest, data, encoding, delimiter, select, header_hint)
 
 
 def _binary_kind(data: bytes) -> str | None:
@@ -133,14 +137,21 @@ def _decode(data: bytes, encoding: str | None) -> tuple[str, str]:
 
 
 def _read_csv(path: Path, digest: str, data: bytes, encoding: str | None,
-              delimiter: str | None, select) -> Source:
+              delimiter: str | None, select, header_hint: tuple[str, ...] = ()) -> Source:
     try:
         text, used = _decode(data, encoding)
     except SourceError as exc:
         raise SourceError(f"{path.name}: {exc}") from None
+    pinned = delimiter is not None
     if delimiter is None:
         delimiter = _sniff_delimiter(text[:16384])
-    options = dict(sep=delimiter, engine="c", skip_blank_lines=True, keep_default_na=False)
+    skip = _header_line(text[:65536], delimiter, header_hint)
+    if skip and not pinned:  # the title lines above the header may have misled the sniffer
+        start = _line_offset(text, skip)
+        delimiter = _sniff_delimiter(text[start:start + 16384])
+        skip = _header_line(text[:65536], delimiter, header_hint)
+    options = dict(sep=delimiter, engine="c", skip_blank_lines=True, keep_default_na=False,
+                   skiprows=skip)
     if used == "utf-16":  # pandas reads bytes faster; UTF-16 is given to it as text
         def stream():
             return io.StringIO(text), {}
@@ -173,8 +184,35 @@ def _read_csv(path: Path, digest: str, data: bytes, encoding: str | None,
         raise SourceError(f"{path.name}: not a readable CSV file "
                           f"({' '.join(str(exc).split())})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    return Source(path, digest, frame, _csv_lines(text, delimiter, len(frame)), "csv", used,
-                  delimiter, decimal=chosen.decimal if chosen is not None else None)
+    lines = _csv_lines(text[_line_offset(text, skip):] if skip else text, delimiter,
+                       len(frame)) + skip
+    return Source(path, digest, frame, lines, "csv", used, delimiter,
+                  decimal=chosen.decimal if chosen is not None else None)
+
+
+def _header_line(sample: str, delimiter: str, hint: tuple[str, ...]) -> int:
+    """How many lines come before the header (0 unless a line further down names the hint)."""
+    if not hint:
+        return 0
+    wanted = {normalise(h) for h in hint}
+    for number, line in enumerate(sample.splitlines()[:30]):
+        try:
+            cells = {normalise(c) for c in next(csv.reader([line], delimiter=delimiter), [])}
+        except csv.Error:
+            continue
+        if wanted <= cells:
+            return number
+    return 0
+
+
+def _line_offset(text: str, lines: int) -> int:
+    offset = 0
+    for _ in range(lines):
+        found = text.find("\n", offset)
+        if found < 0:
+            return len(text)
+        offset = found + 1
+    return offset
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -210,7 +248,8 @@ def _csv_lines(text: str, delimiter: str, records: int) -> np.ndarray:
 _BLANK_LINE = re.compile(r"\n[ \t]+\r?\n")
 
 
-def _read_xlsx(path: Path, digest: str, sheet: str | None, select) -> Source:
+def _read_xlsx(path: Path, digest: str, sheet: str | None, select,
+               header_hint: tuple[str, ...] = ()) -> Source:
     from kpireport.errors import KpireportError
     from kpireport.workbook import read_workbook
 
@@ -229,7 +268,7 @@ def _read_xlsx(path: Path, digest: str, sheet: str | None, select) -> Source:
             raise SourceError(f"{path.name}: every sheet is empty")
     first_error = None
     for found in candidates:  # the first sheet that has the columns the mapping names
-        frame, rows = _sheet_frame(found)
+        frame, rows = _sheet_frame(found, header_hint)
         if select is None:
             break
         try:
@@ -242,10 +281,17 @@ def _read_xlsx(path: Path, digest: str, sheet: str | None, select) -> Source:
     return Source(path, digest, frame, rows, "xlsx", sheet=found.name)
 
 
-def _sheet_frame(sheet) -> tuple[pd.DataFrame, np.ndarray]:
-    """A sheet's records below its header (the first non-blank row), and their rows."""
+def _sheet_frame(sheet, hint: tuple[str, ...] = ()) -> tuple[pd.DataFrame, np.ndarray]:
+    """A sheet's records below its header, and their rows. The header is the first row that
+    names every column of ``hint`` (among the first 30), else the first non-blank row."""
     rows = sheet.rows
-    header_at = next(r for r, row in enumerate(rows) if any(v not in (None, "") for v in row))
+    wanted = {normalise(h) for h in hint}
+    header_at = next((r for r, row in enumerate(rows[:30])
+                      if wanted and wanted <= {normalise(v) for v in row if v is not None}),
+                     None)
+    if header_at is None:
+        header_at = next(r for r, row in enumerate(rows)
+                         if any(v not in (None, "") for v in row))
     header = [str(v).strip() if v not in (None, "") else f"column {i + 1}"
               for i, v in enumerate(rows[header_at])]
     body = [(r + 1, row) for r, row in enumerate(rows[header_at + 1:], start=header_at + 1)

@@ -526,3 +526,27 @@ def test_imported_sums_and_counts_match_the_records(acme, tmp_path, deals):
     assert got_rev.keys() == expected_rev.keys()
     for key, cents in expected_rev.items():
         assert got_rev[key] == pytest.approx(cents / 100, abs=1e-6)
+
+
+def test_title_lines_above_the_header_are_skipped(acme, tmp_path):
+    report = tmp_path / "Campaign report.csv"
+    report.write_text(  # as Google Ads writes it: a title, the date range, then the table
+        "Campaign report\n"
+        '"March 1, 2026 - March 31, 2026"\n'
+        "Campaign,Campaign owner,Day,Cost,Conversions\n"
+        'Spring search,liam.brooks@acme.example,2026-03-03,"1,234.56",17\n'
+        'Retargeting,liam.brooks@acme.example,2026-03-20,765.44,0\n'
+        'Brand,nobody@acme.example,2026-03-21,10.00,1\n'
+        'Total: Account,,,"2,010.00",18\n', encoding="utf-8")
+    mapping = _mapping(tmp_path, '[source]\nowner = "Campaign owner"\ndate = "Day"\n'
+                       'where_not = { Campaign = "Total: Account" }\n'
+                       '[[measure]]\nkpi = "SPEND"\ncolumn = "Cost"\n')
+    result = invoke("import", report, "--book", acme, "--map", mapping)
+    assert result.exit_code == 1
+    assert "Error: Campaign report.csv line 6: unknown owner 'nobody@acme.example'" \
+        in result.output
+    result = invoke("import", report, "--book", acme, "--map", mapping, "--skip-bad-rows")
+    assert result.exit_code == 0, result.output
+    assert "separator ','" in result.output
+    book, _ = api.load(acme)
+    assert book.actuals[("E010", "SPEND")][month_of(2026, 3)] == pytest.approx(2000.0)

@@ -116,3 +116,21 @@ def test_what_is_not_an_export_is_named(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(SourceError, match=message):
         read_source(path)
+
+
+def test_an_xlsx_report_with_a_title_block(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Opportunities report"])
+    ws.append(["Filtered by: Close Date = THIS QUARTER"])
+    ws.append([])
+    ws.append(["Opportunity Owner", "Amount", "Close Date"])
+    ws.append(["Lucia Ortiz", 12500, dt.datetime(2026, 3, 15)])
+    ws.append(["Sam Okafor", 800, dt.datetime(2026, 3, 16)])
+    wb.save(tmp_path / "report.xlsx")
+    source = read_source(tmp_path / "report.xlsx",
+                         header_hint=("opportunity owner", "CLOSE DATE"))
+    assert list(source.frame.columns) == ["Opportunity Owner", "Amount", "Close Date"]
+    assert source.records == 2 and source.lines.tolist() == [5, 6]
