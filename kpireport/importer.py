@@ -139,13 +139,20 @@ def _selection(mapping: Mapping, head: pd.DataFrame, delimiter: str, file: str) 
         found = next((c for c in head.columns if normalise(c) == normalise(name)), None)
         if found is None:
             raise MappingError(f"{mapping.name}: {role} column {name!r} is not in {file} "
-                               f"(columns: {', '.join(map(str, head.columns))})")
+                               f"(columns: {column_list(head.columns)})")
         return found
 
     text = [resolve(n, r) for n, r in text_roles]
     numbers = [c for c in dict.fromkeys(resolve(n, r) for n, r in number_roles) if c not in text]
     decimal = mapping.decimal or detect_decimal([head[c] for c in numbers], delimiter)
     return Selection(list(dict.fromkeys(text + numbers)), numbers, decimal)
+
+
+def column_list(columns, limit: int = 20) -> str:
+    """Column names for a one-line message (line breaks inside a header become spaces)."""
+    names = [" ".join(str(c).split()) for c in columns]
+    more = f", … ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def refuse_if_open(path: Path) -> None:
@@ -190,7 +197,7 @@ def _column(source: Source, name: str, role: str, mapping: Mapping) -> pd.Series
     wanted = normalise(name)
     found = next((c for c in source.frame.columns if normalise(c) == wanted), None)
     if found is None:
-        columns = ", ".join(map(str, source.frame.columns))
+        columns = column_list(source.frame.columns)
         raise MappingError(f"{mapping.name}: {role} column {name!r} is not in "
                            f"{source.path.name} (columns: {columns})")
     series = source.frame[found]

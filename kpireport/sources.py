@@ -163,7 +163,7 @@ def _read_csv(path: Path, digest: str, data: bytes, encoding: str | None,
         handle, extra = stream()
         head = pd.read_csv(handle, nrows=2000, dtype=str, na_filter=False, **extra, **options)
         if head.shape[1] < 2:
-            columns = ", ".join(map(str, head.columns))
+            columns = " ".join(str(head.columns[0]).split())[:80]
             raise SourceError(f"{path.name}: found one column only ({columns}); not a CSV "
                               "export with separated columns")
         original = {str(c).strip(): c for c in head.columns}

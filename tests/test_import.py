@@ -550,3 +550,16 @@ def test_title_lines_above_the_header_are_skipped(acme, tmp_path):
     assert "separator ','" in result.output
     book, _ = api.load(acme)
     assert book.actuals[("E010", "SPEND")][month_of(2026, 3)] == pytest.approx(2000.0)
+
+
+def test_headers_with_line_breaks_stay_on_one_line(acme, tmp_path):
+    export = tmp_path / "export.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["Deal\nowner", "Amount\r\n(USD)", "Close date"])
+    wb.active.append(["priya.nair@acme.example", 10, dt.datetime(2026, 3, 1)])
+    wb.save(export)
+    result = run("import", export, "--book", acme, "--map", "hubspot-deals")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: hubspot-deals.toml: filter column 'Pipeline' is not in export.xlsx (columns: "
+        "Deal owner, Amount (USD), Close date)"]  # "Deal\nowner" itself matches "Deal owner"
