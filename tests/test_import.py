@@ -19,7 +19,7 @@ from kpireport import api
 from kpireport.cli import main
 from kpireport.importer import SHIPPED, load_mapping, plan_import, shipped_mappings
 from kpireport.model import month_of
-from tests.conftest import soffice
+from tests.conftest import CORPUS, soffice
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -563,3 +563,30 @@ def test_headers_with_line_breaks_stay_on_one_line(acme, tmp_path):
     assert result.stderr.strip().splitlines() == [
         "Error: hubspot-deals.toml: filter column 'Pipeline' is not in export.xlsx (columns: "
         "Deal owner, Amount (USD), Close date)"]  # "Deal\nowner" itself matches "Deal owner"
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not beside the project")
+def test_every_corpus_file_as_an_export_or_annotated_gets_a_clean_answer(acme, tmp_path):
+    """The 130 odd files other writers made: as an export to import, and as a workbook to
+    annotate — each works or is one clear line, and none of them is changed."""
+    from kpireport.annotate import annotate_workbook
+    from kpireport.errors import KpireportError
+
+    files = sorted(p for p in CORPUS.iterdir() if p.is_file())
+    assert len(files) > 100
+    before = {p: sha(p) for p in files}
+    annotated = 0
+    for path in files:
+        for mapping in (None, Path("hubspot-deals")):
+            try:
+                plan_import(path, acme, mapping)
+            except KpireportError as exc:
+                assert "\n" not in str(exc) and "\r" not in str(exc), (path.name, str(exc))
+        try:
+            _, issues = api.check(path)
+            annotate_workbook(path, issues, tmp_path / f"{path.stem}.checked.xlsx")
+            annotated += 1
+        except KpireportError as exc:
+            assert "\n" not in str(exc), (path.name, str(exc))
+    assert annotated > 50
+    assert {p: sha(p) for p in files} == before
