@@ -230,11 +230,10 @@ def _csv_lines(text: str, delimiter: str, records: int) -> np.ndarray:
     while end and text[end - 1] in "\r\n":
         end -= 1
     physical = text.count("\n", 0, end) + 1
-    if physical == records + 1 and text.find("\n\n", 0, end) < 0 \
-            and text.find("\n\r\n", 0, end) < 0 and not (
-                (text.find("\n ", 0, end) >= 0 or text.find("\n\t", 0, end) >= 0)
-                and _BLANK_LINE.search(text, 0, end)):
-        return np.arange(2, records + 2)  # one line a record: no need to parse again
+    # Blank lines and line breaks inside quotes both add lines without adding records, so
+    # as many lines as records (and the header) means one line a record.
+    if physical == records + 1:
+        return np.arange(2, records + 2)
     lines = []
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     start = 1
@@ -244,8 +243,6 @@ def _csv_lines(text: str, delimiter: str, records: int) -> np.ndarray:
         start = reader.line_num + 1
     return np.array(lines[1:records + 1])
 
-
-_BLANK_LINE = re.compile(r"\n[ \t]+\r?\n")
 
 
 def _read_xlsx(path: Path, digest: str, sheet: str | None, select,
