@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -53,6 +54,11 @@ def load(path: str | Path, *, period: int | None = None) -> tuple[Book, list[Iss
     if period is not None:
         from dataclasses import replace
 
+        from kpireport.validate import no_actuals_in_period
+
+        problem = no_actuals_in_period(book.actuals, period)
+        if problem:
+            raise KpireportError(f"--period {problem}")
         book = replace(book, settings=replace(book.settings, report_period=period))
     return book, issues
 
@@ -80,28 +86,67 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
           formats: tuple[str, ...] = FORMATS, templates: str | Path | None = None,
           workers: int | None = None, submit: Callable | None = None,
           progress: Callable[[str], None] | None = None,
-          on_start: Callable[[int], None] | None = None) -> BuildResult:
+          on_start: Callable[[int], None] | None = None,
+          report_timeout: float | None = 60.0, archive: bool = False) -> BuildResult:
     """Check, score and write every file of SPEC §4 into ``out/<period>/``.
 
     A report whose inputs (view model, templates, version, formats) are unchanged since the
-    last build in the same folder is not rendered again. If any report fails, nothing is
-    written and the previous build's files stay as they were.
+    last build in the same folder is not rendered again; a report that takes longer than
+    ``report_timeout`` seconds to render fails (in the main thread of a local process; a
+    cluster has its own stall limit). The run folder is replaced as a
+    whole (:mod:`kpireport.outputs`): if anything fails — a report, a write, a kill — the
+    previous build's folder stays exactly as it was. ``archive`` also writes the PDF/A-3b
+    copies of kpireport.archive into ``archive/``.
     """
     from kpireport import render
-    from kpireport.outputs import CACHE_FILE, Staging, cache_bytes, read_cache
-    from kpireport.results import compute, payroll_csv, results_json_bytes, results_xlsx
+    from kpireport.outputs import Staging, run_lock
+    from kpireport.results import compute
     from kpireport.views import all_views
 
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise KpireportError(f"unknown format {unknown[0]!r}; use html, pdf or html,pdf")
     book, issues = load(path, period=period)
+    passwords = None
+    if book.settings.pdf_protection != "none":  # a damaged store stops the build first
+        from kpireport.protect import PasswordStore
+
+        passwords = PasswordStore.open(Path(out))
     dirs = render.template_dirs(Path(templates) if templates else None)
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
     run_dir = Path(out) / results.period
-    views = all_views(results)
+    views = all_views(results, formats)
+    if archive:
+        from kpireport.archive import archive_meta
+        from kpireport.results import results_json
+
+        document = results_json(results)
+        for view in views:
+            if view["kind"] != "index":
+                view["archive"] = archive_meta(document, view)
     fingerprint = render.template_fingerprint(dirs)
+    with run_lock(run_dir):
+        staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this
+        try:
+            result = _build_into(staging, book, results, views, issues, formats, dirs,
+                                 fingerprint, workers, submit, progress, on_start,
+                                 report_timeout)
+        finally:
+            staging.discard()
+    if passwords is not None and result.ok:
+        passwords.ensure(book)  # ready for `kpireport passwords` before the first send
+    return result
+
+
+def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
+                submit, progress, on_start, report_timeout) -> BuildResult:
+    from kpireport import render
+    from kpireport.deliver import RECIPIENTS_FILE, recipients_record
+    from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
+    from kpireport.results import payroll_csv, results_json_bytes, results_xlsx
+
+    run_dir = staging.run_dir
     old_keys = read_cache(run_dir)
     keys = {v["file"]: render.view_key(v, formats, fingerprint) for v in views}
     expected = {v["file"]: _report_files(v, formats) for v in views}
@@ -118,23 +163,24 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
         if "pdf" not in formats and workers is None:
             workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
         outcome = render.render_views(fresh, formats, dirs, workers=workers,
-                                      progress=progress, submit=submit)
+                                      progress=progress, submit=submit,
+                                      timeout=report_timeout)
         files = results_files.result()
     if outcome.failures:
         return BuildResult(run_dir, results, [], len(fresh), len(views) - len(fresh),
                            outcome.failures, issues)
-    staging = Staging(run_dir)
-    try:
-        for name, data in files.items():
-            staging.write(name, data)
-        for name in sorted(outcome.files):
-            staging.write(name, outcome.files[name])
-        staging.write(CACHE_FILE, cache_bytes(keys))
-        kept = {name for v in views if v not in fresh for name in expected[v["file"]]}
-        written = staging.commit(keep=kept)
-    except BaseException:
-        staging.discard()
-        raise
+    for name, data in files.items():
+        staging.write(name, data)
+    for name in sorted(outcome.files):
+        staging.write(name, outcome.files[name])
+    staging.write(CACHE_FILE, cache_bytes(keys))
+    rendered = {v["file"] for v in fresh}
+    staging.keep({name for v in views if v["file"] not in rendered
+                  for name in expected[v["file"]]})
+    results_dict = json.loads(files["results.json"])
+    staging.write(RECIPIENTS_FILE, recipients_record(book, results_dict, staging.dir))
+    staging.carry_over()
+    written = staging.commit()
     return BuildResult(run_dir, results, written, len(fresh), len(views) - len(fresh), {},
                        issues)
 
@@ -145,6 +191,8 @@ def _report_files(view: dict, formats: tuple[str, ...]) -> list[str]:
         names.append(view["file"] + ".html")
     if "pdf" in formats and view["kind"] != "index":
         names.append(view["file"] + ".pdf")
+    if view.get("archive"):
+        names.append(view["archive"]["file"])
     return names
 
 
@@ -160,3 +208,22 @@ def source_book(run_dir: Path) -> Path:
         if (folder / name).is_file():
             return folder / name
     raise KpireportError(f"cannot find {name}, the workbook of {run_dir}; give it with --book")
+
+
+def send_book(run_dir: str | Path, book: str | Path | None = None) -> Book:
+    """The workbook to send ``run_dir`` with: ``book``, or the one named in its results.json;
+    refused unless it is byte for byte the workbook the run was built from (its sha256)."""
+    run_dir = Path(run_dir)
+    try:
+        source = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["source"]
+        built_from, built_hash = str(source["file"]), str(source["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise KpireportError(f"{run_dir}: no readable results.json; build the reports "
+                             "first") from None
+    path = Path(book) if book is not None else source_book(run_dir)
+    loaded, _ = load(path)
+    if loaded.source_sha256 != built_hash:
+        raise KpireportError(f"{path} is not the workbook {run_dir} was built from "
+                             f"({built_from}, sha256 {built_hash[:12]}…): send with that "
+                             "workbook, or build again from this one")
+    return loaded

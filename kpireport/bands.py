@@ -1,14 +1,17 @@
 """SPEC §2.6–2.7: score → band, payout, bonus and recommended salary. Money is Decimal.
 
-Every money amount is computed exactly and rounded half-up once, at the end, to the currency's
-minor unit (USD 2 decimals, VND 0).
+Every money amount is computed exactly — typed numbers become their shortest decimal form,
+then exact rationals (``Fraction``), so ``÷ 12`` and ``÷ days`` never round in between — and
+rounded half-up once, at the end, to the currency's minor unit (USD 2 decimals, VND 0).
+705,000,000 × 12.5% ÷ 12 × 85% is exactly 6,242,187.5 and is paid 6,242,188.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from kpireport.model import Band, Month, Person, Settings, first_day, last_day
 
@@ -40,10 +43,14 @@ def minor_units(currency: str) -> int:
     return get_currency_precision(currency)
 
 
-def round_money(amount: Decimal, currency: str) -> Decimal:
-    """Half-up to the currency's minor unit."""
-    quantum = Decimal(1).scaleb(-minor_units(currency))
-    return amount.quantize(quantum, rounding=ROUND_HALF_UP)
+def round_money(amount: Decimal | Fraction, currency: str) -> Decimal:
+    """Half-up (away from zero at a tie) to the currency's minor unit, from an exact amount."""
+    places = minor_units(currency)
+    if isinstance(amount, Decimal):
+        return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    scaled = abs(amount) * 10 ** places
+    units = (scaled.numerator * 2 + scaled.denominator) // (scaled.denominator * 2)
+    return Decimal(-units if amount < 0 else units).scaleb(-places)
 
 
 def band_for(score: float | None, bands: tuple[Band, ...]) -> Band | None:
@@ -60,18 +67,25 @@ def band_for(score: float | None, bands: tuple[Band, ...]) -> Band | None:
 
 def payout_for(score: float | None, bands: tuple[Band, ...], mode: str) -> float | None:
     """step: the band's payout; linear: interpolated between band points, flat above the last."""
+    exact = exact_payout(score, bands, mode)
+    return None if exact is None else float(exact)
+
+
+def exact_payout(score: float | None, bands: tuple[Band, ...], mode: str) -> Fraction | None:
+    """The payout as an exact rational (the linear interpolation never rounds)."""
     band = band_for(score, bands)
     if band is None or score is None:
         return None
+    low, paid = _exact(band.min_score), _exact(band.bonus_payout)
     if mode != "linear":
-        return band.bonus_payout
+        return paid
     index = bands.index(band)
     if index == len(bands) - 1:
-        return band.bonus_payout
+        return paid
     upper = bands[index + 1]
-    span = upper.min_score - band.min_score
-    share = (round(score, EDGE_DECIMALS) - band.min_score) / span
-    return band.bonus_payout + share * (upper.bonus_payout - band.bonus_payout)
+    span = _exact(upper.min_score) - low
+    share = (_exact(round(score, EDGE_DECIMALS)) - low) / span
+    return paid + share * (_exact(upper.bonus_payout) - paid)
 
 
 def days_employed(person: Person, start: dt.date, end: dt.date) -> int:
@@ -91,35 +105,35 @@ def pay_for(person: Person, month_score: float | None, ytd_score: float | None,
     if basis == "ytd":
         window_start, window_end = first_day(fiscal_start), last_day(period)
         days_total = (last_day(fiscal_start + 11) - first_day(fiscal_start)).days + 1
-        share = Decimal(1)
+        share = Fraction(1)
     else:
         window_start, window_end = first_day(period), last_day(period)
         days_total = (window_end - window_start).days + 1
-        share = Decimal(1) / Decimal(12)
+        share = Fraction(1, 12)
     employed = days_employed(person, window_start, window_end)
     band = band_for(score, bands)
-    payout = payout_for(score, bands, settings.band_mode)
-    base = _dec(person.base_salary)
-    pct = _dec(person.target_bonus_pct)
+    exact = exact_payout(score, bands, settings.band_mode)
+    payout = None if exact is None else float(exact)
+    base = _exact(person.base_salary)
+    pct = _exact(person.target_bonus_pct)
     currency = settings.currency
     bonus = recommended = target_bonus = None
-    with localcontext() as ctx:
-        ctx.prec = 40
-        if base is not None and pct is not None:
-            target_bonus = round_money(base * pct * share * employed / days_total, currency)
-            if payout is not None:
-                exact = base * pct * share * _dec(payout) * employed / days_total
-                bonus = round_money(exact, currency)
-        if base is not None and band is not None:
-            recommended = round_money(base * (1 + _dec(band.salary_increase)), currency)
+    if base is not None and pct is not None:
+        prorated = base * pct * share * Fraction(employed, days_total)
+        target_bonus = round_money(prorated, currency)
+        if exact is not None:
+            bonus = round_money(prorated * exact, currency)
+    if base is not None and band is not None:
+        recommended = round_money(base * (1 + _exact(band.salary_increase)), currency)
     return Pay(basis, score, band.band if band else None, payout,
                band.salary_increase if band else None, bonus, recommended,
                person.base_salary, person.target_bonus_pct, employed, days_total,
                (window_end - window_start).days + 1, target_bonus)
 
 
-def _dec(value: float | None) -> Decimal | None:
-    """A float typed in a spreadsheet as the Decimal a person meant (repr is shortest)."""
+def _exact(value: float | None) -> Fraction | None:
+    """A float typed in a spreadsheet as the number a person meant: its shortest decimal
+    form (``repr``), never the binary value (0.85 is 85/100, not 0.84999999999999997779…)."""
     if value is None:
         return None
-    return Decimal(repr(float(value)))
+    return Fraction(Decimal(repr(float(value))))

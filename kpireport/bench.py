@@ -243,6 +243,32 @@ def main(argv: list[str] | None = None) -> int:
         checks.append(("rebuild unchanged / first build", t_again / t_first, "≤ 0.15",
                        t_again / t_first <= 0.15))
 
+        # PDF protection: the same messages made with and without pdf_protection; the
+        # difference (per-recipient AES-256 copies, the password store) against the build.
+        from dataclasses import replace
+
+        from kpireport import deliver
+
+        protected_book, _ = api.load(small)
+        protected_book = replace(protected_book, recipients=None,  # the default recipients
+                                 settings=replace(protected_book.settings,
+                                                  pdf_protection="employee"))
+        plain_book = replace(protected_book, settings=replace(protected_book.settings,
+                                                              pdf_protection="none"))
+        sender = "bench@example.com"
+        t_plain, plain = timed(lambda: deliver.plan_messages(plain_book, first.run_dir, sender),
+                               repeat=3)
+        rows.append(Row("messages of that build, pdf_protection none", t_plain,
+                        f"{len(plain.messages)} messages"))
+        t_protected, protected = timed(lambda: deliver.plan_messages(
+            protected_book, first.run_dir, sender), repeat=3)
+        copies = sum(m.protected for m in protected.messages)
+        rows.append(Row("messages of that build, pdf_protection employee", t_protected,
+                        f"{len(protected.messages)} messages, {copies} encrypted copies"))
+        added = max(t_protected - t_plain, 0.0)
+        checks.append((f"protection added / first build of {args.pdf_reports} people",
+                       added / t_first, "≤ 0.10", added / t_first <= 0.10))
+
         t_results, _ = timed(lambda: api.build(book_path, out=work / "html-only",
                                                formats=("html",), workers=2))
         rows.append(Row(f"build html only, {args.employees} people (results files too)",

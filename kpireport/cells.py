@@ -24,6 +24,12 @@ def is_blank(value: object) -> bool:
     return value is None or value == "" or (isinstance(value, str) and not value.strip())
 
 
+# Numbers kpireport computes with: sums, ratios and money of values in this range stay exact
+# enough and finite (a ratio of 1e15 / 1e-9 is 1e24; money is Decimal to 28 digits).
+MAX_MAGNITUDE = 1e15
+MIN_MAGNITUDE = 1e-9
+
+
 class CellReader:
     """Typed access to cells of one sheet, logging problems as it goes."""
 
@@ -57,8 +63,9 @@ class CellReader:
 
     # numbers ------------------------------------------------------------------------------
     def number(self, value: object, cell: str, *, percent_ok: bool = True) -> float | None:
-        if type(value) is float and value - value == 0:  # finite: NaN and ±inf fail this
-            return value
+        if type(value) is float and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE and (
+                value >= MIN_MAGNITUDE or value <= -MIN_MAGNITUDE or value == 0):
+            return value  # finite and in range (NaN fails every comparison)
         if is_blank(value):
             return None
         if isinstance(value, bool):
@@ -76,6 +83,12 @@ class CellReader:
         if not math.isfinite(number):
             self.log.error("not-finite", self.sheet, cell,
                            f"{self.sheet}!{cell}: {value} is not a finite number")
+            return None
+        if number != 0 and not MIN_MAGNITUDE <= abs(number) <= MAX_MAGNITUDE:
+            self.log.error("out-of-range", self.sheet, cell,
+                           f"{self.sheet}!{cell}: {number:g} is outside the range kpireport "
+                           f"computes with (0, or {MIN_MAGNITUDE:g} to {MAX_MAGNITUDE:g} in "
+                           "magnitude, either sign)")
             return None
         return number
 
@@ -172,7 +185,7 @@ class CellReader:
         if key not in choices:
             self.log.error("bad-choice", self.sheet, cell,
                            f"{self.sheet}!{cell}: {text!r} is not one of "
-                           f"{', '.join(choices)}")
+                           f"{', '.join(choices)}{did_you_mean(text, choices)}")
             return None
         return key
 
@@ -182,13 +195,54 @@ class CellReader:
             return None
         if not EMAIL.match(text):
             self.log.error("bad-email", self.sheet, cell,
-                           f"{self.sheet}!{cell}: {text!r} is not a single valid e-mail address")
+                           f"{self.sheet}!{cell}: {text!r} is not a single valid e-mail "
+                           f"address{address_hint(text)}")
             return None
         return text
 
 
+def closest(text: str, candidates) -> list[str]:
+    """The candidates (at most two, equally close) that a mistyped ``text`` most resembles."""
+    import difflib
+
+    key = text.strip().casefold()
+    names = {str(c).casefold(): str(c) for c in candidates}
+    same = [names[n] for n in names if n != key and _unpadded(n) == _unpadded(key)]
+    if same:  # E02 for E002: the same letters and numbers, padded differently
+        return sorted(same)[:2]
+    # get_close_matches filters with the cheap upper bounds first (many ids stay fast)
+    near = difflib.get_close_matches(key, [n for n in names if n != key], n=3, cutoff=0.7)
+    scored = [(difflib.SequenceMatcher(None, key, name).ratio(), name) for name in near]
+    best = [name for ratio, name in scored if ratio == scored[0][0]] if scored else []
+    return sorted(names[n] for n in best[:2])
+
+
+def _unpadded(key: str) -> str:
+    return re.sub(r"0+(?=\d)", "", key.replace(" ", "").replace("_", "").replace("-", ""))
+
+
+def did_you_mean(text: str, candidates, *, what: str = "") -> str:
+    """'; did you mean SALES?' when a candidate is close to a mistyped ``text``."""
+    best = closest(text, candidates)
+    return f"; did you mean {what}{' or '.join(best)}?" if best else ""
+
+
+def address_hint(text: str) -> str:
+    """Advice for an address typed with a display name (``Alice <alice@x.com>``)."""
+    from email.utils import getaddresses
+
+    found = getaddresses([text])
+    if len(found) == 1 and found[0][0] and EMAIL.match(found[0][1] or ""):
+        return f"; type the address alone: {found[0][1]}"
+    if len(found) > 1:
+        return "; type one address per cell"
+    return ""
+
+
 def month_from_header(value: object) -> Month | None:
-    """A month column header: a date cell (any day) or the text YYYY-MM (or YYYY-MM-DD)."""
+    """A month column header: a date cell (any day), the text YYYY-MM (or YYYY-MM-DD), or a
+    text that plainly names one month: ``2026-3``, ``03/2026``, ``3.2026``, ``2026/03``,
+    ``Mar 2026``, ``March-2026``, ``Tháng 3/2026``, ``tháng 03 năm 2026``, ``T3/2026``."""
     if isinstance(value, (dt.date, dt.datetime)):
         return month_of(value.year, value.month)
     if isinstance(value, str):
@@ -199,8 +253,64 @@ def month_from_header(value: object) -> Month | None:
                 dt.date.fromisoformat(text)
             except ValueError:
                 return None
-        return found
+        return found if found is not None else _named_month(text)
     return None
+
+
+_MONTH_NAMES = {name: number for number, names in enumerate((
+    ("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",),
+    ("jun", "june"), ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"),
+    ("oct", "october"), ("nov", "november"), ("dec", "december")), start=1)
+    for name in names}
+_SEP = r"\s*[-/.\s]\s*"
+_YEAR_FIRST = re.compile(rf"^(\d{{4}}){_SEP}(\d{{1,2}})$")
+_MONTH_FIRST = re.compile(rf"^(?:tháng|thang|thg|t)?\.?\s*(\d{{1,2}}){_SEP}(?:năm\s*|nam\s*)?"
+                          rf"(\d{{4}})$")
+_NAME_SHORT_YEAR = re.compile(r"^([a-z]+)\.?(?:\s*-\s*|\s*'|\s+')(\d{2})$")  # Excel's mmm-yy
+_NAME_FIRST = re.compile(rf"^([a-z]+)\.?(?:{_SEP}|\s*)(\d{{4}})$")
+_YEAR_NAME = re.compile(rf"^(\d{{4}}){_SEP}([a-z]+)\.?$")
+_PERIOD_LIKE = re.compile(r"(^|\D)(19|20)\d{2}(\D|$)")
+
+
+def _named_month(text: str) -> Month | None:
+    """The month a header names in one of the unambiguous spellings people type."""
+    import unicodedata
+
+    key = " ".join(unicodedata.normalize("NFC", text).casefold().split())
+    for pattern, year_at, month_at in ((_YEAR_FIRST, 1, 2), (_MONTH_FIRST, 2, 1),
+                                       (_NAME_FIRST, 2, 1), (_YEAR_NAME, 1, 2),
+                                       (_NAME_SHORT_YEAR, 2, 1)):
+        match = pattern.match(key)
+        if match is None:
+            continue
+        year, month = match.group(year_at), match.group(month_at)
+        if len(year) == 2:
+            year = f"20{year}"
+        number = int(month) if month.isdigit() else _MONTH_NAMES.get(month)
+        if number is not None and 1 <= number <= 12 and 1900 <= int(year) <= 2200:
+            return month_of(int(year), number)
+    return None
+
+
+def looks_like_period(value: object) -> bool:
+    """A header that is meant as a month or date (it has a year in it) but names no single
+    month: ``01/03/2026``, ``Q1 2026``, ``2026-13``, a number (``2026.03``), a month without
+    its year (``Mar``). Such a column must not be ignored."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True  # 2026.03, 202603, 3: a number is never a column name
+    if not isinstance(value, str) or month_from_header(value) is not None:
+        return False
+    text = " ".join(value.casefold().split())
+    if _MONTH_ALONE.match(text) or _NAME_NUMBER.match(text):
+        return True  # "Mar", "Tháng 3", "Mar 26": a month without a year one can be sure of
+    return len(text) <= 24 and not text.isdigit() and bool(_PERIOD_LIKE.search(text)) \
+        and not any(ch.isalpha() for ch in _MONTH_WORDS.sub("", text))
+
+
+_MONTH_ALONE = re.compile(r"^(?:(?:tháng|thang)\s*\d{1,2}|(?:" + "|".join(_MONTH_NAMES) + r")\.?)$")
+_NAME_NUMBER = re.compile(r"^(?:" + "|".join(_MONTH_NAMES) + r")\.?\s*[-/.\s]?\s*\d{1,2}$")
+_MONTH_WORDS = re.compile(r"tháng|thang|năm|nam|quý|quy|q|t|" + "|".join(
+    sorted(_MONTH_NAMES, key=len, reverse=True)))
 
 
 def _plain(number: float) -> str:

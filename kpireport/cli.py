@@ -18,6 +18,13 @@ class _Group(click.Group):
     """Turns library errors into one-line messages and unexpected ones into a hint."""
 
     def invoke(self, ctx: click.Context):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (kill, systemd, cron's timeout) stops a command like Ctrl-C: workers
+            # killed, staging removed, the previous run folder untouched.
+            signal.signal(signal.SIGTERM, _interrupt)
         try:
             return super().invoke(ctx)
         except KpireportError as exc:
@@ -36,6 +43,23 @@ class _Group(click.Group):
             if os.environ.get("KPIREPORT_DEBUG"):
                 raise
             sys.exit(1)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _report_timeout() -> float:
+    import os
+
+    text = os.environ.get("KPIREPORT_REPORT_TIMEOUT", "60")
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise click.UsageError(f"KPIREPORT_REPORT_TIMEOUT={text!r}: give seconds, e.g. 60")
+    return value
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
@@ -181,7 +205,7 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
-              workers: int | None, dask: str | None):
+              workers: int | None, dask: str | None, archive: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from kpireport import api
@@ -198,7 +222,8 @@ def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Pa
         result = api.build(book, out=out, period=_month(period), formats=_formats(fmt),
                            templates=templates, workers=workers, submit=submit,
                            on_start=lambda n: bar.update(task, total=n),
-                           progress=lambda name: bar.advance(task))
+                           progress=lambda name: bar.advance(task),
+                           report_timeout=_report_timeout(), archive=archive)
     if result.failures:
         for _name, message in sorted(result.failures.items()):
             click.echo(f"Error: {message}", err=True)
@@ -236,16 +261,19 @@ def _build_options(func):
 @click.option("--workers", type=click.IntRange(1, 256),
               help="Processes that render reports (default: all cores).")
 @click.option("--dask", metavar="ADDRESS", help="Render on a Dask cluster, e.g. tcp://host:8786.")
+@click.option("--archive", is_flag=True, help="Also write PDF/A-3b copies with their results "
+              "attached into RUN_DIR/archive/ (never e-mailed).")
 def build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
-          workers: int | None, dask: str | None) -> None:
+          workers: int | None, dask: str | None, archive: bool) -> None:
     """Score BOOK and write results.json, results.xlsx, payroll.csv and the reports.
 
     \b
     Example:
       kpireport build kpis.xlsx --out reports
       kpireport build kpis.xlsx --period 2026-10 --format pdf --workers 4
+      kpireport build kpis.xlsx --archive      # and the PDF/A copies to keep
     """
-    _do_build(book, period, out, fmt, templates, workers, dask)
+    _do_build(book, period, out, fmt, templates, workers, dask, archive)
 
 
 SMTP_OPTIONS = [
@@ -265,6 +293,9 @@ def _smtp_options(func):
     return func
 
 
+DRY_RUN_SENDER = "kpireport@example.invalid"  # a preview needs no real sender (RFC 2606 name)
+
+
 def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path | None,
              resend: bool, smtp: dict, templates: Path | None = None) -> None:
     import os
@@ -276,25 +307,33 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
 
     if dry_run and outbox is None:
         raise click.UsageError("--dry-run needs --outbox DIR")
-    book_path = book_path or api.source_book(run_dir)
-    book, _ = api.load(book_path)
+    from kpireport.outputs import run_lock
+
     sender = smtp.get("sender") or os.environ.get("KPIREPORT_SMTP_FROM")
+    if not sender and dry_run:
+        sender = DRY_RUN_SENDER
+        click.echo(f"Note: no sender set (KPIREPORT_SMTP_FROM or --from); the preview uses "
+                   f"From: {sender}", err=True)
     if not sender:
         raise click.UsageError("no sender: set KPIREPORT_SMTP_FROM or --from")
-    plan = deliver.plan_messages(book, run_dir, sender, templates=templates)
-    for problem in plan.problems:
-        click.echo(f"Warning: {problem}", err=True)
-    if dry_run:
-        written = deliver.write_outbox(plan, outbox)  # type: ignore[arg-type]
-        click.echo(f"Dry run: wrote {len(written)} message(s) to {outbox}; nothing was sent.")
-        return
-    settings = deliver.SmtpSettings.from_env(dict(os.environ), **smtp)
-    ledger = deliver.Ledger(run_dir / deliver.LEDGER)
-    try:
-        outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger, sender,
-                                        resend=resend)
-    finally:
-        ledger.close()
+    with run_lock(run_dir, shared=dry_run):
+        book = api.send_book(run_dir, book_path)
+        plan = deliver.plan_messages(book, run_dir, sender, templates=templates)
+        for problem in plan.problems:
+            click.echo(f"Warning: {problem}", err=True)
+        if dry_run:
+            written = deliver.write_outbox(plan, outbox)  # type: ignore[arg-type]
+            click.echo(f"Dry run: wrote {len(written)} message(s) to {outbox}; nothing was "
+                       "sent.")
+            return
+        settings = deliver.SmtpSettings.from_env(dict(os.environ), **smtp)
+        ledger = deliver.Ledger(run_dir / deliver.LEDGER)
+        try:
+            outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger,
+                                            sender, resend=resend,
+                                            backoff=deliver.backoff_from_env(dict(os.environ)))
+        finally:
+            ledger.close()
     console = Console(stderr=False, highlight=False)
     table = Table(title="E-mail summary", show_lines=False)
     for column in ("report", "recipient", "result"):
@@ -332,13 +371,16 @@ def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, r
     """E-mail the reports of one build (RUN_DIR, e.g. reports/2026-10) to their stakeholders.
 
     Every message is sent exactly once: a re-run skips what was sent and retries what failed.
-    Exit 0 when everything was sent, 3 when any message failed.
+    Exit 0 when everything was sent, 3 when any message failed, 1 when the build has reports
+    but not one of them has a recipient.
 
     \b
     Example:
-      kpireport send reports/2026-10 --book kpis.xlsx --dry-run --outbox outbox
-      KPIREPORT_SMTP_HOST=smtp.example.com KPIREPORT_SMTP_FROM=hr@example.com \\
-        kpireport send reports/2026-10 --book kpis.xlsx
+      kpireport init kpis.xlsx --sample acme
+      kpireport build kpis.xlsx --out reports
+      kpireport send reports/2026-03 --book kpis.xlsx --dry-run --outbox outbox
+      export KPIREPORT_SMTP_HOST=smtp.example.com KPIREPORT_SMTP_FROM=hr@example.com
+      kpireport doctor --smtp && kpireport send reports/2026-03 --book kpis.xlsx
     """
     smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
     _do_send(run_dir, book, dry_run, outbox, resend, smtp, templates)
@@ -348,33 +390,44 @@ def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, r
 @click.argument("book", type=click.Path(dir_okay=False, path_type=Path))
 @_build_options
 @click.option("--send", "do_send", is_flag=True, help="E-mail the reports after the build.")
+@click.option("--dry-run", is_flag=True,
+              help="Write every message to --outbox as .eml after the build; send nothing.")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the .eml files of --dry-run.")
 @click.option("--workers", type=click.IntRange(1, 256), help="Rendering processes.")
 @click.option("--dask", metavar="ADDRESS", help="Render on a Dask cluster.")
 @click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of templates that override the built-in reports and e-mails.")
 @_smtp_options
-def run(book: Path, period: str | None, out: Path, do_send: bool, workers: int | None,
-        dask: str | None, templates: Path | None, **smtp) -> None:
+def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
+        outbox: Path | None, workers: int | None, dask: str | None, templates: Path | None,
+        **smtp) -> None:
     """The monthly job: check BOOK, build the reports, and (with --send) e-mail them.
 
-    Stops at the first stage that fails.
+    Stops at the first stage that fails. --dry-run --outbox DIR runs the whole month but
+    writes the messages as .eml files instead of sending them.
 
     \b
     Example:
-      kpireport run kpis.xlsx --out reports
+      kpireport run kpis.xlsx --out reports --dry-run --outbox outbox
       kpireport run kpis.xlsx --out reports --send     # e.g. from cron on the 3rd
     """
     from kpireport import api
     from kpireport.console import print_issues
+
+    if dry_run and outbox is None:
+        raise click.UsageError("--dry-run needs --outbox DIR")
+    if dry_run and do_send:
+        raise click.UsageError("use --send or --dry-run, not both")
 
     _, issues = api.check(book)
     if any(i.severity == "error" for i in issues):
         print_issues(book, issues)
         sys.exit(1)
     result = _do_build(book, period, out, "html,pdf", templates, workers, dask)
-    if do_send:
+    if do_send or dry_run:
         smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
-        _do_send(result.run_dir, book, False, None, False, smtp, templates)
+        _do_send(result.run_dir, book, dry_run, outbox, False, smtp, templates)
 
 
 @main.command("import", context_settings=CONTEXT)
@@ -428,19 +481,94 @@ def import_(source: Path, book: Path, mapping: Path | None, dry_run: bool,
 
 
 @main.command(context_settings=CONTEXT)
-def doctor() -> None:
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text",
+              show_default=True)
+@click.option("--all", "everyone", is_flag=True,
+              help="List every generated password again, not only the new ones.")
+def passwords(out_dir: Path, fmt: str, everyone: bool) -> None:
+    """List the generated PDF passwords of OUT_DIR (the --out folder of build), for hand-out.
+
+    Each password is listed once: later runs list only passwords generated since (new
+    people); --all lists everyone again. Passwords typed into the People sheet
+    (pdf_password) are not listed. Hand them out through another channel than e-mail.
+
+    \b
+    Example:
+      kpireport passwords reports --format csv > passwords.csv
+    """
+    from kpireport.protect import hand_out
+
+    rows = hand_out(out_dir, everyone=everyone)
+    if fmt == "csv":
+        import csv
+        import io
+
+        from kpireport.results import safe_text
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["employee_id", "name", "email", "password"])
+        for row in rows:
+            writer.writerow([safe_text(row.employee_id), safe_text(row.name),
+                             safe_text(row.email), row.password])
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if rows:
+        table = Table(title="PDF passwords")
+        for column in ("employee_id", "name", "email", "password"):
+            table.add_column(column, no_wrap=column == "password")
+        for row in rows:
+            table.add_row(escape(row.employee_id), escape(row.name), escape(row.email),
+                          escape(row.password))
+        console.print(table)
+    console.print(f"{len(rows)} password(s)" + ("" if everyone else
+                  " not handed out before; --all lists everyone"))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--smtp", "smtp_check", is_flag=True,
+              help="Connect to the configured SMTP server (EHLO, STARTTLS, AUTH, sender) and "
+                   "say what works; nothing is sent. Exit 1 if a step fails.")
+@_smtp_options
+def doctor(smtp_check: bool, **smtp) -> None:
     """Report what kpireport finds on this machine, what is missing and what it costs.
 
     \b
     Example:
       kpireport doctor
+      KPIREPORT_SMTP_HOST=smtp.example.com KPIREPORT_SMTP_FROM=hr@example.com \\
+        kpireport doctor --smtp
     """
+    import os
+
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from kpireport.doctor import diagnose
+    from kpireport.doctor import check_smtp, diagnose
 
+    if smtp_check:
+        from kpireport import deliver
+
+        options = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
+        settings = deliver.SmtpSettings.from_env(dict(os.environ), **options)
+        findings = check_smtp(settings, settings.sender)
+        table = Table(title=f"SMTP check: {settings.host}:{settings.port} (nothing is sent)")
+        for column in ("step", "status", "detail", "to fix"):
+            table.add_column(column)
+        for item in findings:
+            table.add_row(escape(item.name), "[green]ok[/]" if item.ok else "[red]failed[/]",
+                          escape(item.detail), escape(item.cost))
+        Console(highlight=False).print(table)
+        if not all(item.ok for item in findings):
+            sys.exit(1)
+        return
     table = Table(title="kpireport doctor")
     for column in ("component", "status", "detail", "if missing"):
         table.add_column(column)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import ssl
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -24,6 +27,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Protocol
 
+from kpireport import protect
 from kpireport.cells import EMAIL
 from kpireport.errors import DeliveryError
 from kpireport.model import Book, Person
@@ -31,6 +35,7 @@ from kpireport.spec import COMPANY
 from kpireport.validate import split_addresses
 
 LEDGER = ".send-ledger.sqlite"
+RECIPIENTS_FILE = "recipients.json"
 _LINE_BREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
 
 
@@ -53,14 +58,20 @@ class Recipients:
 class RecipientResolver:
     """SPEC §1 Recipients: rules from the sheet (or the defaults) and the tokens."""
 
-    def __init__(self, book: Book) -> None:
+    def __init__(self, book: Book, period: int | None = None) -> None:
+        from kpireport.results import employment
+
         self.book = book
-        self.people = {p.employee_id: p for p in book.people}
+        # People not employed in the report month (left, not started) receive nothing.
+        self.gone = {p.employee_id for p in book.people
+                     if period is not None and employment(p, period) != "employed"}
+        self.people = {p.employee_id: p for p in book.people if p.employee_id not in self.gone}
 
     def heads(self, department: str | None) -> list[Person]:
-        """People of the department whose manager is blank or outside it (None: the company)."""
+        """People of the department whose manager is blank, outside it or gone (None: the
+        company)."""
         found = []
-        for person in self.book.people:
+        for person in self.people.values():
             if department is not None and person.department != department:
                 continue
             manager = self.people.get(person.manager_id or "")
@@ -69,12 +80,14 @@ class RecipientResolver:
         return found
 
     def rules(self, report: str, scope: str, department: str | None) -> list:
-        if self.book.recipients is None:
+        """The sheet's rules for this report; SPEC §1's defaults when the sheet is missing,
+        has no data rows (the template writes only the header), or no row for this kind."""
+        rows = [r for r in self.book.recipients or () if r.report == report]
+        if not rows:
             defaults = {"employee": ("{employee}", "{manager}"), "department": ("{head}", ""),
                         "company": ("{head}", "")}
             to, cc = defaults[report]
             return [(to, cc, "")]
-        rows = [r for r in self.book.recipients if r.report == report]
         for wanted in (scope, department, "*"):
             chosen = [(r.to, r.cc, r.bcc) for r in rows if wanted is not None and r.scope == wanted]
             if chosen:
@@ -105,6 +118,10 @@ class RecipientResolver:
                 return []
             return self._email(person, problems)
         if token == "{manager}":
+            if person is not None and person.manager_id in self.gone:
+                problems.append(f"{person.name}'s manager {person.manager_id} is no longer "
+                                "employed; not sent to them")
+                return []
             manager = self.people.get(person.manager_id or "") if person else None
             return self._email(manager, problems) if manager else []
         if token == "{head}":
@@ -147,7 +164,8 @@ class Outgoing:
     report: str  # e.g. employees/E001
     recipients: Recipients
     message: EmailMessage
-    content_hash: str
+    content_hash: str  # of the unencrypted PDF and the text: the same for every copy
+    protected: bool = False  # an encrypted copy for its one recipient
 
 
 @dataclass
@@ -158,9 +176,10 @@ class Plan:
 
 def report_entries(book: Book, results: dict, run_dir: Path) -> list[tuple[str, str, str, str]]:
     """(kind, scope, file stem, display name) for every PDF report of the build."""
-    from kpireport.views import department_slugs
+    from kpireport.views import department_slugs, employee_files
 
     slugs = department_slugs(book.departments)
+    files = employee_files([p.employee_id for p in book.people])
     entries = []
     if (run_dir / "company.pdf").exists():
         entries.append(("company", COMPANY, "company", book.settings.organization))
@@ -169,17 +188,65 @@ def report_entries(book: Book, results: dict, run_dir: Path) -> list[tuple[str, 
         if (run_dir / f"{stem}.pdf").exists():
             entries.append(("department", dept, stem, dept))
     for card in results["scorecards"]:
-        if card["owner_type"] == "employee":
-            stem = f"employees/{card['owner']}"
+        if card["owner_type"] == "employee" and card.get("employment") in (None, "employed"):
+            stem = f"employees/{files[card['owner']]}"
             if (run_dir / f"{stem}.pdf").exists():
                 entries.append(("employee", card["owner"], stem, card["name"]))
     return entries
 
 
+def recipients_record(book: Book, results: dict, run_dir: Path) -> bytes:
+    """RECIPIENTS_FILE of a build: every PDF report with the recipients resolved now.
+
+    ``send`` mails these addresses, so a workbook edited after the build (a new manager, a
+    changed Recipients sheet) cannot redirect reports that were built (and approved) for
+    others; ``run_dir`` is where the build's PDFs are (its staging folder).
+    """
+    from kpireport.model import parse_month
+
+    resolver = RecipientResolver(book, parse_month(str(results.get("period", ""))))
+    reports = []
+    for kind, scope, stem, name in report_entries(book, results, run_dir):
+        try:
+            r = resolver.resolve(kind, scope)
+        except DeliveryError as exc:  # validation refuses bad addresses; kept as a problem
+            r = Recipients((), problems=(str(exc),))
+        reports.append({"kind": kind, "scope": scope, "file": stem, "name": name,
+                        "to": list(r.to), "cc": list(r.cc), "bcc": list(r.bcc),
+                        "problems": list(r.problems)})
+    record = {"schema": "kpireport/recipients@1", "period": results["period"],
+              "source": results["source"], "reports": reports}
+    return json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def recorded_recipients(run_dir: Path) -> list[tuple[str, str, str, str, Recipients]] | None:
+    """The reports and recipients kept by the build; None for a run folder without them
+    (built by kpireport before 0.x kept them)."""
+    try:
+        record = json.loads((run_dir / RECIPIENTS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DeliveryError(f"{run_dir / RECIPIENTS_FILE}: unreadable ({exc}); build "
+                            "again") from None
+    try:
+        return [(r["kind"], r["scope"], r["file"], r["name"],
+                 Recipients(tuple(r["to"]), tuple(r["cc"]), tuple(r["bcc"]),
+                            tuple(r["problems"])))
+                for r in record["reports"]]
+    except (KeyError, TypeError) as exc:
+        raise DeliveryError(f"{run_dir / RECIPIENTS_FILE}: damaged ({exc}); build "
+                            "again") from None
+
+
 def plan_messages(book: Book, run_dir: Path, sender: str, *,
                   templates: Path | None = None) -> Plan:
-    """Build every message of the run folder (nothing is sent)."""
-    from kpireport.render import template_dirs
+    """Build every message of the run folder (nothing is sent).
+
+    Recipients are the ones the build recorded; a run folder without that record (an older
+    build) resolves them from ``book`` now.
+    """
+    from kpireport.render import inside, template_dirs
 
     results_path = run_dir / "results.json"
     try:
@@ -188,38 +255,85 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
         raise DeliveryError(f"{run_dir}: no readable results.json ({exc}); run kpireport "
                             "build first") from None
     sender = validate_address(sender)
-    resolver = RecipientResolver(book)
+    entries = recorded_recipients(run_dir)
+    if entries is None:
+        from kpireport.model import parse_month
+
+        resolver = RecipientResolver(book, parse_month(str(results.get("period", ""))))
+        entries = [(kind, scope, stem, name, resolver.resolve(kind, scope))
+                   for kind, scope, stem, name in report_entries(book, results, run_dir)]
+    if not entries:
+        raise DeliveryError(f"nothing to send: {run_dir} has no PDF reports (build with "
+                            "--format pdf, or html,pdf)")
     env = _mail_environment(book.settings.locale, template_dirs(templates))
+    protection = protect.Protection.start(book, run_dir.parent)
     messages, problems = [], []
-    for kind, scope, stem, name in report_entries(book, results, run_dir):
-        recipients = resolver.resolve(kind, scope)
+    unaddressed = 0
+    for kind, _scope, stem, name, recipients in entries:
         problems += [f"{stem}: {p}" for p in recipients.problems]
         if not recipients.to:
             problems.append(f"{stem}: no recipient")
+            unaddressed += 1
             continue
-        pdf = (run_dir / f"{stem}.pdf").read_bytes()
+        path = run_dir / f"{stem}.pdf"
+        if not inside(path, [Path(os.path.realpath(run_dir))]):
+            raise DeliveryError(f"{run_dir}: {stem}.pdf leads outside the run folder (a link, "
+                                "or an edited recipients.json); build again")
+        try:
+            pdf = path.read_bytes()
+        except OSError as exc:
+            raise DeliveryError(f"{run_dir}: cannot read {stem}.pdf ({exc.strerror or exc}); "
+                                "build again") from None
+        protected = protect.applies(book.settings, kind)
         context = {"kind": kind, "name": clean_header(name), "period": results["period"],
                    "organization": clean_header(book.settings.organization),
                    "report_title": clean_header(book.settings.report_title),
-                   "lang": book.settings.locale.split("_")[0]}
+                   "lang": book.settings.locale.split("_")[0], "protected": protected,
+                   "password_hint": protection.hint}
         subject = clean_header(env.get_template("email_subject.txt").render(**context))
         text = env.get_template("email_body.txt").render(**context)
         html = env.get_template("email_body.html").render(**context)
         filename = _attachment_name(book.settings.report_title, name, results["period"])
-        message = _message(sender, recipients, subject, text, html, pdf, filename)
         digest = hashlib.sha256(pdf + subject.encode() + text.encode()).hexdigest()
-        messages.append(Outgoing(stem, recipients, message, digest))
+        if not protected:
+            message = _message(sender, recipients, subject, text, html, pdf, filename)
+            messages.append(Outgoing(stem, recipients, message, digest))
+            continue
+        # Each recipient gets a copy only their own password opens, as a message of its own.
+        for address in recipients.all:
+            encrypted = protection.encrypt(pdf, address)
+            if encrypted is None:
+                problems.append(f"{stem}: {address} has no PDF password (not a person in "
+                                "People, or an address several people share); not sent")
+                continue
+            alone = Recipients((address,))
+            message = _message(sender, alone, subject, text, html, encrypted, filename)
+            messages.append(Outgoing(stem, alone, message, digest, protected=True))
+    if not messages and unaddressed:
+        raise DeliveryError(f"no recipient for {unaddressed} reports: {_why_nobody(book)}")
+    if not messages:
+        raise DeliveryError("nothing to send: no recipient of these reports has a PDF "
+                            f"password ({problems[0] if problems else 'none'})")
     return Plan(messages, problems)
 
 
+def _why_nobody(book: Book) -> str:
+    """Why not one report of a build has an address (the usual first-month mistakes)."""
+    if not any(p.email for p in book.people):
+        return "People has no e-mail addresses (fill in the email column)"
+    return ("the Recipients sheet gives none of them an address (its rows' tokens name "
+            "people without e-mail); fix the rows or delete them to use the defaults")
+
+
 def _mail_environment(locale: str, dirs: tuple[Path, ...]):
-    from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+    from jinja2 import StrictUndefined, select_autoescape
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from kpireport.i18n import translations
+    from kpireport.render import template_loader
 
     env = ImmutableSandboxedEnvironment(
-        loader=FileSystemLoader([str(d) for d in dirs]),
+        loader=template_loader(dirs),
         autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"], keep_trailing_newline=True)
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
@@ -260,7 +374,12 @@ class Transport(Protocol):
 
 
 class TemporaryFailure(Exception):
-    """A 4xx answer or a dropped connection: worth retrying."""
+    """A 4xx answer or a dropped connection: worth retrying. ``unreachable``: the server could
+    not be reached or did not answer in time (refused, 4xx greeting, timeout)."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 class PermanentFailure(Exception):
@@ -275,7 +394,7 @@ class SmtpSettings:
     user: str | None = None
     password: str | None = None
     sender: str | None = None
-    timeout: float = 30.0
+    timeout: float = 30.0  # seconds per network operation; an attempt gets 3× this in all
     context: ssl.SSLContext | None = None
 
     @classmethod
@@ -296,9 +415,27 @@ class SmtpSettings:
         if security == "none" and not _loopback(host):
             raise DeliveryError(f"plain SMTP (security none) is allowed only on loopback, not "
                                 f"{host}; use starttls or ssl")
+        timeout = _seconds("KPIREPORT_SMTP_TIMEOUT", get("TIMEOUT"), 30.0)
         return cls(host=host, port=port, security=security,
                    user=overrides.get("user") or get("USER"), password=get("PASSWORD"),
-                   sender=overrides.get("sender") or get("FROM"))
+                   sender=overrides.get("sender") or get("FROM"), timeout=timeout)
+
+
+def _seconds(name: str, text: str | None, default: float) -> float:
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise DeliveryError(f"{name}={text!r}: give seconds, e.g. {default:g}")
+    return value
+
+
+def backoff_from_env(environ: dict[str, str]) -> float:
+    """KPIREPORT_SMTP_BACKOFF: the first retry's wait in seconds (then doubled), default 1."""
+    return _seconds("KPIREPORT_SMTP_BACKOFF", environ.get("KPIREPORT_SMTP_BACKOFF") or None, 1.0)
 
 
 def _loopback(host: str) -> bool:
@@ -313,7 +450,11 @@ def _loopback(host: str) -> bool:
 
 
 class SmtpTransport:
-    """One SMTP connection for the whole run, reopened if the server drops it."""
+    """One SMTP connection for the whole run, reopened if the server drops it.
+
+    Every attempt (connecting, or one message) is bounded: ``timeout`` per network operation
+    and three times that in all, so a server that stalls or trickles bytes costs a known time.
+    """
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
@@ -324,28 +465,47 @@ class SmtpTransport:
 
         s = self.settings
         context = s.context or ssl.create_default_context()
+        smtp = (smtplib.SMTP_SSL(timeout=s.timeout, context=context) if s.security == "ssl"
+                else smtplib.SMTP(timeout=s.timeout))
+        smtp._host = s.host  # the TLS server name; set by the constructor only when it connects
         try:
-            if s.security == "ssl":
-                smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
-            else:
-                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            with _deadline(smtp, 3 * s.timeout):
+                code, text = smtp.connect(s.host, s.port)
+                if code != 220:
+                    smtp.close()
+                    if 400 <= code < 500:
+                        raise TemporaryFailure(f"the server is not ready: {_answer(code, text)}",
+                                               unreachable=True)
+                    raise DeliveryError(f"the SMTP server {s.host}:{s.port} refused the "
+                                        f"connection: {_answer(code, text)}")
                 if s.security == "starttls":
                     smtp.ehlo()
                     if not smtp.has_extn("starttls"):
                         smtp.close()
                         raise DeliveryError(f"{s.host}:{s.port} does not offer STARTTLS")
                     smtp.starttls(context=context)
-            smtp.ehlo()
-            if s.user:
-                _login(smtp, s.user, s.password or "")
+                smtp.ehlo()
+                if s.user:
+                    _login(smtp, s.user, s.password or "")
         except smtplib.SMTPAuthenticationError:
+            smtp.close()
             raise DeliveryError(f"the SMTP server {s.host} refused the login for user "
                                 f"{s.user!r}") from None
         except ssl.SSLError as exc:
+            smtp.close()
             raise DeliveryError(f"TLS with {s.host}:{s.port} failed: {exc.reason or exc}") from None
+        except smtplib.SMTPResponseException as exc:
+            smtp.close()
+            if 400 <= exc.smtp_code < 500:
+                raise TemporaryFailure(f"the server is not ready: "
+                                       f"{_answer(exc.smtp_code, exc.smtp_error)}",
+                                       unreachable=True) from None
+            raise DeliveryError(f"the SMTP server {s.host}:{s.port} refused the connection: "
+                                f"{_answer(exc.smtp_code, exc.smtp_error)}") from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"cannot connect to the SMTP server {s.host}:{s.port}: "
-                                f"{_reason(exc)}") from None
+            smtp.close()
+            raise TemporaryFailure(f"cannot connect to the SMTP server {s.host}:{s.port}: "
+                                   f"{_reason(exc)}", unreachable=True) from None
         return smtp
 
     def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> dict[str, str]:
@@ -354,7 +514,9 @@ class SmtpTransport:
         if self._smtp is None:
             self._smtp = self._connect()
         try:
-            refused = self._smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+            with _deadline(self._smtp, 3 * self.settings.timeout):
+                refused = self._smtp.send_message(message, from_addr=sender,
+                                                  to_addrs=recipients)
         except smtplib.SMTPRecipientsRefused as exc:
             return {r: _answer(code, text) for r, (code, text) in exc.recipients.items()}
         except smtplib.SMTPServerDisconnected as exc:
@@ -365,10 +527,19 @@ class SmtpTransport:
             if 400 <= exc.smtp_code < 500:
                 raise TemporaryFailure(_answer(exc.smtp_code, exc.smtp_error)) from None
             raise PermanentFailure(_answer(exc.smtp_code, exc.smtp_error)) from None
+        except TimeoutError:
+            self._drop()
+            raise TemporaryFailure(f"the server did not answer within {self.settings.timeout:g} s",
+                                   unreachable=True) from None
         except OSError as exc:
-            self._smtp = None
+            self._drop()
             raise TemporaryFailure(f"network error ({_reason(exc)})") from None
         return {r: _answer(code, text) for r, (code, text) in refused.items()}
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+        self._smtp = None
 
     def _reset(self) -> None:
         try:
@@ -379,10 +550,47 @@ class SmtpTransport:
     def close(self) -> None:
         if self._smtp is not None:
             try:
-                self._smtp.quit()
+                with _deadline(self._smtp, self.settings.timeout):
+                    self._smtp.quit()
             except Exception:  # closing a dead connection is not an error worth reporting
                 pass
             self._smtp = None
+
+
+@contextmanager
+def _deadline(smtp, seconds: float) -> Iterator[None]:
+    """Cut the connection after ``seconds`` in all: the socket timeout bounds each read, this
+    bounds a server that answers one byte at a time. The cut surfaces as a timeout."""
+    import socket
+
+    fired = threading.Event()
+
+    def cut() -> None:
+        fired.set()
+        sock = getattr(smtp, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(seconds, cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except (OSError, EOFError) as exc:
+        if fired.is_set() and not isinstance(exc, TimeoutError):
+            raise TimeoutError(f"no complete answer within {seconds:g} s") from None
+        raise
+    except Exception as exc:
+        import smtplib
+
+        if fired.is_set() and isinstance(exc, smtplib.SMTPServerDisconnected):
+            raise TimeoutError(f"no complete answer within {seconds:g} s") from None
+        raise
+    finally:
+        timer.cancel()
 
 
 def _login(smtp, user: str, password: str) -> None:
@@ -427,15 +635,21 @@ class MemoryTransport:
 
 def write_outbox(plan: Plan, outbox: Path) -> list[Path]:
     """--dry-run: every message as an .eml file a mail client opens; nothing is sent."""
-    outbox.mkdir(parents=True, exist_ok=True)
     written = []
-    for item in plan.messages:
-        path = outbox / (item.report.replace("/", "__") + ".eml")
-        message = item.message
-        if item.recipients.bcc:
-            message = _with_bcc_header(message, item.recipients.bcc)
-        path.write_bytes(message.as_bytes())
-        written.append(path)
+    try:
+        outbox.mkdir(parents=True, exist_ok=True)
+        for item in plan.messages:
+            stem = item.report.replace("/", "__")
+            if item.protected:  # one message per recipient
+                stem += "__" + re.sub(r"[^A-Za-z0-9@._-]", "_", item.recipients.to[0])
+            path = outbox / (stem + ".eml")
+            message = item.message
+            if item.recipients.bcc:
+                message = _with_bcc_header(message, item.recipients.bcc)
+            path.write_bytes(message.as_bytes())
+            written.append(path)
+    except OSError as exc:
+        raise DeliveryError(f"cannot write the outbox {outbox}: {exc.strerror or exc}") from None
     return written
 
 
@@ -449,32 +663,62 @@ def _with_bcc_header(message: EmailMessage, bcc: tuple[str, ...]) -> EmailMessag
 
 # ---------------------------------------------------------------------------- ledger
 class Ledger:
-    """Per (report, recipient, content hash): sending → sent / failed."""
+    """Per (report, recipient, content hash): sending → sent / failed.
 
-    def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("""CREATE TABLE IF NOT EXISTS sends (
-            report TEXT NOT NULL, recipient TEXT NOT NULL, content_hash TEXT NOT NULL,
-            state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', updated TEXT NOT NULL,
-            PRIMARY KEY (report, recipient, content_hash))""")
+    Opening it checks that the run folder can be written and that no other program holds
+    the database locked, so both are one clear line before anything is sent.
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 3.0) -> None:
+        import tempfile
+
+        self.path = Path(path)
+        try:
+            tempfile.TemporaryFile(dir=self.path.parent).close()
+        except OSError as exc:
+            raise DeliveryError(f"cannot send from {self.path.parent}: {exc.strerror or exc} "
+                                "(the send ledger is kept in the run folder)") from None
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=timeout)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("""CREATE TABLE IF NOT EXISTS sends (
+                report TEXT NOT NULL, recipient TEXT NOT NULL, content_hash TEXT NOT NULL,
+                state TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', updated TEXT NOT NULL,
+                PRIMARY KEY (report, recipient, content_hash))""")
+            self.db.execute("BEGIN IMMEDIATE")  # can we write? (a lock held elsewhere: no)
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error) -> DeliveryError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return DeliveryError(f"the send ledger {self.path} is locked by another program; "
+                                 "close it and send again")
+        return DeliveryError(f"cannot use the send ledger {self.path}: {text}")
 
     def state(self, item: Outgoing, recipient: str) -> str | None:
-        row = self.db.execute(
-            "SELECT state FROM sends WHERE report=? AND recipient=? AND content_hash=?",
-            (item.report, recipient.lower(), item.content_hash)).fetchone()
+        try:
+            row = self.db.execute(
+                "SELECT state FROM sends WHERE report=? AND recipient=? AND content_hash=?",
+                (item.report, recipient.lower(), item.content_hash)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
         return row[0] if row else None
 
     def mark(self, item: Outgoing, recipients: list[str], state: str, detail: str = "") -> None:
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        with self.db:
-            self.db.executemany(
-                "INSERT INTO sends VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(report, recipient, "
-                "content_hash) DO UPDATE SET state=excluded.state, detail=excluded.detail, "
-                "updated=excluded.updated",
-                [(item.report, r.lower(), item.content_hash, state, detail, now)
-                 for r in recipients])
+        try:
+            with self.db:
+                self.db.executemany(
+                    "INSERT INTO sends VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(report, recipient, "
+                    "content_hash) DO UPDATE SET state=excluded.state, detail=excluded.detail, "
+                    "updated=excluded.updated",
+                    [(item.report, r.lower(), item.content_hash, state, detail, now)
+                     for r in recipients])
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
 
     def close(self) -> None:
         self.db.close()
@@ -496,8 +740,16 @@ def send_messages(plan: Plan, transport: Transport, ledger: Ledger, sender: str,
                   resend: bool = False, retries: int = 3, backoff: float = 1.0,
                   progress: Callable[[str], None] | None = None,
                   sleep: Callable[[float], None] = time.sleep) -> SendOutcome:
-    """Send each message to the recipients the ledger has not seen it delivered to."""
+    """Send each message to the recipients the ledger has not seen it delivered to.
+
+    A temporary failure (4xx, dropped connection, timeout) is retried ``retries`` times after
+    ``backoff``, 2×, 4× … seconds, on a new connection when the old one is gone. When every
+    attempt of a message failed because the server could not be reached or did not answer,
+    the run stops there: the remaining messages are reported as failed ("not sent") without
+    trying them, so a dead or stalled server costs the time of one message's retries.
+    """
     outcome = SendOutcome()
+    stopped: str | None = None
     try:
         for item in plan.messages:
             pending = []
@@ -509,9 +761,13 @@ def send_messages(plan: Plan, transport: Transport, ledger: Ledger, sender: str,
                     outcome.unknown.append((item.report, recipient))
                 else:
                     pending.append(recipient)
-            if pending:
-                _deliver(item, pending, transport, ledger, sender, outcome, retries, backoff,
-                         sleep)
+            if pending and stopped:
+                outcome.failed += [(item.report, r, stopped) for r in pending]
+            elif pending:
+                unreachable = _deliver(item, pending, transport, ledger, sender, outcome,
+                                       retries, backoff, sleep)
+                if unreachable:
+                    stopped = f"not sent: the run stopped after the server failed ({unreachable})"
             if progress:
                 progress(item.report)
     finally:
@@ -520,24 +776,27 @@ def send_messages(plan: Plan, transport: Transport, ledger: Ledger, sender: str,
 
 
 def _deliver(item, pending, transport, ledger, sender, outcome, retries, backoff,
-             sleep) -> None:
+             sleep) -> str | None:
+    """Send one message; the reason when every attempt found the server unreachable."""
     ledger.mark(item, pending, "sending")
     attempt = 0
+    all_unreachable = True
     while True:
         try:
             refused = transport.send(item.message, sender, pending)
             break
         except TemporaryFailure as exc:
+            all_unreachable = all_unreachable and exc.unreachable
             attempt += 1
             if attempt > retries:
                 ledger.mark(item, pending, "failed", str(exc))
                 outcome.failed += [(item.report, r, str(exc)) for r in pending]
-                return
+                return str(exc) if all_unreachable else None
             sleep(backoff * 2 ** (attempt - 1))
         except PermanentFailure as exc:
             ledger.mark(item, pending, "failed", str(exc))
             outcome.failed += [(item.report, r, str(exc)) for r in pending]
-            return
+            return None
         except DeliveryError as exc:  # no connection at all: nothing of this message left
             ledger.mark(item, pending, "failed", str(exc))
             raise
@@ -551,3 +810,4 @@ def _deliver(item, pending, transport, ledger, sender, outcome, retries, backoff
         if reason is not None:
             ledger.mark(item, [recipient], "failed", reason)
             outcome.failed.append((item.report, recipient, reason))
+    return None

@@ -69,3 +69,101 @@ def diagnose() -> list[Finding]:
         findings.append(Finding(f"{tool} (optional)", bool(found), found or "not found",
                                 "" if found else f"only for {use}"))
     return findings
+
+
+def check_smtp(settings, sender: str | None) -> list[Finding]:
+    """``doctor --smtp``: connect, EHLO, STARTTLS and AUTH as ``send`` would, and ask whether
+    the sender is accepted (MAIL FROM, then RSET) — nothing is sent. One finding per step; the
+    first step that fails ends the check. The password is never shown."""
+    import smtplib
+    import socket
+    import ssl
+
+    from kpireport.deliver import _login
+    from kpireport.errors import DeliveryError
+
+    s = settings
+    found: list[Finding] = []
+    where = f"{s.host}:{s.port}"
+
+    def fail(step: str, detail: str, fix: str) -> list[Finding]:
+        found.append(Finding(step, False, detail, fix))
+        return found
+
+    context = s.context or ssl.create_default_context()
+    try:
+        if s.security == "ssl":
+            smtp = smtplib.SMTP_SSL(timeout=s.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(timeout=s.timeout)
+        smtp._host = s.host  # what SMTP(host) sets; STARTTLS verifies the name against it
+        code, greeting = smtp.connect(s.host, s.port)  # (the constructor drops the greeting)
+    except ssl.SSLError as exc:
+        return fail("connect (TLS)", f"{where}: TLS failed: {exc.reason or exc}",
+                    "check the port (465 for ssl) and the server's certificate")
+    except (OSError, smtplib.SMTPException) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        if isinstance(exc, socket.timeout):
+            reason = f"no answer within {s.timeout:g} s"
+        return fail("connect", f"{where}: {reason}",
+                    "check KPIREPORT_SMTP_HOST / _PORT and the firewall")
+    try:
+        banner = greeting.decode("utf-8", "replace").strip() if code == 220 else ""
+        if code != 220:
+            return fail("connect", f"{where} answered {code} instead of 220",
+                        "is this an SMTP port?")
+        found.append(Finding("connect", True, f"{where} ({s.security})" +
+                             (f": {banner}" if banner else "")))
+        code, _ = smtp.ehlo()
+        if code != 250:
+            return fail("EHLO", f"the server answered {code}", "the server does not speak ESMTP")
+        found.append(Finding("EHLO", True, "offers " + (", ".join(
+            k.upper() for k in smtp.esmtp_features) or "nothing")))
+        if s.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                return fail("STARTTLS", "not offered",
+                            "use KPIREPORT_SMTP_SECURITY=ssl (port 465), or ask the mail admin")
+            try:
+                smtp.starttls(context=context)
+            except ssl.SSLError as exc:
+                return fail("STARTTLS", f"TLS failed: {exc.reason or exc}",
+                            "the server's certificate is not trusted or not for this host "
+                            "name")
+            smtp.ehlo()
+        if s.security in ("starttls", "ssl"):
+            sock = smtp.sock
+            version = sock.version() if hasattr(sock, "version") else "TLS"
+            found.append(Finding("STARTTLS" if s.security == "starttls" else "TLS", True,
+                                 f"{version}, certificate for {s.host} verified"))
+        if s.user:
+            if not s.password:
+                return fail("AUTH", f"user {s.user!r} but KPIREPORT_SMTP_PASSWORD is not set",
+                            "export KPIREPORT_SMTP_PASSWORD")
+            try:
+                _login(smtp, s.user, s.password)
+            except smtplib.SMTPAuthenticationError as exc:
+                return fail("AUTH", f"the server refused the login for {s.user!r} "
+                            f"({exc.smtp_code})", "check KPIREPORT_SMTP_USER / _PASSWORD")
+            except (DeliveryError, smtplib.SMTPException) as exc:
+                return fail("AUTH", str(exc), "check the server's AUTH methods")
+            found.append(Finding("AUTH", True, f"logged in as {s.user}"))
+        else:
+            found.append(Finding("AUTH", True, "not used (KPIREPORT_SMTP_USER is not set)"))
+        if not sender:
+            return fail("sender", "no sender", "set KPIREPORT_SMTP_FROM or --from")
+        code, text = smtp.mail(sender)
+        smtp.rset()
+        if code != 250:
+            answer = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+            return fail("sender", f"MAIL FROM:<{sender}> refused: {code} {answer}",
+                        "use an address this login may send as")
+        found.append(Finding("sender", True, f"{sender} accepted (MAIL FROM, then RSET: "
+                             "nothing was sent)"))
+    except (OSError, smtplib.SMTPException) as exc:
+        return fail("connection", f"lost: {exc}", "try again; check the server")
+    finally:
+        try:
+            smtp.quit()
+        except Exception:  # closing a connection the server already dropped
+            smtp.close()
+    return found

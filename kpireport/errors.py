@@ -8,7 +8,8 @@ values collected into a report. Exceptions are for what stops the work as a whol
     ├── InvalidWorkbook            validation found errors (carries the issues)
     ├── OutputError                an output path cannot be written
     ├── TemplateError              a report template is broken (names template and line)
-    └── DeliveryError              e-mail settings or transport failures
+    ├── DeliveryError              e-mail settings or transport failures
+    └── PasswordStoreError         the PDF password store is damaged or readable by others
 """
 
 from __future__ import annotations
@@ -45,3 +46,7 @@ class TemplateError(KpireportError):
 
 class DeliveryError(KpireportError):
     """E-mail cannot be sent at all (bad settings, server unreachable)."""
+
+
+class PasswordStoreError(KpireportError):
+    """The PDF password store cannot be used (damaged, wrong mode); nothing is sent."""

@@ -49,6 +49,8 @@ class Settings:
     band_mode: str = "step"
     bonus_basis: str = "ytd"
     report_title: str = "Performance review"
+    pdf_protection: str = "none"  # none / employee / all
+    pdf_password_hint: str | None = None  # None: the localized default
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Person:
     target_bonus_pct: float | None = None
     start_date: dt.date | None = None
     end_date: dt.date | None = None
+    # Never printed: kept out of repr (tracebacks, debug output) and of every output file.
+    pdf_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

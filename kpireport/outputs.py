@@ -1,73 +1,218 @@
-"""Writing a build's files so that readers never see half a file and failures change nothing.
+"""Writing a build's run folder all at once, so readers never see half a build.
 
-Files are written to a staging folder beside the run folder; only when every file of the build
-is ready are they moved into place, each with an atomic ``os.replace``. A failed build removes
-its staging folder and leaves the previous build's files as they were.
+A build writes a complete new run folder beside the old one (``.2026-03.staging-…``): its own
+files, the unchanged reports of the previous build (hard links, the render cache), and the files
+that belong to the run rather than to one build (the send ledger, anything else not written by
+``build``). Only then is it swapped in — one atomic ``renameat2(RENAME_EXCHANGE)`` on Linux, two
+renames with rollback elsewhere — and the previous folder removed. A build that fails or is
+killed anywhere before the swap leaves the previous run folder exactly as it was; the next build
+removes what a killed one left behind (and puts a previous folder back if a kill fell between
+the two renames of the fallback).
+
+``build`` and ``send`` of one run folder exclude each other (and themselves) with a lock file
+beside it, ``.2026-03.lock``: a second one is refused at once instead of interleaving.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import errno
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from kpireport.errors import OutputError
 
 CACHE_FILE = ".kpireport-cache.json"
+STAGING = ".staging-"
+OLD = ".old-"
+# What a build writes (everything else in a run folder is carried over to the next build).
+BUILD_FILES = frozenset({"results.json", "results.xlsx", "payroll.csv", "index.html",
+                         "company.html", "company.pdf", "recipients.json", CACHE_FILE})
+BUILD_FOLDERS = frozenset({"employees", "departments", "archive"})
 
 
+# ---------------------------------------------------------------------------- the run lock
+class Busy(OutputError):
+    """Another build or send holds the run folder."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, *, shared: bool = False) -> Iterator[None]:
+    """Hold the lock of ``run_dir`` (exclusive for build and send, shared for reading).
+
+    The lock is an ``flock`` on ``.<name>.lock`` beside the run folder: the kernel releases it
+    when the holder exits, however it exits, so a killed build or send never leaves it taken.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking (documented)
+        yield
+        return
+    run_dir = Path(os.path.abspath(run_dir))
+    path = run_dir.parent / f".{run_dir.name}.lock"
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+b")  # noqa: SIM115 (held for the with-block)
+    except OSError as exc:
+        if shared:  # only reading: a folder we cannot write in needs no lock
+            yield
+            return
+        raise OutputError(f"cannot write in {run_dir.parent}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"{run_dir} is in use by another kpireport build or send; try again "
+                       "when it has finished") from None
+        yield
+    finally:
+        handle.close()
+
+
+# ---------------------------------------------------------------------------- staging
 class Staging:
-    """Collects a build's files, then commits them into ``run_dir`` at once."""
+    """A complete new run folder beside ``run_dir``, swapped in by :meth:`commit`.
+
+    Hold :func:`run_lock` while staging: leftovers of other builds are removed on creation.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
+        clean_leftovers(run_dir)
         try:
             run_dir.parent.mkdir(parents=True, exist_ok=True)
-            self.dir = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.staging-",
+            self.dir = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}{STAGING}",
                                              dir=run_dir.parent))
         except OSError as exc:
             raise OutputError(f"cannot write to {run_dir.parent}: {exc.strerror or exc}") from None
         self.names: list[str] = []
 
     def write(self, name: str, data: bytes) -> None:
-        path = self.dir / name
+        path = self._path(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         except OSError as exc:
-            raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot write {name} for {self.run_dir}: "
+                              f"{exc.strerror or exc}") from None
         self.names.append(name)
 
-    def commit(self, keep: set[str] = frozenset()) -> list[Path]:  # type: ignore[assignment]
-        """Move every staged file into place; remove report files of the previous build that
-        this build neither wrote nor kept."""
+    def keep(self, names: set[str]) -> None:
+        """Take these files of the previous build over unchanged (hard links where possible)."""
+        for name in sorted(names):
+            self._carry(self.run_dir / name, self._path(name))
+            self.names.append(name)
+
+    def carry_over(self) -> None:
+        """Take over what is not the build's: the send ledger, audit records, other files."""
+        if not self.run_dir.is_dir():
+            return
+        written = set(self.names)
+        for source in sorted(self.run_dir.rglob("*")):
+            rel = source.relative_to(self.run_dir)
+            if (source.is_dir() and not source.is_symlink()) or rel.parts[0] in BUILD_FOLDERS \
+                    or (len(rel.parts) == 1 and rel.name in BUILD_FILES) \
+                    or rel.as_posix() in written:
+                continue
+            self._carry(source, self.dir / rel)
+
+    def _path(self, name: str) -> Path:
+        path = self.dir / name
+        # Names come from kpireport.names; this is the last line of defence.
+        if ".." in Path(name).parts or Path(name).is_absolute():
+            raise OutputError(f"refusing to write {name!r} outside {self.run_dir}")
+        return path
+
+    def _carry(self, source: Path, target: Path) -> None:
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            written = []
-            for name in self.names:
-                final = self.run_dir / name
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self.dir / name, final)
-                written.append(final)
-            current = set(self.names) | set(keep)
-            for folder in ("employees", "departments"):
-                for stale in (self.run_dir / folder).glob("*"):
-                    if f"{folder}/{stale.name}" not in current and stale.suffix in (".html",
-                                                                                    ".pdf"):
-                        stale.unlink()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_symlink():
+                os.symlink(os.readlink(source), target)
+                return
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
         except OSError as exc:
-            raise OutputError(f"cannot write the reports into {self.run_dir}: "
+            raise OutputError(f"cannot copy {source} into the new build: "
                               f"{exc.strerror or exc}") from None
-        finally:
+
+    def commit(self) -> list[Path]:
+        """Swap the staged folder in for ``run_dir``; remove the previous one."""
+        try:
+            if self.run_dir.exists():
+                old = _swap(self.dir, self.run_dir)
+                shutil.rmtree(old, ignore_errors=True)  # a leftover is removed next time
+            else:
+                os.rename(self.dir, self.run_dir)
+        except OSError as exc:
             self.discard()
-        return written
+            raise OutputError(f"cannot put the new build in place of {self.run_dir}: "
+                              f"{exc.strerror or exc}") from None
+        return [self.run_dir / name for name in self.names]
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _swap(new: Path, current: Path) -> Path:
+    """Put ``new`` at ``current``; return where the previous ``current`` now is."""
+    if _exchange(new, current):
+        return new
+    old = Path(tempfile.mkdtemp(prefix=f".{current.name}{OLD}", dir=current.parent))
+    os.rmdir(old)
+    os.rename(current, old)
+    try:
+        os.rename(new, current)
+    except OSError:
+        os.rename(old, current)
+        raise
+    return old
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux renameat2); False where that is not available."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # kernel or file system without RENAME_EXCHANGE: use the fallback
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def clean_leftovers(run_dir: Path) -> list[Path]:
+    """Remove the staging folders of killed builds; restore a previous run folder that a kill
+    between the fallback's two renames left aside. Call with :func:`run_lock` held."""
+    parent = run_dir.parent
+    if not parent.is_dir():
+        return []
+    olds = sorted(parent.glob(f".{run_dir.name}{OLD}*"), key=lambda p: p.stat().st_mtime)
+    if olds and not run_dir.exists():
+        os.rename(olds.pop(), run_dir)
+    removed = olds + list(parent.glob(f".{run_dir.name}{STAGING}*"))
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+# ---------------------------------------------------------------------------- render cache
 def read_cache(run_dir: Path) -> dict[str, str]:
     try:
         data = json.loads((run_dir / CACHE_FILE).read_text())

@@ -10,8 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -38,6 +42,53 @@ def template_dirs(custom: Path | None) -> tuple[Path, ...]:
             raise TemplateError(f"--templates {custom}: no such folder")
         dirs.insert(0, custom.resolve())
     return tuple(dirs)
+
+
+def inside(path: Path, roots: Iterable[Path]) -> bool:
+    """Whether ``path``, with every symlink resolved, is inside one of the (resolved) roots."""
+    real = Path(os.path.realpath(path))
+    return any(real == root or root in real.parents for root in roots)
+
+
+def template_loader(dirs: tuple[Path, ...]):
+    """Jinja's FileSystemLoader over ``dirs``, refusing any template whose real path (symlinks
+    resolved) is outside them: a link in a custom folder cannot pull /etc/passwd or a private
+    key into a report that gets e-mailed."""
+    from jinja2 import FileSystemLoader
+
+    roots = [Path(os.path.realpath(d)) for d in dirs]
+
+    class InsideLoader(FileSystemLoader):
+        def get_source(self, environment, template):
+            source, filename, uptodate = super().get_source(environment, template)
+            if filename is None or not inside(Path(filename), roots):
+                raise TemplateError(f"template {template}: it is a link to "
+                                    f"{os.path.realpath(filename or template)}, outside the "
+                                    "template folders; kpireport does not read it")
+            return source, filename, uptodate
+
+    return InsideLoader([str(d) for d in dirs])
+
+
+MAX_SEQUENCE = 10_000_000  # characters or items a template may make with * (e.g. "x" * n)
+MAX_EXPONENT = 1_000
+
+
+def _checked_binop(environment, context, operator, left, right):
+    """``*`` and ``**`` in templates, refused where they would exhaust memory or a core in C
+    code that no time limit interrupts (``"x" * 10**10``, ``7 ** 10**8``)."""
+    from jinja2.exceptions import SecurityError
+
+    if operator == "**":
+        if isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right!r} is too large for a template")
+        return left ** right
+    for seq, n in ((left, right), (right, left)):
+        if isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int) \
+                and len(seq) * n > MAX_SEQUENCE:
+            raise SecurityError(f"a template may not make a sequence of {len(seq) * n:,} "
+                                f"items (limit {MAX_SEQUENCE:,})")
+    return left * right
 
 
 def _translate_literals(gettext: Callable[[str], str]):
@@ -124,7 +175,7 @@ def _code_generator():
 def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True):
     """The report environment of one locale. ``fast_paths=False`` is stock Jinja (compile-time
     translation and the output escape off); tests check both render the same bytes."""
-    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from kpireport.i18n import translations
@@ -137,13 +188,16 @@ def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True
             code_generator_class = _code_generator()
             escape_output = staticmethod(_escape_output())
 
+        intercepted_binops = frozenset(["*", "**"])
+        call_binop = _checked_binop
+
         def getattr(self, obj, attribute):
             if type(obj) is dict and attribute in obj:
                 return obj[attribute]
             return super().getattr(obj, attribute)
 
     env = ReportEnvironment(
-        loader=FileSystemLoader([str(d) for d in dirs]), autoescape=True,
+        loader=template_loader(dirs), autoescape=True,
         undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"] + ([_translate_literals(translations(locale).gettext)]
                                           if fast_paths else []),
@@ -173,7 +227,7 @@ def template_fingerprint(dirs: tuple[Path, ...]) -> str:
     digest = hashlib.sha256(__version__.encode())
     for folder in dirs:
         for path in sorted(folder.rglob("*")):
-            if path.is_file():
+            if inside(path, dirs) and path.is_file():
                 digest.update(str(path.relative_to(folder)).encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -221,11 +275,38 @@ class SafeFetcher:
         raise ValueError(f"kpireport does not fetch {url!r}")
 
 
+class ReportTimeout(Exception):
+    """A report took longer than its time limit (a runaway template loop)."""
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`ReportTimeout` in this thread after ``seconds`` (SIGALRM; only in the main
+    thread of a process, which is where kpireport renders — elsewhere there is no limit)."""
+    if not seconds or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(signum, frame):
+        raise ReportTimeout(f"stopped after {seconds:g} s (a runaway loop in a template? "
+                            "the limit is KPIREPORT_REPORT_TIMEOUT)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @dataclass
 class Renderer:
     """Renders views to HTML and PDF; one per process, reused for every report."""
 
     dirs: tuple[Path, ...]
+    timeout: float | None = None  # seconds per report
     _envs: dict[str, object] = field(default_factory=dict)
     _css: object | None = None
     _fonts: object | None = None
@@ -248,26 +329,43 @@ class Renderer:
             self._fetcher = SafeFetcher(self.dirs)
             self._fonts = FontConfiguration()
             css_path = next(d / PRINT_CSS for d in self.dirs if (d / PRINT_CSS).exists())
+            if not inside(css_path, self.dirs):
+                raise TemplateError(f"template {PRINT_CSS}: it is a link outside the template "
+                                    "folders; kpireport does not read it")
             self._css = CSS(filename=str(css_path), url_fetcher=self._fetcher.fetcher,
                             font_config=self._fonts)
         return self._css, self._fonts, self._fetcher
 
-    def pdf(self, html: str) -> bytes:
+    def layout(self, html: str):
+        """The laid-out WeasyPrint document of one report's print HTML."""
         from weasyprint import HTML
 
         css, fonts, fetcher = self._print_setup()
-        document = HTML(string=html, base_url=str(self.dirs[0]) + "/",
-                        url_fetcher=fetcher.fetcher)  # type: ignore[union-attr]
-        return document.write_pdf(stylesheets=[css], font_config=fonts, uncompressed_pdf=False)
+        return HTML(string=html, base_url=str(self.dirs[0]) + "/",
+                    url_fetcher=fetcher.fetcher).render(  # type: ignore[union-attr]
+                        stylesheets=[css], font_config=fonts)
+
+    def pdf(self, html: str) -> bytes:
+        """A tagged PDF (pdf_tags: screen readers can follow the tables)."""
+        return self.layout(html).write_pdf(pdf_tags=True, uncompressed_pdf=False)
 
     def render(self, view: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
         """The files of one report: {'employees/E001.html': b'...', ...}."""
         files: dict[str, bytes] = {}
         try:
-            if "html" in formats or view["kind"] == "index":
-                files[view["file"] + ".html"] = self.html(view).encode("utf-8")
-            if "pdf" in formats and view["kind"] != "index":
-                files[view["file"] + ".pdf"] = self.pdf(self.html(view, for_pdf=True))
+            with time_limit(self.timeout):
+                if "html" in formats or view["kind"] == "index":
+                    files[view["file"] + ".html"] = self.html(view).encode("utf-8")
+                archive = view.get("archive")
+                if ("pdf" in formats or archive) and view["kind"] != "index":
+                    # Laid out once, written as the tagged PDF and, with --archive, as PDF/A-3b.
+                    document = self.layout(self.html(view, for_pdf=True))
+                    if "pdf" in formats:
+                        files[view["file"] + ".pdf"] = document.write_pdf(pdf_tags=True)
+                    if archive:
+                        from kpireport.archive import write_archive
+
+                        files[archive["file"]] = write_archive(document, archive)
         except Exception as exc:
             where = _location(exc, self.dirs)
             raise TemplateError(f"{view['file']}: {where + ': ' if where else ''}"
@@ -279,9 +377,34 @@ class Renderer:
 _WORKER: Renderer | None = None
 
 
-def _init_worker(dirs: tuple[Path, ...]) -> None:
+def _init_worker(dirs: tuple[Path, ...], timeout: float | None = None,
+                 parent: int | None = None) -> None:
     global _WORKER
-    _WORKER = Renderer(dirs)
+    # Ctrl-C reaches the whole process group: the main process stops the workers itself,
+    # so they ignore it (no traceback per worker). They die with the main process, however
+    # it dies (kill -9 included), instead of finishing their queue for nobody.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent or os.getppid())
+    _WORKER = Renderer(dirs, timeout)
+
+
+def _die_with_parent(parent: int) -> None:
+    try:  # Linux: the kernel sends SIGKILL when the parent exits
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died already (while this worker started up)
+        os._exit(1)
+
+    def watch() -> None:  # elsewhere (and as a second line): poll for a new parent
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _render_task(view: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
@@ -303,7 +426,8 @@ def view_key(view: dict, formats: tuple[str, ...], fingerprint: str) -> str:
 
 def render_views(views: list[dict], formats: tuple[str, ...], dirs: tuple[Path, ...], *,
                  workers: int | None = None, progress: Callable[[str], None] | None = None,
-                 submit: Callable | None = None) -> RenderOutcome:
+                 submit: Callable | None = None,
+                 timeout: float | None = None) -> RenderOutcome:
     """Render every view; one failure does not stop the others. ``submit`` lets another
     executor (a Dask client) take the work: it is called as submit(views, formats, dirs,
     on_done) and must call on_done(view, files_or_exception) for each view."""
@@ -323,23 +447,27 @@ def render_views(views: list[dict], formats: tuple[str, ...], dirs: tuple[Path, 
     else:
         workers = workers or os.cpu_count() or 1
         if workers <= 1 or len(views) <= 1:
-            renderer = Renderer(dirs)
+            renderer = Renderer(dirs, timeout)
             for view in views:
                 try:
                     done(view, renderer.render(view, formats))
                 except Exception as exc:
                     done(view, exc)
         else:
-            _render_pool(views, formats, dirs, workers, done)
+            _render_pool(views, formats, dirs, workers, done, timeout)
     return RenderOutcome(files, failures)
 
 
-def _render_pool(views, formats, dirs, workers, done) -> None:
+def _render_pool(views, formats, dirs, workers, done, timeout) -> None:
+    """Render in worker processes. An interrupt (Ctrl-C, SIGTERM turned into one by the CLI)
+    or any other way out kills the workers at once instead of waiting for their queue."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(views)), mp_context=context,
-                             initializer=_init_worker, initargs=(dirs,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(views)), mp_context=context,
+                               initializer=_init_worker,
+                               initargs=(dirs, timeout, os.getpid()))
+    try:
         futures = {pool.submit(_render_task, view, formats): view for view in views}
         for future in as_completed(futures):
             view = futures[future]
@@ -347,3 +475,16 @@ def _render_pool(views, formats, dirs, workers, done) -> None:
                 done(view, future.result())
             except Exception as exc:
                 done(view, exc)
+    except BaseException:
+        _kill_pool(pool)
+        raise
+    pool.shutdown()
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.join(2)

@@ -61,7 +61,8 @@ def acme() -> WorkbookData:
         "organization": "Acme Analytics Inc.", "currency": "USD", "locale": "en_US",
         "fiscal_year_start_month": 4, "report_period": None, "missing_actuals": "skip",
         "score_cap": 1.5, "threshold_score": 0.5, "rag_green": 1.0, "rag_amber": 0.9,
-        "band_mode": "step", "bonus_basis": "ytd", "report_title": "Performance review"})
+        "band_mode": "step", "bonus_basis": "ytd", "report_title": "Performance review",
+        "pdf_protection": "employee"})
     people = [
         ("E001", "Dana Whitfield", "Executive", "Chief Executive Officer", None, 310000, 0.30),
         ("E002", "Marcus Chen", "Sales", "VP Sales (player-coach)", "E001", 185000, 0.25),
@@ -274,7 +275,7 @@ def onlinecrm() -> WorkbookData:
         "fiscal_year_start_month": 1, "report_period": "2026-10", "missing_actuals": "skip",
         "score_cap": 1.5, "threshold_score": 0.5, "rag_green": 1.0, "rag_amber": 0.9,
         "band_mode": "linear", "bonus_basis": "ytd",
-        "report_title": "Đánh giá hiệu suất công việc"})
+        "report_title": "Đánh giá hiệu suất công việc", "pdf_protection": "employee"})
     people = [
         ("NV01", "Nguyễn Văn An", "Ban Giám đốc", "Giám đốc Kinh doanh", None, 720_000_000,
          0.25),
@@ -412,7 +413,7 @@ def synthetic(employees: int = 1000, *, year: int = 2025, seed: int = 7) -> Work
     months = year_months(year)
     data = WorkbookData(months=months, settings={
         "organization": f"Synthetic Corp ({employees} people)", "currency": "USD",
-        "locale": "en_US", "fiscal_year_start_month": 1})
+        "locale": "en_US", "fiscal_year_start_month": 1, "pdf_protection": "employee"})
     kpis = [(f"K{i:02d}", f"Synthetic KPI {i}", "number", "lower" if i % 5 == 4 else "higher",
              ("sum", "average", "last", "max", "min")[i % 5]) for i in range(1, 13)]
     data.sheets["KPIs"] = [

@@ -76,6 +76,13 @@ SETTINGS: tuple[Setting, ...] = (
             "ytd: bonus from the year-to-date score; month: from the month score.",
             ("ytd", "month")),
     Setting("report_title", "text", "Performance review", "Heading of individual reports."),
+    Setting("pdf_protection", "choice", "none",
+            "none: e-mailed PDFs are not encrypted; employee: employee reviews are encrypted "
+            "with each recipient's own password; all: every report is.",
+            ("none", "employee", "all")),
+    Setting("pdf_password_hint", "text", None,
+            "Told in the e-mail instead of the password, e.g. where HR handed it out. Blank: "
+            "a standard sentence."),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -101,6 +108,9 @@ SHEETS: tuple[Sheet, ...] = (
                width=12),
         Column("end_date", "date", False, "Last day employed; blank if still employed.",
                width=12),
+        Column("pdf_password", "text", False, "Optional: the person's own password for "
+               "protected PDFs (8 or more characters). Blank: kpireport generates one.",
+               width=14),
     ), help="One row per employee."),
     Sheet("Goals", False, (
         Column("goal_id", "id", True, "Unique id of the goal, e.g. G1.", width=10),

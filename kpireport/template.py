@@ -63,7 +63,7 @@ def year_months(year: int, start_month: int = 1) -> list[int]:
 def write_template(path: str | Path, *, year: int | None = None, force: bool = False) -> Path:
     """Write the blank standard template to ``path``."""
     year = year or dt.date.today().year
-    data = WorkbookData(settings={}, months=year_months(year))
+    data = WorkbookData(settings={"pdf_protection": "employee"}, months=year_months(year))
     return write_workbook(path, data, force=force)
 
 

@@ -11,7 +11,18 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from kpireport import formula as formula_mod
-from kpireport.cells import CellReader, is_blank, month_from_header
+from kpireport.cells import (
+    MAX_MAGNITUDE,
+    MIN_MAGNITUDE,
+    CellReader,
+    address_hint,
+    closest,
+    did_you_mean,
+    is_blank,
+    looks_like_period,
+    month_from_header,
+)
+from kpireport.glyphs import check_glyphs
 from kpireport.issues import Issue, IssueLog
 from kpireport.model import (
     Band,
@@ -80,6 +91,15 @@ class _Validator:
         self.raw = raw
         self.log = IssueLog()
         self.tables: dict[str, Table] = {}
+        # (owner, kpi) keys, casefolded, with "" for any: lines whose Scorecards row was already
+        # reported (a mistyped owner or kpi_id), so their Actuals/Targets rows are not again.
+        self.reported_lines: set[tuple[str, str]] = set()
+        self.reported_weights: set[str] = set()  # owners whose weights a typo already broke
+        self.typo_owners: dict[str, set[str]] = defaultdict(set)  # sheet -> suggested owners
+        self.typo_kpis: dict[str, set[tuple[str, str]]] = defaultdict(set)  # (owner, kpi)
+        self._near_cache: dict[tuple[str, str], list[str]] = {}
+        # where each value of a percent KPI was typed: (sheet, (owner, kpi), month) -> row
+        self.percent_cells: dict[tuple[str, tuple[str, str], Month], int] = {}
         self.line_keys: set[tuple[str, str]] = set()  # every (owner, kpi) typed in Scorecards
         self._bad: dict[str, set[tuple[int, int]]] = {}
 
@@ -87,10 +107,13 @@ class _Validator:
     def run(self) -> tuple[Book | None, list[Issue]]:
         self._locate_sheets()
         missing = [s.name for s in SHEETS if s.required and s.name not in self.tables]
+        unknown = [s.name for s in self.raw.sheets if normalise(s.name) not in SHEETS_BY_KEY]
         for name in missing:
+            hint = did_you_mean(name, unknown)
             self.log.error("missing-sheet", name, "",
                            f"the required sheet {name!r} is missing (sheets found: "
-                           f"{', '.join(s.name for s in self.raw.sheets) or 'none'})")
+                           f"{', '.join(s.name for s in self.raw.sheets) or 'none'})"
+                           + (f"{hint} Rename it to {name}" if hint else ""))
         if any(i.code in ("missing-sheet", "missing-column") for i in self.log.errors):
             return None, self.log.items
         settings = self._settings()
@@ -103,8 +126,10 @@ class _Validator:
         bands = self._bands()
         recipients = self._recipients(people)
         comments = self._comments(people, kpis)
+        self._percent_slips(kpis, lines, actuals, targets)
         settings = self._report_period(settings, actuals, lines, kpis)
         self._cell_errors()
+        check_glyphs(self.tables, self.log)
         if not self.log.valid or settings is None:
             return None, self.log.items
         book = Book(settings=settings, people=tuple(people.values()),
@@ -151,11 +176,18 @@ class _Validator:
             known.update({c.name: c for c in LONG_ACTUALS_COLUMNS})
         columns: dict[str, int] = {}
         months: dict[Month, int] = {}
+        unknown_headers: dict[str, str] = {}
         for col, value in enumerate(raw.rows[header]):
             if is_blank(value):
                 continue
             cell = address(header, col)
             month = month_from_header(value) if spec.month_columns else None
+            if month is None and spec.month_columns and looks_like_period(value):
+                self.log.error("bad-period", raw.name, cell,
+                               f"{raw.name}!{cell}: the header {str(value).strip()!r} looks like "
+                               "a month but names no single month; type it as YYYY-MM, e.g. "
+                               "2026-03 (or 03/2026, Mar 2026)")
+                continue
             if month is not None:
                 if month in months:
                     self.log.error("duplicate-column", raw.name, cell,
@@ -167,9 +199,7 @@ class _Validator:
             key = normalise(value)
             match = next((name for name in known if name == key), None)
             if match is None:
-                self.log.info("unknown-column", raw.name, cell,
-                              f"{raw.name}!{cell}: column {str(value).strip()!r} is not a "
-                              f"kpireport column; ignored")
+                unknown_headers[str(value).strip()] = cell
             elif match in columns:
                 self.log.error("duplicate-column", raw.name, cell,
                                f"{raw.name}!{cell}: column {match!r} appears twice (also "
@@ -181,14 +211,35 @@ class _Validator:
             required += ["period", "actual"]
         for name in required:
             if name not in columns:
-                self.log.error("missing-column", raw.name, address(header, 0),
+                near = closest(name, unknown_headers)
+                hint = did_you_mean(name, unknown_headers)
+                where = unknown_headers[near[0]] if len(near) == 1 else address(header, 0)
+                self.log.error("missing-column", raw.name, where,
                                f"{raw.name}: the required column {name!r} is missing from "
-                               f"the header row {header + 1}")
+                               f"the header row {header + 1}"
+                               + (f"{hint} Rename that header to {name}" if hint else ""))
+        self._unknown_columns(raw, unknown_headers, [n for n in known if n not in columns
+                                                     and n not in required])
         used = sorted(set(columns.values()) | set(months.values()))
         flagged = {r for r, _ in raw.uncached} | {r for r, _ in raw.errors}
         rows = [r for r in range(header + 1, len(raw.rows))
                 if _has_value(raw.rows[r], used) or r in flagged]
         return Table(spec, raw, header, columns, months, rows)
+
+    def _unknown_columns(self, raw: RawSheet, headers: dict[str, str],
+                         missing: list[str]) -> None:
+        """Helper columns are info notes; one that is nearly the name of an optional column
+        not in the sheet (``end date``, ``threshhold``) is a warning: its values are ignored."""
+        for text, cell in headers.items():
+            near = closest(text, missing)
+            if len(near) == 1:
+                self.log.warning("similar-column", raw.name, cell,
+                                 f"{raw.name}!{cell}: column {text!r} is ignored; did you mean "
+                                 f"{near[0]}? Rename the header to {near[0]} to use it")
+            else:
+                self.log.info("unknown-column", raw.name, cell,
+                              f"{raw.name}!{cell}: column {text!r} is not a kpireport "
+                              "column; ignored")
 
     def _cell_errors(self) -> None:
         """Excel error values and formulas without a cached value, in the cells we use."""
@@ -207,6 +258,28 @@ class _Validator:
                                    f"{table.name}!{cell}: the formula has no saved result "
                                    "(the file was written by a program that does not "
                                    "calculate); open and save it in Excel or LibreOffice")
+
+    def _near(self, what: str, text: str, names) -> list[str]:
+        """:func:`closest` for a mistyped ``what`` (owner, kpi …), memoised, and only for the
+        first 200 different slips: a column of 10,000 wrong ids is still checked fast."""
+        key = (what, str(text).strip().casefold())
+        found = self._near_cache.get(key)
+        if found is None:
+            found = closest(str(text), names()) if len(self._near_cache) < 200 else []
+            self._near_cache[key] = found
+        return found
+
+    def _hint(self, what: str, text: str, names) -> str:
+        best = self._near(what, text, names)
+        return f"; did you mean {' or '.join(best)}?" if best else ""
+
+    def _setting_cell(self, name: str) -> str:
+        """The value cell of a setting's row in Settings ('' when it has none)."""
+        table = self.tables["Settings"]
+        for r in table.rows:
+            if normalise(table.value(r, "setting") or "") == name:
+                return table.cell(r, "value")
+        return ""
 
     def _reader(self, table: Table) -> CellReader:
         return CellReader(table.name, self.log)
@@ -234,7 +307,8 @@ class _Validator:
             if spec is None:
                 self.log.warning("unknown-setting", table.name, table.cell(r, "setting"),
                                  f"{table.name}!{table.cell(r, 'setting')}: {name!r} is not "
-                                 "a kpireport setting; ignored")
+                                 "a kpireport setting; ignored"
+                                 f"{did_you_mean(name, SETTINGS_BY_NAME)}")
                 continue
             if key in seen:
                 self.log.error("duplicate-setting", table.name, table.cell(r, "setting"),
@@ -262,6 +336,10 @@ class _Validator:
         if amber > green:  # type: ignore[operator]
             self.log.error("bad-setting", table.name, seen.get("rag_amber", ""),
                            "Settings: rag_amber must not be above rag_green")
+        if values.get("pdf_protection", "none") == "none":
+            self.log.info("pdf-protection-off", table.name, seen.get("pdf_protection", ""),
+                          "Settings: pdf_protection is none, so e-mailed PDFs are not "
+                          "encrypted (set employee or all to protect them)")
         return Settings(**values)  # type: ignore[arg-type]
 
     def _setting_value(self, read: CellReader, kind: str, choices: tuple[str, ...],
@@ -359,9 +437,29 @@ class _Validator:
                 target_bonus_pct=read.fraction(table.value(r, "target_bonus_pct"),
                                                table.cell(r, "target_bonus_pct"),
                                                what="target_bonus_pct"),
-                start_date=start, end_date=end)
+                start_date=start, end_date=end, pdf_password=self._pdf_password(table, r))
         self._resolve_managers(table, people, manager_cells)
         return {p.employee_id: p for p in people.values()}
+
+    def _pdf_password(self, table: Table, r: int) -> str | None:
+        """The People pdf_password of row r; problems name the cell, never the value."""
+        from kpireport.protect import password_problem
+
+        raw = table.value(r, "pdf_password")
+        if is_blank(raw) or (r, table.columns.get("pdf_password")) in self._bad_cells(table):
+            return None
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+            problem = "must be text"
+        else:
+            text = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
+            problem = password_problem(text)
+            if problem is None:
+                return text
+        cell = table.cell(r, "pdf_password")
+        self.log.error("bad-pdf-password", table.name, cell,
+                       f"{table.name}!{cell}: the pdf_password {problem} (the value is not "
+                       "shown)")
+        return None
 
     def _resolve_managers(self, table: Table, people: dict[str, Person],
                           manager_cells: dict[str, tuple[str, str]]) -> None:
@@ -378,9 +476,10 @@ class _Validator:
         for key, (parent, cell) in refs.items():
             target = items.get(parent.casefold())
             if target is None:
+                hint = self._hint(what, parent, lambda: [ident(i) for i in items.values()])
                 self.log.error("unknown-reference", table.name, cell,
                                f"{table.name}!{cell}: {what} {parent} is not in the "
-                               f"{table.name} sheet")
+                               f"{table.name} sheet{hint}")
                 continue
             if ident(target).casefold() == key:
                 self.log.error(cycle_code, table.name, cell,
@@ -478,7 +577,8 @@ class _Validator:
                 if goal.casefold() not in goal_keys:
                     self.log.error("unknown-reference", table.name, table.cell(r, "goal_id"),
                                    f"{table.name}!{table.cell(r, 'goal_id')}: goal {goal} is not "
-                                   "in the Goals sheet")
+                                   "in the Goals sheet"
+                                   f"{self._hint('goal', goal, lambda: list(goals))}")
                     goal = None
                 else:
                     goal = goal_keys[goal.casefold()]
@@ -509,7 +609,9 @@ class _Validator:
                 if target is None:
                     self.log.error("unknown-reference", table.name, cell,
                                    f"{table.name}!{cell}: the formula uses {ref}, which is not "
-                                   "a kpi_id in the KPIs sheet")
+                                   "a kpi_id in the KPIs sheet"
+                                   + self._hint("kpi", ref,
+                                                lambda: [k.kpi_id for k in kpis.values()]))
                     continue
                 names[ref] = target.kpi_id
             links[key] = {n.casefold() for n in names.values()}
@@ -558,9 +660,14 @@ class _Validator:
                            "department name; rename one of them")
             return None
         if person is None and department is None:
+            def names() -> list[str]:
+                return [p.employee_id for p in people.values()] + \
+                    sorted(self._department_keys(people).values()) + [COMPANY]
+
+            self.typo_owners[table.name].update(self._near("owner", text, names))
             self.log.error("unknown-owner", table.name, cell,
                            f"{table.name}!{cell}: owner {text!r} is not an employee_id, a "
-                           "department in People, or COMPANY")
+                           f"department in People, or COMPANY{self._hint('owner', text, names)}")
             return None
         return person.employee_id if person else department
 
@@ -583,8 +690,11 @@ class _Validator:
             return None
         kpi = self._kpi_keys(kpis).get(text.casefold())
         if kpi is None:
+            named = [k.kpi_id for k in kpis.values() if k.kpi.casefold() == text.casefold()]
+            hint = f"; did you mean {named[0]} (the id of {text!r})?" if named else \
+                self._hint("kpi", text, lambda: [k.kpi_id for k in kpis.values()])
             self.log.error("unknown-reference", table.name, cell,
-                           f"{table.name}!{cell}: KPI {text} is not in the KPIs sheet")
+                           f"{table.name}!{cell}: KPI {text} is not in the KPIs sheet{hint}")
         return kpi
 
     def _kpi_keys(self, kpis: dict[str, Kpi]) -> dict[str, Kpi]:
@@ -637,13 +747,24 @@ class _Validator:
                 value = get(col)
                 if value is None or value == "":
                     numbers[c] = None
-                elif type(value) is float and value - value == 0:
-                    numbers[c] = value
+                elif type(value) is float and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE and (
+                        value >= MIN_MAGNITUDE or value <= -MIN_MAGNITUDE or value == 0):
+                    numbers[c] = value  # in range (cells.MAX_MAGNITUDE); else read.number says
                 else:
                     numbers[c] = read.number(value, table.cell(r, c))
             pair = None
             if owner is not None and not is_blank(kpi_raw):
                 pair = (owner.casefold(), str(kpi_raw).strip().casefold())
+            # One slip, one error: a row whose owner or kpi_id was reported as unknown does not
+            # also make its owner's weights, or its Actuals and Targets rows, errors.
+            if owner is not None and kpi is None and not is_blank(kpi_raw):
+                self.reported_lines.add((owner.casefold(), ""))
+            if owner is None and not is_blank(owner_raw):
+                for near in self._near("owner", str(owner_raw), lambda: list(owners.values())):
+                    self.reported_weights.add(near)
+                    self.reported_lines.add((near.casefold(), ""))
+                if kpi is not None:
+                    self.reported_lines.add(("", kpi.kpi_id.casefold()))
             if owner is not None and weight is None and not is_blank(weight_raw):
                 bad_weights.add(owner)
             if owner is not None and weight is not None and weight > 0 and \
@@ -665,7 +786,7 @@ class _Validator:
             if self._line_order_ok(table, r, line, kpi):
                 lines.append(line)
         for owner, items in weights.items():
-            if owner in bad_weights:
+            if owner in bad_weights or owner in self.reported_weights:
                 continue  # a weight already reported as wrong; its sum would only repeat it
             total = sum(w for w, _ in items)
             if abs(total - 1) > WEIGHT_TOLERANCE:
@@ -682,6 +803,8 @@ class _Validator:
             return False
 
         t, lo, hi = line.target, line.threshold, line.stretch
+        if kpi.unit == "percent" and t > 0 and not self._percent_line_ok(table, r, line):
+            return False
         if kpi.direction == "range":
             if line.target_max is None:
                 hint = "" if "target_max" in table.columns else " (add a target_max column)"
@@ -752,10 +875,16 @@ class _Validator:
             if kpi is None:
                 kpi = self._kpi_ref(table, kpi_raw, table.cell(r, "kpi_id"), kpis, read)
                 if kpi is None:
+                    # its line (or formula) is not told again that it lacks these actuals
+                    self.typo_kpis[name].update(
+                        (owner, k) for k in self._near("kpi", str(kpi_raw),
+                                                       lambda: [k.kpi_id for k in kpis.values()]))
                     continue
             key = (owner, kpi.kpi_id)
             if long:
-                self._long_value(table, read, r, key, values, cells)
+                month = self._long_value(table, read, r, key, values, cells)
+                if month is not None and kpi.unit == "percent":
+                    self.percent_cells[(name, key, month)] = r
                 continue
             if key in cells:
                 cell = table.cell(r, "owner")
@@ -764,6 +893,9 @@ class _Validator:
                                f"({cells[key]}); merge the two rows")
                 continue
             cells[key] = table.cell(r, "owner")
+            if kpi.unit == "percent":
+                for month in table.months:
+                    self.percent_cells[(name, key, month)] = r
             months = values.setdefault(key, {})
             width = len(row)
             for month, col in month_cols:  # the hot loop: ~120,000 cells for 1,000 people
@@ -771,8 +903,9 @@ class _Validator:
                     break
                 raw = row[col]
                 if type(raw) is float:
-                    if raw - raw == 0:  # finite
-                        months[month] = raw
+                    if -MAX_MAGNITUDE <= raw <= MAX_MAGNITUDE and (
+                            raw >= MIN_MAGNITUDE or raw <= -MIN_MAGNITUDE or raw == 0):
+                        months[month] = raw  # finite and in range (NaN fails it)
                         continue
                 elif raw == "" or raw is None:
                     continue
@@ -784,24 +917,114 @@ class _Validator:
         return values
 
     def _long_value(self, table: Table, read: CellReader, r: int, key: tuple[str, str],
-                    values: dict, cells: dict) -> None:
+                    values: dict, cells: dict) -> Month | None:
         month = read.month(table.value(r, "period"), table.cell(r, "period"))
         if month is None:
             if is_blank(table.value(r, "period")):
                 self._required(table, r, "period")
-            return
+            return None
         number = read.number(table.value(r, "actual"), table.cell(r, "actual"))
         if number is None:
-            return
+            return None
         slot = (key, month)
         if slot in cells:
             cell = table.cell(r, "period")
             self.log.error("duplicate-actual", table.name, cell,
                            f"{table.name}!{cell}: {key[0]} / {key[1]} has a second value for "
                            f"{month_label(month)} (first on {cells[slot]})")
-            return
+            return None
         cells[slot] = table.cell(r, "period")
         values.setdefault(key, {})[month] = number
+        return month
+
+    # ---------------------------------------------------------------- percent slips
+    def _percent_slips(self, kpis: dict[str, Kpi], lines: list[ScorecardLine],
+                       actuals: dict[tuple[str, str], dict[Month, float]],
+                       targets: dict[tuple[str, str], dict[Month, float]]) -> None:
+        """A percent KPI's value typed as a whole number where its line is in fractions.
+
+        The rule compares each cell with the rest of its line. An actual or a monthly target
+        above 1 and at least 10 times the line's target (actual 93 against a target of 90%)
+        is the slip (threshold, stretch and target_max: ``_percent_line_ok``). A target above
+        1 and at least 10 times the median of the line's actuals (target 90, actuals like
+        93%) is the slip.
+        A real percent above 100% keeps its scale (ROI 320% against 300%) and is valid;
+        so is any value typed as text with a % sign.
+        """
+        sc = self.tables["Scorecards"]
+        by_id = {k.kpi_id: k for k in kpis.values()}
+        for line in lines:
+            if by_id[line.kpi_id].unit != "percent" or line.target <= 0:
+                continue
+            key, r = (line.owner, line.kpi_id), line.row - 1
+            typed = actuals.get(key, {})
+            reference = line.target
+            seen_like = sorted(actuals.get(key, {}).values())
+            if _whole(line.target, sc.value(r, "target")) and seen_like and \
+                    seen_like[len(seen_like) // 2] * 10 <= line.target:
+                like = seen_like[len(seen_like) // 2]
+                self._slip(sc.name, sc.cell(r, "target"), line.target,
+                           f"target {_plain(line.target)} of {line.kpi_id}, a percent KPI "
+                           f"whose actuals are like {_plain(like * 100)}%,")
+                reference = line.target / 100
+                typed = {}  # the actuals have the right scale
+            for sheet, values, months in (("Actuals", actuals, typed),
+                                          ("Targets", targets, targets.get(key, {}))):
+                for month, value in sorted(months.items()):
+                    if value > 1 and value >= 10 * reference and \
+                            not self._typed_percent(sheet, key, month):
+                        cell = self._percent_cell(sheet, key, month)
+                        self._slip(sheet, cell, value,
+                                   f"{_plain(value)} for {month_label(month)} of "
+                                   f"{line.kpi_id}, a percent KPI whose target is "
+                                   f"{_plain(reference * 100)}%,")
+                        del values[key][month]
+
+    def _percent_line_ok(self, table: Table, r: int, line: ScorecardLine) -> bool:
+        """The Scorecards cells of a percent line agree in scale (see _percent_slips)."""
+        bounds = {c: getattr(line, c) for c in ("threshold", "stretch", "target_max")
+                  if getattr(line, c) is not None}
+        for column, value in bounds.items():
+            if _whole(value, table.value(r, column)) and value >= 10 * line.target:
+                self._slip(table.name, table.cell(r, column), value,
+                           f"{column} {_plain(value)} of {line.kpi_id}, a percent KPI whose "
+                           f"target is {_plain(line.target * 100)}%,")
+                return False
+        positive = [v for v in bounds.values() if v > 0]
+        if positive and _whole(line.target, table.value(r, "target")) and \
+                max(positive) * 10 <= line.target:
+            self._slip(table.name, table.cell(r, "target"), line.target,
+                       f"target {_plain(line.target)} of {line.kpi_id}, a percent KPI whose "
+                       f"{' and '.join(bounds)} {'are' if len(bounds) > 1 else 'is'} like "
+                       f"{_plain(max(positive) * 100)}%,")
+            return False
+        return True
+
+    def _slip(self, sheet: str, cell: str, value: float, what: str) -> None:
+        self.log.error("percent-as-whole-number", sheet, cell,
+                       f"{sheet}!{cell}: {what} looks like a whole percent; type "
+                       f"{_plain(value)}% (or {_plain(value / 100)})")
+
+    def _percent_raw(self, sheet: str, key: tuple[str, str], month: Month
+                     ) -> tuple[int, int] | None:
+        r = self.percent_cells.get((sheet, key, month))
+        table = self.tables.get(sheet)
+        if r is None or table is None:
+            return None
+        col = table.columns["actual"] if "period" in table.columns else table.months.get(month)
+        return None if col is None else (r, col)
+
+    def _percent_cell(self, sheet: str, key: tuple[str, str], month: Month) -> str:
+        found = self._percent_raw(sheet, key, month)
+        return address(*found) if found else ""
+
+    def _typed_percent(self, sheet: str, key: tuple[str, str], month: Month) -> bool:
+        found = self._percent_raw(sheet, key, month)
+        if found is None:
+            return False
+        row = self.tables[sheet].raw.rows[found[0]]
+        raw = row[found[1]] if found[1] < len(row) else None
+        return isinstance(raw, str) and raw.strip().endswith("%")
 
     def _owner_lookup(self, people: dict[str, Person]) -> dict[str, str]:
         lookup = {COMPANY.casefold(): COMPANY}
@@ -826,18 +1049,33 @@ class _Validator:
             owner, kid = key
             if by_id[kid].formula:
                 cell = row_of(key)
+                parts = ", ".join(by_id[kid].components)
                 self.log.error("formula-has-actuals", table.name, cell,
-                               f"{table.name}!{cell}: {kid} is a formula KPI; it is computed "
-                               "from its parts, delete this row")
+                               f"{table.name}!{cell}: {kid} is a formula KPI, computed from "
+                               f"{parts}; type these figures in rows for {parts} instead (or, to "
+                               f"type {kid} itself, clear its formula in KPIs and give it an "
+                               "aggregation)")
                 del values[key]
-            elif key not in allowed and (owner.casefold(), kid.casefold()) not in self.line_keys:
+            elif key not in allowed and not self._line_reported(owner, kid):
                 cell = row_of(key)
                 self.log.error("unknown-scorecard-line", table.name, cell,
                                f"{table.name}!{cell}: {owner} has no scorecard line that uses "
-                               f"{kid}; add it to Scorecards or delete this row")
+                               f"{kid}; add that line to Scorecards, or correct the owner or "
+                               "kpi_id of this row")
                 del values[key]
         self._check_components(people, by_id, lines, values)
         return values
+
+    def _typo_in_actuals(self, owner: str, kpi_id: str) -> bool:
+        """An Actuals row probably meant for this line was reported as mistyped."""
+        return owner in self.typo_owners["Actuals"] or \
+            (owner, kpi_id) in self.typo_kpis["Actuals"]
+
+    def _line_reported(self, owner: str, kpi_id: str) -> bool:
+        """The Scorecards row of this owner and KPI exists but was rejected (and reported)."""
+        o, k = owner.casefold(), kpi_id.casefold()
+        return (o, k) in self.line_keys or (o, "") in self.reported_lines \
+            or ("", k) in self.reported_lines
 
     def _row_cells(self, table: Table) -> dict[tuple[str, str], str]:
         """First row of each (owner, kpi) pair, for messages (resolved case-insensitively)."""
@@ -862,7 +1100,8 @@ class _Validator:
         for line in lines:
             kpi = kpis[line.kpi_id]
             if not kpi.formula:
-                if line.owner in persons and (line.owner, kpi.kpi_id) not in values:
+                if line.owner in persons and (line.owner, kpi.kpi_id) not in values \
+                        and not self._typo_in_actuals(line.owner, kpi.kpi_id):
                     cell = f"B{line.row}"
                     self.log.warning("no-actuals", table.name, cell,
                                      f"{table.name}!{cell}: {line.owner} / {kpi.kpi_id} has no "
@@ -874,6 +1113,8 @@ class _Validator:
                 if line.owner not in persons and any(
                         (m, comp) in values for m in members.get(line.owner, ())):
                     continue  # rolls up from the people
+                if self._typo_in_actuals(line.owner, comp):
+                    continue  # its Actuals row has a mistyped owner or kpi_id, reported
                 cell = f"B{line.row}"
                 self.log.error("missing-component-actuals", table.name, cell,
                                f"{table.name}!{cell}: {kpi.kpi_id} = {kpi.formula} needs actuals "
@@ -890,6 +1131,9 @@ class _Validator:
         by_id = {k.kpi_id: k for k in kpis.values()}
         row_of = _Lazy(lambda: self._row_cells(table))
         for key, months in list(values.items()):
+            if key not in known and self._line_reported(*key):
+                del values[key]  # its Scorecards row is reported already
+                continue
             if key not in known:
                 cell = row_of(key)
                 self.log.error("unknown-scorecard-line", table.name, cell,
@@ -971,12 +1215,14 @@ class _Validator:
                 for entry in split_addresses(text):
                     if entry.lower() not in TOKENS and not _email_ok(entry):
                         cell = table.cell(r, column)
+                        hint = address_hint(entry) or did_you_mean(entry, TOKENS)
                         self.log.error("bad-email", table.name, cell,
                                        f"{table.name}!{cell}: {entry!r} is not a single "
-                                       "e-mail address or {employee}, {manager}, {head}")
+                                       "e-mail address or {employee}, {manager}, {head}"
+                                       f"{hint}")
             if report and scope and lists["to"]:
                 found.append(Recipient(report, scope, lists["to"], lists["cc"], lists["bcc"]))
-        return tuple(found)
+        return tuple(found) or None  # no data rows (as the template writes it): the defaults
 
     def _comments(self, people: dict[str, Person], kpis: dict[str, Kpi]) -> list[Comment]:
         table = self.tables.get("Comments")
@@ -1020,6 +1266,12 @@ class _Validator:
             self.log.info("report-period", "Settings", "",
                           f"report period {month_label(latest)} (the latest month with an "
                           "actual)")
+        elif no_actuals_in_period(actuals, period):
+            cell = self._setting_cell("report_period")
+            self.log.error("no-actuals-in-period", "Settings", cell,
+                           f"Settings!{cell}: report_period "
+                           f"{no_actuals_in_period(actuals, period)}")
+            return None
         elif latest is not None and latest > period:
             later = sorted({m for months in actuals.values() for m in months if m > period})
             self.log.warning("actual-after-period", "Actuals", "",
@@ -1028,6 +1280,26 @@ class _Validator:
                              f"({', '.join(month_label(m) for m in later[:3])}"
                              f"{'…' if len(later) > 3 else ''}); they are not used")
         return settings
+
+
+def no_actuals_in_period(actuals: dict[tuple[str, str], dict[Month, float]],
+                         period: Month) -> str:
+    """'' when someone has an actual in the month; otherwise why it cannot be reported."""
+    if any(period in months for months in actuals.values()):
+        return ""
+    latest = max((m for months in actuals.values() for m in months), default=None)
+    where = (f"the latest month with actuals is {month_label(latest)}" if latest is not None
+             else "there are no actuals at all")
+    return f"{month_label(period)}: nobody has an actual in that month; {where}"
+
+
+def _whole(value: float, raw: object) -> bool:
+    """Typed as a plain number above 1 (not as text with a % sign)."""
+    return value > 1 and not (isinstance(raw, str) and raw.strip().endswith("%"))
+
+
+def _plain(number: float) -> str:
+    return f"{number:.6g}"
 
 
 def _has_value(row: list[object], columns: list[int]) -> bool:

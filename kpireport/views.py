@@ -7,13 +7,12 @@ JSON is the content hash of the render cache.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import Counter, defaultdict
 
 from kpireport import charts
 from kpireport.i18n import COMPACT_FROM, Formatter
-from kpireport.results import Results
+from kpireport.names import base_name, safe_names
+from kpireport.results import Results, employment
 from kpireport.scoring import LineResult, OwnerScore, Window, status_of
 
 
@@ -34,31 +33,25 @@ DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is bett
 def slug(text: str) -> str:
     """A file-name-safe slug: 'Customer Success' → 'customer-success', 'Ban Giám đốc' →
     'ban-giam-doc'."""
-    text = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
-    text = text.encode("ascii", "ignore").decode().lower()
-    return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "department"
+    return base_name(text, lower=True, fallback="department")
 
 
 def department_slugs(departments: list[str]) -> dict[str, str]:
-    """File names of the department reports; departments whose slugs collide get -2, -3 …"""
-    found: dict[str, str] = {}
-    used: set[str] = set()
-    for dept in departments:
-        base = candidate = slug(dept)
-        n = 2
-        while candidate in used:
-            candidate = f"{base}-{n}"
-            n += 1
-        used.add(candidate)
-        found[dept] = candidate
-    return found
+    """File names of the department reports (see :func:`kpireport.names.safe_names`)."""
+    return safe_names(departments, lower=True, fallback="department")
+
+
+def employee_files(ids: list[str]) -> dict[str, str]:
+    """File names of the employee reports: the id when it is a safe name, else a safe one."""
+    return safe_names(ids, fallback="employee")
 
 
 class ViewBuilder:
     """Builds the views of one Results, sharing the formatter and lookups."""
 
-    def __init__(self, results: Results) -> None:
+    def __init__(self, results: Results, formats: tuple[str, ...] = ("html", "pdf")) -> None:
         self.r = results
+        self.formats = formats
         s = results.book.settings
         self.fmt = Formatter(s.locale, s.currency)
         self._ = self.fmt.gettext
@@ -70,6 +63,7 @@ class ViewBuilder:
         start_label = self.fmt.month(start // 12, start % 12 + 1)
         self.ytd_label = self._("Year to date") + f" ({start_label} – {self.period_label})"
         self.slugs = department_slugs(results.book.departments)
+        self.files = employee_files([p.employee_id for p in results.book.people])
         # Per-line pieces that depend only on the locale, built once (10,000 lines a run).
         self._statuses = {code: {"code": code, "label": self._(label), "icon": STATUS_ICONS[code]}
                           for code, label in STATUS_LABELS.items()}
@@ -178,7 +172,7 @@ class ViewBuilder:
         manager = self.people.get(person.manager_id or "")
         view = self.common("employee", f"{self.r.book.settings.report_title} — {person.name}", 1)
         view.update({
-            "file": f"employees/{owner.owner}",
+            "file": f"employees/{self.files[owner.owner]}",
             "person": {"id": person.employee_id, "name": person.name,
                        "title": person.title or "", "department": person.department,
                        "manager": manager.name if manager else "",
@@ -221,14 +215,16 @@ class ViewBuilder:
     def department(self, name: str) -> dict:
         own = next((o for o in self.r.owners if o.owner_type == "department" and o.owner == name),
                    None)
-        team = [o for o in self.r.owners if o.owner_type == "employee"
-                and o.department == name]
+        members = [o for o in self.r.owners if o.owner_type == "employee"
+                   and o.department == name]
+        team = [o for o in members if o.owner not in self.r.absent]
         team.sort(key=lambda o: (o.ytd_score is None, -(o.ytd_score or 0), o.name))
         review = self._("Department review")
         view = self.common("department", f"{name} — {review}", 1)
         view.update({
             "file": f"departments/{self.slugs[name]}", "name": name,
-            "headcount": len([p for p in self.r.book.people if p.department == name]),
+            "headcount": len([p for p in self.r.book.people if p.department == name
+                              and employment(p, self.r.scores.period) == "employed"]),
             "summary": self.summary(own) if own else None,
             "kpis": [self.kpi_row(ln) for ln in own.lines] if own else [],
             "no_data": self.no_data(own) if own else [],
@@ -236,7 +232,8 @@ class ViewBuilder:
             "bands": self.band_chart(team),
             "top": self.extremes(team, best=True), "bottom": self.extremes(team, best=False),
             "comments": self.comments(name),
-            "bonus_total": self.fmt.money(self._bonus_total(team)),
+            # the cost includes leavers' pro-rated bonus (listed in payroll.csv, not here)
+            "bonus_total": self.fmt.money(self._bonus_total(members)),
         })
         return view
 
@@ -245,7 +242,8 @@ class ViewBuilder:
         person = o.person
         return {"id": o.owner, "name": o.name, "title": person.title if person else "",
                 "department": o.department or "",
-                "href": f"{prefix}{o.owner}.html", "month_score": self.score(o.month_score),
+                "href": f"{prefix}{self.files[o.owner]}.html",
+                "month_score": self.score(o.month_score),
                 "ytd_score": self.score(o.ytd_score), "status": self.status(o.ytd_status),
                 "band": pay.band if pay and pay.band else "—",
                 "bonus": self.fmt.money(pay.bonus) if pay else "—"}
@@ -279,11 +277,13 @@ class ViewBuilder:
     # ------------------------------------------------------------------ company
     def company(self) -> dict:
         own = next((o for o in self.r.owners if o.owner_type == "company"), None)
-        employees = [o for o in self.r.owners if o.owner_type == "employee"]
+        everyone = [o for o in self.r.owners if o.owner_type == "employee"]
+        employees = [o for o in everyone if o.owner not in self.r.absent]
         departments = []
         s = self.r.book.settings
         for dept in self.r.book.departments:
             members = [o for o in employees if o.department == dept]
+            paid = [o for o in everyone if o.department == dept]
             dept_owner = next((o for o in self.r.owners if o.owner_type == "department"
                                and o.owner == dept), None)
             scores = [o.ytd_score for o in members if o.ytd_score is not None]
@@ -294,15 +294,15 @@ class ViewBuilder:
                 "score_value": score, "score": self.score(score),
                 "status": self.status(status_of(score, s.rag_green, s.rag_amber)),
                 "team_average": self.score(team_avg), "headcount": len(members),
-                "bonus": self.fmt.money(self._bonus_total(members))})
+                "bonus": self.fmt.money(self._bonus_total(paid))})
         chart_items = [(d["name"], d["score_value"] or 0.0, d["score"],
                         charts.STATUS_COLOURS[d["status"]["code"]]) for d in departments]
         review = self._("Company review")
         view = self.common("company", f"{s.organization} — {review}", 0)
         for d in departments:
             d.pop("score_value")
-        total = self._bonus_total(employees)
-        target_total = [self.r.pay[o.owner].target_bonus for o in employees
+        total = self._bonus_total(everyone)
+        target_total = [self.r.pay[o.owner].target_bonus for o in everyone
                         if o.owner in self.r.pay and self.r.pay[o.owner].target_bonus is not None]
         view.update({
             "file": "company", "index_href": "index.html", "company_href": "company.html",
@@ -366,7 +366,8 @@ class ViewBuilder:
     def index(self) -> dict:
         reports = self._("Reports")
         view = self.common("index", f"{self.r.book.settings.organization} — {reports}", 0)
-        employees = [o for o in self.r.owners if o.owner_type == "employee"]
+        employees = [o for o in self.r.owners if o.owner_type == "employee"
+                     and o.owner not in self.r.absent]
         employees.sort(key=lambda o: (o.department or "", o.name))
         view.update({
             "file": "index", "index_href": "index.html", "company_href": "company.html",
@@ -374,15 +375,19 @@ class ViewBuilder:
                             for d in self.r.book.departments],
             "employees": [self.team_row(o, "employees/") for o in employees],
             "files": ["results.json", "results.xlsx", "payroll.csv"],
+            # Links only to files the build writes (an HTML-only build has no PDFs).
+            "company_pdf_href": "company.pdf" if "pdf" in self.formats else "",
         })
         return view
 
 
 def report_specs(results: Results) -> list[tuple[str, str]]:
     """(kind, subject) of every report of a build: company, departments, employees with
-    scorecards, index — the order reports are listed and rendered in."""
+    scorecards who worked in the report month (leavers and future joiners get none),
+    index — the order reports are listed and rendered in."""
     return ([("company", "")] + [("department", d) for d in results.book.departments]
-            + [("employee", o.owner) for o in results.owners if o.owner_type == "employee"]
+            + [("employee", o.owner) for o in results.owners if o.owner_type == "employee"
+               and o.owner not in results.absent]
             + [("index", "")])
 
 
@@ -395,7 +400,7 @@ def build_view(builder: ViewBuilder, spec: tuple[str, str]) -> dict:
     return builder.company() if kind == "company" else builder.index()
 
 
-def all_views(results: Results) -> list[dict]:
+def all_views(results: Results, formats: tuple[str, ...] = ("html", "pdf")) -> list[dict]:
     """Every report of a build, in the order of :func:`report_specs`."""
-    builder = ViewBuilder(results)
+    builder = ViewBuilder(results, formats)
     return [build_view(builder, spec) for spec in report_specs(results)]

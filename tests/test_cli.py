@@ -14,7 +14,7 @@ from kpireport import __version__
 from kpireport.cli import main
 from tests.conftest import BASE, write_xlsx
 
-COMMANDS = ["init", "prepare", "check", "build", "send", "run", "doctor"]
+COMMANDS = ["init", "prepare", "check", "build", "send", "run", "passwords", "doctor"]
 
 
 def invoke(*args):

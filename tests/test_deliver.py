@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import os
 import signal
 import socket
@@ -25,6 +26,23 @@ from kpireport.model import Recipient
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 SENDER = "hr@acme.example"
+
+
+@functools.lru_cache(maxsize=1)
+def acme_book() -> Path:
+    """The acme sample with Settings pdf_protection none: these tests are about delivery of
+    plain messages (protected ones: tests/test_protect.py)."""
+    import tempfile
+
+    import openpyxl
+
+    path = Path(tempfile.mkdtemp(prefix="kpireport-deliver-")) / "acme.xlsx"
+    workbook = openpyxl.load_workbook(SAMPLES / "acme.xlsx")
+    for row in workbook["Settings"].iter_rows(min_row=2):
+        if row[0].value == "pdf_protection":
+            row[1].value = "none"
+    workbook.save(path)
+    return path
 
 
 def free_port() -> int:
@@ -93,7 +111,7 @@ def smtp():
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("send")
-    result = api.build(SAMPLES / "acme.xlsx", out=root / "reports", formats=("pdf",),
+    result = api.build(acme_book(), out=root / "reports", formats=("pdf",),
                        workers=2)
     assert result.ok
     return result.run_dir
@@ -109,7 +127,7 @@ def run_dir(built, tmp_path):
 
 
 def book():
-    return api.load(SAMPLES / "acme.xlsx")[0]
+    return api.load(acme_book())[0]
 
 
 def send(run_dir: Path, port: int, *, transport=None, resend=False, sleep=lambda s: None,
@@ -133,7 +151,8 @@ def test_every_report_reaches_the_right_people_with_the_pdf_intact(smtp, run_dir
     handler, port = smtp()
     plan, outcome = send(run_dir, port)
     assert outcome.ok and not outcome.failed
-    assert len(handler.messages) == len(plan.messages) == 20  # 15 + 4 departments + company
+    # 14 employees (Tom Becker left in January: no review) + 4 departments + company
+    assert len(handler.messages) == len(plan.messages) == 19
     parsed = [(rcpts, email.message_from_bytes(raw, policy=email.policy.default))
               for rcpts, raw in handler.messages]
     rcpts, message = next(p for p in parsed if p[1]["To"] == "priya.nair@acme.example")
@@ -161,13 +180,13 @@ def test_second_run_sends_nothing(smtp, run_dir):
 def test_refused_recipient_fails_and_a_rerun_delivers_only_that_one(smtp, run_dir):
     handler, port = smtp()
     handler.refuse = {"ava.rossi@acme.example"}
-    run = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"),
+    run = cli("send", str(run_dir), "--book", str(acme_book()),
               env={"KPIREPORT_SMTP_HOST": "127.0.0.1", "KPIREPORT_SMTP_PORT": str(port),
                    "KPIREPORT_SMTP_SECURITY": "none", "KPIREPORT_SMTP_FROM": SENDER})
     assert run.returncode == 3, run.stderr
     assert "550" in run.stdout and "1 failed" in run.stdout
     delivered = len(handler.messages)
-    assert delivered == 20  # Ava's manager still got her review
+    assert delivered == 19  # Ava's manager still got her review
     handler.refuse = set()
     _, outcome = send(run_dir, port)
     assert [r for _, r in outcome.sent] == ["ava.rossi@acme.example"]
@@ -180,15 +199,19 @@ def test_dropped_connection_is_reopened(smtp, run_dir):
     handler.drop_after = 3
     _, outcome = send(run_dir, port)
     assert outcome.ok and len(outcome.sent) > 20
-    assert len(handler.messages) == 20
+    assert len(handler.messages) == 19
 
 
 def test_unreachable_server_retries_then_fails(run_dir):
     sleeps = []
     transport = deliver.SmtpTransport(deliver.SmtpSettings("127.0.0.1", free_port(),
                                                            security="none", timeout=2))
-    with pytest.raises(DeliveryError, match="cannot connect"):
-        send(run_dir, 0, transport=transport, sleep=sleeps.append)
+    plan, outcome = send(run_dir, 0, transport=transport, sleep=sleeps.append)
+    assert sleeps == [1, 2, 4]  # one message's retries, then the run stops
+    assert len(outcome.failed) == sum(len(m.recipients.all) for m in plan.messages)
+    assert "cannot connect" in outcome.failed[0][2]
+    assert all(reason.startswith("not sent: the run stopped") for _, _, reason in
+               outcome.failed[len(plan.messages[0].recipients.all):])
 
 
 def test_killed_mid_run_then_rerun_reports_unknown_and_sends_no_duplicates(smtp, run_dir):
@@ -197,7 +220,7 @@ def test_killed_mid_run_then_rerun_reports_unknown_and_sends_no_duplicates(smtp,
     env = {"KPIREPORT_SMTP_HOST": "127.0.0.1", "KPIREPORT_SMTP_PORT": str(port),
            "KPIREPORT_SMTP_SECURITY": "none", "KPIREPORT_SMTP_FROM": SENDER}
     process = subprocess.Popen([sys.executable, "-m", "kpireport", "send", str(run_dir),
-                                "--book", str(SAMPLES / "acme.xlsx")],
+                                "--book", str(acme_book())],
                                env={**os.environ, **env}, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     assert handler.stalled.wait(60)
@@ -205,13 +228,13 @@ def test_killed_mid_run_then_rerun_reports_unknown_and_sends_no_duplicates(smtp,
     process.wait(10)
     assert len(handler.messages) == 4
     handler.stall_on = None
-    rerun = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"), env=env)
+    rerun = cli("send", str(run_dir), "--book", str(acme_book()), env=env)
     assert rerun.returncode == 3
     assert "unknown" in rerun.stdout
-    assert len(handler.messages) == 19  # every message but the one whose fate is unknown
+    assert len(handler.messages) == 18  # every message but the one whose fate is unknown
     reports = [email.message_from_bytes(raw)["Subject"] for _, raw in handler.messages]
     assert len(reports) == len(set(reports))  # no duplicates
-    forced = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"), "--resend",
+    forced = cli("send", str(run_dir), "--book", str(acme_book()), "--resend",
                  env=env)
     assert forced.returncode == 0
 
@@ -235,7 +258,7 @@ def test_starttls_verifies_the_certificate(smtp, run_dir, ca):
     ca.configure_trust(trusted)
     settings = deliver.SmtpSettings("127.0.0.1", port, security="starttls", context=trusted)
     _, outcome = send(run_dir, port, transport=deliver.SmtpTransport(settings))
-    assert outcome.ok and len(handler.messages) == 20
+    assert outcome.ok and len(handler.messages) == 19
     untrusted = deliver.SmtpSettings("127.0.0.1", port, security="starttls")
     with pytest.raises(DeliveryError, match="TLS|certificate"):
         send(run_dir, port, transport=deliver.SmtpTransport(untrusted), resend=True)
@@ -250,14 +273,14 @@ def test_auth_and_credentials_never_printed(smtp, run_dir, ca):
     env = {"KPIREPORT_SMTP_HOST": "127.0.0.1", "KPIREPORT_SMTP_PORT": str(port),
            "KPIREPORT_SMTP_SECURITY": "none", "KPIREPORT_SMTP_FROM": SENDER,
            "KPIREPORT_SMTP_USER": "hr", "KPIREPORT_SMTP_PASSWORD": "wrong-pw"}
-    bad = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"), env=env)
+    bad = cli("send", str(run_dir), "--book", str(acme_book()), env=env)
     assert bad.returncode == 1 and "refused the login" in bad.stderr
     assert "wrong-pw" not in bad.stdout + bad.stderr
     env["KPIREPORT_SMTP_PASSWORD"] = "s3cret-pw"
-    good = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"), env=env)
+    good = cli("send", str(run_dir), "--book", str(acme_book()), env=env)
     assert good.returncode == 0, good.stderr
     assert "s3cret-pw" not in good.stdout + good.stderr
-    assert len(handler.messages) == 20
+    assert len(handler.messages) == 19
 
 
 def test_message_over_the_size_limit_fails(smtp, run_dir):
@@ -303,13 +326,13 @@ def test_recipients_sheet_tokens_and_defaults():
 def test_dry_run_writes_parseable_eml_and_sends_nothing(run_dir, tmp_path, smtp):
     handler, port = smtp()
     outbox = tmp_path / "outbox"
-    run = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"), "--dry-run",
+    run = cli("send", str(run_dir), "--book", str(acme_book()), "--dry-run",
               "--outbox", str(outbox), env={"KPIREPORT_SMTP_FROM": SENDER,
                                             "KPIREPORT_SMTP_HOST": "127.0.0.1",
                                             "KPIREPORT_SMTP_PORT": str(port)})
     assert run.returncode == 0, run.stderr
     files = sorted(outbox.glob("*.eml"))
-    assert len(files) == 20 and handler.messages == []
+    assert len(files) == 19 and handler.messages == []
     parsed = email.message_from_bytes((outbox / "employees__E015.eml").read_bytes(),
                                       policy=email.policy.default)
     assert parsed["To"] == "zoe.adams@acme.example"
@@ -332,16 +355,16 @@ def test_run_checks_builds_and_sends(smtp, tmp_path):
 
     handler, port = smtp()
     workbook = tmp_path / "acme.xlsx"
-    shutil.copy(SAMPLES / "acme.xlsx", workbook)
+    shutil.copy(acme_book(), workbook)
     env = {"KPIREPORT_SMTP_HOST": "127.0.0.1", "KPIREPORT_SMTP_PORT": str(port),
            "KPIREPORT_SMTP_SECURITY": "none", "KPIREPORT_SMTP_FROM": SENDER}
     start = time.perf_counter()
     first = cli("run", str(workbook), "--out", str(tmp_path / "out"), "--send", "--workers",
                 "2", env=env, timeout=300)
     assert first.returncode == 0, first.stderr
-    assert len(handler.messages) == 20
+    assert len(handler.messages) == 19
     again = cli("run", str(workbook), "--out", str(tmp_path / "out"), "--send", env=env)
-    assert again.returncode == 0 and len(handler.messages) == 20
+    assert again.returncode == 0 and len(handler.messages) == 19
     assert time.perf_counter() - start < 240
 
 
@@ -350,7 +373,7 @@ def test_email_templates_are_overridable(run_dir, tmp_path):
     custom.mkdir()
     (custom / "email_subject.txt").write_text("[{{ organization }}] {{ name }} {{ period }}\n")
     outbox = tmp_path / "outbox"
-    run = cli("send", str(run_dir), "--book", str(SAMPLES / "acme.xlsx"), "--dry-run",
+    run = cli("send", str(run_dir), "--book", str(acme_book()), "--dry-run",
               "--outbox", str(outbox), "--templates", str(custom),
               env={"KPIREPORT_SMTP_FROM": SENDER})
     assert run.returncode == 0, run.stderr

@@ -50,10 +50,12 @@ def test_spec_example_json(make_workbook):
 
 
 def test_payroll_csv_columns_and_money(acme):
-    rows = list(csv.reader(io.StringIO(payroll_csv(acme).decode())))
+    data = payroll_csv(acme)
+    assert data.startswith(b"\xef\xbb\xbf")  # Excel on Windows then reads UTF-8
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows[0] == ["employee_id", "name", "department", "ytd_score", "band",
                        "bonus_payout", "bonus", "salary_increase", "recommended_salary",
-                       "currency"]
+                       "currency", "employment"]
     assert len(rows) == 16
     for row in rows[1:]:
         assert row[9] == "USD"
@@ -74,7 +76,7 @@ def test_xlsx_sheets_formats_filters(acme):
     assert lines.freeze_panes == "C2"
     assert [c.value for c in lines[1]][:4] == ["owner", "kpi_id", "kpi", "weight"]
     assert lines["A1"].font.b and lines["A1"].fill.fgColor.rgb.endswith("1F3A5F")
-    assert lines["D2"].number_format == "0%" and lines["I2"].number_format == "0.0%"
+    assert lines["D2"].number_format == "0%" and lines["K2"].number_format == "0.0%"
     assert lines.max_row == 1 + sum(len(o.lines) for o in acme.owners)
 
 
