@@ -37,7 +37,7 @@ from kpireport.sources import (
     parse_numbers,
     read_source,
 )
-from kpireport.spec import COMPANY, SHEETS_BY_KEY, normalise
+from kpireport.spec import COMPANY, normalise
 
 SOURCES_SHEET = "Sources"
 SOURCES_HEADER = ("file", "sha256", "imported_at", "records", "cells_changed", "mapping")
@@ -164,7 +164,8 @@ def refuse_if_open(path: Path) -> None:
 
 
 def _load_book(path: Path):
-    """The validated workbook. A book with no actuals yet has no report period: that is fine."""
+    """The validated workbook. Whether a month can be reported is not asked here: a book
+    with no actuals yet is what an import fills (the written result is checked in full)."""
     from kpireport.api import _bulk_allocation
     from kpireport.errors import InvalidWorkbook
     from kpireport.validate import validate
@@ -172,22 +173,7 @@ def _load_book(path: Path):
 
     with _bulk_allocation():  # the same GC pause as check: ~15% of reading a workbook
         raw = read_workbook(path)
-        book, issues = validate(raw)
-    errors = [i for i in issues if i.severity == "error"]
-    if book is None and errors and all(i.code == "no-report-period" for i in errors):
-        settings = next(s for s in raw.sheets
-                        if SHEETS_BY_KEY.get(normalise(s.name)) is SHEETS_BY_KEY["settings"])
-        header = next(row for row in settings.rows if any(v not in (None, "") for v in row))
-        keys = [normalise(v) for v in header]
-        setting, value = keys.index("setting"), keys.index("value")
-        row = next((r for r in settings.rows if len(r) > max(setting, value)
-                    and normalise(r[setting] or "") == "report_period"), None)
-        if row is None:
-            row = [None] * len(header)
-            settings.rows.append(row)
-        # Only to get the typed People and KPIs: the file is not changed.
-        row[setting], row[value] = "report_period", "2000-01"
-        book, issues = validate(raw)
+        book, issues = validate(raw, need_period=False)
     if book is None:
         raise InvalidWorkbook(issues)
     return book, raw

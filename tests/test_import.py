@@ -590,3 +590,28 @@ def test_every_corpus_file_as_an_export_or_annotated_gets_a_clean_answer(acme, t
             assert "\n" not in str(exc), (path.name, str(exc))
     assert annotated > 50
     assert {p: sha(p) for p in files} == before
+
+
+def test_a_book_waiting_for_its_month_is_filled_or_left_alone(make_workbook, tmp_path):
+    """Settings say 2026-02 and nobody has February yet: importing February fixes that;
+    importing only January would leave the book failing check, so it is not written."""
+    book = make_workbook(Actuals=[["owner", "kpi_id", "2026-01", "2026-02"],
+                                  ["E1", "REV", 90, None], ["E1", "CAC", 40, None],
+                                  ["E2", "REV", 100, None]])
+    assert [i.code for i in api.check(book)[1] if i.severity == "error"] == \
+        ["no-actuals-in-period"]
+    before = sha(book)
+    january = tmp_path / "jan.csv"
+    january.write_text("owner,kpi_id,period,actual\nE1,REV,2026-01,91\n")
+    result = run("import", january, "--book", book)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {book.name} was not changed: with the imported values it would not pass check "
+        "(Settings!B3: report_period 2026-02: nobody has an actual in that month; the latest "
+        "month with actuals is 2026-01)"]
+    assert sha(book) == before
+    february = tmp_path / "feb.csv"
+    february.write_text("owner,kpi_id,period,actual\nE1,REV,2026-02,130\nE1,CAC,2026-02,60\n"
+                        "E2,REV,2026-02,95\n")
+    assert run("import", february, "--book", book).returncode == 0
+    assert api.check(book)[0] is not None
