@@ -440,10 +440,25 @@ def parse_dates(series: pd.Series, fmt: str | None, day_first: bool
                                       r"\1", regex=True)
             parsed[failing] = _to_datetime(again, used)
             empty[np.flatnonzero(failing)[(again == "").to_numpy()]] = True
+            still = np.flatnonzero(np.isnat(parsed) & ~empty)
+            if len(still):  # a month written as the workbook's headers may be: Mar 2026, …
+                parsed[still] = _months_as_dates(text.iloc[still])
         text_index = np.flatnonzero(is_text)
         out[text_index] = parsed
         blank[text_index[empty]] = True
     return out, blank, used
+
+
+def _months_as_dates(text: pd.Series) -> np.ndarray:
+    """The first day of the month a text names the way a month header may (NaT if none)."""
+    from kpireport.cells import month_from_header
+
+    found = {}
+    for value in pd.unique(text):
+        month = month_from_header(value)
+        found[value] = (np.datetime64(f"{month // 12:04d}-{month % 12 + 1:02d}-01", "ns")
+                        if month is not None else np.datetime64("NaT", "ns"))
+    return np.array([found[v] for v in text], dtype="datetime64[ns]")
 
 
 def _to_datetime(text: pd.Series, fmt: str) -> np.ndarray:

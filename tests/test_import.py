@@ -615,3 +615,18 @@ def test_a_book_waiting_for_its_month_is_filled_or_left_alone(make_workbook, tmp
                         "E2,REV,2026-02,95\n")
     assert run("import", february, "--book", book).returncode == 0
     assert api.check(book)[0] is not None
+
+
+def test_month_headers_as_people_type_them_are_the_months_imported_into(make_workbook,
+                                                                        tmp_path):
+    book = make_workbook(Actuals=[["owner", "kpi_id", "Jan 2026", "Tháng 2/2026"],
+                                  ["E1", "REV", 90, 130], ["E1", "CAC", 40, 60],
+                                  ["E2", "REV", 100, None]])
+    source = tmp_path / "feb.csv"
+    source.write_text("owner,kpi_id,period,actual\nE2,REV,Feb 2026,95\n")
+    result = invoke("import", source, "--book", book)
+    assert result.exit_code == 0, result.output
+    assert "new month" not in result.output
+    rows = list(openpyxl.load_workbook(book)["Actuals"].iter_rows(values_only=True))
+    assert rows[0] == ("owner", "kpi_id", "Jan 2026", "Tháng 2/2026")
+    assert rows[3] == ("E2", "REV", 100, 95)

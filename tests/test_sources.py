@@ -67,6 +67,7 @@ def test_numbers_as_exports_write_them(text, decimal, number):
     (["Mar 15, 2026"], False, (2026, 3)),
     (["2026-03"], False, (2026, 3)),
     ([" 2026-03-15 "], False, (2026, 3)),
+    (["2026-03", "Mar 2026", "03/2026", "Tháng 3/2026"], False, (2026, 3)),  # months
 ])
 def test_dates_in_the_exports_own_formats(values, day_first, month):
     stamps, blank, _ = parse_dates(text_column(values), None, day_first)
