@@ -143,7 +143,10 @@ def prepare(book: Path, year: int | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list info notes.")
-def check(book: Path, fmt: str, show_all: bool) -> None:
+@click.option("--annotate", metavar="[OUT.xlsx]", is_flag=False, flag_value="",
+              default=None, help="Also write a copy of BOOK (default BOOK.checked.xlsx) with "
+              "every issue marked on its cell and an Issues sheet.")
+def check(book: Path, fmt: str, show_all: bool, annotate: str | None) -> None:
     """Validate BOOK and list every problem with its sheet and cell.
 
     Exit 0 when there are no errors (warnings allowed), 1 otherwise.
@@ -152,6 +155,7 @@ def check(book: Path, fmt: str, show_all: bool) -> None:
     Example:
       kpireport check kpis.xlsx
       kpireport check kpis.xlsx --format json > issues.json
+      kpireport check kpis.xlsx --annotate          # writes kpis.checked.xlsx
     """
     from kpireport import api
     from kpireport.errors import UnreadableWorkbook
@@ -166,6 +170,11 @@ def check(book: Path, fmt: str, show_all: bool) -> None:
             sys.exit(1)
         raise
     errors = sum(i.severity == "error" for i in issues)
+    annotated = None
+    if annotate is not None:
+        from kpireport.annotate import annotate_workbook
+
+        annotated = annotate_workbook(book, issues, Path(annotate) if annotate else None)
     if fmt == "json":
         click.echo(json.dumps({"valid": errors == 0, "issues": [i.as_dict() for i in issues]},
                               ensure_ascii=False, indent=2))
@@ -173,6 +182,17 @@ def check(book: Path, fmt: str, show_all: bool) -> None:
         from kpireport.console import print_issues
 
         print_issues(book, issues, show_all=show_all)
+    if annotated is not None:
+        click.echo(f"Annotated copy: {annotated.out} ({annotated.marked} cell(s) marked, "
+                   f"{annotated.listed} issue(s) listed"
+                   + (f", {annotated.cleared} old mark(s) cleared" if annotated.cleared else "")
+                   + ")", err=fmt == "json")
+        if annotated.kept:
+            click.echo(f"The earlier copy had been edited and saved: kept as {annotated.kept}",
+                       err=fmt == "json")
+        if annotated.not_kept:
+            click.echo("Warning: not kept in the copy (openpyxl cannot write them back): "
+                       + ", ".join(annotated.not_kept), err=True)
     sys.exit(1 if errors else 0)
 
 
@@ -408,6 +428,56 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
     if do_send or dry_run:
         smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
         _do_send(result.run_dir, book, dry_run, outbox, False, smtp, templates)
+
+
+@main.command("import", context_settings=CONTEXT)
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--book", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The workbook whose Actuals sheet receives the values.")
+@click.option("--map", "mapping", type=click.Path(dir_okay=False, path_type=Path),
+              help="Mapping file (TOML), or the name of a shipped example (hubspot-deals, "
+              "salesforce-opportunities, ad-campaigns, cloudpro-tickets); without it SOURCE "
+              "must be owner,kpi_id,period,actual.")
+@click.option("--dry-run", is_flag=True, help="Show the changes (old → new); write nothing.")
+@click.option("--skip-bad-rows", is_flag=True,
+              help="Import the good records even when some cannot be mapped.")
+def import_(source: Path, book: Path, mapping: Path | None, dry_run: bool,
+            skip_bad_rows: bool) -> None:
+    """Write monthly actuals from a CRM or ad-platform export (CSV or .xlsx) into BOOK.
+
+    A backup BOOK.bak.xlsx is written first; only the mapped Actuals cells change.
+
+    \b
+    Example:
+      kpireport import deals.csv --book kpis.xlsx --map hubspot-deals --dry-run
+      kpireport import campaigns.csv --book kpis.xlsx --map my-campaigns.toml
+      kpireport import actuals-long.csv --book kpis.xlsx
+    """
+    from kpireport.console import print_import_plan
+    from kpireport.importer import apply_import, plan_import
+
+    plan = plan_import(source, book, mapping)
+    shown = 20
+    for record in plan.bad[:shown]:
+        click.echo(f"{'Warning' if skip_bad_rows else 'Error'}: {source.name} "
+                   f"{record.unit} {record.line}: {record.reason}", err=True)
+    if len(plan.bad) > shown:
+        click.echo(f"… and {len(plan.bad) - shown} more bad record(s)", err=True)
+    if plan.bad and not skip_bad_rows:
+        click.echo(f"Error: {len(plan.bad)} record(s) cannot be imported; nothing was written "
+                   "(fix them, or use --skip-bad-rows to import the others).", err=True)
+        sys.exit(1)
+    for (owner, kpi), count in sorted(plan.unscored.items()):
+        click.echo(f"Warning: {owner} has no scorecard line for {kpi} (nor a department or "
+                   f"company line it rolls up into): {count} record(s) left out", err=True)
+    print_import_plan(plan, dry_run=dry_run)
+    if dry_run or not plan.changes:
+        return
+    backup, not_kept = apply_import(plan)
+    if not_kept:
+        click.echo("Warning: not kept in the workbook (openpyxl cannot write them back; the "
+                   f"backup has them): {', '.join(not_kept)}", err=True)
+    click.echo(f"Wrote {len(plan.changes)} value(s) into {book} (backup: {backup})")
 
 
 @main.command(context_settings=CONTEXT)

@@ -29,3 +29,31 @@ def print_issues(book: Path, issues: list[Issue], *, show_all: bool = False,
     console.print(f"{book.name}: {verdict} — {counts['error']} error(s), "
                   f"{counts['warning']} warning(s), {counts['info']} note(s)"
                   + ("" if show_all or not counts["info"] else " (--all shows the notes)"))
+
+
+def print_import_plan(plan, *, dry_run: bool, console: Console | None = None) -> None:
+    """The changes of an import as a table: owner, KPI, month, old → new."""
+    from rich.markup import escape
+
+    console = console or Console(highlight=False, soft_wrap=False)
+    if plan.changes:
+        table = Table(title="Dry run: nothing written" if dry_run else None, header_style="bold")
+        for name in ("owner", "KPI", "month", "old", "new"):
+            table.add_column(name, justify="right" if name in ("old", "new") else "left")
+        for change in plan.changes:
+            table.add_row(escape(change.owner), escape(change.kpi), change.period,
+                          "—" if change.old is None else f"{change.old:,.12g}",
+                          f"{change.new:,.12g}")
+        console.print(table)
+    extra = []
+    if plan.new_rows:
+        extra.append(f"{len(plan.new_rows)} new row(s)")
+    if plan.new_months:
+        from kpireport.model import month_label
+
+        extra.append("new month column(s) " + ", ".join(month_label(m) for m in plan.new_months))
+    console.print(f"{plan.source.path.name}: {plan.source.records} record(s) "
+                  f"({', '.join(plan.details)}), {plan.used} used, {len(plan.bad)} bad; "
+                  f"{len(plan.changes)} value(s) to change, "
+                  f"{len(plan.values) - len(plan.changes)} already as in the workbook"
+                  + (f"; {', '.join(extra)}" if extra else ""))

@@ -81,14 +81,19 @@ class Table:
         return f"{column_letter(col if col is not None else 0)}{row + 1}"
 
 
-def validate(raw: RawBook) -> tuple[Book | None, list[Issue]]:
-    """Validate every rule that can be checked before scoring."""
-    return _Validator(raw).run()
+def validate(raw: RawBook, *, need_period: bool = True) -> tuple[Book | None, list[Issue]]:
+    """Validate every rule that can be checked before scoring.
+
+    ``need_period=False`` (for ``import``, which brings the actuals) leaves out the checks
+    that a month with actuals can be reported.
+    """
+    return _Validator(raw, need_period=need_period).run()
 
 
 class _Validator:
-    def __init__(self, raw: RawBook) -> None:
+    def __init__(self, raw: RawBook, *, need_period: bool = True) -> None:
         self.raw = raw
+        self.need_period = need_period
         self.log = IssueLog()
         self.tables: dict[str, Table] = {}
         # (owner, kpi) keys, casefolded, with "" for any: lines whose Scorecards row was already
@@ -1252,6 +1257,8 @@ class _Validator:
                        lines: list[ScorecardLine], kpis: dict[str, Kpi]) -> Settings | None:
         if settings is None:
             return None
+        if not self.need_period:
+            return settings
         from dataclasses import replace
 
         latest = max((m for months in actuals.values() for m in months), default=None)
