@@ -222,7 +222,8 @@ def test_each_recipient_gets_a_copy_only_their_password_opens(tmp_path, server):
         if not opens_with(pdf, None):
             assert len(rcpts) == 1  # an encrypted copy is a message of its own
         by_rcpt.update({(str(message["Subject"]), r): (message, pdf) for r in rcpts})
-    assert sum(not opens_with(pdf, None) for _, pdf in by_rcpt.values()) == 14 + 13  # 14 reviews (Tom Becker left) + 13 managers
+    # 14 reviews (Tom Becker left) and 13 managers' copies
+    assert sum(not opens_with(pdf, None) for _, pdf in by_rcpt.values()) == 14 + 13
     priya_subject = next(s for s, _ in by_rcpt if "Priya Nair" in s)
     priya_msg, priya_pdf = by_rcpt[(priya_subject, "priya.nair@acme.example")]
     manager_msg, manager_pdf = by_rcpt[(priya_subject, "marcus.chen@acme.example")]
@@ -358,7 +359,8 @@ def test_build_archive_writes_pdfa_copies_with_their_results_attached(tmp_path):
     assert run.returncode == 0, run.stderr
     run_dir = out / "2026-03"
     names = sorted(p.name for p in (run_dir / "archive").iterdir())
-    assert len(names) == 19 and "employees-E003.pdf" in names and "company.pdf" in names  # Tom Becker left: no review
+    # 19 reports: Tom Becker left, so he has no review
+    assert len(names) == 19 and "employees-E003.pdf" in names and "company.pdf" in names
     schema = json.loads((Path(api.__file__).parent / "schemas" / "results-1.schema.json"
                          ).read_text())
     sha = hashlib.sha256(book.read_bytes()).hexdigest()
