@@ -31,6 +31,43 @@ DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is bett
                     "range": N_("within range")}
 
 
+def fraction_places(value: float | None, most: int = 4) -> int:
+    """Decimals a fraction needs as a percent to print exactly: 0.25 → 0 (25%), 0.125 → 1."""
+    if value is None:
+        return 0
+    for places in range(most + 1):
+        if abs(round(value * 100, places) - value * 100) < 1e-9:
+            return places
+    return most
+
+
+def exact_places(pay, currency: str) -> int:
+    """Decimals of the payout percent with which the printed calculation multiplies out to
+    the printed bonus (118.4% is not enough where 177,427,726 needs 118.35%)."""
+    from decimal import Decimal, localcontext
+
+    from kpireport.bands import round_money
+
+    base = round_money(Decimal(repr(float(pay.base_salary))), currency)  # as printed
+    pct = Decimal(repr(float(pay.target_bonus_pct)))
+    share = Decimal(1) if pay.basis == "ytd" else Decimal(1) / Decimal(12)
+    with localcontext() as ctx:
+        ctx.prec = 40
+        for places in range(1, 9):
+            shown = Decimal(repr(round(pay.bonus_payout * 100, places))) / 100
+            product = base * pct * share * shown * pay.days_employed / pay.days_in_period
+            if round_money(product, currency) == pay.bonus:
+                return places
+    return 8
+
+
+def fit(text: str) -> str:
+    """The size class of a card's big figure: long amounts are set smaller so they stay
+    inside a card (about 100 pt wide): '' up to 11 characters, then s, xs and xxs."""
+    n = len(text)
+    return "" if n <= 11 else "s" if n <= 14 else "xs" if n <= 17 else "xxs"
+
+
 def slug(text: str) -> str:
     """A file-name-safe slug: 'Customer Success' → 'customer-success', 'Ban Giám đốc' →
     'ban-giam-doc'."""
@@ -195,27 +232,56 @@ class ViewBuilder:
         pay = self.r.pay[employee_id]
         f = self.fmt
         basis = self._("year-to-date score") if pay.basis == "ytd" else self._("month score")
+        payout_text = f.percent(pay.bonus_payout, 1)
+        explanation = ""
         if pay.bonus is None:
             reason = (self._("No bonus: there is no score for this period.")
                       if pay.score is None else
                       self._("No bonus: base salary or target bonus is not set."))
             calculation = reason
         else:
+            payout_text = f.percent(pay.bonus_payout,
+                                    exact_places(pay, self.r.book.settings.currency))
             share = "" if pay.basis == "ytd" else " ÷ 12"
             days = self._("days")
-            calculation = (f"{f.money(pay.base_salary)} × {f.percent(pay.target_bonus_pct, 1)}"
-                           f"{share} × {f.percent(pay.bonus_payout, 1)} × "
+            calculation = (f"{f.money(pay.base_salary)} × "
+                           f"{f.percent(pay.target_bonus_pct, fraction_places(pay.target_bonus_pct))}"
+                           f"{share} × {payout_text} × "
                            f"{pay.days_employed}/{pay.days_in_period} {days} = "
                            f"{f.money(pay.bonus)}")
+            explanation = self.payout_explanation(pay)
         return {"band": pay.band or "—", "basis": basis,
                 "score": self.score(pay.score),
-                "bonus_payout": f.percent(pay.bonus_payout, 1),
+                "bonus_payout": payout_text,
                 "bonus": f.money(pay.bonus), "target_bonus": f.money(pay.target_bonus),
+                "bonus_size": fit(f.money(pay.bonus)),
+                "salary_size": fit(f.money(pay.recommended_salary)),
                 "calculation": calculation,
+                "payout_explanation": explanation,
                 "base_salary": f.money(pay.base_salary),
                 "salary_increase": f.percent(pay.salary_increase, 1),
                 "recommended_salary": f.money(pay.recommended_salary),
                 "prorated": pay.days_employed < pay.days_in_window}
+
+    def payout_explanation(self, pay) -> str:
+        """Where a linear payout comes from: 'Payout 118.35%: the score 113.5% lies between
+        Meets (100.0% → 100%) and Exceeds (120.0% → 150%)'; '' for step bands."""
+        s = self.r.book.settings
+        bands = self.r.book.bands
+        if s.band_mode != "linear" or pay.score is None or pay.band is None:
+            return ""
+        index = next(i for i, b in enumerate(bands) if b.band == pay.band)
+        if index == len(bands) - 1:
+            return self._("score {score}: above the last band the payout stays at "
+                          "{payout}").format(score=self.score(pay.score),
+                                             payout=self.fmt.percent(bands[index].bonus_payout, 0))
+        low, high = bands[index], bands[index + 1]
+        point = "{band} ({score} → {payout})"
+        return self._("score {score}: payout interpolated between {low} and {high}").format(
+            score=self.score(pay.score), low=point.format(band=low.band, score=self.fmt.percent(low.min_score, 1),
+                             payout=self.fmt.percent(low.bonus_payout, 0)),
+            high=point.format(band=high.band, score=self.fmt.percent(high.min_score, 1),
+                              payout=self.fmt.percent(high.bonus_payout, 0)))
 
     # ------------------------------------------------------------------ department
     def department(self, name: str) -> dict:
@@ -237,6 +303,7 @@ class ViewBuilder:
             "top": self.extremes(team, best=True), "bottom": self.extremes(team, best=False),
             "comments": self.comments(name),
             "bonus_total": self.fmt.money(self._bonus_total(team)),
+            "bonus_total_size": fit(self.fmt.money(self._bonus_total(team))),
         })
         return view
 
@@ -261,7 +328,8 @@ class ViewBuilder:
                 colour = "#9aa3ad" if band == self._("No score") else \
                     shades[min(i * (len(shades) - 1) // max(len(names) - 2, 1), len(shades) - 1)]
                 items.append((band, counts.get(band, 0), str(counts.get(band, 0)), colour))
-        return {"svg": charts.bars(items, self._("Band distribution"), width=480),
+        return {"svg": charts.bars(items, self._("Band distribution"), width=340, row=18,
+                                   label_w=130),
                 "rows": [{"band": n, "count": c} for n, c, _, _ in items]}
 
     def extremes(self, team: list[OwnerScore], best: bool, n: int = 3) -> list[dict]:
@@ -312,11 +380,13 @@ class ViewBuilder:
             "cascade": self.cascade(),
             "departments": departments,
             "department_chart": charts.bars(chart_items, self._("Department scores"),
+                                            width=340, row=18, label_w=130,
                                             scale_max=max([1.5] + [v for _, v, _, _ in
                                                                    chart_items])),
             "bands": self.band_chart(employees),
             "headcount": len(employees),
             "bonus_total": self.fmt.money(total),
+            "bonus_total_size": fit(self.fmt.money(total)),
             "bonus_target_total": self.fmt.money(sum(target_total) if target_total else None),
             "comments": self.comments("COMPANY"),
         })
