@@ -100,7 +100,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
     run_dir = Path(out) / results.period
-    views = all_views(results)
+    views = all_views(results, formats)
     fingerprint = render.template_fingerprint(dirs)
     old_keys = read_cache(run_dir)
     keys = {v["file"]: render.view_key(v, formats, fingerprint) for v in views}

@@ -31,6 +31,11 @@ DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is bett
                     "range": N_("within range")}
 
 
+def _mean(values) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
 def fraction_places(value: float | None, most: int = 4) -> int:
     """Decimals a fraction needs as a percent to print exactly: 0.25 → 0 (25%), 0.125 → 1."""
     if value is None:
@@ -433,19 +438,49 @@ class ViewBuilder:
         return [node(g, 0) for g in children.get(None, [])]
 
     # ------------------------------------------------------------------ index
-    def index(self) -> dict:
+    def index(self, formats: tuple[str, ...] = ("html", "pdf")) -> dict:
+        """The landing page: totals, every department's and person's month and year-to-date
+        score, status, band and bonus, with links to the HTML and PDF of every report that
+        the build writes."""
         reports = self._("Reports")
         view = self.common("index", f"{self.r.book.settings.organization} — {reports}", 0)
+        s = self.r.book.settings
         employees = [o for o in self.r.owners if o.owner_type == "employee"]
         employees.sort(key=lambda o: (o.department or "", o.name))
+        company = next((o for o in self.r.owners if o.owner_type == "company"), None)
+        total = self._bonus_total(employees)
+        departments = []
+        for dept in self.r.book.departments:
+            members = [o for o in employees if o.department == dept]
+            own = next((o for o in self.r.owners if o.owner_type == "department"
+                        and o.owner == dept), None)
+            ytd = own.ytd_score if own else _mean(o.ytd_score for o in members)
+            month = own.month_score if own else _mean(o.month_score for o in members)
+            departments.append({
+                "name": dept, **self._links(f"departments/{self.slugs[dept]}", formats),
+                "month_score": self.score(month), "ytd_score": self.score(ytd),
+                "status": self.status(status_of(ytd, s.rag_green, s.rag_amber)),
+                "headcount": len(members), "bonus": self.fmt.money(self._bonus_total(members))})
         view.update({
             "file": "index", "index_href": "index.html", "company_href": "company.html",
-            "departments": [{"name": d, "href": f"departments/{self.slugs[d]}.html"}
-                            for d in self.r.book.departments],
-            "employees": [self.team_row(o, "employees/") for o in employees],
+            "company": {**self._links("company", formats),
+                        **(self.summary(company) if company else {})},
+            "headcount": len(employees),
+            "bonus_total": self.fmt.money(total),
+            "bonus_total_size": fit(self.fmt.money(total)),
+            "departments": departments,
+            "employees": [{**self.team_row(o, "employees/"),
+                           **self._links(f"employees/{o.owner}", formats)}
+                          for o in employees],
             "files": ["results.json", "results.xlsx", "payroll.csv"],
         })
         return view
+
+    @staticmethod
+    def _links(stem: str, formats: tuple[str, ...]) -> dict:
+        """Links to a report's files that the build writes ('' for a format it does not)."""
+        return {"href": f"{stem}.html" if "html" in formats else "",
+                "pdf_href": f"{stem}.pdf" if "pdf" in formats else ""}
 
 
 def report_specs(results: Results) -> list[tuple[str, str]]:
@@ -456,16 +491,18 @@ def report_specs(results: Results) -> list[tuple[str, str]]:
             + [("index", "")])
 
 
-def build_view(builder: ViewBuilder, spec: tuple[str, str]) -> dict:
+def build_view(builder: ViewBuilder, spec: tuple[str, str],
+               formats: tuple[str, ...] = ("html", "pdf")) -> dict:
     kind, subject = spec
     if kind == "employee":
         return builder.employee(builder.r.owner(subject))
     if kind == "department":
         return builder.department(subject)
-    return builder.company() if kind == "company" else builder.index()
+    return builder.company() if kind == "company" else builder.index(formats)
 
 
-def all_views(results: Results) -> list[dict]:
-    """Every report of a build, in the order of :func:`report_specs`."""
+def all_views(results: Results, formats: tuple[str, ...] = ("html", "pdf")) -> list[dict]:
+    """Every report of a build, in the order of :func:`report_specs` (the index links to the
+    files of ``formats``)."""
     builder = ViewBuilder(results)
-    return [build_view(builder, spec) for spec in report_specs(results)]
+    return [build_view(builder, spec, formats) for spec in report_specs(results)]
