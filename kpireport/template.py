@@ -233,9 +233,7 @@ README_LINES = (
 
 def _readme_sheet(book, data: WorkbookData) -> None:
     from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-
-    from openpyxl.styles import Alignment
+    from openpyxl.styles import Alignment, Font
     from openpyxl.worksheet.properties import PageSetupProperties
 
     sheet = book.create_sheet("README")

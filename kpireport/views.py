@@ -7,6 +7,7 @@ JSON is the content hash of the render cache.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -25,10 +26,23 @@ def N_(message: str) -> str:
 STATUS_LABELS = {"green": N_("On track"), "amber": N_("At risk"), "red": N_("Off track"),
                  "none": N_("No data")}
 STATUS_ICONS = {"green": "●", "amber": "▲", "red": "■", "none": "○"}
+# The status as a word after a count: "7 scorecards: ● 2 on track · ▲ 1 at risk".
+STATUS_WORDS = {"green": N_("on track"), "amber": N_("at risk"), "red": N_("off track"),
+                "none": N_("no data")}
+# Band colours follow the band order (light to dark blue), never the status colours: a
+# middle band ("Meets") must not look like "At risk".
+BAND_SHADES = ("#dbe7f3", "#b3cde6", "#84aed5", "#5a8fc2", "#3470aa", "#1f4e80", "#12345a")
 LEVEL_LABELS = {"strategic": N_("strategic"), "tactical": N_("tactical"),
                 "operational": N_("operational")}
 DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is better"),
                     "range": N_("within range")}
+
+
+def band_shade(index: int, count: int) -> str:
+    """The colour of band ``index`` of ``count``: evenly spread from light to dark blue."""
+    if count <= 1:
+        return BAND_SHADES[3]
+    return BAND_SHADES[round(index * (len(BAND_SHADES) - 1) / (count - 1))]
 
 
 def _mean(values) -> float | None:
@@ -142,27 +156,66 @@ class ViewBuilder:
     def score(self, value: float | None) -> str:
         return self.fmt.percent(value, 1)
 
-    def window(self, w: Window, line: LineResult, actual: str | None = None) -> dict:
+    def window(self, w: Window, line: LineResult, actual: str | None = None,
+               scale: tuple[float, str] | None = None) -> dict:
         kpi = line.kpi
-        if actual is None or (w.actual is not None and abs(w.actual) >= COMPACT_FROM):
-            actual = self.fmt.value(w.actual, kpi.unit, kpi.decimals, compact=True)
+        if scale is not None:
+            actual = self._scaled(w.actual, scale)
+        elif actual is None:
+            actual = self.fmt.value(w.actual, kpi.unit, kpi.decimals)
         return {"actual": actual,
-                "target": self._target_text(w, line),
+                "target": self._target_text(w, line, scale),
                 "attainment": self.fmt.percent(w.attainment, 1),
                 "score": self.score(w.score), "status": self.status(w.status)}
 
-    def _target_text(self, w: Window, line: LineResult) -> str:
+    def _target_text(self, w: Window, line: LineResult,
+                     scale: tuple[float, str] | None = None) -> str:
         kpi = line.kpi
+
+        def text(value):
+            return self._scaled(value, scale) if scale is not None else \
+                self.fmt.value(value, kpi.unit, kpi.decimals)
+
         if kpi.direction == "range" and w.target is not None:
-            return (f"{self.fmt.value(w.target, kpi.unit, kpi.decimals, compact=True)} – "
-                    f"{self.fmt.value(w.target_max, kpi.unit, kpi.decimals, compact=True)}")
-        return self.fmt.value(w.target, kpi.unit, kpi.decimals, compact=True)
+            return f"{text(w.target)} – {text(w.target_max)}"
+        return text(w.target)
+
+    def _month_short(self, month: int) -> str:
+        """A sparkline's end label: 'Apr', 'thg 4'."""
+        import datetime as dt
+
+        from babel.dates import format_date
+
+        return format_date(dt.date(month // 12, month % 12 + 1, 1), "MMM", locale=self.fmt.locale)
+
+    def _row_scale(self, line: LineResult) -> tuple[float, str] | None:
+        """One compact unit for every figure of a KPI row, from its largest (4,12 T ₫ beside
+        0,44 T ₫, never beside 441 Tr ₫): (the power of 1,000, a pattern with {})."""
+        if line.kpi.unit == "percent":
+            return None
+        values = [abs(v) for w in (line.month, line.ytd)
+                  for v in (w.actual, w.target, w.target_max) if v is not None]
+        if not values or max(values) < COMPACT_FROM:
+            return None
+        power = 10.0 ** (3 * int(math.log10(max(values)) // 3))
+        sample = self.fmt.value(power, line.kpi.unit, 0, compact=True)
+        one = sample.find("1")
+        if one < 0:
+            return None
+        return power, sample[:one] + "{}" + sample[one + 1:]
+
+    def _scaled(self, value: float | None, scale: tuple[float, str]) -> str:
+        if value is None:
+            return "—"
+        power, pattern = scale
+        return pattern.format(self.fmt.number(value / power, 2))
 
     def kpi_row(self, line: LineResult) -> dict:
         kpi = line.kpi
         goal = self.goals.get(line.goal_id or "")
         strategic = self.goals.get(line.strategic_goal_id or "")
         ytd_actual, bullet, spark = self._line_charts(line)
+        scale = self._row_scale(line)
         return {
             "kpi_id": kpi.kpi_id, "name": kpi.kpi, "unit": kpi.unit,
             "direction": self._directions[kpi.direction],
@@ -172,10 +225,12 @@ class ViewBuilder:
             "weight": self.fmt.percent(line.weight, 0),
             "scored": line.weight > 0,
             "rolled_up": line.rolled_up,
-            "month": self.window(line.month, line),
-            "ytd": self.window(line.ytd, line, actual=ytd_actual),
+            "month": self.window(line.month, line, scale=scale),
+            "ytd": self.window(line.ytd, line, actual=ytd_actual, scale=scale),
             "bullet": bullet,
             "spark": spark,
+            "spark_from": self._month_short(line.history[0][0]) if spark else "",
+            "spark_to": self._month_short(line.history[-1][0]) if spark else "",
         }
 
     def _line_charts(self, line: LineResult) -> tuple:
@@ -249,8 +304,8 @@ class ViewBuilder:
                                     exact_places(pay, self.r.book.settings.currency))
             share = "" if pay.basis == "ytd" else " ÷ 12"
             days = self._("days")
-            calculation = (f"{f.money(pay.base_salary)} × "
-                           f"{f.percent(pay.target_bonus_pct, fraction_places(pay.target_bonus_pct))}"
+            pct = f.percent(pay.target_bonus_pct, fraction_places(pay.target_bonus_pct))
+            calculation = (f"{f.money(pay.base_salary)} × {pct}"
                            f"{share} × {payout_text} × "
                            f"{pay.days_employed}/{pay.days_in_period} {days} = "
                            f"{f.money(pay.bonus)}")
@@ -269,7 +324,7 @@ class ViewBuilder:
                 "prorated": pay.days_employed < pay.days_in_window}
 
     def payout_explanation(self, pay) -> str:
-        """Where a linear payout comes from: 'Payout 118.35%: the score 113.5% lies between
+        """Where a linear payout comes from: 'score 113.5%: payout interpolated between
         Meets (100.0% → 100%) and Exceeds (120.0% → 150%)'; '' for step bands."""
         s = self.r.book.settings
         bands = self.r.book.bands
@@ -283,7 +338,8 @@ class ViewBuilder:
         low, high = bands[index], bands[index + 1]
         point = "{band} ({score} → {payout})"
         return self._("score {score}: payout interpolated between {low} and {high}").format(
-            score=self.score(pay.score), low=point.format(band=low.band, score=self.fmt.percent(low.min_score, 1),
+            score=self.score(pay.score),
+            low=point.format(band=low.band, score=self.fmt.percent(low.min_score, 1),
                              payout=self.fmt.percent(low.bonus_payout, 0)),
             high=point.format(band=high.band, score=self.fmt.percent(high.min_score, 1),
                               payout=self.fmt.percent(high.bonus_payout, 0)))
@@ -326,23 +382,26 @@ class ViewBuilder:
         counts = Counter(self.r.pay[o.owner].band or self._("No score") for o in team
                          if o.owner in self.r.pay)
         names = [b.band for b in self.r.book.bands] + [self._("No score")]
-        shades = ["#c8372d", "#e0803a", "#f2b632", "#5aa469", "#1b7a43", "#0f5130"]
         items = []
         for i, band in enumerate(names):
             if counts.get(band) or band != self._("No score"):
-                colour = "#9aa3ad" if band == self._("No score") else \
-                    shades[min(i * (len(shades) - 1) // max(len(names) - 2, 1), len(shades) - 1)]
+                colour = "#e6e8eb" if band == self._("No score") else \
+                    band_shade(i, len(names) - 1)
                 items.append((band, counts.get(band, 0), str(counts.get(band, 0)), colour))
         return {"svg": charts.bars(items, self._("Band distribution"), width=340, row=18,
                                    label_w=130),
                 "rows": [{"band": n, "count": c} for n, c, _, _ in items]}
 
     def extremes(self, team: list[OwnerScore], best: bool, n: int = 3) -> list[dict]:
+        """The n strongest (or weakest) scored KPI lines by year-to-date score. With fewer
+        than 2n lines they are shared out, so no line appears in both lists."""
         lines = [(ln, o) for o in team for ln in o.lines if ln.ytd.score is not None
                  and ln.weight > 0]
-        lines.sort(key=lambda p: (p[0].ytd.score, p[1].owner), reverse=best)
+        lines.sort(key=lambda p: (-p[0].ytd.score, p[1].owner, p[0].kpi_id))
+        top = min(n, (len(lines) + 1) // 2)
+        chosen = lines[:top] if best else lines[top:][::-1][:n]
         return [{"kpi": ln.kpi.kpi, "owner": o.name, "score": self.score(ln.ytd.score),
-                 "status": self.status(ln.ytd.status)} for ln, o in lines[:n]]
+                 "status": self.status(ln.ytd.status)} for ln, o in chosen]
 
     def _bonus_total(self, team: list[OwnerScore]):
         amounts = [self.r.pay[o.owner].bonus for o in team if o.owner in self.r.pay]
@@ -384,7 +443,8 @@ class ViewBuilder:
             "no_data": self.no_data(own) if own else [],
             "cascade": self.cascade(),
             "departments": departments,
-            "department_chart": charts.bars(chart_items, self._("Department scores"),
+            "department_chart": charts.bars(chart_items,
+                                            self._("Department year-to-date scores"),
                                             width=340, row=18, label_w=130,
                                             scale_max=max([1.5] + [v for _, v, _, _ in
                                                                    chart_items])),
@@ -423,9 +483,10 @@ class ViewBuilder:
                               "status": self.status(status_of(score, s.rag_green,
                                                               s.rag_amber)),
                               "owners": len(lines),
-                              "split": " · ".join(f"{STATUS_ICONS[c]} {counts[c]}"
-                                                  for c in ("green", "amber", "red", "none")
-                                                  if counts.get(c))})
+                              "split": " · ".join(
+                                  f"{STATUS_ICONS[c]} {counts[c]} {self._(STATUS_WORDS[c])}"
+                                  for c in ("green", "amber", "red", "none")
+                                  if counts.get(c))})
             return found
 
         def node(goal, depth: int) -> dict:

@@ -357,4 +357,5 @@ def test_email_templates_are_overridable(run_dir, tmp_path):
     parsed = email.message_from_bytes((outbox / "employees__E003.eml").read_bytes(),
                                       policy=email.policy.default)
     assert parsed["Subject"] == "[Acme Analytics Inc.] Priya Nair 2026-03"
-    assert parsed.get_body(("plain",)).get_content().startswith("Hello Priya Nair,")  # built-in body
+    # the built-in body
+    assert parsed.get_body(("plain",)).get_content().startswith("Hello Priya Nair,")

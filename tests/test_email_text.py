@@ -13,7 +13,8 @@ from dataclasses import replace
 import pytest
 
 from kpireport import api, deliver
-from tests.test_deliver import SAMPLES, SENDER, smtp  # noqa: F401  (smtp is a fixture)
+from tests.test_deliver import SAMPLES, SENDER
+from tests.test_deliver import smtp as smtp  # noqa: F401  (a fixture, used by name)
 
 
 def delivered(smtp, tmp_path, sample: str) -> list[email.message.EmailMessage]:

@@ -47,7 +47,7 @@ def page_problems(pdf: Path) -> tuple[list[str], float, int]:
     problems, right = [], 0.0
     pages = pdf_words(pdf)
     for number, words in enumerate(pages, 1):
-        for x0, y0, x1, y1, text in words:
+        for x0, _, x1, _, text in words:
             right = max(right, x1)
             if x0 < LEFT - 0.5 or x1 > RIGHT + 0.5:
                 problems.append(f"{pdf.name} p{number}: {text!r} spans x {x0:.1f}–{x1:.1f}, "
