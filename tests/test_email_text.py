@@ -17,9 +17,11 @@ from tests.test_deliver import SAMPLES, SENDER
 from tests.test_deliver import smtp as smtp  # noqa: F401  (a fixture, used by name)
 
 
-def delivered(smtp, tmp_path, sample: str) -> list[email.message.EmailMessage]:
-    run = api.build(SAMPLES / f"{sample}.xlsx", out=tmp_path / sample, formats=("pdf",),
-                    workers=2).run_dir
+def delivered(smtp, run_dir, tmp_path, sample: str) -> list[email.message.EmailMessage]:
+    import shutil
+
+    run = tmp_path / sample  # a copy: sending writes its ledger into the run folder
+    shutil.copytree(run_dir, run)
     handler, port = smtp()
     book = api.load(SAMPLES / f"{sample}.xlsx")[0]
     if not book.recipients:  # onlinecrm's Recipients sheet is empty: use the SPEC defaults
@@ -73,10 +75,10 @@ MONEY_OR_PERCENT = re.compile(r"[$₫%]|\d{1,3}([.,]\d{3})+")
      "Đánh giá phòng ban - Kinh doanh - 2026-10.pdf",
      "Đánh giá toàn công ty - Công ty Cổ phần OnlineCRM - 2026-10.pdf"),
 ])
-def test_messages_say_who_what_and_when_without_pay(smtp, tmp_path, sample, period, employee,
-                                                    recipient, fallback, dept_file,
+def test_messages_say_who_what_and_when_without_pay(smtp, sample_run, tmp_path, sample, period,
+                                                    employee, recipient, fallback, dept_file,
                                                     company_file):
-    messages = delivered(smtp, tmp_path, sample)
+    messages = delivered(smtp, sample_run(sample), tmp_path, sample)
     assert len(messages) >= 12
     for message in messages:
         text = body(message)

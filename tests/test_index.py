@@ -21,8 +21,8 @@ def rows(doc, table_class: str) -> list[list]:
 
 
 @pytest.mark.parametrize("sample", ["acme", "onlinecrm"])
-def test_index_lists_every_report_with_scores_bonus_and_working_links(sample, tmp_path):
-    run = api.build(SAMPLES / f"{sample}.xlsx", out=tmp_path, workers=2).run_dir
+def test_index_lists_every_report_with_scores_bonus_and_working_links(sample, sample_run):
+    run = sample_run(sample)
     results = json.loads((run / "results.json").read_text())
     fmt = Formatter(results["locale"], results["currency"])
     doc = lxml.html.parse(str(run / "index.html")).getroot()

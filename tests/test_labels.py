@@ -77,9 +77,8 @@ def test_one_compact_unit_per_row(builder):
             assert len(units) <= 1, (view["file"], row["name"], texts)
 
 
-def test_vietnamese_wording_in_the_reports(tmp_path):
-    run = api.build(SAMPLES / "onlinecrm.xlsx", out=tmp_path, formats=("html",),
-                    workers=1).run_dir
+def test_vietnamese_wording_in_the_reports(sample_run):
+    run = sample_run("onlinecrm")
     for page in run.rglob("*.html"):
         text = page.read_text()
         assert "ngày làm việc" not in text, page.name  # days are calendar days

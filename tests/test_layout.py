@@ -122,15 +122,9 @@ def layout_documents(book: Path, only=None):
                                                                      font_config=fonts)
 
 
-@pytest.fixture(scope="module")
-def sample_builds(tmp_path_factory):
-    runs = {}
-    for name in ("acme", "onlinecrm"):
-        result = api.build(SAMPLES / f"{name}.xlsx", out=tmp_path_factory.mktemp(name),
-                           formats=("pdf",), workers=2)
-        assert result.ok, result.failures
-        runs[name] = result.run_dir
-    return runs
+@pytest.fixture
+def sample_builds(sample_run):
+    return {name: sample_run(name) for name in ("acme", "onlinecrm")}
 
 
 @pytest.mark.parametrize("sample", ["acme", "onlinecrm"])
@@ -279,7 +273,7 @@ def test_printed_bonus_calculation_multiplies_out(sample_builds, sample):
 
 
 @pytest.mark.parametrize("sample", ["acme", "onlinecrm"])
-def test_printed_actuals_agree_with_printed_attainment(sample, tmp_path):
+def test_printed_actuals_agree_with_printed_attainment(sample, sample_run):
     """Every KPI row of every employee report: the attainment worked out from the actual and
     target as printed agrees with the printed attainment (to a percentage point), because
     actuals carry the KPI's decimals (4.1 hours, not 4)."""
@@ -287,8 +281,7 @@ def test_printed_actuals_agree_with_printed_attainment(sample, tmp_path):
 
     book, _ = api.load(SAMPLES / f"{sample}.xlsx")
     direction = {k.kpi: k.direction for k in book.kpis}
-    run = api.build(SAMPLES / f"{sample}.xlsx", out=tmp_path, formats=("html",),
-                    workers=1).run_dir
+    run = sample_run(sample)
     locale = book.settings.locale
     rows = 0
     for page in sorted((run / "employees").glob("*.html")):
