@@ -187,13 +187,36 @@ def _path(xs: tuple[str, ...], tenths: list[int]) -> str:
     return " ".join(parts)
 
 
+def _label_lines(text: str, limit: int) -> list[str]:
+    """``text`` wrapped at spaces into at most two lines of ``limit`` characters; what does
+    not fit ends in an ellipsis (the full name stays in the chart's tooltip)."""
+    lines: list[str] = []
+    rest = text
+    while rest and len(lines) < 2:
+        if len(rest) <= limit:
+            lines.append(rest)
+            rest = ""
+            break
+        cut = rest.rfind(" ", 0, limit + 1)
+        cut = cut if cut > 0 else limit
+        lines.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        lines[-1] = lines[-1][:limit - 1].rstrip(" ·,-") + "…"
+    return lines
+
+
 def bars(items: list[tuple[str, float, str, str]], label: str, width: int = 520,
-         row: int = 20, scale_max: float | None = None) -> Markup:
-    """Horizontal bars: (label, value, value text, colour)."""
+         row: int = 20, scale_max: float | None = None, label_w: int = 170) -> Markup:
+    """Horizontal bars: (label, value, value text, colour); names longer than the label
+    column allows take two lines, then end in an ellipsis."""
     if not items:
         return Markup("")
-    label_w = 170
     top = scale_max or max(v for _, v, _, _ in items) or 1.0
+    limit = int((label_w - 6) / 5.9)  # characters of Noto Sans at 10 px
+    labels = [_label_lines(name, limit) for name, _, _, _ in items]
+    if any(len(lines) > 1 for lines in labels):
+        row = max(row, 26)
     height = row * len(items) + 4
     usable = width - label_w - 70
     parts = [f'<svg class="bars" xmlns="http://www.w3.org/2000/svg" width="{width}" '
@@ -202,11 +225,19 @@ def bars(items: list[tuple[str, float, str, str]], label: str, width: int = 520,
     for i, (name, value, text, colour) in enumerate(items):
         y = 2 + i * row
         bar = max(value, 0) / top * usable
-        parts.append(f'<text x="{label_w - 6}" y="{y + row * 0.68:.1f}" text-anchor="end" '
-                     f'font-size="10" fill="{INK}">{escape(name)}</text>')
+        lines = labels[i]
+        if len(lines) == 1:
+            parts.append(f'<text x="{label_w - 6}" y="{y + row * 0.5 + 3.5:.1f}" '
+                         f'text-anchor="end" font-size="10" fill="{INK}">'
+                         f'{escape(lines[0])}</text>')
+        else:
+            parts.append(f'<text x="{label_w - 6}" y="{y + row * 0.5 - 1:.1f}" '
+                         f'text-anchor="end" font-size="9" fill="{INK}"><title>{escape(name)}'
+                         f'</title><tspan x="{label_w - 6}">{escape(lines[0])}</tspan>'
+                         f'<tspan x="{label_w - 6}" dy="10">{escape(lines[1])}</tspan></text>')
         parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{_f(bar)}" height="{row - 6}" '
                      f'fill="{colour}" stroke="{INK}" stroke-width="0.5"/>')
-        parts.append(f'<text x="{label_w + bar + 5:.1f}" y="{y + row * 0.68:.1f}" '
+        parts.append(f'<text x="{label_w + bar + 5:.1f}" y="{y + row * 0.5 + 3.5:.1f}" '
                      f'font-size="10" fill="{INK}">{escape(text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -95,24 +95,33 @@ def _month(value: str | None) -> int | None:
 @click.option("--year", type=click.IntRange(1990, 2100),
               help="Fiscal year whose twelve months head Targets and Actuals.")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
-def init(path: Path, sample: str | None, employees: int, year: int | None, force: bool) -> None:
+@click.option("--locale", "locale_", metavar="LOCALE",
+              help="Language of the instructions, notes and prompts (e.g. vi_VN); also the "
+                   "Settings locale of a blank template. Sheet and column names stay English.")
+def init(path: Path, sample: str | None, employees: int, year: int | None, force: bool,
+         locale_: str | None) -> None:
     """Write the blank standard template (or a sample) to PATH.
 
     \b
     Example:
       kpireport init kpis.xlsx --year 2026
+      kpireport init kpis.xlsx --locale vi_VN
       kpireport init acme.xlsx --sample acme
     """
     from kpireport import samples, template
 
+    if locale_ is not None and not template.has_template_texts(locale_):
+        raise click.BadParameter(
+            f"{locale_!r} has no template texts; available: "
+            f"{', '.join(template.template_locales())}", param_hint="--locale")
     if sample is None:
-        written = template.write_template(path, year=year, force=force)
+        written = template.write_template(path, year=year, force=force, locale=locale_)
     else:
         if sample == "synthetic":
             data = samples.synthetic(employees, year=year or 2025)
         else:
             data = samples.SAMPLES[sample]()
-        written = template.write_workbook(path, data, force=force)
+        written = template.write_workbook(path, data, force=force, locale=locale_)
     click.echo(f"Wrote {written}")
 
 

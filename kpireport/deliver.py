@@ -267,6 +267,7 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
                             "--format pdf, or html,pdf)")
     env = _mail_environment(book.settings.locale, template_dirs(templates))
     protection = protect.Protection.start(book, run_dir.parent)
+    names = {p.email.lower(): p.name for p in book.people if p.email}
     messages, problems = [], []
     unaddressed = 0
     for kind, _scope, stem, name, recipients in entries:
@@ -285,15 +286,12 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
             raise DeliveryError(f"{run_dir}: cannot read {stem}.pdf ({exc.strerror or exc}); "
                                 "build again") from None
         protected = protect.applies(book.settings, kind)
-        context = {"kind": kind, "name": clean_header(name), "period": results["period"],
-                   "organization": clean_header(book.settings.organization),
-                   "report_title": clean_header(book.settings.report_title),
-                   "lang": book.settings.locale.split("_")[0], "protected": protected,
-                   "password_hint": protection.hint}
+        context = _mail_context(book, kind, name, results["period"], recipients, names)
+        context.update(protected=protected, password_hint=protection.hint)
         subject = clean_header(env.get_template("email_subject.txt").render(**context))
         text = env.get_template("email_body.txt").render(**context)
         html = env.get_template("email_body.html").render(**context)
-        filename = _attachment_name(book.settings.report_title, name, results["period"])
+        filename = context["attachment"]
         digest = hashlib.sha256(pdf + subject.encode() + text.encode()).hexdigest()
         if not protected:
             message = _message(sender, recipients, subject, text, html, pdf, filename)
@@ -307,7 +305,13 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
                                 "People, or an address several people share); not sent")
                 continue
             alone = Recipients((address,))
-            message = _message(sender, alone, subject, text, html, encrypted, filename)
+            own = {**_mail_context(book, kind, name, results["period"], alone, names),
+                   "protected": True, "password_hint": protection.hint}  # greeted by name
+            message = _message(sender, alone,
+                               clean_header(env.get_template("email_subject.txt").render(**own)),
+                               env.get_template("email_body.txt").render(**own),
+                               env.get_template("email_body.html").render(**own),
+                               encrypted, filename)
             messages.append(Outgoing(stem, alone, message, digest, protected=True))
     if not messages and unaddressed:
         raise DeliveryError(f"no recipient for {unaddressed} reports: {_why_nobody(book)}")
@@ -340,13 +344,90 @@ def _mail_environment(locale: str, dirs: tuple[Path, ...]):
     return env
 
 
-def _attachment_name(title: str, name: str, period: str) -> str:
+def _mail_context(book: Book, kind: str, name: str, period: str, recipients: Recipients,
+                  names: dict[str, str]) -> dict[str, object]:
+    """What the e-mail templates get: the localized period ('March 2026', 'Tháng 3/2026'),
+    the names of the people the message is addressed to, and the attachment's name. No pay
+    figure is ever part of it."""
+    from kpireport.i18n import Formatter
+
+    s = book.settings
+    fmt = Formatter(s.locale, s.currency)
+    year, month = map(int, period.split("-"))
+    label = fmt.month(year, month)
+    titles = {"employee": s.report_title, "department": fmt.gettext("Department review"),
+              "company": fmt.gettext("Company review")}
+    to_names = _unique([names[a.lower()] for a in recipients.to if a.lower() in names])
+    return {"kind": kind, "name": clean_header(name), "period": period,
+            "period_label": clean_header(label),
+            "period_title": clean_header(label[:1].upper() + label[1:]),
+            "organization": clean_header(s.organization),
+            "report_title": clean_header(s.report_title),
+            "report_name": clean_header(titles[kind]),
+            "recipient_names": clean_header(_join_names(to_names, fmt.gettext("and"))),
+            "attachment": attachment_name(titles[kind], name, period),
+            "lang": s.locale.split("_")[0]}
+
+
+def _join_names(names: list[str], conjunction: str) -> str:
+    """'Priya Nair', 'Priya Nair and Marcus Chen', 'A, B and C'; '' for none or too many
+    (a greeting to twelve people reads better as a plain 'Hello,')."""
+    if not names or len(names) > 3:
+        return ""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
+
+
+# Letters NFKD does not take apart into an ASCII letter and marks.
+_TRANSLITERATE = str.maketrans({"Đ": "D", "đ": "d", "Ø": "O", "ø": "o", "ß": "ss", "Æ": "AE",
+                                "æ": "ae", "Œ": "OE", "œ": "oe", "Ł": "L", "ł": "l",
+                                "Þ": "Th", "þ": "th", "ı": "i"})
+
+
+def transliterate(text: str) -> str:
+    """ASCII letters for a Unicode text: 'Lê Minh Đức' → 'Le Minh Duc' (never 'Le Minh uc')."""
     import unicodedata
 
-    text = unicodedata.normalize("NFKD", f"{title} - {name} - {period}")
-    text = text.encode("ascii", "ignore").decode()
-    text = re.sub(r"[^A-Za-z0-9 ._-]+", "", text)
+    text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
+    return text.encode("ascii", "ignore").decode()
+
+
+def attachment_name(title: str, name: str, period: str) -> str:
+    """'Performance review - Priya Nair - 2026-03.pdf': what the report is, whose, when.
+    Characters no file system takes (/ \\ : * ? " < > |, controls) become spaces."""
+    text = re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|]+', " ", f"{title} - {name} - {period}")
     return (" ".join(text.split()) or "report")[:120] + ".pdf"
+
+
+def ascii_name(filename: str, limit: int = 60) -> str:
+    """The ASCII fallback of an attachment name, transliterated, at most ``limit``
+    characters (it must fit on one header line beside the Unicode name)."""
+    stem = filename[:-4] if filename.lower().endswith(".pdf") else filename
+    text = " ".join(re.sub(r"[^A-Za-z0-9 ._()-]+", "", transliterate(stem)).split())
+    return (text[:limit - 4].rstrip(" -") or "report") + ".pdf"
+
+
+UTF8_PREFIX = "utf-8''"
+
+
+def _rfc2231(key: str, value: str) -> str:
+    """``key="ascii fallback"; key*0*=utf-8''…; key*1*=…`` (RFC 2231), folded so that no line
+    passes 78 characters and no character's bytes are split between two segments."""
+    from urllib.parse import quote
+
+    parts = [f'{key}="{ascii_name(value)}"']
+    if value != ascii_name(value):
+        width = 64 - len(key)
+        segments, current = [], ""
+        for char in value:
+            encoded = quote(char, safe="")
+            if len(current) + len(encoded) > width:
+                segments.append(current)
+                current = ""
+            current += encoded
+        segments.append(current)
+        parts += [f"{key}*{i}*={UTF8_PREFIX if i == 0 else ''}{segment}"
+                  for i, segment in enumerate(segments)]
+    return ";\n ".join(parts)
 
 
 def _message(sender: str, recipients: Recipients, subject: str, text: str, html: str,
@@ -361,7 +442,14 @@ def _message(sender: str, recipients: Recipients, subject: str, text: str, html:
     message["Message-ID"] = make_msgid(domain=sender.split("@")[1])
     message.set_content(text)
     message.add_alternative(html, subtype="html")
-    message.add_attachment(pdf, maintype="application", subtype="pdf", filename=filename)
+    message.add_attachment(pdf, maintype="application", subtype="pdf",
+                           filename=ascii_name(filename))
+    # Both the Unicode name (RFC 2231, what mail programs show) and an ASCII fallback; set
+    # raw because the email package keeps only one of the two when it parses a header.
+    part = next(message.iter_attachments())
+    del part["Content-Type"], part["Content-Disposition"]
+    part.set_raw("Content-Type", "application/pdf;\n " + _rfc2231("name", filename))
+    part.set_raw("Content-Disposition", "attachment;\n " + _rfc2231("filename", filename))
     return message
 
 

@@ -22,6 +22,15 @@ DOMAIN = "kpireport"
 COMPACT_FROM = 100_000_000
 
 
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated where it is used."""
+    return message
+
+
+# A CLDR date pattern, translated like any text (see Formatter.month).
+MONTH_PATTERN = N_("MMMM y")
+
+
 @lru_cache(maxsize=16)
 def translations(locale: str) -> NullTranslations:
     """Compiled translations for ``locale`` (falls back to the language, then English)."""
@@ -181,7 +190,9 @@ class Formatter:
     def month(self, year: int, month: int) -> str:
         import datetime as dt
 
-        return format_date(dt.date(year, month, 1), format="MMMM y", locale=self.locale)
+        # The pattern is in the catalog: Vietnamese reads 'tháng 3/2026', not 'tháng 3 2026'.
+        pattern = self.gettext(MONTH_PATTERN)
+        return format_date(dt.date(year, month, 1), format=pattern, locale=self.locale)
 
     def value(self, value: float | None, unit: str, decimals: int | None, *,
               compact: bool = False) -> str:

@@ -62,9 +62,89 @@ def prepare_workbook(path: Path, *, year: int | None = None) -> PrepareResult:
         rows_added["Targets"] = _ensure_rows(
             sheets["Targets"], [(o, k) for o, k in lines if k.casefold() not in formulas]
             + [(o, k) for o, k in lines if k.casefold() in formulas])
+    catalogue = _kpi_catalogue(sheets.get("KPIs"))
+    for name in ("Actuals", "Targets"):
+        if name in sheets:
+            _label_rows(sheets[name], catalogue)
     backup = _backup(path)
     _save(book, path)
     return PrepareResult(backup, rows_added, months_added)
+
+
+HELPER_COLUMNS = ("kpi", "unit")  # written beside kpi_id; check ignores them (SPEC §1)
+UNIT_FORMATS = {"percent": "0.0%", "currency": "#,##0.00"}
+
+
+def _kpi_catalogue(ws) -> dict[str, tuple[str, str]]:
+    """kpi_id (case-folded) → (display name, unit) from the KPIs sheet."""
+    if ws is None:
+        return {}
+    return {str(kid).casefold(): (str(name or ""), str(unit or "").strip().lower())
+            for _, (kid, name, unit) in _data_rows(ws, ("kpi_id", "kpi", "unit")) if kid}
+
+
+def _label_rows(ws, catalogue: dict[str, tuple[str, str]]) -> None:
+    """Put each row's KPI name and unit beside its kpi_id (inserting the two columns the
+    first time), so a person sees "percent" on the row they type into; month cells of
+    percent and currency rows get that unit's number format. Typed values are kept."""
+    header = _header(ws)
+    if "kpi_id" not in header:
+        return
+    missing = [name for name in HELPER_COLUMNS if name not in header]
+    if missing:
+        _insert_columns(ws, header["kpi_id"] + 1, missing)
+        _extend_tables(ws)
+        header = _header(ws)
+    months = [c.column for c in ws[1] if month_from_header(c.value) is not None]
+    for row in range(2, ws.max_row + 1):
+        kid = ws.cell(row, header["kpi_id"]).value
+        if kid in (None, "") or str(kid).casefold() not in catalogue:
+            continue
+        name, unit = catalogue[str(kid).casefold()]
+        for column, value in zip(HELPER_COLUMNS, (name, unit)):
+            cell = ws.cell(row, header[column])
+            if cell.value in (None, ""):
+                cell.value = value
+        fmt = UNIT_FORMATS.get(unit)
+        for column in months:
+            cell = ws.cell(row, column)
+            if fmt and cell.number_format == "General":
+                cell.number_format = fmt
+
+
+def _insert_columns(ws, at: int, names: list[str]) -> None:
+    """Insert header columns ``names`` at column ``at``, moving the validations, widths and
+    table columns to the right with the cells (openpyxl moves only the cells)."""
+    from openpyxl.comments import Comment
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.table import TableColumn
+
+    n = len(names)
+    last = ws.max_column
+    widths = {c: ws.column_dimensions[get_column_letter(c)].width for c in range(at, last + 1)}
+    ws.insert_cols(at, n)
+    for column, width in widths.items():
+        ws.column_dimensions[get_column_letter(column + n)].width = width
+    for validation in ws.data_validations.dataValidation:
+        for cells in validation.sqref.ranges:
+            if cells.min_col >= at:
+                cells.shift(col_shift=n)
+    template = ws.cell(1, at - 1)
+    for offset, name in enumerate(names):
+        cell = ws.cell(1, at + offset, name)
+        _copy_style(template, cell)
+        cell.font = Font(bold=True, color=template.font.color) if template.has_style else \
+            Font(bold=True)
+        cell.comment = Comment("Filled in by kpireport prepare from the KPIs sheet, for "
+                               "reading; check ignores this column.", "kpireport")
+        ws.column_dimensions[get_column_letter(at + offset)].width = 26 if name == "kpi" else 9
+    for table in ws.tables.values():
+        names_now = [str(ws.cell(1, c).value) for c in range(1, ws.max_column + 1)]
+        table.tableColumns = [TableColumn(id=i + 1, name=name)
+                              for i, name in enumerate(names_now)]
+    if ws.freeze_panes:
+        ws.freeze_panes = f"{get_column_letter(at + n)}2"
 
 
 def _header(ws) -> dict[str, int]:

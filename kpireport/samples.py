@@ -131,7 +131,7 @@ def acme() -> WorkbookData:
     unit_of = {k[0]: k[2] for k in kpis}
     data.sheets["KPIs"] = [
         {"kpi_id": k, "kpi": n, "unit": u, "direction": d, "aggregation": a, "formula": f,
-         "goal_id": g, "decimals": 1 if u == "percent" else 0,
+         "goal_id": g, "decimals": 1 if u == "percent" or a == "average" else 0,
          "description": f"{n}, measured monthly."} for k, n, u, d, a, f, g in kpis]
     sc = []
 
@@ -322,7 +322,8 @@ def onlinecrm() -> WorkbookData:
     unit_of = {k[0]: k[2] for k in kpis}
     data.sheets["KPIs"] = [
         {"kpi_id": k, "kpi": n, "unit": u, "direction": d, "aggregation": a, "formula": f,
-         "goal_id": g, "decimals": 1 if u == "percent" else 0, "description": n}
+         "goal_id": g, "decimals": 1 if u == "percent" or a == "average" else 0,
+         "description": n}
         for k, n, u, d, a, f, g in kpis]
     sc = [
         ("NV01", "DOANHTHU", 0.7, 10_000_000_000, 8_000_000_000, 12_500_000_000),

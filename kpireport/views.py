@@ -7,6 +7,7 @@ JSON is the content hash of the render cache.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 
 from kpireport import charts
@@ -24,10 +25,65 @@ def N_(message: str) -> str:
 STATUS_LABELS = {"green": N_("On track"), "amber": N_("At risk"), "red": N_("Off track"),
                  "none": N_("No data")}
 STATUS_ICONS = {"green": "●", "amber": "▲", "red": "■", "none": "○"}
+# The status as a word after a count: "7 scorecards: ● 2 on track · ▲ 1 at risk".
+STATUS_WORDS = {"green": N_("on track"), "amber": N_("at risk"), "red": N_("off track"),
+                "none": N_("no data")}
+# Band colours follow the band order (light to dark blue), never the status colours: a
+# middle band ("Meets") must not look like "At risk".
+BAND_SHADES = ("#dbe7f3", "#b3cde6", "#84aed5", "#5a8fc2", "#3470aa", "#1f4e80", "#12345a")
 LEVEL_LABELS = {"strategic": N_("strategic"), "tactical": N_("tactical"),
                 "operational": N_("operational")}
 DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is better"),
                     "range": N_("within range")}
+
+
+def band_shade(index: int, count: int) -> str:
+    """The colour of band ``index`` of ``count``: evenly spread from light to dark blue."""
+    if count <= 1:
+        return BAND_SHADES[3]
+    return BAND_SHADES[round(index * (len(BAND_SHADES) - 1) / (count - 1))]
+
+
+def _mean(values) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def fraction_places(value: float | None, most: int = 4) -> int:
+    """Decimals a fraction needs as a percent to print exactly: 0.25 → 0 (25%), 0.125 → 1."""
+    if value is None:
+        return 0
+    for places in range(most + 1):
+        if abs(round(value * 100, places) - value * 100) < 1e-9:
+            return places
+    return most
+
+
+def exact_places(pay, currency: str) -> int:
+    """Decimals of the payout percent with which the printed calculation multiplies out to
+    the printed bonus (118.4% is not enough where 177,427,726 needs 118.35%)."""
+    from decimal import Decimal, localcontext
+
+    from kpireport.bands import round_money
+
+    base = round_money(Decimal(repr(float(pay.base_salary))), currency)  # as printed
+    pct = Decimal(repr(float(pay.target_bonus_pct)))
+    share = Decimal(1) if pay.basis == "ytd" else Decimal(1) / Decimal(12)
+    with localcontext() as ctx:
+        ctx.prec = 40
+        for places in range(1, 9):
+            shown = Decimal(repr(round(pay.bonus_payout * 100, places))) / 100
+            product = base * pct * share * shown * pay.days_employed / pay.days_in_period
+            if round_money(product, currency) == pay.bonus:
+                return places
+    return 8
+
+
+def fit(text: str) -> str:
+    """The size class of a card's big figure: long amounts are set smaller so they stay
+    inside a card (about 100 pt wide): '' up to 11 characters, then s, xs and xxs."""
+    n = len(text)
+    return "" if n <= 11 else "s" if n <= 14 else "xs" if n <= 17 else "xxs"
 
 
 def slug(text: str) -> str:
@@ -94,27 +150,66 @@ class ViewBuilder:
     def score(self, value: float | None) -> str:
         return self.fmt.percent(value, 1)
 
-    def window(self, w: Window, line: LineResult, actual: str | None = None) -> dict:
+    def window(self, w: Window, line: LineResult, actual: str | None = None,
+               scale: tuple[float, str] | None = None) -> dict:
         kpi = line.kpi
-        if actual is None or (w.actual is not None and abs(w.actual) >= COMPACT_FROM):
-            actual = self.fmt.value(w.actual, kpi.unit, kpi.decimals, compact=True)
+        if scale is not None:
+            actual = self._scaled(w.actual, scale)
+        elif actual is None:
+            actual = self.fmt.value(w.actual, kpi.unit, kpi.decimals)
         return {"actual": actual,
-                "target": self._target_text(w, line),
+                "target": self._target_text(w, line, scale),
                 "attainment": self.fmt.percent(w.attainment, 1),
                 "score": self.score(w.score), "status": self.status(w.status)}
 
-    def _target_text(self, w: Window, line: LineResult) -> str:
+    def _target_text(self, w: Window, line: LineResult,
+                     scale: tuple[float, str] | None = None) -> str:
         kpi = line.kpi
+
+        def text(value):
+            return self._scaled(value, scale) if scale is not None else \
+                self.fmt.value(value, kpi.unit, kpi.decimals)
+
         if kpi.direction == "range" and w.target is not None:
-            return (f"{self.fmt.value(w.target, kpi.unit, kpi.decimals, compact=True)} – "
-                    f"{self.fmt.value(w.target_max, kpi.unit, kpi.decimals, compact=True)}")
-        return self.fmt.value(w.target, kpi.unit, kpi.decimals, compact=True)
+            return f"{text(w.target)} – {text(w.target_max)}"
+        return text(w.target)
+
+    def _month_short(self, month: int) -> str:
+        """A sparkline's end label: 'Apr', 'thg 4'."""
+        import datetime as dt
+
+        from babel.dates import format_date
+
+        return format_date(dt.date(month // 12, month % 12 + 1, 1), "MMM", locale=self.fmt.locale)
+
+    def _row_scale(self, line: LineResult) -> tuple[float, str] | None:
+        """One compact unit for every figure of a KPI row, from its largest (4,12 T ₫ beside
+        0,44 T ₫, never beside 441 Tr ₫): (the power of 1,000, a pattern with {})."""
+        if line.kpi.unit == "percent":
+            return None
+        values = [abs(v) for w in (line.month, line.ytd)
+                  for v in (w.actual, w.target, w.target_max) if v is not None]
+        if not values or max(values) < COMPACT_FROM:
+            return None
+        power = 10.0 ** (3 * int(math.log10(max(values)) // 3))
+        sample = self.fmt.value(power, line.kpi.unit, 0, compact=True)
+        one = sample.find("1")
+        if one < 0:
+            return None
+        return power, sample[:one] + "{}" + sample[one + 1:]
+
+    def _scaled(self, value: float | None, scale: tuple[float, str]) -> str:
+        if value is None:
+            return "—"
+        power, pattern = scale
+        return pattern.format(self.fmt.number(value / power, 2))
 
     def kpi_row(self, line: LineResult) -> dict:
         kpi = line.kpi
         goal = self.goals.get(line.goal_id or "")
         strategic = self.goals.get(line.strategic_goal_id or "")
         ytd_actual, bullet, spark = self._line_charts(line)
+        scale = self._row_scale(line)
         return {
             "kpi_id": kpi.kpi_id, "name": kpi.kpi, "unit": kpi.unit,
             "direction": self._directions[kpi.direction],
@@ -124,10 +219,12 @@ class ViewBuilder:
             "weight": self.fmt.percent(line.weight, 0),
             "scored": line.weight > 0,
             "rolled_up": line.rolled_up,
-            "month": self.window(line.month, line),
-            "ytd": self.window(line.ytd, line, actual=ytd_actual),
+            "month": self.window(line.month, line, scale=scale),
+            "ytd": self.window(line.ytd, line, actual=ytd_actual, scale=scale),
             "bullet": bullet,
             "spark": spark,
+            "spark_from": self._month_short(line.history[0][0]) if spark else "",
+            "spark_to": self._month_short(line.history[-1][0]) if spark else "",
         }
 
     def _line_charts(self, line: LineResult) -> tuple:
@@ -189,27 +286,57 @@ class ViewBuilder:
         pay = self.r.pay[employee_id]
         f = self.fmt
         basis = self._("year-to-date score") if pay.basis == "ytd" else self._("month score")
+        payout_text = f.percent(pay.bonus_payout, 1)
+        explanation = ""
         if pay.bonus is None:
             reason = (self._("No bonus: there is no score for this period.")
                       if pay.score is None else
                       self._("No bonus: base salary or target bonus is not set."))
             calculation = reason
         else:
+            payout_text = f.percent(pay.bonus_payout,
+                                    exact_places(pay, self.r.book.settings.currency))
             share = "" if pay.basis == "ytd" else " ÷ 12"
             days = self._("days")
-            calculation = (f"{f.money(pay.base_salary)} × {f.percent(pay.target_bonus_pct, 1)}"
-                           f"{share} × {f.percent(pay.bonus_payout, 1)} × "
+            pct = f.percent(pay.target_bonus_pct, fraction_places(pay.target_bonus_pct))
+            calculation = (f"{f.money(pay.base_salary)} × {pct}"
+                           f"{share} × {payout_text} × "
                            f"{pay.days_employed}/{pay.days_in_period} {days} = "
                            f"{f.money(pay.bonus)}")
+            explanation = self.payout_explanation(pay)
         return {"band": pay.band or "—", "basis": basis,
                 "score": self.score(pay.score),
-                "bonus_payout": f.percent(pay.bonus_payout, 1),
+                "bonus_payout": payout_text,
                 "bonus": f.money(pay.bonus), "target_bonus": f.money(pay.target_bonus),
+                "bonus_size": fit(f.money(pay.bonus)),
+                "salary_size": fit(f.money(pay.recommended_salary)),
                 "calculation": calculation,
+                "payout_explanation": explanation,
                 "base_salary": f.money(pay.base_salary),
                 "salary_increase": f.percent(pay.salary_increase, 1),
                 "recommended_salary": f.money(pay.recommended_salary),
                 "prorated": pay.days_employed < pay.days_in_window}
+
+    def payout_explanation(self, pay) -> str:
+        """Where a linear payout comes from: 'score 113.5%: payout interpolated between
+        Meets (100.0% → 100%) and Exceeds (120.0% → 150%)'; '' for step bands."""
+        s = self.r.book.settings
+        bands = self.r.book.bands
+        if s.band_mode != "linear" or pay.score is None or pay.band is None:
+            return ""
+        index = next(i for i, b in enumerate(bands) if b.band == pay.band)
+        if index == len(bands) - 1:
+            return self._("score {score}: above the last band the payout stays at "
+                          "{payout}").format(score=self.score(pay.score),
+                                             payout=self.fmt.percent(bands[index].bonus_payout, 0))
+        low, high = bands[index], bands[index + 1]
+        point = "{band} ({score} → {payout})"
+        return self._("score {score}: payout interpolated between {low} and {high}").format(
+            score=self.score(pay.score),
+            low=point.format(band=low.band, score=self.fmt.percent(low.min_score, 1),
+                             payout=self.fmt.percent(low.bonus_payout, 0)),
+            high=point.format(band=high.band, score=self.fmt.percent(high.min_score, 1),
+                              payout=self.fmt.percent(high.bonus_payout, 0)))
 
     # ------------------------------------------------------------------ department
     def department(self, name: str) -> dict:
@@ -234,6 +361,7 @@ class ViewBuilder:
             "comments": self.comments(name),
             # the cost includes leavers' pro-rated bonus (listed in payroll.csv, not here)
             "bonus_total": self.fmt.money(self._bonus_total(members)),
+            "bonus_total_size": fit(self.fmt.money(self._bonus_total(members))),
         })
         return view
 
@@ -252,22 +380,26 @@ class ViewBuilder:
         counts = Counter(self.r.pay[o.owner].band or self._("No score") for o in team
                          if o.owner in self.r.pay)
         names = [b.band for b in self.r.book.bands] + [self._("No score")]
-        shades = ["#c8372d", "#e0803a", "#f2b632", "#5aa469", "#1b7a43", "#0f5130"]
         items = []
         for i, band in enumerate(names):
             if counts.get(band) or band != self._("No score"):
-                colour = "#9aa3ad" if band == self._("No score") else \
-                    shades[min(i * (len(shades) - 1) // max(len(names) - 2, 1), len(shades) - 1)]
+                colour = "#e6e8eb" if band == self._("No score") else \
+                    band_shade(i, len(names) - 1)
                 items.append((band, counts.get(band, 0), str(counts.get(band, 0)), colour))
-        return {"svg": charts.bars(items, self._("Band distribution"), width=480),
+        return {"svg": charts.bars(items, self._("Band distribution"), width=340, row=18,
+                                   label_w=130),
                 "rows": [{"band": n, "count": c} for n, c, _, _ in items]}
 
     def extremes(self, team: list[OwnerScore], best: bool, n: int = 3) -> list[dict]:
+        """The n strongest (or weakest) scored KPI lines by year-to-date score. With fewer
+        than 2n lines they are shared out, so no line appears in both lists."""
         lines = [(ln, o) for o in team for ln in o.lines if ln.ytd.score is not None
                  and ln.weight > 0]
-        lines.sort(key=lambda p: (p[0].ytd.score, p[1].owner), reverse=best)
+        lines.sort(key=lambda p: (-p[0].ytd.score, p[1].owner, p[0].kpi_id))
+        top = min(n, (len(lines) + 1) // 2)
+        chosen = lines[:top] if best else lines[top:][::-1][:n]
         return [{"kpi": ln.kpi.kpi, "owner": o.name, "score": self.score(ln.ytd.score),
-                 "status": self.status(ln.ytd.status)} for ln, o in lines[:n]]
+                 "status": self.status(ln.ytd.status)} for ln, o in chosen]
 
     def _bonus_total(self, team: list[OwnerScore]):
         amounts = [self.r.pay[o.owner].bonus for o in team if o.owner in self.r.pay]
@@ -311,12 +443,15 @@ class ViewBuilder:
             "no_data": self.no_data(own) if own else [],
             "cascade": self.cascade(),
             "departments": departments,
-            "department_chart": charts.bars(chart_items, self._("Department scores"),
+            "department_chart": charts.bars(chart_items,
+                                            self._("Department year-to-date scores"),
+                                            width=340, row=18, label_w=130,
                                             scale_max=max([1.5] + [v for _, v, _, _ in
                                                                    chart_items])),
             "bands": self.band_chart(employees),
             "headcount": len(employees),
             "bonus_total": self.fmt.money(total),
+            "bonus_total_size": fit(self.fmt.money(total)),
             "bonus_target_total": self.fmt.money(sum(target_total) if target_total else None),
             "comments": self.comments("COMPANY"),
         })
@@ -348,9 +483,10 @@ class ViewBuilder:
                               "status": self.status(status_of(score, s.rag_green,
                                                               s.rag_amber)),
                               "owners": len(lines),
-                              "split": " · ".join(f"{STATUS_ICONS[c]} {counts[c]}"
-                                                  for c in ("green", "amber", "red", "none")
-                                                  if counts.get(c))})
+                              "split": " · ".join(
+                                  f"{STATUS_ICONS[c]} {counts[c]} {self._(STATUS_WORDS[c])}"
+                                  for c in ("green", "amber", "red", "none")
+                                  if counts.get(c))})
             return found
 
         def node(goal, depth: int) -> dict:
@@ -363,22 +499,52 @@ class ViewBuilder:
         return [node(g, 0) for g in children.get(None, [])]
 
     # ------------------------------------------------------------------ index
-    def index(self) -> dict:
+    def index(self, formats: tuple[str, ...] = ("html", "pdf")) -> dict:
+        """The landing page: totals, every department's and person's month and year-to-date
+        score, status, band and bonus, with links to the HTML and PDF of every report that
+        the build writes."""
         reports = self._("Reports")
         view = self.common("index", f"{self.r.book.settings.organization} — {reports}", 0)
-        employees = [o for o in self.r.owners if o.owner_type == "employee"
-                     and o.owner not in self.r.absent]
+        s = self.r.book.settings
+        everyone = [o for o in self.r.owners if o.owner_type == "employee"]
+        employees = [o for o in everyone if o.owner not in self.r.absent]
         employees.sort(key=lambda o: (o.department or "", o.name))
+        company = next((o for o in self.r.owners if o.owner_type == "company"), None)
+        total = self._bonus_total(everyone)  # with leavers' pro-rated bonus, as payroll.csv
+        departments = []
+        for dept in self.r.book.departments:
+            members = [o for o in employees if o.department == dept]
+            own = next((o for o in self.r.owners if o.owner_type == "department"
+                        and o.owner == dept), None)
+            ytd = own.ytd_score if own else _mean(o.ytd_score for o in members)
+            month = own.month_score if own else _mean(o.month_score for o in members)
+            departments.append({
+                "name": dept, **self._links(f"departments/{self.slugs[dept]}", formats),
+                "month_score": self.score(month), "ytd_score": self.score(ytd),
+                "status": self.status(status_of(ytd, s.rag_green, s.rag_amber)),
+                "headcount": len(members),
+                "bonus": self.fmt.money(self._bonus_total(
+                    [o for o in everyone if o.department == dept]))})
         view.update({
             "file": "index", "index_href": "index.html", "company_href": "company.html",
-            "departments": [{"name": d, "href": f"departments/{self.slugs[d]}.html"}
-                            for d in self.r.book.departments],
-            "employees": [self.team_row(o, "employees/") for o in employees],
+            "company": {**self._links("company", formats),
+                        **(self.summary(company) if company else {})},
+            "headcount": len(employees),
+            "bonus_total": self.fmt.money(total),
+            "bonus_total_size": fit(self.fmt.money(total)),
+            "departments": departments,
+            "employees": [{**self.team_row(o, "employees/"),
+                           **self._links(f"employees/{self.files[o.owner]}", formats)}
+                          for o in employees],
             "files": ["results.json", "results.xlsx", "payroll.csv"],
-            # Links only to files the build writes (an HTML-only build has no PDFs).
-            "company_pdf_href": "company.pdf" if "pdf" in self.formats else "",
         })
         return view
+
+    @staticmethod
+    def _links(stem: str, formats: tuple[str, ...]) -> dict:
+        """Links to a report's files that the build writes ('' for a format it does not)."""
+        return {"href": f"{stem}.html" if "html" in formats else "",
+                "pdf_href": f"{stem}.pdf" if "pdf" in formats else ""}
 
 
 def report_specs(results: Results) -> list[tuple[str, str]]:
@@ -391,16 +557,18 @@ def report_specs(results: Results) -> list[tuple[str, str]]:
             + [("index", "")])
 
 
-def build_view(builder: ViewBuilder, spec: tuple[str, str]) -> dict:
+def build_view(builder: ViewBuilder, spec: tuple[str, str],
+               formats: tuple[str, ...] = ("html", "pdf")) -> dict:
     kind, subject = spec
     if kind == "employee":
         return builder.employee(builder.r.owner(subject))
     if kind == "department":
         return builder.department(subject)
-    return builder.company() if kind == "company" else builder.index()
+    return builder.company() if kind == "company" else builder.index(formats)
 
 
 def all_views(results: Results, formats: tuple[str, ...] = ("html", "pdf")) -> list[dict]:
-    """Every report of a build, in the order of :func:`report_specs`."""
+    """Every report of a build, in the order of :func:`report_specs` (the index links to the
+    files of ``formats``)."""
     builder = ViewBuilder(results, formats)
-    return [build_view(builder, spec) for spec in report_specs(results)]
+    return [build_view(builder, spec, formats) for spec in report_specs(results)]

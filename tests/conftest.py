@@ -83,3 +83,23 @@ def make_workbook(tmp_path):
         return write_xlsx(tmp_path / (name or f"book{counter['n']}.xlsx"), merged)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    """sample_run("acme") → the run folder of a full build (HTML and PDF) of a committed
+    sample, built once per test session (per worker); tests only read it."""
+    from kpireport import api
+
+    samples = Path(__file__).resolve().parents[1] / "sample_workbooks"
+    runs: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in runs:
+            result = api.build(samples / f"{name}.xlsx",
+                               out=tmp_path_factory.mktemp(f"sample-{name}"), workers=2)
+            assert result.ok, result.failures
+            runs[name] = result.run_dir
+        return runs[name]
+
+    return get

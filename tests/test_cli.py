@@ -100,10 +100,11 @@ def test_prepare_lays_out_rows_and_keeps_every_value(tmp_path):
     assert backup.read_bytes() == original
     sheet = openpyxl.load_workbook(path)["Actuals"]
     header = [c.value for c in sheet[1]]
-    assert header[:4] == ["owner", "kpi_id", "2026-01", "note"]
-    assert header[4:] == [f"2026-{m:02d}" for m in range(2, 13)]
-    rows = [tuple(c.value for c in row[:4]) for row in sheet.iter_rows(min_row=2)]
-    assert rows[0] == ("E1", "REV", 90, "typed by hand")
+    # prepare puts the KPI name and unit beside kpi_id (test_template_use.py has more)
+    assert header[:6] == ["owner", "kpi_id", "kpi", "unit", "2026-01", "note"]
+    assert header[6:] == [f"2026-{m:02d}" for m in range(2, 13)]
+    rows = [tuple(c.value for c in row[:6]) for row in sheet.iter_rows(min_row=2)]
+    assert rows[0] == ("E1", "REV", "Revenue", "currency", 90, "typed by hand")
     assert [(r[0], r[1]) for r in rows] == [("E1", "REV"), ("E1", "CAC"), ("E2", "REV"),
                                             ("E2", "CAC")]
     targets = openpyxl.load_workbook(path)["Targets"]

@@ -337,7 +337,7 @@ def test_dry_run_writes_parseable_eml_and_sends_nothing(run_dir, tmp_path, smtp)
                                       policy=email.policy.default)
     assert parsed["To"] == "zoe.adams@acme.example"
     assert parsed["From"] == SENDER
-    assert parsed.get_body(("plain",)).get_content().startswith("Hello,")
+    assert parsed.get_body(("plain",)).get_content().startswith("Hello Zoe Adams,")
     pdf = next(parsed.iter_attachments())
     assert pdf.get_content_type() == "application/pdf"
     assert pdf.get_content() == (run_dir / "employees" / "E015.pdf").read_bytes()
@@ -380,4 +380,5 @@ def test_email_templates_are_overridable(run_dir, tmp_path):
     parsed = email.message_from_bytes((outbox / "employees__E003.eml").read_bytes(),
                                       policy=email.policy.default)
     assert parsed["Subject"] == "[Acme Analytics Inc.] Priya Nair 2026-03"
-    assert parsed.get_body(("plain",)).get_content().startswith("Hello,")  # built-in body
+    # the built-in body
+    assert parsed.get_body(("plain",)).get_content().startswith("Hello Priya Nair,")
