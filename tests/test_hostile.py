@@ -18,7 +18,7 @@ import pytest
 
 from kpireport import api
 from kpireport.names import base_name, safe_names
-from tests.conftest import BASE
+from tests.conftest import BASE, REQUIRE_TOOLS
 
 PY = sys.executable
 
@@ -142,6 +142,8 @@ def test_hostile_department_names(make_workbook, tmp_path):
 def _unshare(script: str, timeout: float = 120) -> subprocess.CompletedProcess:
     if shutil.which("unshare") is None or subprocess.run(
             ["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        if REQUIRE_TOOLS:  # CI: a missing tool fails, never skips
+            pytest.fail("unshare -rm (user and mount namespaces) is required in CI")
         pytest.skip("needs unshare (user and mount namespaces) for a read-only or full disk")
     return subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
                           text=True, timeout=timeout)
