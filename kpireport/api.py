@@ -87,7 +87,8 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
           workers: int | None = None, submit: Callable | None = None,
           progress: Callable[[str], None] | None = None,
           on_start: Callable[[int], None] | None = None,
-          report_timeout: float | None = 60.0, archive: bool = False) -> BuildResult:
+          report_timeout: float | None = 60.0, archive: bool = False,
+          reopen_by: str | None = None, reopen_note: str | None = None) -> BuildResult:
     """Check, score and write every file of SPEC §4 into ``out/<period>/``.
 
     A report whose inputs (view model, templates, version, formats) are unchanged since the
@@ -96,7 +97,9 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     cluster has its own stall limit). The run folder is replaced as a
     whole (:mod:`kpireport.outputs`): if anything fails — a report, a write, a kill — the
     previous build's folder stays exactly as it was. ``archive`` also writes the PDF/A-3b
-    copies of kpireport.archive into ``archive/``.
+    copies of kpireport.archive into ``archive/``. A period that was sent is not changed
+    unless reopened (``reopen_by``, ``reopen_note``; kpireport.cycle), and every build is a
+    line of the run folder's audit trail.
     """
     from kpireport import render
     from kpireport.outputs import Staging, run_lock
@@ -127,22 +130,32 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
                 view["archive"] = archive_meta(document, view)
     fingerprint = render.template_fingerprint(dirs)
     with run_lock(run_dir):
+        from kpireport.cycle import BuildGate
+        from kpireport.diff import inputs_bytes
+
+        gate = BuildGate(run_dir, reopen_by=reopen_by, reopen_note=reopen_note)
+        inputs = inputs_bytes(path, book.source_sha256)
         staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this
         try:
             result = _build_into(staging, book, results, views, issues, formats, dirs,
                                  fingerprint, workers, submit, progress, on_start,
-                                 report_timeout)
+                                 report_timeout, gate, inputs)
         finally:
             staging.discard()
+        if result.ok:
+            gate.record({"period": results.period, "source": {
+                "file": book.source_file, "sha256": book.source_sha256}},
+                book.settings.require_approval)
     if passwords is not None and result.ok:
         passwords.ensure(book)  # ready for `kpireport passwords` before the first send
     return result
 
 
 def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
-                submit, progress, on_start, report_timeout) -> BuildResult:
+                submit, progress, on_start, report_timeout, gate, inputs) -> BuildResult:
     from kpireport import render
     from kpireport.deliver import RECIPIENTS_FILE, recipients_record
+    from kpireport.diff import INPUTS_FILE
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
     from kpireport.results import payroll_csv, results_json_bytes, results_xlsx
 
@@ -179,7 +192,9 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
                   for name in expected[v["file"]]})
     results_dict = json.loads(files["results.json"])
     staging.write(RECIPIENTS_FILE, recipients_record(book, results_dict, staging.dir))
+    staging.write(INPUTS_FILE, inputs)
     staging.carry_over()
+    gate.stage(staging)  # a sent period changed without --reopen stops here
     written = staging.commit()
     return BuildResult(run_dir, results, written, len(fresh), len(views) - len(fresh), {},
                        issues)

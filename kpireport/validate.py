@@ -90,6 +90,14 @@ def validate(raw: RawBook, *, need_period: bool = True) -> tuple[Book | None, li
     return _Validator(raw, need_period=need_period).run()
 
 
+def locate_tables(raw: RawBook) -> dict[str, Table]:
+    """The standard sheets of ``raw`` with their header and data rows, nothing checked (the
+    input snapshot of kpireport.diff reads values by column through these)."""
+    validator = _Validator(raw)
+    validator._locate_sheets()
+    return validator.tables
+
+
 class _Validator:
     def __init__(self, raw: RawBook, *, need_period: bool = True) -> None:
         self.raw = raw
@@ -345,6 +353,8 @@ class _Validator:
             self.log.info("pdf-protection-off", table.name, seen.get("pdf_protection", ""),
                           "Settings: pdf_protection is none, so e-mailed PDFs are not "
                           "encrypted (set employee or all to protect them)")
+        if "require_approval" in values:
+            values["require_approval"] = values["require_approval"] == "yes"
         return Settings(**values)  # type: ignore[arg-type]
 
     def _setting_value(self, read: CellReader, kind: str, choices: tuple[str, ...],
