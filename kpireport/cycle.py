@@ -402,10 +402,14 @@ def _figure(fmt, name: str, value: object) -> str:
 def mark_subject(subject: str, fmt, *, test: bool, correction: bool) -> str:
     """'[TEST] Correction: Performance review: …': kept even by a custom subject template."""
     if correction:
-        subject = f"{fmt.gettext(N_('Correction:'))} {subject}"
+        subject = f"{fmt.gettext(CORRECTION_MARK)} {subject}"
     if test:
-        subject = f"{fmt.gettext(N_('[TEST]'))} {subject}"
+        subject = f"{fmt.gettext(TEST_MARK)} {subject}"
     return subject
+
+
+CORRECTION_MARK = N_("Correction:")
+TEST_MARK = N_("[TEST]")
 
 
 def select_entries(entries: list, only: str, run_dir: Path) -> list:
