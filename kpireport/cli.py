@@ -422,9 +422,11 @@ def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, r
       kpireport build kpis.xlsx --out reports
       kpireport send reports/2026-03 --book kpis.xlsx --dry-run --outbox outbox
       export KPIREPORT_SMTP_HOST=smtp.example.com KPIREPORT_SMTP_FROM=hr@example.com
-      kpireport doctor --smtp && kpireport send reports/2026-03 --test-to me@example.com
-      kpireport approve reports/2026-03 --by "Lan Tran"
-      kpireport send reports/2026-03 --book kpis.xlsx
+      kpireport approve reports/2026-03 --by "HR lead"
+      kpireport doctor --smtp && kpireport send reports/2026-03 --book kpis.xlsx
+
+    Before approving, send every message to yourself: send RUN_DIR --test-to ADDRESS
+    [--only E003] (subjects marked [TEST]; nothing counted as sent).
     """
     smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
     _do_send(run_dir, book, dry_run, outbox, resend, smtp, templates, test_to, only)

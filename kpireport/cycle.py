@@ -182,9 +182,11 @@ def require_approval(run_dir: str | Path, required: bool = True) -> dict:
 
 
 # ---------------------------------------------------------------------------- sent or not
-def ledger_rows(run_dir: Path) -> list[tuple[str, str, str, str, str, str]]:
+def ledger_rows(run_dir: Path, *, strict: bool = True
+                ) -> list[tuple[str, str, str, str, str, str]]:
     """(report, recipient, content_hash, state, detail, updated) of the send ledger, oldest
-    first; [] without one. Read-only: never creates the file."""
+    first; [] without one (or, not ``strict``, an unreadable one). Read-only: never creates
+    the file."""
     from kpireport.deliver import LEDGER
 
     path = Path(run_dir) / LEDGER
@@ -198,6 +200,8 @@ def ledger_rows(run_dir: Path) -> list[tuple[str, str, str, str, str, str]]:
         finally:
             db.close()
     except sqlite3.Error as exc:
+        if not strict:
+            return []
         raise KpireportError(f"cannot read the send ledger {path}: {exc}") from None
 
 
@@ -209,7 +213,8 @@ def was_sent(run_dir: Path, trail: audit.Trail | None = None) -> bool:
     if any(r.get("action") == "send" and (r.get("delivered") or 0) > 0
            for r in records[reopened + 1:]):
         return True
-    return reopened < 0 and any(row[3] == "sent" for row in ledger_rows(run_dir))
+    # runs sent before kpireport kept the trail: the ledger says (the trail decides after)
+    return reopened < 0 and any(row[3] == "sent" for row in ledger_rows(run_dir, strict=False))
 
 
 # ---------------------------------------------------------------------------- the build's gate

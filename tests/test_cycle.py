@@ -20,10 +20,28 @@ from kpireport import audit, cycle
 from kpireport.cli import main
 from kpireport.diff import diff_runs
 from tests.conftest import BASE
-from tests.test_deliver import Handler, free_port  # noqa: F401 (Handler: the smtp fixture's)
-from tests.test_deliver import smtp  # noqa: F401 (a fixture)
+from tests.test_deliver import Handler, free_port
 
 SENDER = "hr@test.example"
+
+
+@pytest.fixture
+def smtp():
+    """smtp() → (handler, port) of a real SMTP server on loopback, stopped after the test."""
+    from aiosmtpd.controller import Controller
+
+    started = []
+
+    def start():
+        handler, port = Handler(), free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        started.append(controller)
+        return handler, port
+
+    yield start
+    for controller in started:
+        controller.stop()
 
 
 def invoke(*args, env=None):
@@ -319,7 +337,7 @@ def test_the_monthly_job_sends_only_an_approved_run(tmp_path, smtp):
            "--workers", "1"]
     first = subprocess.run(job, capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == cycle.EXIT_NOT_APPROVED == 4, first.stderr
-    assert f"awaits approval (not approved)" in first.stderr
+    assert "awaits approval (not approved)" in first.stderr
     assert f"kpireport approve {out / '2026-02'} --by NAME" in first.stderr
     assert handler.messages == [] and (out / "2026-02" / "company.pdf").is_file()
     assert invoke("approve", out / "2026-02", "--by", "Lan").exit_code == 0

@@ -224,6 +224,12 @@ def test_read_only_subfolder_of_the_previous_build_does_not_half_write(make_work
     want = {f"./{name}": hashlib.sha256(data).hexdigest()
             for name, data in snapshot(expected / "2026-02").items()}
     assert after.pop("./results.xlsx") and want.pop("./results.xlsx")  # (has a timestamp)
+    # the audit trail has times; previous/ is the first build, which `expected` never had
+    for name in ("./audit.jsonl", "./.audit-head"):
+        assert after.pop(name) and want.pop(name)
+    assert sorted(n for n in after if n.startswith("./previous/")) == [
+        "./previous/hashes.json", "./previous/inputs.json", "./previous/results.json"]
+    after = {n: h for n, h in after.items() if not n.startswith("./previous/")}
     assert after == want
 
 
@@ -499,6 +505,9 @@ def acme_run(tmp_path_factory) -> Path:
     _protection_off(root / "acme.xlsx")
     result = api.build(root / "acme.xlsx", out=root / "reports", formats=("pdf",), workers=2)
     assert result.ok
+    from kpireport import cycle
+
+    cycle.approve(result.run_dir, by="HR tester")  # send mails approved runs only
     return result.run_dir
 
 
@@ -798,6 +807,13 @@ def test_send_mails_the_recipients_recorded_at_build_time(run):
     handler = Recorder()
     server = _smtp_server(handler, _free_port())
     try:
+        refused, _ = _send(run, server.port)  # the approval named the recipients built
+        assert refused.returncode == 1 and "changed after HR tester approved it" in \
+            refused.stderr and "e.g. recipients.json" in refused.stderr
+        assert handler.messages == []
+        from kpireport import cycle
+
+        cycle.approve(run, by="HR tester", note="recipients edited on purpose")
         proc, _ = _send(run, server.port)
     finally:
         server.stop()
@@ -993,6 +1009,8 @@ def test_send_never_attaches_a_file_outside_the_run_folder(run, tmp_path):
     entry climbs out of the run folder: refused with one line, nothing sent."""
     import json as _json
 
+    from kpireport import cycle
+
     secret = _secret(tmp_path)
     record = _json.loads((run / "recipients.json").read_text())
     handler = Recorder()
@@ -1002,11 +1020,16 @@ def test_send_never_attaches_a_file_outside_the_run_folder(run, tmp_path):
         victim.unlink()
         victim.symlink_to(secret)
         proc, _ = _send(run, server.port)
+        assert proc.returncode == 1 and "changed after HR tester approved it" in proc.stderr
+        # even approved (by someone who did not look), the link is refused
+        cycle.approve(run, by="HR tester")
+        proc, _ = _send(run, server.port)
         assert proc.returncode == 1 and "leads outside the run folder" in proc.stderr
         victim.unlink()
         record["reports"][0]["file"] = "../../private/id_rsa"
         (run / "recipients.json").write_text(_json.dumps(record))
         secret.rename(secret.with_suffix(".pdf"))
+        cycle.approve(run, by="HR tester")
         proc, _ = _send(run, server.port)
         assert proc.returncode == 1 and "leads outside the run folder" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
