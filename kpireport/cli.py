@@ -505,11 +505,14 @@ def diff_(old: Path, new: Path | None, fmt: str) -> None:
       kpireport diff reports/2026-03
       kpireport diff reports/2026-02 reports/2026-03 --format json > changes.json
     """
-    from kpireport.cycle import PREVIOUS, check_run
+    from kpireport.cycle import PREVIOUS
     from kpireport.diff import diff_runs, format_text
 
     if new is None:
-        run_dir = check_run(old)
+        run_dir = old
+        if not (run_dir / "results.json").is_file():
+            raise KpireportError(f"{run_dir} is not a run folder (no results.json); give a "
+                                 "run folder such as reports/2026-03")
         if not (run_dir / PREVIOUS / "results.json").is_file():
             raise KpireportError(f"{run_dir} has no previous build of {run_dir.name} to "
                                  "compare with; give two run folders: kpireport diff OLD NEW")

@@ -25,41 +25,37 @@ from kpireport.i18n import N_
 PREVIOUS = "previous"  # the build before this one (results, inputs, hashes)
 SENT = "sent"  # the build that was sent, kept when the period is reopened
 HASHES_FILE = "hashes.json"
-# What an approval covers: the results, the payroll file, the recorded recipients and every
-# report. results.xlsx is left out: it is made from results.json, and Excel's file carries
-# the time it was written, so an unchanged rebuild would look changed.
+# What an approval covers: every file the build's manifest lists (results.json, payroll.csv,
+# the recorded recipients, every report) but results.xlsx: it is made from results.json, and
+# Excel's file carries the time it was written, so an unchanged rebuild would look changed.
 NOT_APPROVED_FILES = frozenset({"results.xlsx"})
-APPROVED_DATA = ("results.json", "payroll.csv", "recipients.json")
-REPORT_FOLDERS = ("employees", "departments", "archive")
 EXIT_NOT_APPROVED = 4  # `run BOOK --send` built, but the run awaits approval
 
 
 # ---------------------------------------------------------------------------- what is approved
-def run_hashes(run_dir: Path) -> dict[str, str]:
-    """Path (relative, posix) → SHA-256 of every file an approval covers."""
-    run_dir = Path(run_dir)
-    names = [n for n in APPROVED_DATA if (run_dir / n).is_file()]
-    names += sorted(p.name for p in run_dir.glob("company.*") if p.is_file())
-    if (run_dir / "index.html").is_file():
-        names.append("index.html")
-    for folder in REPORT_FOLDERS:
-        if (run_dir / folder).is_dir():
-            names += sorted(p.relative_to(run_dir).as_posix()
-                            for p in (run_dir / folder).rglob("*") if p.is_file())
-    return {name: audit.file_hash(run_dir / name) for name in names
-            if name not in NOT_APPROVED_FILES}
+def run_hashes(run_dir: Path, manifest=None) -> dict[str, str]:
+    """Path (relative, posix) → SHA-256 of every file an approval covers, as the build's
+    manifest lists them; {} for a folder without a manifest."""
+    from kpireport.manifest import read_manifest
+
+    try:
+        manifest = manifest or read_manifest(run_dir)
+    except KpireportError:
+        return {}
+    return {path: digest for path, digest in sorted(manifest.hashes().items())
+            if path not in NOT_APPROVED_FILES}
 
 
-def check_run(run_dir: Path) -> Path:
-    """``run_dir`` if it is a run folder (a build's results.json); a clear error if not."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise KpireportError(f"{run_dir} is not a folder; give a run folder such as "
-                             "reports/2026-03")
-    if not (run_dir / "results.json").is_file():
-        raise KpireportError(f"{run_dir} is not a run folder (no results.json); build first, "
-                             "or give a run folder such as reports/2026-03")
-    return run_dir
+def changed_on_disk(manifest) -> list[str]:
+    """The covered files whose bytes are no longer the ones the manifest lists."""
+    return [path for path in manifest.verify() if path not in NOT_APPROVED_FILES]
+
+
+def check_run(run_dir: Path):
+    """The manifest of ``run_dir`` if it is a run folder; a clear error if not."""
+    from kpireport.manifest import read_manifest
+
+    return read_manifest(Path(run_dir))
 
 
 def _name(value: str | None, what: str) -> str:
@@ -84,14 +80,21 @@ def approve(run_dir: str | Path, *, by: str, note: str | None = None,
     audit record."""
     from kpireport.outputs import run_lock
 
-    run_dir = check_run(Path(run_dir))
+    run_dir = Path(run_dir)
+    check_run(run_dir)
     by = _name(by, "--by (the approver)")
     with run_lock(run_dir):
-        hashes = run_hashes(run_dir)
-        results = _results(run_dir)
-        return audit.append(run_dir, "approve", actor=by, reason=_note(note), hashes=hashes,
-                            clock=clock, period=results.get("period"),
-                            workbook=results.get("source"))
+        manifest = check_run(run_dir)
+        changed = changed_on_disk(manifest)
+        if changed:
+            raise KpireportError(f"{run_dir}: {changed[0]} changed after the build (it is not "
+                                 f"the file the manifest lists; {len(changed)} file(s) in all); "
+                                 "nothing approved. Build again")
+        return audit.append(run_dir, "approve", actor=by, reason=_note(note),
+                            hashes=run_hashes(run_dir, manifest), clock=clock,
+                            period=manifest.period,
+                            workbook={"file": manifest.workbook_file,
+                                      "sha256": manifest.workbook_sha256})
 
 
 def revoke(run_dir: str | Path, *, by: str, note: str,
@@ -99,7 +102,8 @@ def revoke(run_dir: str | Path, *, by: str, note: str,
     """Withdraw the approval of ``run_dir`` (``note`` says why); return the audit record."""
     from kpireport.outputs import run_lock
 
-    run_dir = check_run(Path(run_dir))
+    run_dir = Path(run_dir)
+    check_run(run_dir)
     by = _name(by, "--by (who revokes)")
     note = _name(note, "--note (why the approval is withdrawn)")
     with run_lock(run_dir):
@@ -147,10 +151,17 @@ def approval(run_dir: str | Path, *, trail: audit.Trail | None = None,
     if record["action"] == "revoke":
         state["state"] = "revoked"
         return state
-    current = hashes if hashes is not None else run_hashes(run_dir)
+    from kpireport.manifest import read_manifest
+
+    try:
+        manifest = read_manifest(run_dir)
+        on_disk = changed_on_disk(manifest)
+    except KpireportError:
+        manifest, on_disk = None, ["manifest.json"]
+    current = hashes if hashes is not None else run_hashes(run_dir, manifest)
     approved = record.get("hashes") or {}
-    changed = sorted(name for name in set(current) | set(approved)
-                     if current.get(name) != approved.get(name))
+    changed = sorted({name for name in set(current) | set(approved)
+                      if current.get(name) != approved.get(name)} | set(on_disk))
     state.update(changed_files=changed, valid=not changed,
                  state="approved" if not changed else "changed")
     return state
@@ -245,8 +256,7 @@ class BuildGate:
             if not self.sent:
                 raise KpireportError(f"{self.run_dir} has not been sent since it was built "
                                      "(or reopened); build it without --reopen")
-        self.old_hashes = run_hashes(self.run_dir) if (self.run_dir / "results.json").is_file() \
-            else {}
+        self.old_hashes = run_hashes(self.run_dir)
         self.new_hashes: dict[str, str] = {}
         self.changed = True
 
@@ -333,11 +343,11 @@ def build_summary(run_dir: str | Path) -> str:
 
 
 # ---------------------------------------------------------------------------- corrections
-def corrections(run_dir: Path) -> dict[str, dict]:
+def corrections(run_dir: Path, manifest=None) -> dict[str, dict]:
     """After ``build --reopen``: report stem → what changed for its owner since the build
     that was sent ({'kind', 'fields': {name: {old, new}}}), for reports whose PDF changed."""
-    from kpireport.deliver import recorded_recipients
     from kpireport.diff import _outcome_changes
+    from kpireport.manifest import read_manifest
 
     run_dir = Path(run_dir)
     baseline = run_dir / SENT
@@ -346,16 +356,15 @@ def corrections(run_dir: Path) -> dict[str, dict]:
         sent_results = json.loads((baseline / "results.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    entries = recorded_recipients(run_dir) or []
+    manifest = manifest or read_manifest(run_dir)
     current = _results(run_dir)
     changes = {c["owner"]: c["changes"] for c in _outcome_changes(sent_results, current)}
     found = {}
-    for kind, scope, stem, _display, _recipients in entries:
-        was = sent_hashes.get(f"{stem}.pdf")
-        if was is None or not (run_dir / f"{stem}.pdf").is_file():
-            continue
-        if audit.file_hash(run_dir / f"{stem}.pdf") != was:
-            found[stem] = {"kind": kind, "fields": changes.get(scope, {})}
+    for report in manifest.reports:
+        pdf = report.pdf
+        was = sent_hashes.get(pdf.path) if pdf is not None else None
+        if was is not None and pdf.sha256 != was:
+            found[report.stem] = {"kind": report.kind, "fields": changes.get(report.scope, {})}
     return found
 
 
@@ -418,12 +427,12 @@ TEST_MARK = N_("[TEST]")
 
 
 def select_entries(entries: list, only: str, run_dir: Path) -> list:
-    """The reports ``--only`` names: an employee id, a department, COMPANY, or a file stem."""
+    """The (report, recipients) ``--only`` names: an employee id, a department, COMPANY, or a
+    file stem (employees/E003)."""
     key = only.strip().casefold()
-    chosen = [e for e in entries
-              if key in (str(e[1]).casefold(), str(e[2]).casefold(),
-                         str(e[2]).rsplit("/", 1)[-1].casefold())
-              or (e[0] == "company" and key in ("company", "company.pdf"))]
+    chosen = [(report, recipients) for report, recipients in entries
+              if key in (report.scope.casefold(), report.stem.casefold(),
+                         report.stem.rsplit("/", 1)[-1].casefold())]
     if not chosen:
         raise KpireportError(f"--only {only}: {run_dir} has no report for it (give an "
                              "employee id, a department name or COMPANY)")
@@ -463,14 +472,15 @@ def status(run_dir: str | Path) -> dict:
     from kpireport.deliver import recorded_recipients
     from kpireport.diff import diff_runs
 
-    run_dir = check_run(Path(run_dir))
+    run_dir = Path(run_dir)
+    manifest = check_run(run_dir)
     trail = audit.verify(run_dir)
-    results = _results(run_dir)
-    hashes = run_hashes(run_dir)
+    hashes = run_hashes(run_dir, manifest)
     builds = [r for r in trail.records if r.get("action") == "build"]
     last = builds[-1] if builds else None
-    built = {"period": results.get("period"), "workbook": results.get("source"),
-             "files": len(hashes), "at": last["time"] if last else None,
+    built = {"period": manifest.period,
+             "workbook": {"file": manifest.workbook_file, "sha256": manifest.workbook_sha256},
+             "files": len(hashes), "at": manifest.built_at,
              "by": last["actor"] if last else None,
              "require_approval": last.get("require_approval") if last else None,
              "builds": len(builds)}
@@ -485,10 +495,14 @@ def status(run_dir: str | Path) -> dict:
     for row in ledger_rows(run_dir):
         latest[(row[0], row[1])] = row
     recipients = []
-    for _kind, _scope, stem, name, r in recorded_recipients(run_dir) or []:
+    try:
+        recorded = recorded_recipients(run_dir, manifest)
+    except KpireportError:  # damaged or edited: send says so; status still reports the rest
+        recorded = []
+    for report, r in recorded:
         for address in r.all:
-            row = latest.pop((stem, address.lower()), None)
-            recipients.append(_delivery(stem, name, address, row))
+            row = latest.pop((report.stem, address.lower()), None)
+            recipients.append(_delivery(report.stem, report.name, address, row))
     recipients += [_delivery(report, None, rcpt, row) for (report, rcpt), row in latest.items()]
     counts: dict[str, int] = {}
     for item in recipients:
@@ -496,7 +510,7 @@ def status(run_dir: str | Path) -> dict:
     return {"run_dir": str(run_dir), "built": built, "changes": changes,
             "approval": approval(run_dir, trail=trail, hashes=hashes),
             "sent": was_sent(run_dir, trail),
-            "corrections": sorted(corrections(run_dir)),
+            "corrections": sorted(corrections(run_dir, manifest)),
             "delivery": {"counts": counts, "recipients": recipients},
             "audit": {**trail.as_dict(), "records": [
                 {k: r.get(k) for k in ("n", "time", "action", "actor", "reason")}

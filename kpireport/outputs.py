@@ -35,8 +35,8 @@ OLD = ".old-"
 # previous/ and sent/ (kpireport.cycle) are written or kept by the build's gate; audit.jsonl,
 # .audit-head and the send ledger are carried over.
 BUILD_FILES = frozenset({"results.json", "results.xlsx", "payroll.csv", "index.html",
-                         "company.html", "company.pdf", "recipients.json", "inputs.json",
-                         CACHE_FILE})
+                         "company.html", "company.pdf", "recipients.json", "manifest.json",
+                         "inputs.json", CACHE_FILE})
 BUILD_FOLDERS = frozenset({"employees", "departments", "archive", "previous", "sent"})
 
 

@@ -270,7 +270,7 @@ def test_an_edited_or_removed_audit_line_is_detected_and_stops_send(month, smtp)
 def test_bad_input_is_one_clear_line(month, tmp_path):
     _, _, run = month
     for args, text in [
-            (("approve", tmp_path, "--by", "Lan"), "is not a run folder (no results.json)"),
+            (("approve", tmp_path, "--by", "Lan"), "is not a run folder (no manifest.json)"),
             (("approve", tmp_path / "nope", "--by", "Lan"), "is not a folder"),
             (("approve", run, "--by", "  "), "--by (the approver) is blank"),
             (("approve", run, "--revoke", "--by", "Lan"), "--note (why the approval is "

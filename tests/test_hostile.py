@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from kpireport import api
+from kpireport.errors import DeliveryError, KpireportError
 from kpireport.names import base_name, safe_names
 from tests.conftest import BASE, REQUIRE_TOOLS
 
@@ -223,7 +224,8 @@ def test_read_only_subfolder_of_the_previous_build_does_not_half_write(make_work
 
     want = {f"./{name}": hashlib.sha256(data).hexdigest()
             for name, data in snapshot(expected / "2026-02").items()}
-    assert after.pop("./results.xlsx") and want.pop("./results.xlsx")  # (has a timestamp)
+    for stamped in ("./results.xlsx", "./manifest.json"):  # (have a timestamp)
+        assert after.pop(stamped) and want.pop(stamped)
     # the audit trail has times; previous/ is the first build, which `expected` never had
     for name in ("./audit.jsonl", "./.audit-head"):
         assert after.pop(name) and want.pop(name)
@@ -797,28 +799,62 @@ def test_send_refuses_another_workbook_and_an_edited_one(run, tmp_path):
 def test_send_mails_the_recipients_recorded_at_build_time(run):
     import json as _json
 
+    from kpireport.manifest import read_manifest
+
     record = _json.loads((run / "recipients.json").read_text())
     assert record["schema"] == "kpireport/recipients@1"
     assert record["source"]["file"] == "acme.xlsx" and len(record["reports"]) == 19
     employee = next(r for r in record["reports"] if r["kind"] == "employee")
     assert employee["file"].startswith("employees/") and employee["to"]
-    employee["to"] = ["kept-with-the-run@acme.example"]
-    (run / "recipients.json").write_text(_json.dumps(record))
+    manifest = read_manifest(run)
+    assert manifest.report("employee", employee["scope"]).stem == employee["file"]
     handler = Recorder()
     server = _smtp_server(handler, _free_port())
     try:
-        refused, _ = _send(run, server.port)  # the approval named the recipients built
-        assert refused.returncode == 1 and "changed after HR tester approved it" in \
-            refused.stderr and "e.g. recipients.json" in refused.stderr
+        # The record is part of the build: one edited after it (to redirect a statement) stops
+        # the send before anything goes out.
+        original = (run / "recipients.json").read_bytes()
+        employee["to"] = ["redirected@elsewhere.example"]
+        (run / "recipients.json").write_text(_json.dumps(record))
+        proc, _ = _send(run, server.port)
+        assert proc.returncode == 1 and "changed after HR tester approved it" in proc.stderr \
+            and "(1 file(s), e.g. recipients.json)" in proc.stderr, proc.stderr
         assert handler.messages == []
-        from kpireport import cycle
+        from kpireport import deliver
 
-        cycle.approve(run, by="HR tester", note="recipients edited on purpose")
+        with pytest.raises(DeliveryError, match="recipients.json changed after the build .it "
+                           "is not the file its manifest lists.; build again"):
+            deliver.plan_messages(api.send_book(run), run, SENDER)
+        (run / "recipients.json").write_bytes(original)
         proc, _ = _send(run, server.port)
     finally:
         server.stop()
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sum(b"kept-with-the-run@acme.example" in m for m in handler.messages) == 1
+    addresses = _json.loads(original)["reports"]
+    own = next(r for r in addresses if r["file"] == employee["file"])["to"][0]
+    assert sum(own.encode() in m for m in handler.messages) >= 1
+    assert b"redirected@elsewhere.example" not in b"".join(handler.messages)
+
+
+def test_send_refuses_a_report_edited_after_the_build(run):
+    from kpireport import cycle, deliver
+
+    pdf = run / "company.pdf"
+    pdf.write_bytes(pdf.read_bytes() + b"%edited\n")
+    handler = Recorder()
+    server = _smtp_server(handler, _free_port())
+    try:
+        proc, _ = _send(run, server.port)  # the approval named the PDF as built
+    finally:
+        server.stop()
+    assert proc.returncode == 1 and "changed after HR tester approved it" in proc.stderr \
+        and "(1 file(s), e.g. company.pdf)" in proc.stderr, proc.stderr
+    assert handler.messages == [] and not (run / ".send-ledger.sqlite").exists()
+    with pytest.raises(KpireportError, match="company.pdf changed after the build"):
+        cycle.approve(run, by="HR tester")  # nor can it be approved
+    with pytest.raises(DeliveryError, match="company.pdf changed after the build .it is not "
+                       "the file its manifest lists.; build again"):
+        deliver.plan_messages(api.send_book(run), run, SENDER)
 
 
 # ---------------------------------------------------------------------------- 9. faults
@@ -1009,7 +1045,7 @@ def test_send_never_attaches_a_file_outside_the_run_folder(run, tmp_path):
     entry climbs out of the run folder: refused with one line, nothing sent."""
     import json as _json
 
-    from kpireport import cycle
+    from kpireport import cycle, deliver
 
     secret = _secret(tmp_path)
     record = _json.loads((run / "recipients.json").read_text())
@@ -1017,19 +1053,37 @@ def test_send_never_attaches_a_file_outside_the_run_folder(run, tmp_path):
     server = _smtp_server(handler, _free_port())
     try:
         victim = run / f"{record['reports'][-1]['file']}.pdf"
+        built_pdf = victim.read_bytes()
         victim.unlink()
         victim.symlink_to(secret)
         proc, _ = _send(run, server.port)
         assert proc.returncode == 1 and "changed after HR tester approved it" in proc.stderr
-        # even approved (by someone who did not look), the link is refused
-        cycle.approve(run, by="HR tester")
-        proc, _ = _send(run, server.port)
-        assert proc.returncode == 1 and "leads outside the run folder" in proc.stderr
+        with pytest.raises(KpireportError, match="changed after the build"):
+            cycle.approve(run, by="HR tester")  # nor can it be approved
+        with pytest.raises(DeliveryError, match="leads outside the run folder"):
+            deliver.plan_messages(api.send_book(run), run, SENDER)
         victim.unlink()
+        victim.write_bytes(built_pdf)
+        # An edited recipients.json is not the build's (its hash is in the manifest); a
+        # manifest edited to point a report out of the folder, with the file's own hash, is
+        # stopped by the path check.
         record["reports"][0]["file"] = "../../private/id_rsa"
+        original = (run / "recipients.json").read_bytes()
         (run / "recipients.json").write_text(_json.dumps(record))
-        secret.rename(secret.with_suffix(".pdf"))
-        cycle.approve(run, by="HR tester")
+        proc, _ = _send(run, server.port)
+        assert proc.returncode == 1 and "changed after HR tester approved it" in proc.stderr
+        with pytest.raises(DeliveryError, match="recipients.json changed after the build"):
+            deliver.plan_messages(api.send_book(run), run, SENDER)
+        (run / "recipients.json").write_bytes(original)
+        import hashlib
+
+        manifest = _json.loads((run / "manifest.json").read_text())
+        data = secret.read_bytes()
+        first = next(r for r in manifest["reports"] if r["files"].get("pdf"))
+        first["files"]["pdf"] = {"path": "../../private/id_rsa", "size": len(data),
+                                 "sha256": hashlib.sha256(data).hexdigest()}
+        (run / "manifest.json").write_text(_json.dumps(manifest))
+        cycle.approve(run, by="HR tester")  # approves what the edited manifest says
         proc, _ = _send(run, server.port)
         assert proc.returncode == 1 and "leads outside the run folder" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
