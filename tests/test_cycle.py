@@ -165,9 +165,13 @@ def test_a_sent_month_is_reopened_and_changed_reports_go_out_as_corrections(mont
                         "Correction: Performance review: Bob · February 2026"]
     bob = next(parsed(raw) for r, raw in corrections if r[0] == "bob@x.example")
     text = bob.get_body(("plain",)).get_content()
-    assert "This corrects the review sent earlier for February 2026. What changed:" in text
-    assert "- Your bonus changed from $808.22 to $1,212.33." in text
-    assert "- Your band changed from Meets to Exceeds." in text
+    assert ("This corrects the review sent earlier for February 2026. What changed:\n"
+            "- Your bonus changed from $808.22 to $1,212.33.\n"
+            "- Your recommended salary changed from $51,500.00 to $52,500.00.\n"
+            "- Your band changed from Meets to Exceeds.\n"
+            "- Your year-to-date score changed from 97.5% to 115.0%.\n"
+            "- Your score for the month changed from 95.0% to 130.0%.\n\n"
+            "Attachment: Performance review - Bob - 2026-02.pdf (PDF)") in text
     html = bob.get_body(("html",)).get_content()
     assert "<li>Your bonus changed from $808.22 to $1,212.33.</li>" in html
     again = invoke("send", run, env=env)
