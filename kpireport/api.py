@@ -141,7 +141,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
         from kpireport.cycle import BuildGate
         from kpireport.diff import inputs_bytes
 
-        gate = BuildGate(run_dir, reopen_by=reopen_by, reopen_note=reopen_note)
+        gate = BuildGate(run_dir, reopen_by=reopen_by, reopen_note=reopen_note, clock=clock)
         inputs = inputs_bytes(path, book.source_sha256)
         staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this
         try:

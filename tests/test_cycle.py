@@ -382,3 +382,30 @@ def test_correction_lines_are_localized_and_protected_ones_carry_no_figure():
     assert lines == ["Tiền thưởng của bạn đã thay đổi từ 5.000.000\xa0₫ thành 6.000.000\xa0₫."]
     assert cycle.mark_subject("Đánh giá", vi, test=True, correction=True) == \
         "[THỬ NGHIỆM] Đính chính: Đánh giá"
+
+
+def test_a_protected_correction_names_what_changed_but_no_figure(make_workbook, tmp_path,
+                                                                 smtp):
+    handler, port = smtp()
+    settings = BASE["Settings"] + [["pdf_protection", "employee"]]
+    book = make_workbook("kpis.xlsx", Settings=settings)
+    out = tmp_path / "reports"
+    run = out / "2026-02"
+    assert build(book, out).exit_code == 0
+    assert invoke("approve", run, "--by", "Lan").exit_code == 0
+    assert invoke("send", run, env=smtp_env(port)).exit_code == 0
+    set_cell(book, "Actuals", "D4", 130)
+    assert build(book, out, "--reopen", "--by", "Lan", "--note", "Feb deals").exit_code == 0
+    assert invoke("approve", run, "--by", "Lan").exit_code == 0
+    outbox = tmp_path / "outbox"
+    dry = invoke("send", run, "--dry-run", "--outbox", outbox, env={"KPIREPORT_SMTP_FROM":
+                                                                    SENDER})
+    assert dry.exit_code == 0, dry.output
+    bob = parsed((outbox / "employees__E2__bob@x.example.eml").read_bytes())
+    assert bob["Subject"] == "Correction: Performance review: Bob · February 2026"
+    text = bob.get_body(("plain",)).get_content()
+    assert "- Your bonus changed.\n- Your recommended salary changed.\n- Your band changed." \
+        in text and "- The attached review has the new figures." in text
+    assert "$" not in text and "%" not in text
+    alice = parsed((outbox / "employees__E1__alice@x.example.eml").read_bytes())
+    assert not alice["Subject"].startswith("Correction")
