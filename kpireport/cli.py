@@ -10,6 +10,7 @@ import click
 
 from kpireport import __version__
 from kpireport.errors import KpireportError
+from kpireport.options import FORMATS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -207,35 +208,30 @@ def check(book: Path, fmt: str, show_all: bool, annotate: str | None) -> None:
 
 def _formats(value: str) -> tuple[str, ...]:
     items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
-    bad = [v for v in items if v not in ("html", "pdf")]
+    bad = [v for v in items if v not in FORMATS]
     if bad or not items:
         raise click.BadParameter(f"{value!r}: use html, pdf or html,pdf")
     return items
 
 
-def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
-              workers: int | None, dask: str | None, archive: bool = False,
-              reopen: tuple[str | None, str | None] | None = None):
+def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
+              templates: Path | None, workers: int | None, dask: str | None,
+              archive: bool = False, reopen: tuple[str | None, str | None] = (None, None)):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from kpireport import api
+    from kpireport.options import BuildOptions
 
-    submit = None
-    if dask:
-        from kpireport.cluster import dask_submitter
-
-        submit = dask_submitter(dask)
+    options = BuildOptions(out=out, period=_month(period), formats=_formats(fmt),
+                           templates=templates, workers=workers, dask=dask, archive=archive,
+                           report_timeout=_report_timeout(), reopen_by=reopen[0],
+                           reopen_note=reopen[1])
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
                   disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("Rendering reports", total=None)
-        result = api.build(book, out=out, period=_month(period), formats=_formats(fmt),
-                           templates=templates, workers=workers, submit=submit,
-                           on_start=lambda n: bar.update(task, total=n),
-                           progress=lambda name: bar.advance(task),
-                           report_timeout=_report_timeout(), archive=archive,
-                           reopen_by=reopen[0] if reopen else None,
-                           reopen_note=reopen[1] if reopen else None)
+        result = api.build(book, options, on_start=lambda n: bar.update(task, total=n),
+                           progress=lambda name: bar.advance(task))
     if result.failures:
         for _name, message in sorted(result.failures.items()):
             click.echo(f"Error: {message}", err=True)
@@ -300,7 +296,7 @@ def build(book: Path, period: str | None, out: Path, fmt: str, templates: Path |
         raise click.UsageError("--reopen needs --by NAME and --note TEXT (who reopens the "
                                "period, and why)")
     _do_build(book, period, out, fmt, templates, workers, dask, archive,
-              reopen=(by, note) if reopen else None)
+              reopen=(by, note) if reopen else (None, None))
 
 
 SMTP_OPTIONS = [
@@ -324,19 +320,19 @@ DRY_RUN_SENDER = "kpireport@example.invalid"  # a preview needs no real sender (
 
 
 def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path | None,
-             resend: bool, smtp: dict, templates: Path | None = None,
+             resend: bool, smtp: dict, templates: Path | None = None, book=None,
              test_to: str | None = None, only: str | None = None) -> None:
     import os
 
     from rich.console import Console
     from rich.table import Table
 
-    from kpireport import api, cycle, deliver
+    from kpireport import api
+    from kpireport.options import SendOptions
+    from kpireport.transport import SmtpSettings, SmtpTransport, backoff_from_env
 
     if dry_run and outbox is None:
         raise click.UsageError("--dry-run needs --outbox DIR")
-    from kpireport.outputs import run_lock
-
     sender = smtp.get("sender") or os.environ.get("KPIREPORT_SMTP_FROM")
     if not sender and dry_run:
         sender = DRY_RUN_SENDER
@@ -344,30 +340,20 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
                    f"From: {sender}", err=True)
     if not sender:
         raise click.UsageError("no sender: set KPIREPORT_SMTP_FROM or --from")
-    with run_lock(run_dir, shared=dry_run):
-        book = api.send_book(run_dir, book_path)
-        if not dry_run and test_to is None:
-            cycle.require_approval(run_dir, book.settings.require_approval)
-        plan = deliver.plan_messages(book, run_dir, sender, templates=templates,
-                                     test_to=test_to, only=only)
-        for problem in plan.problems:
-            click.echo(f"Warning: {problem}", err=True)
-        if dry_run:
-            written = deliver.write_outbox(plan, outbox)  # type: ignore[arg-type]
-            click.echo(f"Dry run: wrote {len(written)} message(s) to {outbox}; nothing was "
-                       "sent.")
-            return
-        settings = deliver.SmtpSettings.from_env(dict(os.environ), **smtp)
-        # a test send is never counted as sent
-        ledger = deliver.Ledger(run_dir / deliver.LEDGER) if test_to is None \
-            else cycle.NoLedger()
-        try:
-            outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger,
-                                            sender, resend=resend,
-                                            backoff=deliver.backoff_from_env(dict(os.environ)))
-        finally:
-            ledger.close()
-        cycle.record_send(run_dir, outcome, test_to=test_to, only=only)
+    environ = dict(os.environ)
+    options = SendOptions(sender=sender, book=book_path, templates=templates, dry_run=dry_run,
+                          outbox=outbox, resend=resend, backoff=backoff_from_env(environ),
+                          test_to=test_to, only=only)
+    result = api.send(run_dir, options, book=book,
+                      transport=lambda: SmtpTransport(SmtpSettings.from_env(environ, **smtp)))
+    for problem in result.problems:
+        click.echo(f"Warning: {problem}", err=True)
+    if dry_run:
+        click.echo(f"Dry run: wrote {len(result.outbox)} message(s) to {outbox}; nothing was "
+                   "sent.")
+        return
+    outcome = result.outcome
+    assert outcome is not None
     console = Console(stderr=False, highlight=False)
     table = Table(title="E-mail summary", show_lines=False)
     for column in ("report", "recipient", "result"):
@@ -429,7 +415,8 @@ def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, r
     [--only E003] (subjects marked [TEST]; nothing counted as sent).
     """
     smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
-    _do_send(run_dir, book, dry_run, outbox, resend, smtp, templates, test_to, only)
+    _do_send(run_dir, book, dry_run, outbox, resend, smtp, templates, test_to=test_to,
+             only=only)
 
 
 @main.command(context_settings=CONTEXT)
@@ -468,12 +455,12 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
     if dry_run and do_send:
         raise click.UsageError("use --send or --dry-run, not both")
 
-    _, issues = api.check(book)
-    if any(i.severity == "error" for i in issues):
+    loaded, issues = api.check(book)  # read and validated once, for the build and the send
+    if loaded is None:
         print_issues(book, issues)
         sys.exit(1)
-    result = _do_build(book, period, out, "html,pdf", templates, workers, dask)
-    if do_send and result.results.book.settings.require_approval:
+    result = _do_build((loaded, issues), period, out, "html,pdf", templates, workers, dask)
+    if do_send and loaded.settings.require_approval:
         from kpireport.cycle import EXIT_NOT_APPROVED, approval
 
         state = approval(result.run_dir)
@@ -485,7 +472,7 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
             sys.exit(EXIT_NOT_APPROVED)
     if do_send or dry_run:
         smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
-        _do_send(result.run_dir, book, dry_run, outbox, False, smtp, templates)
+        _do_send(result.run_dir, book, dry_run, outbox, False, smtp, templates, book=loaded)
 
 
 @main.command("diff", context_settings=CONTEXT)

@@ -469,8 +469,8 @@ def record_send(run_dir: Path, outcome, *, test_to: str | None = None,
 # ---------------------------------------------------------------------------- status
 def status(run_dir: str | Path) -> dict:
     """Built, changed, approved, delivered and the audit trail of ``run_dir``; json-able."""
-    from kpireport.deliver import recorded_recipients
     from kpireport.diff import diff_runs
+    from kpireport.messages import recorded_recipients
 
     run_dir = Path(run_dir)
     manifest = check_run(run_dir)

@@ -38,8 +38,9 @@ def input_snapshot(raw) -> dict:
     from kpireport.validate import locate_tables
     from kpireport.workbook import address
 
-    values: list[list[object]] = []
+    sheets: dict[str, list[list[object]]] = {}
     for name, table in locate_tables(raw).items():
+        rows = sheets.setdefault(name, [])
         keys = ROW_KEYS.get(name, ())
         if name == "Actuals" and "period" in table.columns:
             keys = ("owner", "kpi_id", "period")
@@ -56,24 +57,33 @@ def input_snapshot(raw) -> dict:
                 key += f" #{seen[key.casefold()]}"
             row = table.raw.rows[r]
             first = address(r, min(table.columns.get(k, 0) for k in keys) if keys else 0)
-            values.append([name, key, "", first, None])  # the row itself: added / removed
+            values = {}
             for column, col in fields:
                 value = row[col] if col < len(row) else None
                 if not is_blank(value):
-                    values.append([name, key, column, address(r, col), _plain(value)])
+                    values[column] = [address(r, col), _plain(value)]
+            rows.append([key, first, values])
     return {"schema": SCHEMA, "source": {"file": raw.path.name, "sha256": raw.sha256},
-            "values": values}
+            "sheets": sheets}
 
 
-def inputs_bytes(path: str | Path, sha256: str) -> bytes:
-    """``inputs.json`` of the workbook at ``path``; refused if it is no longer the workbook
-    (``sha256``) the build read a moment ago."""
+def inputs_bytes(book) -> bytes:
+    """``inputs.json`` of the workbook ``book`` was read from (its ``source_path``); refused if
+    the file is no longer the workbook (its sha256) the build read a moment ago. (The file is
+    read again rather than kept from the check: ~0.3 s for 1,000 people, against holding every
+    raw cell in memory through the build.)"""
     from kpireport.workbook import read_workbook
 
-    raw = read_workbook(path)
-    if raw.sha256 != sha256:
-        raise KpireportError(f"{path} changed while the reports were being built; build again")
-    return json.dumps(input_snapshot(raw), ensure_ascii=False, separators=(",", ":"),
+    if not book.source_path:  # a Book made in code: nothing to snapshot
+        document = {"schema": SCHEMA, "source": {"file": book.source_file,
+                                                 "sha256": book.source_sha256}, "sheets": None}
+    else:
+        raw = read_workbook(book.source_path)
+        if raw.sha256 != book.source_sha256:
+            raise KpireportError(f"{book.source_path} changed while the reports were being "
+                                 "built; build again")
+        document = input_snapshot(raw)
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"),
                       allow_nan=False).encode("utf-8") + b"\n"
 
 
@@ -113,7 +123,7 @@ def _build_files(where: str | Path) -> tuple[Path, dict, dict | None]:
         raise KpireportError(f"{results_path}: not a kpireport results file ({exc})") from None
     try:
         inputs = json.loads((folder / INPUTS_FILE).read_text(encoding="utf-8"))
-        if inputs.get("schema") != SCHEMA:
+        if inputs.get("schema") != SCHEMA or not isinstance(inputs.get("sheets"), dict):
             inputs = None
     except (OSError, ValueError, AttributeError):
         inputs = None
@@ -153,8 +163,12 @@ def _side(folder: Path, results: dict) -> dict:
 def _input_changes(old: dict, new: dict) -> list[dict]:
     def index(document: dict) -> dict[tuple[str, str, str], tuple[str, str, object]]:
         found = {}
-        for sheet, key, column, cell, value in document.get("values", []):
-            found[(sheet, str(key).casefold(), column)] = (key, cell, value)
+        for sheet, rows in document["sheets"].items():
+            for key, first, values in rows:
+                folded = str(key).casefold()
+                found[(sheet, folded, "")] = (key, first, None)  # the row: added / removed
+                for column, (cell, value) in values.items():
+                    found[(sheet, folded, column)] = (key, cell, value)
         return found
 
     before, after = index(old), index(new)

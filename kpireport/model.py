@@ -148,6 +148,7 @@ class Book:
     comments: tuple[Comment, ...] = ()
     source_file: str = ""
     source_sha256: str = ""
+    source_path: str = field(default="", repr=False, compare=False)  # where it was read from
 
     @property
     def departments(self) -> list[str]:

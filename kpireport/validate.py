@@ -149,7 +149,8 @@ class _Validator:
                     goals=tuple(goals.values()), kpis=tuple(kpis.values()),
                     scorecards=tuple(lines), bands=tuple(bands), actuals=actuals,
                     targets=targets, recipients=recipients, comments=tuple(comments),
-                    source_file=self.raw.path.name, source_sha256=self.raw.sha256)
+                    source_file=self.raw.path.name, source_sha256=self.raw.sha256,
+                    source_path=str(self.raw.path))
         return book, self.log.items
 
     def _locate_sheets(self) -> None:
