@@ -366,6 +366,8 @@ def send(run_dir: str | Path, options: SendOptions | None = None, *,
     elif keys:
         raise KpireportError(f"give send options either as SendOptions or as keywords, not "
                              f"both ({sorted(keys)[0]!r})")
+    if transport is None and not options.dry_run:
+        raise KpireportError("send needs a transport (an SMTP server) unless it is a dry run")
     run_dir = Path(run_dir)
     with run_lock(run_dir, shared=options.dry_run):
         loaded = send_book(run_dir, book if book is not None else options.book)
@@ -378,9 +380,6 @@ def send(run_dir: str | Path, options: SendOptions | None = None, *,
         if options.dry_run:
             written = write_outbox(plan, options.outbox)  # type: ignore[arg-type]
             return SendResult(run_dir, problems, outbox=tuple(written))
-        if transport is None:
-            raise KpireportError("send needs a transport (an SMTP server) unless it is a dry "
-                                 "run")
         if not hasattr(transport, "send"):
             transport = transport()  # type: ignore[operator]
         # a test send is never counted as sent

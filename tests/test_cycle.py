@@ -164,7 +164,7 @@ def test_a_sent_month_is_reopened_and_changed_reports_go_out_as_corrections(mont
                         "Correction: Department review: Sales · February 2026",
                         "Correction: Performance review: Bob · February 2026"]
     bob = next(parsed(raw) for r, raw in corrections if r[0] == "bob@x.example")
-    text = bob.get_body(("plain",)).get_content()
+    text = bob.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert ("This corrects the review sent earlier for February 2026. What changed:\n"
             "- Your bonus changed from $808.22 to $1,212.33.\n"
             "- Your recommended salary changed from $51,500.00 to $52,500.00.\n"
@@ -409,3 +409,24 @@ def test_a_protected_correction_names_what_changed_but_no_figure(make_workbook, 
     assert "$" not in text and "%" not in text
     alice = parsed((outbox / "employees__E1__alice@x.example.eml").read_bytes())
     assert not alice["Subject"].startswith("Correction")
+
+
+def test_the_library_send_holds_the_same_gate(make_workbook, tmp_path):
+    from kpireport import api
+    from kpireport.errors import NotApproved
+    from kpireport.transport import MemoryTransport
+
+    built = api.build(make_workbook("kpis.xlsx"), out=tmp_path / "reports", formats=("pdf",),
+                      workers=1)
+    transport = MemoryTransport()
+    with pytest.raises(NotApproved, match="is not approved: nothing was sent"):
+        api.send(built.run_dir, sender=SENDER, transport=transport)
+    tested = api.send(built.run_dir, sender=SENDER, transport=transport,
+                      test_to="me@test.example", only="COMPANY")
+    assert [rcpts for _, _, rcpts in transport.sent] == [["me@test.example"]]
+    assert tested.outcome.sent == [("company", "me@test.example")]
+    record = cycle.approve(built.run_dir, by="Lan")
+    assert record["n"] == 3 and audit.verify(built.run_dir).records[1]["action"] == "test-send"
+    sent = api.send(built.run_dir, sender=SENDER, transport=transport, only="E2")
+    assert sent.ok and [r for r, _ in sent.outcome.sent] == ["employees/E2", "employees/E2"]
+    assert cycle.status(built.run_dir)["delivery"]["counts"] == {"sent": 2, "not sent": 3}
