@@ -12,16 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from kpireport.catalogue import CATALOGUE, CELL, SEVERITIES, fix_for
+from kpireport.catalogue import CATALOGUE, CELL, SEVERITIES, CatalogueError, fix_for
 
 __all__ = ["Issue", "IssueLog", "CatalogueError", "issue", "flatten", "fix_for", "SEVERITIES"]
-
-
-class CatalogueError(LookupError):
-    """An issue was made with a code, form or fields the catalogue does not have.
-
-    A programming error, never the user's: tests make every form at least once.
-    """
 
 
 @dataclass(frozen=True)
@@ -34,6 +27,7 @@ class Issue:
     cell: str
     text: str  # the message without its place
     where: str = ""  # the place the message begins with ("People!E3", "Settings", "")
+    form: str = ""  # which of the code's message templates
     fields: Mapping[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -82,7 +76,7 @@ def issue(code: str, sheet: str = "", cell: str = "", *, form: str = "",
     if where == CELL and not cell:
         where = "{sheet}"
     return Issue(entry.severity, code, sheet, cell, template.text.format(**fields),
-                 where.format(sheet=sheet, cell=cell, **fields), MappingProxyType(fields))
+                 where.format(sheet=sheet, cell=cell, **fields), form, MappingProxyType(fields))
 
 
 class IssueLog:
