@@ -20,6 +20,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 
@@ -55,7 +56,7 @@ class Form:
     text: str
     where: str = CELL
 
-    @property
+    @cached_property
     def fields(self) -> frozenset[str]:
         """The named fields the message needs (not the issue's sheet and cell)."""
         return (_names(self.text) | _names(self.where)) - PLACE_FIELDS

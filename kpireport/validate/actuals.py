@@ -12,7 +12,8 @@ from kpireport.workbook import address
 
 
 class ActualsChecks(Checks):
-    # ---------------------------------------------------------------- Actuals / Targets
+    """Actuals and Targets rows: owners, KPIs, months, and whose lines they feed."""
+
     def _month_rows(self, name: str, people: dict[str, Person] | None,
                     kpis: dict[str, Kpi], owners: dict[str, str]
                     ) -> dict[tuple[str, str], dict[Month, float]]:

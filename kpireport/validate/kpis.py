@@ -11,7 +11,8 @@ from kpireport.validate.base import KPI_ID, Checks, Table
 
 
 class KpiChecks(Checks):
-    # ---------------------------------------------------------------- KPIs
+    """KPI ids, units, directions, goals, and formulas resolved to their parts."""
+
     def _kpis(self, goals: dict[str, Goal]) -> dict[str, Kpi]:
         table = self.tables["KPIs"]
         read = self._reader(table)

@@ -10,7 +10,8 @@ from kpireport.validate.base import Checks, Table
 
 
 class PeopleChecks(Checks):
-    # ---------------------------------------------------------------- People
+    """People and Goals: unique ids, resolved managers and parent goals, no loops."""
+
     def _people(self) -> dict[str, Person]:
         table = self.tables["People"]
         read = self._reader(table)

@@ -8,6 +8,8 @@ from kpireport.workbook import address
 
 
 class PercentChecks(Checks):
+    """Percent values typed as whole numbers, judged against their line."""
+
     def _percent_slips(self, kpis: dict[str, Kpi], lines: list[ScorecardLine],
                        actuals: dict[tuple[str, str], dict[Month, float]],
                        targets: dict[tuple[str, str], dict[Month, float]]) -> None:

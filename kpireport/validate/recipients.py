@@ -10,6 +10,8 @@ from kpireport.validate.base import TOKENS, Checks
 
 
 class RecipientChecks(Checks):
+    """Recipients (report, scope, addresses) and Comments."""
+
     def _recipients(self, people: dict[str, Person]) -> tuple[Recipient, ...] | None:
         table = self.tables.get("Recipients")
         if table is None:

@@ -10,6 +10,8 @@ from kpireport.validate.base import WEIGHT_TOLERANCE, Checks, Table
 
 
 class ScorecardChecks(Checks):
+    """Scorecards lines: owner, KPI, weight, target and bounds in order."""
+
     def _scorecards(self, people: dict[str, Person], kpis: dict[str, Kpi]
                     ) -> list[ScorecardLine]:
         table = self.tables["Scorecards"]

@@ -9,6 +9,8 @@ from kpireport.validate.base import Checks
 
 
 class SettingsChecks(Checks):
+    """Settings values, the Bands table, and which month is reported."""
+
     def _settings(self) -> Settings | None:
         table = self.tables["Settings"]
         read = self._reader(table)

@@ -10,6 +10,8 @@ from kpireport.workbook import RawSheet, address
 
 
 class StructureChecks(Checks):
+    """Which sheets and columns are there, and cells Excel could not compute."""
+
     def _structure(self) -> bool:
         """Locate the sheets; False when a required sheet or column is missing."""
         self._locate_sheets()
