@@ -74,8 +74,9 @@ class Entry:
 
 def _entry(code: str, row: dict) -> Entry:
     unknown = set(row) - _KEYS
-    if unknown or not {"severity", "title", "fix"} <= set(row):
-        raise CatalogueError(f"{TABLE.name} [{code}]: keys {sorted(row)}")
+    if unknown or not {"severity", "title", "fix"} <= set(row) \
+            or row["severity"] not in SEVERITIES or row.get("stage", "check") not in STAGES:
+        raise CatalogueError(f"{TABLE.name} [{code}]: {row}")
     texts = dict(row.get("messages", {}))
     if "message" in row:
         texts = {"": row["message"], **texts}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from kpireport.catalogue import CATALOGUE, CELL, SEVERITIES, CatalogueError, fix_for
 
@@ -28,6 +27,7 @@ class Issue:
     text: str  # the message without its place
     where: str = ""  # the place the message begins with ("People!E3", "Settings", "")
     form: str = ""  # which of the code's message templates
+    # the values the message was filled from (a plain dict, so that issues pickle)
     fields: Mapping[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -76,7 +76,7 @@ def issue(code: str, sheet: str = "", cell: str = "", *, form: str = "",
     if where == CELL and not cell:
         where = "{sheet}"
     return Issue(entry.severity, code, sheet, cell, template.text.format(**fields),
-                 where.format(sheet=sheet, cell=cell, **fields), form, MappingProxyType(fields))
+                 where.format(sheet=sheet, cell=cell, **fields), form, fields)
 
 
 class IssueLog:

@@ -90,6 +90,16 @@ def test_issue_fills_the_template_and_keeps_the_place_apart():
     assert nowhere.message == "sheet 'Notes' is not a kpireport sheet; ignored"
 
 
+def test_issues_pickle_and_compare_by_place_and_text():
+    """Results (with their issues) go to worker processes and Dask workers."""
+    import pickle
+
+    made = issue("no-actuals", "Scorecards", "B2", owner="E1", kpi="REV")
+    again = pickle.loads(pickle.dumps(made))
+    assert again == made and again.fields == {"owner": "E1", "kpi": "REV"}
+    assert hash(again) == hash(made) and again.message == made.message
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda: issue("weights-sum", "Scorecards", "C2"), "'weights-sum' is not in the catalogue"),
     (lambda: issue("weights-not-100", "Scorecards", "C2", owner="E1", percent=1.0),
