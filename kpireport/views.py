@@ -126,6 +126,7 @@ class ViewBuilder:
         self._directions = {d: self._(label) for d, label in DIRECTION_LABELS.items()}
         self._trend = self._("Year-to-date trend")
         self._charts: dict[tuple[str, str], tuple] | None = None
+        self._short_months: dict[int, str] = {}
         self._kpi_names = {k.kpi_id: k.kpi for k in results.book.kpis}
         self._comments: dict[str, list] = defaultdict(list)
         for c in results.book.comments:
@@ -175,12 +176,18 @@ class ViewBuilder:
         return text(w.target)
 
     def _month_short(self, month: int) -> str:
-        """A sparkline's end label: 'Apr', 'thg 4'."""
-        import datetime as dt
+        """A sparkline's end label: 'Apr', 'thg 4' (a handful of months a build: each is
+        formatted once, not twice for each of 10,000 KPI rows)."""
+        label = self._short_months.get(month)
+        if label is None:
+            import datetime as dt
 
-        from babel.dates import format_date
+            from babel.dates import format_date
 
-        return format_date(dt.date(month // 12, month % 12 + 1, 1), "MMM", locale=self.fmt.locale)
+            label = format_date(dt.date(month // 12, month % 12 + 1, 1), "MMM",
+                                locale=self.fmt.locale)
+            self._short_months[month] = label
+        return label
 
     def _row_scale(self, line: LineResult) -> tuple[float, str] | None:
         """One compact unit for every figure of a KPI row, from its largest (4,12 T ₫ beside

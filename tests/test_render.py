@@ -325,3 +325,52 @@ def test_fast_paths_keep_jinja_rules(tmp_path):
         shadowed = {"d": {"Scorecard": "own _"}}
         assert fast.get_template("shadow.html").render(**shadowed) == \
             slow.get_template("shadow.html").render(**shadowed) == "own _|"
+
+
+def test_compiled_templates_are_kept_in_a_private_cache_folder(tmp_path, monkeypatch):
+    """The cold build loads compiled templates from the user's cache folder; an edited
+    template, another locale or a folder that others can write to never reuse them."""
+    from kpireport import render
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KPIREPORT_CACHE_DIR", str(cache))
+    monkeypatch.setattr(render, "_COMPILED", {})
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "t.html").write_text('{{ _("Scorecard") }}: {{ n }}')
+    env = render._environment("en_US", (templates,))
+    assert env.get_template("t.html").render(n=1) == "Scorecard: 1"
+    (stored,) = (cache / "templates").iterdir()
+    assert (cache / "templates").stat().st_mode & 0o777 == 0o700
+
+    # a new process: nothing in memory, the compiled code comes from the folder
+    monkeypatch.setattr(render, "_COMPILED", {})
+    stored.write_bytes(stored.read_bytes().replace(b"Scorecard", b"Scorec4rd"))
+    assert render._environment("en_US", (templates,)).get_template("t.html").render(n=2) \
+        == "Scorec4rd: 2"  # (tampered with here only to prove the file is what runs)
+    # another locale compiles its own translation; an edited template compiles again
+    assert render._environment("vi_VN", (templates,)).get_template("t.html").render(n=3) \
+        == "Thẻ điểm: 3"
+    (templates / "t.html").write_text('{{ _("Scorecard") }} = {{ n }}')
+    assert render._environment("en_US", (templates,)).get_template("t.html").render(n=4) \
+        == "Scorecard = 4"
+
+    (cache / "templates").chmod(0o777)
+    assert render.cache_folder() is None
+    monkeypatch.setenv("KPIREPORT_CACHE_DIR", "off")
+    assert render.cache_folder() is None
+
+
+def test_reports_are_the_same_from_a_warm_template_cache(make_workbook, tmp_path, monkeypatch):
+    from kpireport import render
+
+    book = make_workbook("spec.xlsx")
+    monkeypatch.setenv("KPIREPORT_CACHE_DIR", str(tmp_path / "cache"))
+    built = []
+    for run in ("cold", "warm"):
+        monkeypatch.setattr(render, "_COMPILED", {})
+        result = api.build(book, out=tmp_path / run, formats=("html",), workers=1)
+        built.append({p.relative_to(result.run_dir): p.read_bytes()
+                      for p in result.run_dir.rglob("*.html")})
+    assert len(built[0]) == 5 and built[0] == built[1]
+    assert len(list((tmp_path / "cache" / "templates").iterdir())) >= 6
