@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +143,7 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
     from kpireport import render
     from kpireport.deliver import RECIPIENTS_FILE, recipients_record
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
-    from kpireport.results import payroll_csv, results_json_bytes, results_xlsx
+    from kpireport.results import start_results_files
 
     run_dir = staging.run_dir
     old_keys = read_cache(run_dir)
@@ -154,18 +153,13 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
              or not all((run_dir / name).exists() for name in expected[v["file"]])]
     if on_start:
         on_start(len(fresh))
-    # The results files are made in a thread while the reports render in other processes
-    # (or on a cluster); this process is otherwise only waiting for them.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-files") as pool:
-        results_files = pool.submit(lambda: {
-            "results.json": results_json_bytes(results), "results.xlsx": results_xlsx(results),
-            "payroll.csv": payroll_csv(results)})
-        if "pdf" not in formats and workers is None:
-            workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
-        outcome = render.render_views(fresh, formats, dirs, workers=workers,
-                                      progress=progress, submit=submit,
-                                      timeout=report_timeout)
-        files = results_files.result()
+    # The results files are made beside the reports (on another core where it can).
+    results_files = start_results_files(results)
+    if "pdf" not in formats and workers is None:
+        workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
+    outcome = render.render_views(fresh, formats, dirs, workers=workers, progress=progress,
+                                  submit=submit, timeout=report_timeout)
+    files = results_files()
     if outcome.failures:
         return BuildResult(run_dir, results, [], len(fresh), len(views) - len(fresh),
                            outcome.failures, issues)

@@ -142,3 +142,27 @@ def test_failed_build_leaves_previous_files(make_workbook, tmp_path):
     assert "employee.html, line 1" in result.failures["employees/E1"]
     after = {p: p.read_bytes() for p in (out / "2026-02").rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_results_files_made_beside_the_reports_are_the_same_bytes(acme, monkeypatch):
+    """start_results_files makes them in a forked child (Linux) or a thread; either way the
+    caller gets what results_files makes, and the child's error is raised in the caller."""
+    import os
+
+    from kpireport import results as module
+
+    wait = module.start_results_files(acme)
+    files = wait()
+    assert files["results.json"] == module.results_json_bytes(acme)
+    assert files["payroll.csv"] == payroll_csv(acme)
+    sheets = openpyxl.load_workbook(io.BytesIO(files["results.xlsx"])).sheetnames
+    assert sheets == ["Owners", "KPI lines"]
+
+    parent = os.getpid()
+
+    def broken(results):
+        raise ValueError(f"no xlsx in {'the child' if os.getpid() != parent else 'here'}")
+
+    monkeypatch.setattr(module, "results_xlsx", broken)
+    with pytest.raises(ValueError, match="no xlsx in here"):
+        module.start_results_files(acme)()
