@@ -14,7 +14,7 @@ from kpireport import charts
 from kpireport.i18n import COMPACT_FROM, Formatter
 from kpireport.names import base_name, safe_names
 from kpireport.results import Results, employment
-from kpireport.scoring import LineResult, OwnerScore, Window, status_of
+from kpireport.scoring import LineResult, OwnerScore, Window
 
 
 def N_(message: str) -> str:
@@ -42,11 +42,6 @@ def band_shade(index: int, count: int) -> str:
     if count <= 1:
         return BAND_SHADES[3]
     return BAND_SHADES[round(index * (len(BAND_SHADES) - 1) / (count - 1))]
-
-
-def _mean(values) -> float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) / len(known) if known else None
 
 
 def fraction_places(value: float | None, most: int = 4) -> int:
@@ -351,7 +346,7 @@ class ViewBuilder:
                    None)
         members = [o for o in self.r.owners if o.owner_type == "employee"
                    and o.department == name]
-        team = [o for o in members if o.owner not in self.r.absent]
+        team = list(self.r.departments[name].team)
         team.sort(key=lambda o: (o.ytd_score is None, -(o.ytd_score or 0), o.name))
         review = self._("Department review")
         view = self.common("department", f"{name} — {review}", 1)
@@ -420,26 +415,18 @@ class ViewBuilder:
         employees = [o for o in everyone if o.owner not in self.r.absent]
         departments = []
         s = self.r.book.settings
-        for dept in self.r.book.departments:
-            members = [o for o in employees if o.department == dept]
-            paid = [o for o in everyone if o.department == dept]
-            dept_owner = next((o for o in self.r.owners if o.owner_type == "department"
-                               and o.owner == dept), None)
-            scores = [o.ytd_score for o in members if o.ytd_score is not None]
-            team_avg = sum(scores) / len(scores) if scores else None
-            score = dept_owner.ytd_score if dept_owner else team_avg
+        for dept in self.r.departments.values():
+            paid = [o for o in everyone if o.department == dept.name]
             departments.append({
-                "name": dept, "href": f"departments/{self.slugs[dept]}.html",
-                "score_value": score, "score": self.score(score),
-                "status": self.status(status_of(score, s.rag_green, s.rag_amber)),
-                "team_average": self.score(team_avg), "headcount": len(members),
+                "name": dept.name, "href": f"departments/{self.slugs[dept.name]}.html",
+                "score": self.score(dept.ytd), "status": self.status(dept.status),
+                "team_average": self.score(dept.team_average), "headcount": len(dept.team),
                 "bonus": self.fmt.money(self._bonus_total(paid))})
-        chart_items = [(d["name"], d["score_value"] or 0.0, d["score"],
-                        charts.STATUS_COLOURS[d["status"]["code"]]) for d in departments]
+        chart_items = [(d["name"], dept.ytd or 0.0, d["score"],
+                        charts.STATUS_COLOURS[dept.status])
+                       for d, dept in zip(departments, self.r.departments.values())]
         review = self._("Company review")
         view = self.common("company", f"{s.organization} — {review}", 0)
-        for d in departments:
-            d.pop("score_value")
         total = self._bonus_total(everyone)
         target_total = [self.r.pay[o.owner].target_bonus for o in everyone
                         if o.owner in self.r.pay and self.r.pay[o.owner].target_bonus is not None]
@@ -466,11 +453,7 @@ class ViewBuilder:
 
     def cascade(self) -> list[dict]:
         """Strategic goals → the goals below them → the KPIs serving each, with status."""
-        s = self.r.book.settings
-        lines_by_kpi: dict[str, list[LineResult]] = defaultdict(list)
-        for o in self.r.owners:
-            for ln in o.lines:
-                lines_by_kpi[ln.kpi_id].append(ln)
+        measured = self.r.kpis
         children: dict[str | None, list] = defaultdict(list)
         for g in self.r.book.goals:
             children[g.parent_goal_id].append(g)
@@ -478,22 +461,15 @@ class ViewBuilder:
         def kpis_of(goal_id: str) -> list[dict]:
             found = []
             for kpi in self.r.book.kpis:
-                if kpi.goal_id != goal_id or not lines_by_kpi.get(kpi.kpi_id):
+                rollup = measured.get(kpi.kpi_id)
+                if kpi.goal_id != goal_id or rollup is None:
                     continue
-                lines = lines_by_kpi[kpi.kpi_id]
-                company = next((ln for ln in lines if ln.owner == "COMPANY"), None)
-                scores = [ln.ytd.score for ln in lines if ln.ytd.score is not None]
-                score = company.ytd.score if company else (sum(scores) / len(scores)
-                                                           if scores else None)
-                counts = Counter(ln.ytd.status for ln in lines)
-                found.append({"kpi": kpi.kpi, "score": self.score(score),
-                              "status": self.status(status_of(score, s.rag_green,
-                                                              s.rag_amber)),
-                              "owners": len(lines),
+                found.append({"kpi": kpi.kpi, "score": self.score(rollup.ytd),
+                              "status": self.status(rollup.status),
+                              "owners": rollup.scorecards,
                               "split": " · ".join(
-                                  f"{STATUS_ICONS[c]} {counts[c]} {self._(STATUS_WORDS[c])}"
-                                  for c in ("green", "amber", "red", "none")
-                                  if counts.get(c))})
+                                  f"{STATUS_ICONS[c]} {n} {self._(STATUS_WORDS[c])}"
+                                  for c, n in rollup.by_status)})
             return found
 
         def node(goal, depth: int) -> dict:
@@ -512,26 +488,20 @@ class ViewBuilder:
         the build writes."""
         reports = self._("Reports")
         view = self.common("index", f"{self.r.book.settings.organization} — {reports}", 0)
-        s = self.r.book.settings
         everyone = [o for o in self.r.owners if o.owner_type == "employee"]
         employees = [o for o in everyone if o.owner not in self.r.absent]
         employees.sort(key=lambda o: (o.department or "", o.name))
         company = next((o for o in self.r.owners if o.owner_type == "company"), None)
         total = self._bonus_total(everyone)  # with leavers' pro-rated bonus, as payroll.csv
         departments = []
-        for dept in self.r.book.departments:
-            members = [o for o in employees if o.department == dept]
-            own = next((o for o in self.r.owners if o.owner_type == "department"
-                        and o.owner == dept), None)
-            ytd = own.ytd_score if own else _mean(o.ytd_score for o in members)
-            month = own.month_score if own else _mean(o.month_score for o in members)
+        for dept in self.r.departments.values():
             departments.append({
-                "name": dept, **self._links(f"departments/{self.slugs[dept]}", formats),
-                "month_score": self.score(month), "ytd_score": self.score(ytd),
-                "status": self.status(status_of(ytd, s.rag_green, s.rag_amber)),
-                "headcount": len(members),
+                "name": dept.name, **self._links(f"departments/{self.slugs[dept.name]}",
+                                                 formats),
+                "month_score": self.score(dept.month), "ytd_score": self.score(dept.ytd),
+                "status": self.status(dept.status), "headcount": len(dept.team),
                 "bonus": self.fmt.money(self._bonus_total(
-                    [o for o in everyone if o.department == dept]))})
+                    [o for o in everyone if o.department == dept.name]))})
         view.update({
             "file": "index", "index_href": "index.html", "company_href": "company.html",
             "company": {**self._links("company", formats),
