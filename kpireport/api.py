@@ -115,15 +115,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
     run_dir = Path(out) / results.period
-    views = all_views(results, formats)
-    if archive:
-        from kpireport.archive import archive_meta
-        from kpireport.results import results_json
-
-        document = results_json(results)
-        for view in views:
-            if view["kind"] != "index":
-                view["archive"] = archive_meta(document, view)
+    views = all_views(results, formats, archive=archive)
     fingerprint = render.template_fingerprint(dirs)
     with run_lock(run_dir):
         staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this

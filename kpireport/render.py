@@ -275,6 +275,7 @@ def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from kpireport.i18n import translations
+    from kpireport.views import FrozenDict
 
     class ReportEnvironment(ImmutableSandboxedEnvironment):
         """The sandbox, looking up keys of the view-model dicts first: ``k.name`` on a dict
@@ -288,7 +289,8 @@ def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True
         call_binop = _checked_binop
 
         def getattr(self, obj, attribute):
-            if type(obj) is dict and attribute in obj:
+            cls = type(obj)
+            if (cls is FrozenDict or cls is dict) and attribute in obj:
                 return obj[attribute]
             return super().getattr(obj, attribute)
 

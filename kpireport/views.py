@@ -1,8 +1,9 @@
-"""Results → the view model of each report: every label, number and colour resolved here.
+"""Results → the view model of each report: every label and number resolved here.
 
-Templates receive plain dicts of strings (and chart SVG) and only lay them out. The dicts are
-small and picklable, so they travel cheaply to worker processes or a Dask cluster, and their
-JSON is the content hash of the render cache.
+Templates receive read-only dicts of strings, tuples and chart SVG (:class:`FrozenDict`) and
+only lay them out; colours are CSS classes that the templates style. The view models are small
+and picklable, so they travel cheaply to worker processes or a Dask cluster, and their JSON is
+the content hash of the render cache.
 """
 
 from __future__ import annotations
@@ -15,6 +16,36 @@ from kpireport.i18n import COMPACT_FROM, Formatter
 from kpireport.names import base_name, safe_names
 from kpireport.results import Results, employment
 from kpireport.scoring import LineResult, OwnerScore, Window
+
+
+class FrozenDict(dict):
+    """A dict that cannot change: a view model once built (and every dict inside it).
+
+    Templates, ``json`` and ``pickle`` read it as the dict it is; changing it raises
+    TypeError (what a build adds to a view, like its archive copy, is a
+    :class:`ViewBuilder` option).
+    """
+
+    __slots__ = ()
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a view model is read-only: give what it needs to ViewBuilder")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+
+def freeze(value):
+    """``value`` with every dict made a :class:`FrozenDict` and every list a tuple."""
+    cls = type(value)
+    if cls is dict:
+        return FrozenDict({k: freeze(v) for k, v in value.items()})
+    if cls is list or cls is tuple:
+        return tuple([freeze(v) for v in value])
+    return value
 
 
 def N_(message: str) -> str:
@@ -100,9 +131,12 @@ def employee_files(ids: list[str]) -> dict[str, str]:
 class ViewBuilder:
     """Builds the views of one Results, sharing the formatter and lookups."""
 
-    def __init__(self, results: Results, formats: tuple[str, ...] = ("html", "pdf")) -> None:
+    def __init__(self, results: Results, formats: tuple[str, ...] = ("html", "pdf"), *,
+                 archive: bool = False) -> None:
         self.r = results
         self.formats = formats
+        self.archive = archive  # each report but the index carries its archive copy's data
+        self._document: dict | None = None  # results.json, for the archive copies
         s = results.book.settings
         self.fmt = Formatter(s.locale, s.currency)
         self._ = self.fmt.gettext
@@ -116,7 +150,8 @@ class ViewBuilder:
         self.slugs = department_slugs(results.book.departments)
         self.files = employee_files([p.employee_id for p in results.book.people])
         # Per-line pieces that depend only on the locale, built once (10,000 lines a run).
-        self._statuses = {code: {"code": code, "label": self._(label), "icon": STATUS_ICONS[code]}
+        self._statuses = {code: FrozenDict(code=code, label=self._(label),
+                                           icon=STATUS_ICONS[code])
                           for code, label in STATUS_LABELS.items()}
         self._directions = {d: self._(label) for d, label in DIRECTION_LABELS.items()}
         self._trend = self._("Year-to-date trend")
@@ -129,6 +164,18 @@ class ViewBuilder:
                 self._comments[c.owner].append(c)
 
     # ------------------------------------------------------------------ common pieces
+    def _finish(self, view: dict) -> FrozenDict:
+        """The finished, read-only view (with its archive copy's data if the build makes
+        archive copies)."""
+        if self.archive and view["kind"] != "index":
+            from kpireport.archive import archive_meta
+            from kpireport.results import results_json
+
+            if self._document is None:
+                self._document = results_json(self.r)
+            view["archive"] = archive_meta(self._document, view)
+        return freeze(view)
+
     def common(self, kind: str, title: str, depth: int) -> dict:
         s = self.r.book.settings
         up = "../" * depth
@@ -265,7 +312,7 @@ class ViewBuilder:
                 for c in self._comments.get(owner_id, ())]
 
     # ------------------------------------------------------------------ employee
-    def employee(self, owner: OwnerScore) -> dict:
+    def employee(self, owner: OwnerScore) -> FrozenDict:
         person = owner.person
         assert person is not None
         manager = self.people.get(person.manager_id or "")
@@ -282,7 +329,7 @@ class ViewBuilder:
             "no_data": self.no_data(owner),
             "comments": self.comments(owner.owner),
         })
-        return view
+        return self._finish(view)
 
     def pay(self, employee_id: str) -> dict:
         pay = self.r.pay[employee_id]
@@ -341,7 +388,7 @@ class ViewBuilder:
                               payout=self.fmt.percent(high.bonus_payout, 0)))
 
     # ------------------------------------------------------------------ department
-    def department(self, name: str) -> dict:
+    def department(self, name: str) -> FrozenDict:
         own = next((o for o in self.r.owners if o.owner_type == "department" and o.owner == name),
                    None)
         members = [o for o in self.r.owners if o.owner_type == "employee"
@@ -365,7 +412,7 @@ class ViewBuilder:
             "bonus_total": self.fmt.money(self._bonus_total(members)),
             "bonus_total_size": fit(self.fmt.money(self._bonus_total(members))),
         })
-        return view
+        return self._finish(view)
 
     def team_row(self, o: OwnerScore, prefix: str) -> dict:
         pay = self.r.pay.get(o.owner)
@@ -409,7 +456,7 @@ class ViewBuilder:
         return sum(known) if known else None
 
     # ------------------------------------------------------------------ company
-    def company(self) -> dict:
+    def company(self) -> FrozenDict:
         own = next((o for o in self.r.owners if o.owner_type == "company"), None)
         everyone = [o for o in self.r.owners if o.owner_type == "employee"]
         employees = [o for o in everyone if o.owner not in self.r.absent]
@@ -449,7 +496,7 @@ class ViewBuilder:
             "bonus_target_total": self.fmt.money(sum(target_total) if target_total else None),
             "comments": self.comments("COMPANY"),
         })
-        return view
+        return self._finish(view)
 
     def cascade(self) -> list[dict]:
         """Strategic goals → the goals below them → the KPIs serving each, with status."""
@@ -482,7 +529,7 @@ class ViewBuilder:
         return [node(g, 0) for g in children.get(None, [])]
 
     # ------------------------------------------------------------------ index
-    def index(self, formats: tuple[str, ...] = ("html", "pdf")) -> dict:
+    def index(self, formats: tuple[str, ...] = ("html", "pdf")) -> FrozenDict:
         """The landing page: totals, every department's and person's month and year-to-date
         score, status, band and bonus, with links to the HTML and PDF of every report that
         the build writes."""
@@ -515,7 +562,7 @@ class ViewBuilder:
                           for o in employees],
             "files": ["results.json", "results.xlsx", "payroll.csv"],
         })
-        return view
+        return self._finish(view)
 
     @staticmethod
     def _links(stem: str, formats: tuple[str, ...]) -> dict:
@@ -535,7 +582,7 @@ def report_specs(results: Results) -> list[tuple[str, str]]:
 
 
 def build_view(builder: ViewBuilder, spec: tuple[str, str],
-               formats: tuple[str, ...] = ("html", "pdf")) -> dict:
+               formats: tuple[str, ...] = ("html", "pdf")) -> FrozenDict:
     kind, subject = spec
     if kind == "employee":
         return builder.employee(builder.r.owner(subject))
@@ -544,8 +591,9 @@ def build_view(builder: ViewBuilder, spec: tuple[str, str],
     return builder.company() if kind == "company" else builder.index(formats)
 
 
-def all_views(results: Results, formats: tuple[str, ...] = ("html", "pdf")) -> list[dict]:
+def all_views(results: Results, formats: tuple[str, ...] = ("html", "pdf"), *,
+              archive: bool = False) -> list[FrozenDict]:
     """Every report of a build, in the order of :func:`report_specs` (the index links to the
-    files of ``formats``)."""
-    builder = ViewBuilder(results, formats)
+    files of ``formats``; with ``archive`` each other report has its archive copy's data)."""
+    builder = ViewBuilder(results, formats, archive=archive)
     return [build_view(builder, spec, formats) for spec in report_specs(results)]

@@ -268,6 +268,32 @@ def test_all_views_are_small_and_picklable(make_workbook):
     assert all(len(pickle.dumps(v)) < 50_000 for v in views)
 
 
+def test_views_are_read_only_all_the_way_down(make_workbook):
+    import pickle
+
+    from kpireport.views import FrozenDict
+
+    results = spec_results(make_workbook)
+    views = all_views(results)
+    employee = next(v for v in views if v["kind"] == "employee")
+    for change in (lambda: employee.__setitem__("title", "x"), lambda: employee.pop("title"),
+                   lambda: employee.update(title="x"), lambda: employee["person"].clear(),
+                   lambda: employee["kpis"][0]["month"].setdefault("score", "x"),
+                   lambda: employee["kpis"][0]["ytd"]["status"].__delitem__("code")):
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    assert type(employee["kpis"]) is tuple and type(employee["kpis"][0]) is FrozenDict
+    copy = pickle.loads(pickle.dumps(employee))  # to worker processes and Dask
+    assert copy == employee and type(copy) is FrozenDict
+    assert type(copy["kpis"][0]["ytd"]["status"]) is FrozenDict
+    # what a build adds is an option of the builder: the archive copy's data
+    archived = all_views(results, archive=True)
+    assert [v["archive"]["file"] for v in archived if v["kind"] != "index"] == [
+        "archive/company.pdf", "archive/departments-sales.pdf", "archive/employees-E1.pdf",
+        "archive/employees-E2.pdf"]
+    assert "archive" not in archived[-1] and "archive" not in employee
+
+
 @pytest.mark.parametrize("sample", ["acme", "onlinecrm"])
 def test_fast_paths_render_what_stock_jinja_renders(sample):
     """Two fast paths change how templates compile: _("literal") is translated at compile
