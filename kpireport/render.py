@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -27,6 +28,8 @@ from kpireport.errors import TemplateError
 TEMPLATES = {"employee": "employee.html", "department": "department.html",
              "company": "company.html", "index": "index.html"}
 PRINT_CSS = "print.css"
+CHARTS_CSS = "charts.css"
+_SVG_START = re.compile(r"<svg\b[^>]*>")
 
 
 def builtin_templates() -> Path:
@@ -410,6 +413,7 @@ class Renderer:
     _css: object | None = None
     _fonts: object | None = None
     _fetcher: SafeFetcher | None = None
+    _chart_style: str | None = None
 
     def env(self, locale: str):
         if locale not in self._envs:
@@ -420,6 +424,13 @@ class Renderer:
         template = self.env(view["locale"]).get_template(TEMPLATES[view["kind"]])  # type: ignore[attr-defined]
         return template.render(**view, for_pdf=for_pdf)
 
+    def _template_file(self, name: str) -> Path:
+        path = next(d / name for d in self.dirs if (d / name).exists())
+        if not inside(path, self.dirs):
+            raise TemplateError(f"template {name}: it is a link outside the template "
+                                "folders; kpireport does not read it")
+        return path
+
     def _print_setup(self):
         if self._css is None:
             from weasyprint import CSS
@@ -427,19 +438,22 @@ class Renderer:
 
             self._fetcher = SafeFetcher(self.dirs)
             self._fonts = FontConfiguration()
-            css_path = next(d / PRINT_CSS for d in self.dirs if (d / PRINT_CSS).exists())
-            if not inside(css_path, self.dirs):
-                raise TemplateError(f"template {PRINT_CSS}: it is a link outside the template "
-                                    "folders; kpireport does not read it")
-            self._css = CSS(filename=str(css_path), url_fetcher=self._fetcher.fetcher,
-                            font_config=self._fonts)
+            self._css = CSS(filename=str(self._template_file(PRINT_CSS)),
+                            url_fetcher=self._fetcher.fetcher, font_config=self._fonts)
+            css = self._template_file(CHARTS_CSS).read_text(encoding="utf-8")
+            self._chart_style = "<style>" + css.replace("<", "\\3C ") + "</style>"
         return self._css, self._fonts, self._fetcher
 
     def layout(self, html: str):
-        """The laid-out WeasyPrint document of one report's print HTML."""
+        """The laid-out WeasyPrint document of one report's print HTML.
+
+        WeasyPrint styles an inline SVG only from a <style> inside it, never from the page,
+        so charts.css goes into each chart; browsers read it from the page."""
         from weasyprint import HTML
 
         css, fonts, fetcher = self._print_setup()
+        style = self._chart_style
+        html = _SVG_START.sub(lambda m: m.group(0) + style, html)
         return HTML(string=html, base_url=str(self.dirs[0]) + "/",
                     url_fetcher=fetcher.fetcher).render(  # type: ignore[union-attr]
                         stylesheets=[css], font_config=fonts)

@@ -59,9 +59,9 @@ STATUS_ICONS = {"green": "●", "amber": "▲", "red": "■", "none": "○"}
 # The status as a word after a count: "7 scorecards: ● 2 on track · ▲ 1 at risk".
 STATUS_WORDS = {"green": N_("on track"), "amber": N_("at risk"), "red": N_("off track"),
                 "none": N_("no data")}
-# Band colours follow the band order (light to dark blue), never the status colours: a
-# middle band ("Meets") must not look like "At risk".
-BAND_SHADES = ("#dbe7f3", "#b3cde6", "#84aed5", "#5a8fc2", "#3470aa", "#1f4e80", "#12345a")
+# Band bars are shaded in band order (charts.css: shade-0 light … shade-6 dark blue), never
+# in the status colours: a middle band ("Meets") must not look like "At risk".
+BAND_SHADES = 7
 LEVEL_LABELS = {"strategic": N_("strategic"), "tactical": N_("tactical"),
                 "operational": N_("operational")}
 DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is better"),
@@ -69,10 +69,10 @@ DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is bett
 
 
 def band_shade(index: int, count: int) -> str:
-    """The colour of band ``index`` of ``count``: evenly spread from light to dark blue."""
+    """The shade class of band ``index`` of ``count``: evenly spread from light to dark."""
     if count <= 1:
-        return BAND_SHADES[3]
-    return BAND_SHADES[round(index * (len(BAND_SHADES) - 1) / (count - 1))]
+        return "shade-3"
+    return f"shade-{round(index * (BAND_SHADES - 1) / (count - 1))}"
 
 
 def fraction_places(value: float | None, most: int = 4) -> int:
@@ -432,9 +432,9 @@ class ViewBuilder:
         items = []
         for i, band in enumerate(names):
             if counts.get(band) or band != self._("No score"):
-                colour = "#e6e8eb" if band == self._("No score") else \
+                shade = "no-score" if band == self._("No score") else \
                     band_shade(i, len(names) - 1)
-                items.append((band, counts.get(band, 0), str(counts.get(band, 0)), colour))
+                items.append((band, counts.get(band, 0), str(counts.get(band, 0)), shade))
         return {"svg": charts.bars(items, self._("Band distribution"), width=340, row=18,
                                    label_w=130),
                 "rows": [{"band": n, "count": c} for n, c, _, _ in items]}
@@ -469,8 +469,7 @@ class ViewBuilder:
                 "score": self.score(dept.ytd), "status": self.status(dept.status),
                 "team_average": self.score(dept.team_average), "headcount": len(dept.team),
                 "bonus": self.fmt.money(self._bonus_total(paid))})
-        chart_items = [(d["name"], dept.ytd or 0.0, d["score"],
-                        charts.STATUS_COLOURS[dept.status])
+        chart_items = [(d["name"], dept.ytd or 0.0, d["score"], dept.status)
                        for d, dept in zip(departments, self.r.departments.values())]
         review = self._("Company review")
         view = self.common("company", f"{s.organization} — {review}", 0)
