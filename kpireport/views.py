@@ -38,13 +38,18 @@ class FrozenDict(dict):
         return (FrozenDict, (dict(self),))
 
 
+_NESTED = frozenset([dict, list, tuple])
+
+
 def freeze(value):
-    """``value`` with every dict made a :class:`FrozenDict` and every list a tuple."""
+    """``value`` with every dict made a :class:`FrozenDict` and every list a tuple (a
+    FrozenDict is frozen already: the per-line parts are built frozen, not walked again)."""
     cls = type(value)
     if cls is dict:
-        return FrozenDict({k: freeze(v) for k, v in value.items()})
+        return FrozenDict({k: freeze(v) if type(v) in _NESTED else v
+                           for k, v in value.items()})
     if cls is list or cls is tuple:
-        return tuple([freeze(v) for v in value])
+        return tuple([freeze(v) if type(v) in _NESTED else v for v in value])
     return value
 
 
@@ -194,16 +199,15 @@ class ViewBuilder:
         return self.fmt.percent(value, 1)
 
     def window(self, w: Window, line: LineResult, actual: str | None = None,
-               scale: tuple[float, str] | None = None) -> dict:
+               scale: tuple[float, str] | None = None) -> FrozenDict:
         kpi = line.kpi
         if scale is not None:
             actual = self._scaled(w.actual, scale)
         elif actual is None:
             actual = self.fmt.value(w.actual, kpi.unit, kpi.decimals)
-        return {"actual": actual,
-                "target": self._target_text(w, line, scale),
-                "attainment": self.fmt.percent(w.attainment, 1),
-                "score": self.score(w.score), "status": self.status(w.status)}
+        return FrozenDict(actual=actual, target=self._target_text(w, line, scale),
+                          attainment=self.fmt.percent(w.attainment, 1),
+                          score=self.score(w.score), status=self.status(w.status))
 
     def _target_text(self, w: Window, line: LineResult,
                      scale: tuple[float, str] | None = None) -> str:
@@ -253,13 +257,13 @@ class ViewBuilder:
         power, pattern = scale
         return pattern.format(self.fmt.number(value / power, 2))
 
-    def kpi_row(self, line: LineResult) -> dict:
+    def kpi_row(self, line: LineResult) -> FrozenDict:
         kpi = line.kpi
         goal = self.goals.get(line.goal_id or "")
         strategic = self.goals.get(line.strategic_goal_id or "")
         ytd_actual, bullet, spark = self._line_charts(line)
         scale = self._row_scale(line)
-        return {
+        return FrozenDict({
             "kpi_id": kpi.kpi_id, "name": kpi.kpi, "unit": kpi.unit,
             "direction": self._directions[kpi.direction],
             "formula": kpi.formula or "",
@@ -274,7 +278,7 @@ class ViewBuilder:
             "spark": spark,
             "spark_from": self._month_short(line.history[0][0]) if spark else "",
             "spark_to": self._month_short(line.history[-1][0]) if spark else "",
-        }
+        })
 
     def _line_charts(self, line: LineResult) -> tuple:
         """(year-to-date actual as text, bullet chart, sparkline) of a line. The charts of
