@@ -497,11 +497,13 @@ def _init_worker(dirs: tuple[Path, ...], timeout: float | None = None,
     # so they ignore it (no traceback per worker). They die with the main process, however
     # it dies (kill -9 included), instead of finishing their queue for nobody.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent or os.getppid())
+    die_with_parent(parent or os.getppid())
     _WORKER = Renderer(dirs, timeout)
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this process when ``parent`` (the process that started it) ends, however it
+    ends (kill -9 included)."""
     try:  # Linux: the kernel sends SIGKILL when the parent exits
         import ctypes
 

@@ -411,21 +411,25 @@ def start_results_files(results: Results) -> Callable[[], dict[str, bytes]]:
 def _in_child(results: Results) -> Callable[[], dict[str, bytes]]:
     import gc
     import pickle
+    import signal
     import threading
 
     import xlsxwriter  # noqa: F401 (imported here: the child never waits for an import lock)
 
     from kpireport.i18n import translations
+    from kpireport.render import die_with_parent
 
     translations(results.book.settings.locale)
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 1
         try:
             os.close(read_end)
             gc.disable()  # short-lived: a collection would only copy the parent's pages
-            _die_with_parent()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+            die_with_parent(parent)
             data = pickle.dumps(results_files(results), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(write_end, "wb") as out:
                 out.write(data)
@@ -452,12 +456,3 @@ def _in_child(results: Results) -> Callable[[], dict[str, bytes]]:
     return wait
 
 
-def _die_with_parent() -> None:
-    import ctypes
-    import signal
-
-    try:  # Linux: the kernel kills the child when the parent exits
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
