@@ -107,7 +107,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     """
     from kpireport import render
     from kpireport.outputs import Staging, run_lock
-    from kpireport.results import compute
+    from kpireport.results import compute, start_results_files
     from kpireport.views import all_views
 
     unknown = [f for f in formats if f not in FORMATS]
@@ -122,6 +122,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     dirs = render.template_dirs(Path(templates) if templates else None)
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
+    results_files = start_results_files(results)  # beside the views and reports
     run_dir = Path(out) / results.period
     views = all_views(results, formats, archive=archive)
     fingerprint = render.template_fingerprint(dirs)
@@ -130,7 +131,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
         try:
             result = _build_into(staging, book, results, views, issues, formats, dirs,
                                  fingerprint, workers, submit, progress, on_start,
-                                 report_timeout, clock or _utc_now)
+                                 report_timeout, clock or _utc_now, results_files)
         finally:
             staging.discard()
     if passwords is not None and result.ok:
@@ -139,12 +140,11 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
 
 
 def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
-                submit, progress, on_start, report_timeout, clock) -> BuildResult:
+                submit, progress, on_start, report_timeout, clock,
+                results_files) -> BuildResult:
     from kpireport import render
     from kpireport.deliver import RECIPIENTS_FILE, recipients_record
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
-    from kpireport.results import start_results_files
-
     run_dir = staging.run_dir
     old_keys = read_cache(run_dir)
     keys = {v["file"]: render.view_key(v, formats, fingerprint) for v in views}
@@ -153,8 +153,6 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
              or not all((run_dir / name).exists() for name in expected[v["file"]])]
     if on_start:
         on_start(len(fresh))
-    # The results files are made beside the reports (on another core where it can).
-    results_files = start_results_files(results)
     if "pdf" not in formats and workers is None:
         workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
     outcome = render.render_views(fresh, formats, dirs, workers=workers, progress=progress,

@@ -437,20 +437,23 @@ def _in_child(results: Results) -> Callable[[], dict[str, bytes]]:
         finally:
             os._exit(code)
     os.close(write_end)
-    received: list[bytes] = []
+    received: list = []
 
-    def read() -> None:  # drained as it comes, so the child never blocks on a full pipe
+    def read() -> None:
+        # Drained as it comes (the child never blocks on a full pipe), and the child reaped
+        # here: a build that stops before it waits for the files leaves no zombie.
         with os.fdopen(read_end, "rb") as pipe:
-            received.append(pipe.read())
+            data = pipe.read()
+        received.extend([data, os.waitpid(pid, 0)[1]])
 
     reader = threading.Thread(target=read, name="results-files", daemon=True)
     reader.start()
 
     def wait() -> dict[str, bytes]:
         reader.join()
-        _, status = os.waitpid(pid, 0)
-        if status == 0 and received and received[0]:
-            return pickle.loads(received[0])
+        data, status = received
+        if status == 0 and data:
+            return pickle.loads(data)
         return results_files(results)  # the child failed: here, its error is raised
 
     return wait
