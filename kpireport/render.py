@@ -7,7 +7,6 @@ and ``data:`` URIs, and the print stylesheet is parsed once per process.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from kpireport import __version__
+from kpireport import __version__, template_cache
 from kpireport.errors import TemplateError
 
 TEMPLATES = {"employee": "employee.html", "department": "department.html",
@@ -176,101 +175,6 @@ def _code_generator():
     return FastEscapeCodeGenerator
 
 
-# Compiled templates, by cache namespace and Jinja's key, for the life of the process: the
-# build's template check and its renderer share one compilation.
-_COMPILED: dict[str, bytes] = {}
-
-
-def cache_folder() -> Path | None:
-    """The user's folder for kpireport's compiled templates (created private), or None where
-    it cannot be used safely: ``$KPIREPORT_CACHE_DIR``, else ``$XDG_CACHE_HOME/kpireport``,
-    else ``~/.cache/kpireport``; ``KPIREPORT_CACHE_DIR=off`` keeps them in memory only.
-
-    Compiled templates are code that the renderer runs, so the folder must be a real folder
-    owned by this user that nobody else can write to; anything else is not used.
-    """
-    import stat
-
-    configured = os.environ.get("KPIREPORT_CACHE_DIR")
-    if configured == "off" or not hasattr(os, "getuid"):
-        return None
-    if configured:
-        root = Path(configured)
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        root = (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "kpireport"
-    folder = root / "templates"
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = os.lstat(folder)
-    except (OSError, RuntimeError):  # RuntimeError: no home folder
-        return None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() \
-            or stat.S_IMODE(info.st_mode) & 0o022:
-        return None
-    return folder
-
-
-def _cache_namespace(locale: str, fast_paths: bool) -> str:
-    """What a compiled template depends on besides its source (which Jinja checks itself):
-    the versions, this module's code generator and extensions, and the locale's translations
-    (``_("literal")`` is translated into the compiled code)."""
-    import jinja2
-
-    from kpireport.i18n import translations
-
-    catalog = sorted(getattr(translations(locale), "_catalog", {}).items(), key=repr)
-    digest = hashlib.sha256(repr((__version__, jinja2.__version__, locale, fast_paths,
-                                  catalog)).encode())
-    digest.update(Path(__file__).read_bytes())
-    return digest.hexdigest()[:32]
-
-
-def _bytecode_cache(locale: str, fast_paths: bool):
-    """Jinja's bytecode cache for the report environment: compiled templates in memory for
-    the process and in :func:`cache_folder` for the next run (template compilation was a
-    tenth of a cold HTML build of 1,000 people)."""
-    from jinja2.bccache import BytecodeCache
-
-    namespace = _cache_namespace(locale, fast_paths)
-    folder = cache_folder()
-
-    class TemplateCache(BytecodeCache):
-        def _file(self, key: str) -> Path | None:
-            return folder / f"{namespace}-{key}.jinja" if folder is not None else None
-
-        def load_bytecode(self, bucket) -> None:
-            data = _COMPILED.get(namespace + bucket.key)
-            path = self._file(bucket.key)
-            if data is None and path is not None:
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    return
-            if data is not None:
-                bucket.bytecode_from_string(data)  # rejected if the source has changed
-
-        def dump_bytecode(self, bucket) -> None:
-            data = bucket.bytecode_to_string()
-            _COMPILED[namespace + bucket.key] = data
-            path = self._file(bucket.key)
-            if path is None:
-                return
-            import tempfile
-
-            try:  # written whole, then renamed: another build never reads half a file
-                handle, name = tempfile.mkstemp(dir=path.parent, prefix=path.name,
-                                                suffix=".tmp")
-                with os.fdopen(handle, "wb") as out:
-                    out.write(data)
-                os.replace(name, path)
-            except OSError:
-                with contextlib.suppress(OSError, UnboundLocalError):
-                    os.unlink(name)
-
-    return TemplateCache()
-
-
 def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True):
     """The report environment of one locale. ``fast_paths=False`` is stock Jinja (compile-time
     translation and the output escape off); tests check both render the same bytes."""
@@ -278,7 +182,7 @@ def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from kpireport.i18n import translations
-    from kpireport.views import FrozenDict
+    from kpireport.viewmodel import FrozenDict
 
     class ReportEnvironment(ImmutableSandboxedEnvironment):
         """The sandbox, looking up keys of the view-model dicts first: ``k.name`` on a dict
@@ -303,7 +207,7 @@ def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True
         extensions=["jinja2.ext.i18n"] + ([_translate_literals(translations(locale).gettext)]
                                           if fast_paths else []),
         trim_blocks=True, lstrip_blocks=True, auto_reload=False,
-        bytecode_cache=_bytecode_cache(locale, fast_paths))
+        bytecode_cache=template_cache.bytecode_cache(locale, fast_paths))
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     return env
 

@@ -271,7 +271,7 @@ def test_all_views_are_small_and_picklable(make_workbook):
 def test_views_are_read_only_all_the_way_down(make_workbook):
     import pickle
 
-    from kpireport.views import FrozenDict
+    from kpireport.viewmodel import FrozenDict
 
     results = spec_results(make_workbook)
     views = all_views(results)
@@ -356,11 +356,11 @@ def test_fast_paths_keep_jinja_rules(tmp_path):
 def test_compiled_templates_are_kept_in_a_private_cache_folder(tmp_path, monkeypatch):
     """The cold build loads compiled templates from the user's cache folder; an edited
     template, another locale or a folder that others can write to never reuse them."""
-    from kpireport import render
+    from kpireport import render, template_cache
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("KPIREPORT_CACHE_DIR", str(cache))
-    monkeypatch.setattr(render, "_COMPILED", {})
+    monkeypatch.setattr(template_cache, "_COMPILED", {})
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "t.html").write_text('{{ _("Scorecard") }}: {{ n }}')
@@ -370,7 +370,7 @@ def test_compiled_templates_are_kept_in_a_private_cache_folder(tmp_path, monkeyp
     assert (cache / "templates").stat().st_mode & 0o777 == 0o700
 
     # a new process: nothing in memory, the compiled code comes from the folder
-    monkeypatch.setattr(render, "_COMPILED", {})
+    monkeypatch.setattr(template_cache, "_COMPILED", {})
     stored.write_bytes(stored.read_bytes().replace(b"Scorecard", b"Scorec4rd"))
     assert render._environment("en_US", (templates,)).get_template("t.html").render(n=2) \
         == "Scorec4rd: 2"  # (tampered with here only to prove the file is what runs)
@@ -382,19 +382,19 @@ def test_compiled_templates_are_kept_in_a_private_cache_folder(tmp_path, monkeyp
         == "Scorecard = 4"
 
     (cache / "templates").chmod(0o777)
-    assert render.cache_folder() is None
+    assert template_cache.cache_folder() is None
     monkeypatch.setenv("KPIREPORT_CACHE_DIR", "off")
-    assert render.cache_folder() is None
+    assert template_cache.cache_folder() is None
 
 
 def test_reports_are_the_same_from_a_warm_template_cache(make_workbook, tmp_path, monkeypatch):
-    from kpireport import render
+    from kpireport import template_cache
 
     book = make_workbook("spec.xlsx")
     monkeypatch.setenv("KPIREPORT_CACHE_DIR", str(tmp_path / "cache"))
     built = []
     for run in ("cold", "warm"):
-        monkeypatch.setattr(render, "_COMPILED", {})
+        monkeypatch.setattr(template_cache, "_COMPILED", {})
         result = api.build(book, out=tmp_path / run, formats=("html",), workers=1)
         built.append({p.relative_to(result.run_dir): p.read_bytes()
                       for p in result.run_dir.rglob("*.html")})
