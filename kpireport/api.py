@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -129,7 +128,7 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
     out, formats, period = options.out, options.formats, options.period
     from kpireport import render
     from kpireport.outputs import Staging, run_lock
-    from kpireport.results import compute
+    from kpireport.results import compute, start_results_files
     from kpireport.views import all_views
 
     if isinstance(source, tuple):
@@ -146,16 +145,9 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
     dirs = render.template_dirs(options.templates)
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
+    results_files = start_results_files(results)  # beside the views and reports
     run_dir = Path(out) / results.period
-    views = all_views(results, formats)
-    if options.archive:
-        from kpireport.archive import archive_meta
-        from kpireport.results import results_json
-
-        document = results_json(results)
-        for view in views:
-            if view["kind"] != "index":
-                view["archive"] = archive_meta(document, view)
+    views = all_views(results, formats, archive=options.archive)
     fingerprint = render.template_fingerprint(dirs)
     with run_lock(run_dir):
         from kpireport.cycle import BuildGate
@@ -168,7 +160,8 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
         try:
             result = _build_into(staging, book, results, views, issues, formats, dirs,
                                  fingerprint, options.workers, submit, progress, on_start,
-                                 options.report_timeout, clock or _utc_now, gate, inputs)
+                                 options.report_timeout, clock or _utc_now, gate, inputs,
+                                 results_files)
         finally:
             staging.discard()
         if result.ok:
@@ -181,13 +174,12 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
 
 
 def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
-                submit, progress, on_start, report_timeout, clock, gate,
-                inputs) -> BuildResult:
+                submit, progress, on_start, report_timeout, clock, gate, inputs,
+                results_files) -> BuildResult:
     from kpireport import render
     from kpireport.diff import INPUTS_FILE
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
     from kpireport.recipients import RECIPIENTS_FILE, recipients_record
-    from kpireport.results import payroll_csv, results_json_bytes, results_xlsx
 
     run_dir = staging.run_dir
     old_keys = read_cache(run_dir)
@@ -197,18 +189,11 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
              or not all((run_dir / name).exists() for name in expected[v["file"]])]
     if on_start:
         on_start(len(fresh))
-    # The results files are made in a thread while the reports render in other processes
-    # (or on a cluster); this process is otherwise only waiting for them.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-files") as pool:
-        results_files = pool.submit(lambda: {
-            "results.json": results_json_bytes(results), "results.xlsx": results_xlsx(results),
-            "payroll.csv": payroll_csv(results)})
-        if "pdf" not in formats and workers is None:
-            workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
-        outcome = render.render_views(fresh, formats, dirs, workers=workers,
-                                      progress=progress, submit=submit,
-                                      timeout=report_timeout)
-        files = results_files.result()
+    if "pdf" not in formats and workers is None:
+        workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
+    outcome = render.render_views(fresh, formats, dirs, workers=workers, progress=progress,
+                                  submit=submit, timeout=report_timeout)
+    files = results_files()
     if outcome.failures:
         return BuildResult(run_dir, results, [], len(fresh), len(views) - len(fresh),
                            outcome.failures, issues)
