@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
@@ -378,15 +378,21 @@ def _value_format(unit: str, decimals: int | None, money: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------- all three
-def results_files(results: Results) -> dict[str, bytes]:
-    """results.json, results.xlsx and payroll.csv of a build, by file name."""
-    return {"results.json": results_json_bytes(results), "results.xlsx": results_xlsx(results),
-            "payroll.csv": payroll_csv(results)}
+def results_files(results: Results, more: Mapping[str, Callable[[], bytes]] | None = None
+                  ) -> dict[str, bytes]:
+    """results.json, results.xlsx and payroll.csv of a build, by file name (and ``more``: other
+    files of the build made beside them, e.g. the input snapshot)."""
+    files = {"results.json": results_json_bytes(results), "results.xlsx": results_xlsx(results),
+             "payroll.csv": payroll_csv(results)}
+    for name, make in (more or {}).items():
+        files[name] = make()
+    return files
 
 
-def start_results_files(results: Results) -> Callable[[], dict[str, bytes]]:
-    """Start making :func:`results_files` beside the caller's own work; the returned function
-    waits for them (and raises what making them raised).
+def start_results_files(results: Results, more: Mapping[str, Callable[[], bytes]] | None = None
+                        ) -> Callable[[], dict[str, bytes]]:
+    """Start making :func:`results_files` (with ``more``) beside the caller's own work; the
+    returned function waits for them (and raises what making them raised).
 
     On Linux they are made in a forked child process, on the other core: they are ~40% of the
     CPU time of a 1,000-person HTML build, and a thread of this process would take that time
@@ -399,16 +405,17 @@ def start_results_files(results: Results) -> Callable[[], dict[str, bytes]]:
 
     if sys.platform.startswith("linux") and hasattr(os, "fork"):
         try:
-            return _in_child(results)
+            return _in_child(results, more)
         except OSError:
             pass
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-files")
-    future = pool.submit(results_files, results)
+    future = pool.submit(results_files, results, more)
     pool.shutdown(wait=False)
     return future.result
 
 
-def _in_child(results: Results) -> Callable[[], dict[str, bytes]]:
+def _in_child(results: Results, more: Mapping[str, Callable[[], bytes]] | None
+              ) -> Callable[[], dict[str, bytes]]:
     import gc
     import pickle
     import signal
@@ -430,7 +437,7 @@ def _in_child(results: Results) -> Callable[[], dict[str, bytes]]:
             gc.disable()  # short-lived: a collection would only copy the parent's pages
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
             die_with_parent(parent)
-            data = pickle.dumps(results_files(results), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(results_files(results, more), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(write_end, "wb") as out:
                 out.write(data)
             code = 0
@@ -454,7 +461,7 @@ def _in_child(results: Results) -> Callable[[], dict[str, bytes]]:
         data, status = received
         if status == 0 and data:
             return pickle.loads(data)
-        return results_files(results)  # the child failed: here, its error is raised
+        return results_files(results, more)  # the child failed: here, its error is raised
 
     return wait
 
