@@ -8,7 +8,6 @@ tasks of a worker that dies; a build with no worker left fails instead of waitin
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import tempfile
@@ -17,26 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kpireport.errors import KpireportError
+from kpireport.render import bundle_fingerprint, template_bundle
 
 STALL_SECONDS = float(os.environ.get("KPIREPORT_DASK_STALL_SECONDS", "120"))
 _RENDERERS: dict[str, object] = {}
-
-
-def template_bundle(dirs: tuple[Path, ...]) -> dict[str, bytes]:
-    """Every template file by relative path; earlier folders override later ones."""
-    bundle: dict[str, bytes] = {}
-    for folder in reversed(dirs):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                bundle[path.relative_to(folder).as_posix()] = path.read_bytes()
-    return bundle
-
-
-def bundle_key(bundle: dict[str, bytes]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(bundle):
-        digest.update(name.encode() + b"\0" + bundle[name])
-    return digest.hexdigest()[:16]
 
 
 def render_remote(view: dict, formats: tuple[str, ...], key: str,
@@ -75,7 +58,7 @@ def dask_submitter(address: str, *, connect_timeout: float = 10.0,
         with client:
             _check_workers(client, address)
             bundle = template_bundle(dirs)
-            key = bundle_key(bundle)
+            key = bundle_fingerprint(bundle)[:16]
             [shared] = client.scatter([bundle], broadcast=True, hash=False)
             futures = {client.submit(render_remote, view, formats, key, shared, retries=2,
                                      pure=False): view for view in views}

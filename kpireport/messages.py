@@ -177,18 +177,10 @@ def _why_nobody(book: Book) -> str:
 
 
 def _mail_environment(locale: str, dirs: tuple[Path, ...]):
-    from jinja2 import StrictUndefined, select_autoescape
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    """The e-mail templates' environment: the reports' sandbox (render.sandbox)."""
+    from kpireport.render import sandbox
 
-    from kpireport.i18n import translations
-    from kpireport.render import template_loader
-
-    env = ImmutableSandboxedEnvironment(
-        loader=template_loader(dirs),
-        autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
-        extensions=["jinja2.ext.i18n"], keep_trailing_newline=True)
-    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
-    return env
+    return sandbox(dirs, locale, mail=True)
 
 
 def _mail_context(book: Book, kind: str, name: str, period: str, recipients: Recipients,

@@ -175,20 +175,29 @@ def _code_generator():
     return FastEscapeCodeGenerator
 
 
-def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True):
-    """The report environment of one locale. ``fast_paths=False`` is stock Jinja (compile-time
-    translation and the output escape off); tests check both render the same bytes."""
-    from jinja2 import StrictUndefined
+def sandbox(dirs: tuple[Path, ...], locale: str, *, mail: bool = False,
+            fast_paths: bool = True):
+    """The one Jinja sandbox of kpireport's templates, reports and e-mails alike: immutable,
+    strict about undefined names, ``*``/``**`` bounded (:func:`_checked_binop`), templates
+    loaded only from ``dirs`` (:func:`template_loader`), translated in ``locale``.
+
+    Reports (``mail=False``) are HTML, compiled once per locale and cached; ``fast_paths=False``
+    is stock Jinja (compile-time translation and the output escape off) — tests check both
+    render the same bytes. E-mails escape only their .html template and keep the final newline.
+    """
+    from jinja2 import StrictUndefined, select_autoescape
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from kpireport.i18n import translations
     from kpireport.viewmodel import FrozenDict
 
-    class ReportEnvironment(ImmutableSandboxedEnvironment):
-        """The sandbox, looking up keys of the view-model dicts first: ``k.name`` on a dict
-        is an item, and trying (and failing) the attribute first costs an exception each."""
+    fast = fast_paths and not mail
 
-        if fast_paths:
+    class Sandbox(ImmutableSandboxedEnvironment):
+        """Looks up keys of the view-model dicts first: ``k.name`` on a dict is an item, and
+        trying (and failing) the attribute first costs an exception each."""
+
+        if fast:
             code_generator_class = _code_generator()
             escape_output = staticmethod(_escape_output())
 
@@ -201,15 +210,25 @@ def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True
                 return obj[attribute]
             return super().getattr(obj, attribute)
 
-    env = ReportEnvironment(
-        loader=template_loader(dirs), autoescape=True,
-        undefined=StrictUndefined,
-        extensions=["jinja2.ext.i18n"] + ([_translate_literals(translations(locale).gettext)]
-                                          if fast_paths else []),
-        trim_blocks=True, lstrip_blocks=True, auto_reload=False,
-        bytecode_cache=template_cache.bytecode_cache(locale, fast_paths))
-    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    gettext = translations(locale)
+    if mail:
+        env = Sandbox(loader=template_loader(dirs), autoescape=select_autoescape(["html"]),
+                      undefined=StrictUndefined, extensions=["jinja2.ext.i18n"],
+                      keep_trailing_newline=True)
+    else:
+        env = Sandbox(
+            loader=template_loader(dirs), autoescape=True, undefined=StrictUndefined,
+            extensions=["jinja2.ext.i18n"] + ([_translate_literals(gettext.gettext)]
+                                              if fast else []),
+            trim_blocks=True, lstrip_blocks=True, auto_reload=False,
+            bytecode_cache=template_cache.bytecode_cache(locale, fast_paths))
+    env.install_gettext_translations(gettext, newstyle=True)  # type: ignore[attr-defined]
     return env
+
+
+def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True):
+    """The report environment of one locale (see :func:`sandbox`)."""
+    return sandbox(dirs, locale, fast_paths=fast_paths)
 
 
 def check_templates(dirs: tuple[Path, ...], locale: str) -> None:
@@ -228,15 +247,29 @@ def check_templates(dirs: tuple[Path, ...], locale: str) -> None:
             raise TemplateError(f"template {name}: {exc}") from None
 
 
-def template_fingerprint(dirs: tuple[Path, ...]) -> str:
-    """Hash of every template file, for the render cache."""
-    digest = hashlib.sha256(__version__.encode())
-    for folder in dirs:
+def template_bundle(dirs: tuple[Path, ...]) -> dict[str, bytes]:
+    """Every template file by relative path, as a build sees it: earlier folders override
+    later ones; a link that leads outside the folders is left out (it is never read)."""
+    bundle: dict[str, bytes] = {}
+    for folder in reversed(dirs):
         for path in sorted(folder.rglob("*")):
-            if inside(path, dirs) and path.is_file():
-                digest.update(str(path.relative_to(folder)).encode())
-                digest.update(path.read_bytes())
+            if path.is_file() and inside(path, dirs):
+                bundle[path.relative_to(folder).as_posix()] = path.read_bytes()
+    return bundle
+
+
+def bundle_fingerprint(bundle: dict[str, bytes]) -> str:
+    """The hash of a template bundle and this kpireport version: the key of the render cache
+    and of the templates a Dask worker holds."""
+    digest = hashlib.sha256(__version__.encode() + b"\0")
+    for name in sorted(bundle):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(bundle[name]).digest())
     return digest.hexdigest()
+
+
+def template_fingerprint(dirs: tuple[Path, ...]) -> str:
+    """Hash of the templates a build renders with (see :func:`bundle_fingerprint`)."""
+    return bundle_fingerprint(template_bundle(dirs))
 
 
 def _location(exc: BaseException, dirs: tuple[Path, ...]) -> str:

@@ -14,8 +14,10 @@ from collections import Counter, defaultdict
 from kpireport import charts
 from kpireport.i18n import COMPACT_FROM, Formatter
 from kpireport.names import base_name, safe_names
+from kpireport.options import FORMATS
 from kpireport.results import Results, employment
 from kpireport.scoring import LineResult, OwnerScore, Window
+from kpireport.spec import COMPANY
 from kpireport.viewmodel import FrozenDict, freeze
 
 
@@ -102,7 +104,7 @@ def employee_files(ids: list[str]) -> dict[str, str]:
 class ViewBuilder:
     """Builds the views of one Results, sharing the formatter and lookups."""
 
-    def __init__(self, results: Results, formats: tuple[str, ...] = ("html", "pdf"), *,
+    def __init__(self, results: Results, formats: tuple[str, ...] = FORMATS, *,
                  archive: bool = False) -> None:
         self.r = results
         self.formats = formats
@@ -463,7 +465,7 @@ class ViewBuilder:
             "bonus_total": self.fmt.money(total),
             "bonus_total_size": fit(self.fmt.money(total)),
             "bonus_target_total": self.fmt.money(sum(target_total) if target_total else None),
-            "comments": self.comments("COMPANY"),
+            "comments": self.comments(COMPANY),
         })
         return self._finish(view)
 
@@ -498,7 +500,7 @@ class ViewBuilder:
         return [node(g, 0) for g in children.get(None, [])]
 
     # ------------------------------------------------------------------ index
-    def index(self, formats: tuple[str, ...] = ("html", "pdf")) -> FrozenDict:
+    def index(self, formats: tuple[str, ...] = FORMATS) -> FrozenDict:
         """The landing page: totals, every department's and person's month and year-to-date
         score, status, band and bonus, with links to the HTML and PDF of every report that
         the build writes."""
@@ -551,7 +553,7 @@ def report_specs(results: Results) -> list[tuple[str, str]]:
 
 
 def build_view(builder: ViewBuilder, spec: tuple[str, str],
-               formats: tuple[str, ...] = ("html", "pdf")) -> FrozenDict:
+               formats: tuple[str, ...] = FORMATS) -> FrozenDict:
     kind, subject = spec
     if kind == "employee":
         return builder.employee(builder.r.owner(subject))
@@ -560,7 +562,7 @@ def build_view(builder: ViewBuilder, spec: tuple[str, str],
     return builder.company() if kind == "company" else builder.index(formats)
 
 
-def all_views(results: Results, formats: tuple[str, ...] = ("html", "pdf"), *,
+def all_views(results: Results, formats: tuple[str, ...] = FORMATS, *,
               archive: bool = False) -> list[FrozenDict]:
     """Every report of a build, in the order of :func:`report_specs` (the index links to the
     files of ``formats``; with ``archive`` each other report has its archive copy's data)."""

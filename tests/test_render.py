@@ -420,3 +420,38 @@ def test_pdfs_carry_no_links_into_this_machine(sample_run):
             text = b"".join(obj.read_bytes() for obj in pdf.objects
                             if isinstance(obj, pikepdf.Stream))
         assert templates.encode() not in text and templates.encode() not in path.read_bytes()
+
+
+def test_reports_and_e_mails_share_one_sandbox(tmp_path):
+    """E-mail templates get the reports' guards too: no unbounded * or **, no attribute
+    writes, no templates from outside their folders."""
+    from jinja2.exceptions import SecurityError
+
+    (tmp_path / "email_subject.txt").write_text('{{ "x" * 10**8 }}')
+    (tmp_path / "email_body.txt").write_text("{{ 7 ** 100000 }}")
+    for mail in (False, True):
+        env = render.sandbox((tmp_path,), "en_US", mail=mail)
+        with pytest.raises(SecurityError):
+            env.get_template("email_subject.txt").render()
+        with pytest.raises(SecurityError):
+            env.get_template("email_body.txt").render()
+    (tmp_path / "plain.txt").write_text("{{ a }}<b>\n")
+    (tmp_path / "page.html").write_text("{{ a }}<b>\n")
+    mail = render.sandbox((tmp_path,), "en_US", mail=True)
+    assert mail.get_template("plain.txt").render(a="<i>") == "<i><b>\n"  # text: as typed
+    assert mail.get_template("page.html").render(a="<i>") == "&lt;i&gt;<b>\n"
+
+
+def test_one_template_fingerprint_for_the_render_cache_and_dask(tmp_path):
+    outside = tmp_path / "outside.css"
+    outside.write_text("secret")
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "company.html").write_text("a")
+    (folder / "link.css").symlink_to(outside)
+    bundle = render.template_bundle((folder,))
+    assert bundle == {"company.html": b"a"}  # the link out is never read
+    before = render.template_fingerprint((folder,))
+    assert before == render.bundle_fingerprint(bundle)
+    (folder / "company.html").write_text("b")
+    assert render.template_fingerprint((folder,)) != before
