@@ -1,0 +1,484 @@
+"""What the web app does, as calls into the same library functions the CLI makes.
+
+A :class:`Workspace` is one working folder: its workbooks (``FOLDER/*.xlsx``), their runs
+(``FOLDER/reports/<YYYY-MM>``, as ``kpireport build BOOK --out FOLDER/reports`` writes them)
+and a private folder for uploads in progress and annotated copies
+(``FOLDER/.kpireport-web``). Nothing the app needs to remember lives only in memory: runs,
+the send ledger and the audit log are the library's files in the run folder, so a killed
+server loses at most the progress bar of a job.
+
+Building and sending are jobs in a background thread, one at a time for the whole app (a
+second is refused with :class:`Busy`, and the library's run lock refuses a CLI build or send of
+the same run meanwhile).
+
+The managed-month calls (approve, status, test send) go through :func:`_cycle`, the one place
+that knows whether :mod:`kpireport.cycle` is installed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shlex
+import shutil
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kpireport.errors import KpireportError, UnreadableWorkbook
+from kpireport.issues import Issue
+from kpireport.web.security import BOOK_NAME, PERIOD, RUN_FILE, child, safe_stem
+
+PRIVATE = ".kpireport-web"
+OUT = "reports"
+
+
+class Busy(KpireportError):
+    """Another job (a build or a send) is running."""
+
+
+@dataclass
+class Job:
+    """A build or a send in the background: what the progress page shows."""
+
+    id: str
+    kind: str  # build / send / test
+    target: str  # the workbook's name, or the run's period
+    state: str = "running"  # running / done / failed
+    done: int = 0
+    total: int | None = None
+    message: str = ""
+    period: str | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "target": self.target, "state": self.state,
+                "done": self.done, "total": self.total, "message": self.message,
+                "period": self.period}
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    name: str
+    issues: list[Issue]
+    locale: str | None  # the workbook's, when it could be read
+    unreadable: str | None = None  # the one-line answer for a file that is not a workbook
+
+    @property
+    def errors(self) -> int:
+        return sum(i.severity == "error" for i in self.issues)
+
+    @property
+    def warnings(self) -> int:
+        return sum(i.severity == "warning" for i in self.issues)
+
+    @property
+    def valid(self) -> bool:
+        return self.unreadable is None and not self.errors
+
+
+def cli(*words: str | Path) -> str:
+    """The equivalent command line, quoted for a POSIX shell."""
+    return " ".join(shlex.quote(str(w)) for w in ("kpireport", *words))
+
+
+def _cycle():
+    try:
+        from kpireport import cycle
+    except ImportError:
+        return None
+    return cycle
+
+
+class Workspace:
+    """One working folder of workbooks and runs."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder).resolve()
+        if not self.folder.is_dir():
+            raise KpireportError(f"{folder}: no such folder")
+        self.out = self.folder / OUT
+        self.private = self.folder / PRIVATE
+        self._lock = threading.Lock()
+        self.jobs: dict[str, Job] = {}
+        self.current: Job | None = None
+
+    # ------------------------------------------------------------------ files
+    def books(self) -> list[dict]:
+        found = []
+        for path in sorted(self.folder.glob("*.xlsx")):
+            if path.name.startswith((".", "~$")) or not BOOK_NAME.match(path.name) \
+                    or not path.is_file():
+                continue
+            stat = path.stat()
+            found.append({"name": path.name, "size": stat.st_size,
+                          "modified": dt.datetime.fromtimestamp(stat.st_mtime)})
+        return sorted(found, key=lambda b: b["modified"], reverse=True)
+
+    def book(self, name: str) -> Path:
+        path = child(self.folder, name, BOOK_NAME)
+        if not path.is_file():
+            from starlette.exceptions import HTTPException
+
+            raise HTTPException(404, f"No workbook {name} in this folder.")
+        return path
+
+    def runs(self) -> list[dict]:
+        if not self.out.is_dir():
+            return []
+        runs = []
+        for path in sorted(self.out.iterdir(), reverse=True):
+            if PERIOD.match(path.name) and (path / "results.json").is_file():
+                runs.append(self.run_summary(path.name, light=True))
+        return runs
+
+    def run_dir(self, period: str) -> Path:
+        path = child(self.out, period, PERIOD) if self.out.is_dir() else None
+        if path is None or not (path / "results.json").is_file():
+            from starlette.exceptions import HTTPException
+
+            raise HTTPException(404, f"No run {period} in this folder; build it first.")
+        return path
+
+    def run_file(self, period: str, name: str) -> Path:
+        path = child(self.run_dir(period), name, RUN_FILE)
+        if not path.is_file():
+            from starlette.exceptions import HTTPException
+
+            raise HTTPException(404, "No such file.")
+        return path
+
+    # ------------------------------------------------------------------ check
+    def store_upload(self, filename: str, source) -> tuple[str | None, CheckReport]:
+        """Check an uploaded file like ``kpireport check``; keep it under a generated name in
+        the folder when it is a workbook. ``source`` is a binary file object."""
+        import re
+
+        shown = Path(filename.replace("\\", "/")).name
+        if not re.match(r"^[\w .()\-]{1,120}$", shown) or shown.startswith("."):
+            shown = "upload.xlsx"
+        staging = self.private / f"upload-{secrets.token_hex(8)}"
+        staging.mkdir(parents=True)
+        try:
+            path = staging / shown
+            with path.open("wb") as handle:
+                shutil.copyfileobj(source, handle, 2**20)
+            report = self._check(path)
+            if report.unreadable is not None:
+                return None, report
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            name = f"{safe_stem(shown)}-{stamp}-{secrets.token_hex(3)}.xlsx"
+            os.replace(path, self.folder / name)
+            return name, CheckReport(name, report.issues, report.locale)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def check(self, name: str) -> CheckReport:
+        return self._check(self.book(name))
+
+    @staticmethod
+    def _check(path: Path) -> CheckReport:
+        from kpireport import api
+
+        try:
+            book, issues = api.check(path)
+        except UnreadableWorkbook as exc:
+            return CheckReport(path.name, [], None, f"Error: {exc}")
+        locale = book.settings.locale if book is not None else None
+        return CheckReport(path.name, issues, locale)
+
+    def annotated(self, name: str) -> Path:
+        """A copy of the workbook with every issue marked (``check --annotate``)."""
+        from kpireport import api
+        from kpireport.annotate import annotate_workbook
+
+        path = self.book(name)
+        _, issues = api.check(path)
+        folder = self.private / "annotated"
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / f"{path.stem}.checked.xlsx"
+        out.unlink(missing_ok=True)  # ours alone: no earlier copy to keep
+        return annotate_workbook(path, issues, out).out
+
+    # ------------------------------------------------------------------ jobs
+    def _start(self, kind: str, target: str, work) -> Job:
+        with self._lock:
+            if self.current is not None and self.current.state == "running":
+                raise Busy(f"a {self.current.kind} of {self.current.target} is running; wait "
+                           "for it to finish")
+            job = Job(secrets.token_hex(6), kind, target)
+            self.jobs[job.id] = job
+            self.current = job
+
+        def run() -> None:
+            try:
+                work(job)
+                job.state = "done"
+            except KpireportError as exc:
+                job.state, job.message = "failed", str(exc)
+            except Exception as exc:  # shown on the page, not lost in a thread
+                job.state = "failed"
+                job.message = f"internal error ({type(exc).__name__}: {exc}); this is a bug"
+            finally:
+                job.finished = time.time()
+
+        threading.Thread(target=run, name=f"kpireport-{kind}", daemon=True).start()
+        return job
+
+    def start_build(self, name: str) -> Job:
+        path = self.book(name)
+
+        def work(job: Job) -> None:
+            from kpireport import api
+
+            def started(total: int) -> None:
+                job.total = total
+
+            def advanced(_name: str) -> None:
+                job.done += 1
+
+            result = api.build(path, out=self.out, on_start=started, progress=advanced,
+                               workers=_workers())
+            job.period = result.results.period
+            if result.failures:
+                first = sorted(result.failures.values())[0]
+                raise KpireportError(f"{len(result.failures)} report(s) failed; nothing was "
+                                     f"written (first: {first})")
+            job.message = (f"Rendered {result.rendered} report(s), {result.cached} unchanged")
+
+        return self._start("build", name, work)
+
+    def build_command(self, name: str) -> str:
+        return cli("build", self.book(name), "--out", self.out)
+
+    # ------------------------------------------------------------------ runs
+    def run_summary(self, period: str, *, light: bool = False) -> dict:
+        run_dir = self.run_dir(period)
+        results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+        cards = results.get("scorecards", [])
+        employees = [c for c in cards if c.get("owner_type") == "employee"
+                     and c.get("employment") in (None, "employed")]
+        built = dt.datetime.fromtimestamp((run_dir / "results.json").stat().st_mtime)
+        summary = {
+            "period": period, "organization": results.get("organization", ""),
+            "source": results.get("source", {}).get("file", ""), "built": built,
+            "locale": results.get("locale") or "en_US",
+            "currency": results.get("currency") or "USD",
+            "employees": len(employees),
+            "departments": sum(c.get("owner_type") == "department" for c in cards),
+            "bonus": sum(c.get("bonus") or 0 for c in employees),
+            "bands": _count(c.get("band") or "—" for c in employees),
+            "issues": _count(i.get("severity", "") for i in results.get("issues", [])),
+            "delivery": self.delivery_counts(run_dir),
+            "approval": self.approval(run_dir),
+        }
+        if not light:
+            summary["reports"] = self.reports(run_dir, results)
+            summary["changes"] = self.changes(run_dir)
+        return summary
+
+    @staticmethod
+    def reports(run_dir: Path, results: dict) -> list[dict]:
+        try:
+            record = json.loads((run_dir / "recipients.json").read_text(encoding="utf-8"))
+            entries = record["reports"]
+        except (OSError, ValueError, KeyError):
+            entries = []
+        reports = []
+        for entry in entries:
+            stem = str(entry.get("file", ""))
+            if not RUN_FILE.match(stem + ".html"):
+                continue
+            reports.append({"kind": entry.get("kind", ""), "name": entry.get("name", ""),
+                            "stem": stem, "to": entry.get("to", []), "cc": entry.get("cc", []),
+                            "html": (run_dir / f"{stem}.html").is_file(),
+                            "pdf": (run_dir / f"{stem}.pdf").is_file()})
+        return reports
+
+    @staticmethod
+    def changes(run_dir: Path) -> dict | None:
+        """What changed since the previous build (:func:`kpireport.cycle.status`), or None
+        while that is not installed."""
+        cycle = _cycle()
+        if cycle is None:
+            return None
+        try:
+            return cycle.status(run_dir).get("changes")
+        except KpireportError:
+            return None
+
+    # ------------------------------------------------------------------ approve, send
+    def approval(self, run_dir: Path) -> dict | None:
+        cycle = _cycle()
+        if cycle is not None:
+            try:
+                return cycle.status(run_dir).get("approval")
+            except KpireportError:
+                return None
+        return None
+
+    def approve(self, period: str, by: str, note: str | None) -> None:
+        cycle = _cycle()
+        if cycle is None:
+            raise KpireportError("approval needs kpireport.cycle (issue #15), which this "
+                                 "installation does not have yet")
+        cycle.approve(self.run_dir(period), by=by, note=note or None)
+
+    def approve_command(self, period: str) -> str:
+        return cli("approve", self.run_dir(period), "--by", "NAME", "--note", "TEXT")
+
+    def smtp_summary(self) -> dict:
+        """The SMTP settings the sends will use, for the page (never the password)."""
+        from kpireport import deliver
+
+        environ = dict(os.environ)
+        try:
+            settings = deliver.SmtpSettings.from_env(environ)
+        except KpireportError as exc:
+            return {"ok": False, "problem": str(exc), "sender": environ.get(
+                "KPIREPORT_SMTP_FROM", ""), "password": bool(environ.get(
+                    "KPIREPORT_SMTP_PASSWORD"))}
+        return {"ok": bool(settings.sender), "host": settings.host, "port": settings.port,
+                "security": settings.security, "user": settings.user or "",
+                "sender": settings.sender or "", "password": bool(settings.password),
+                "problem": "" if settings.sender else "no sender: set KPIREPORT_SMTP_FROM"}
+
+    def start_send(self, period: str, *, test_to: str | None = None) -> Job:
+        run_dir = self.run_dir(period)
+        book = self._run_book(run_dir)
+
+        def work(job: Job) -> None:
+            job.period = period
+            outcome = _send(run_dir, book, job, test_to)
+            job.message = (f"{len(outcome.sent)} sent, {len(outcome.skipped)} already sent, "
+                           f"{len(outcome.failed)} failed, {len(outcome.unknown)} unknown")
+            if not outcome.ok:
+                raise KpireportError(job.message)
+
+        return self._start("test" if test_to else "send", period, work)
+
+    def send_command(self, period: str, *, test_to: str | None = None) -> str:
+        run_dir = self.run_dir(period)
+        if test_to:
+            return cli("send", run_dir, "--test-to", test_to)
+        return cli("send", run_dir, "--book", self._run_book(run_dir))
+
+    def _run_book(self, run_dir: Path) -> Path:
+        from kpireport import api
+
+        return api.source_book(run_dir) if not (self.folder / _source(run_dir)).is_file() \
+            else self.folder / _source(run_dir)
+
+    @staticmethod
+    def delivery_counts(run_dir: Path) -> dict[str, int]:
+        return _count(row["state"] for row in delivery_rows(run_dir))
+
+    def status_command(self, period: str) -> str:
+        return cli("status", self.run_dir(period))
+
+
+def delivery_rows(run_dir: Path) -> list[dict]:
+    """Every (report, recipient) of the send ledger with its state, read-only."""
+    from kpireport.deliver import LEDGER
+
+    path = run_dir / LEDGER
+    if not path.is_file():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+        try:
+            rows = db.execute("SELECT report, recipient, state, detail, updated FROM sends "
+                              "ORDER BY report, recipient").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+    return [{"report": r[0], "recipient": r[1], "state": r[2], "detail": r[3],
+             "updated": r[4]} for r in rows]
+
+
+def _send(run_dir: Path, book_path: Path, job: Job, test_to: str | None):
+    """The body of ``kpireport send`` (cli._do_send) with a progress count."""
+    from kpireport import api, deliver
+    from kpireport.outputs import run_lock
+
+    environ = dict(os.environ)
+    settings = deliver.SmtpSettings.from_env(environ)
+    sender = settings.sender
+    if not sender:
+        raise KpireportError("no sender: set KPIREPORT_SMTP_FROM before starting the server")
+    cycle = _cycle()
+    if test_to and cycle is not None and hasattr(cycle, "send"):
+        return cycle.send(run_dir, book=book_path, test_to=test_to, settings=settings,
+                          progress=lambda _r: _advance(job))
+    with run_lock(run_dir):
+        book = api.send_book(run_dir, book_path)
+        plan = deliver.plan_messages(book, run_dir, sender)
+        if test_to:
+            plan = _as_test(plan, deliver.validate_address(test_to))
+        job.total = len(plan.messages)
+        transport = deliver.SmtpTransport(settings)
+        if test_to:  # a test is not a delivery: its ledger is thrown away
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as scratch:
+                ledger = deliver.Ledger(Path(scratch) / "test-ledger.sqlite")
+                try:
+                    return deliver.send_messages(plan, transport, ledger, sender,
+                                                 progress=lambda _r: _advance(job))
+                finally:
+                    ledger.close()
+        ledger = deliver.Ledger(run_dir / deliver.LEDGER)
+        try:
+            return deliver.send_messages(plan, transport, ledger, sender,
+                                         backoff=deliver.backoff_from_env(environ),
+                                         progress=lambda _r: _advance(job))
+        finally:
+            ledger.close()
+
+
+def _as_test(plan, address: str):
+    """Every message of ``plan`` to ``address`` only, its subject marked as a test."""
+    from dataclasses import replace
+
+    from kpireport.deliver import Plan, Recipients
+
+    messages = []
+    for item in plan.messages:
+        message = item.message
+        for header in ("To", "Cc", "Bcc"):
+            del message[header]
+        message["To"] = address
+        subject = message["Subject"]
+        del message["Subject"]
+        message["Subject"] = f"[TEST] {subject}"
+        messages.append(replace(item, recipients=Recipients((address,)), message=message))
+    return Plan(messages, plan.problems)
+
+
+def _advance(job: Job) -> None:
+    job.done += 1
+
+
+def _source(run_dir: Path) -> str:
+    try:
+        return str(json.loads((run_dir / "results.json").read_text())["source"]["file"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _count(values) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def _workers() -> int | None:
+    text = os.environ.get("KPIREPORT_SERVE_WORKERS")
+    return int(text) if text and text.isdigit() and int(text) > 0 else None
