@@ -264,6 +264,8 @@ class Workspace:
         employees = [c for c in cards if c.get("owner_type") == "employee"
                      and c.get("employment") in (None, "employed")]
         built = dt.datetime.fromtimestamp((run_dir / "results.json").stat().st_mtime)
+        state = status(run_dir)
+        rows = delivery(run_dir, state)
         summary = {
             "period": period, "organization": results.get("organization", ""),
             "source": results.get("source", {}).get("file", ""), "built": built,
@@ -274,12 +276,18 @@ class Workspace:
             "bonus": sum(c.get("bonus") or 0 for c in employees),
             "bands": _count(c.get("band") or "—" for c in employees),
             "issues": _count(i.get("severity", "") for i in results.get("issues", [])),
-            "delivery": self.delivery_counts(run_dir),
-            "approval": self.approval(run_dir),
+            "delivery": _count(row["state"] for row in rows),
+            "approval": state.get("approval") if state else None,
+            "require_approval": (state or {}).get("built", {}).get("require_approval")
+            is not False and state is not None,
+            "changes": state.get("changes") if state else None,
+            "cycle": state is not None,
         }
+        summary["sendable"] = not summary["require_approval"] or bool(
+            summary["approval"] and summary["approval"].get("valid"))
         if not light:
             summary["reports"] = self.reports(run_dir, results)
-            summary["changes"] = self.changes(run_dir)
+            summary["rows"] = rows
         return summary
 
     @staticmethod
@@ -300,34 +308,19 @@ class Workspace:
                             "pdf": (run_dir / f"{stem}.pdf").is_file()})
         return reports
 
-    @staticmethod
-    def changes(run_dir: Path) -> dict | None:
-        """What changed since the previous build (:func:`kpireport.cycle.status`), or None
-        while that is not installed."""
-        cycle = _cycle()
-        if cycle is None:
-            return None
-        try:
-            return cycle.status(run_dir).get("changes")
-        except KpireportError:
-            return None
-
     # ------------------------------------------------------------------ approve, send
-    def approval(self, run_dir: Path) -> dict | None:
-        cycle = _cycle()
-        if cycle is not None:
-            try:
-                return cycle.status(run_dir).get("approval")
-            except KpireportError:
-                return None
-        return None
-
     def approve(self, period: str, by: str, note: str | None) -> None:
         cycle = _cycle()
         if cycle is None:
             raise KpireportError("approval needs kpireport.cycle (issue #15), which this "
                                  "installation does not have yet")
         cycle.approve(self.run_dir(period), by=by, note=note or None)
+
+    def revoke(self, period: str, by: str, note: str) -> None:
+        cycle = _cycle()
+        if cycle is None:
+            raise KpireportError("approval needs kpireport.cycle (issue #15)")
+        cycle.revoke(self.run_dir(period), by=by, note=note)
 
     def approve_command(self, period: str) -> str:
         return cli("approve", self.run_dir(period), "--by", "NAME", "--note", "TEXT")
@@ -354,9 +347,13 @@ class Workspace:
 
         def work(job: Job) -> None:
             job.period = period
-            outcome = _send(run_dir, book, job, test_to)
+            outcome = send(run_dir, book, test_to=test_to,
+                           on_plan=lambda n: setattr(job, "total", n),
+                           progress=lambda _report: _advance(job))
             job.message = (f"{len(outcome.sent)} sent, {len(outcome.skipped)} already sent, "
                            f"{len(outcome.failed)} failed, {len(outcome.unknown)} unknown")
+            if test_to:
+                job.message += f" (a test: every message to {test_to}; not counted as sent)"
             if not outcome.ok:
                 raise KpireportError(job.message)
 
@@ -371,18 +368,33 @@ class Workspace:
     def _run_book(self, run_dir: Path) -> Path:
         from kpireport import api
 
-        return api.source_book(run_dir) if not (self.folder / _source(run_dir)).is_file() \
-            else self.folder / _source(run_dir)
-
-    @staticmethod
-    def delivery_counts(run_dir: Path) -> dict[str, int]:
-        return _count(row["state"] for row in delivery_rows(run_dir))
+        name = _source(run_dir)
+        if name and BOOK_NAME.match(name) and (self.folder / name).is_file():
+            return self.folder / name
+        return api.source_book(run_dir)
 
     def status_command(self, period: str) -> str:
         return cli("status", self.run_dir(period))
 
 
-def delivery_rows(run_dir: Path) -> list[dict]:
+def status(run_dir: Path) -> dict | None:
+    """:func:`kpireport.cycle.status` (built, changes, approval, delivery, audit), or None
+    while the managed cycle is not installed."""
+    cycle = _cycle()
+    return cycle.status(run_dir) if cycle is not None else None
+
+
+def delivery(run_dir: Path, state: dict | None = None) -> list[dict]:
+    """Every recipient of the run with its state (sent, failed, not sent …)."""
+    if state is not None:
+        return [{"report": r["report"], "name": r.get("name"), "recipient": r["recipient"],
+                 "state": r["state"], "detail": r.get("detail") or "",
+                 "updated": r.get("updated") or ""}
+                for r in state["delivery"]["recipients"]]
+    return ledger_rows(run_dir)
+
+
+def ledger_rows(run_dir: Path) -> list[dict]:
     """Every (report, recipient) of the send ledger with its state, read-only."""
     from kpireport.deliver import LEDGER
 
@@ -390,7 +402,7 @@ def delivery_rows(run_dir: Path) -> list[dict]:
     if not path.is_file():
         return []
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
         try:
             rows = db.execute("SELECT report, recipient, state, detail, updated FROM sends "
                               "ORDER BY report, recipient").fetchall()
@@ -398,12 +410,14 @@ def delivery_rows(run_dir: Path) -> list[dict]:
             db.close()
     except sqlite3.Error:
         return []
-    return [{"report": r[0], "recipient": r[1], "state": r[2], "detail": r[3],
+    return [{"report": r[0], "name": None, "recipient": r[1], "state": r[2], "detail": r[3],
              "updated": r[4]} for r in rows]
 
 
-def _send(run_dir: Path, book_path: Path, job: Job, test_to: str | None):
-    """The body of ``kpireport send`` (cli._do_send) with a progress count."""
+def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, on_plan=None,
+         progress=None):
+    """What ``kpireport send RUN_DIR --book BOOK [--test-to ADDRESS]`` does, step by step:
+    the approval gate, the messages, the ledger (none for a test), the audit line."""
     from kpireport import api, deliver
     from kpireport.outputs import run_lock
 
@@ -413,37 +427,47 @@ def _send(run_dir: Path, book_path: Path, job: Job, test_to: str | None):
     if not sender:
         raise KpireportError("no sender: set KPIREPORT_SMTP_FROM before starting the server")
     cycle = _cycle()
-    if test_to and cycle is not None and hasattr(cycle, "send"):
-        return cycle.send(run_dir, book=book_path, test_to=test_to, settings=settings,
-                          progress=lambda _r: _advance(job))
     with run_lock(run_dir):
         book = api.send_book(run_dir, book_path)
-        plan = deliver.plan_messages(book, run_dir, sender)
-        if test_to:
-            plan = _as_test(plan, deliver.validate_address(test_to))
-        job.total = len(plan.messages)
-        transport = deliver.SmtpTransport(settings)
-        if test_to:  # a test is not a delivery: its ledger is thrown away
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as scratch:
-                ledger = deliver.Ledger(Path(scratch) / "test-ledger.sqlite")
-                try:
-                    return deliver.send_messages(plan, transport, ledger, sender,
-                                                 progress=lambda _r: _advance(job))
-                finally:
-                    ledger.close()
-        ledger = deliver.Ledger(run_dir / deliver.LEDGER)
+        if cycle is not None and test_to is None:
+            cycle.require_approval(run_dir, getattr(book.settings, "require_approval", True))
+        if cycle is not None:
+            plan = deliver.plan_messages(book, run_dir, sender, test_to=test_to)
+        else:
+            plan = deliver.plan_messages(book, run_dir, sender)
+            if test_to:
+                plan = _as_test(plan, deliver.validate_address(test_to))
+        if on_plan:
+            on_plan(len(plan.messages))
+        if test_to is None:
+            ledger = deliver.Ledger(run_dir / deliver.LEDGER)
+        else:  # a test is not a delivery: nothing is remembered as sent
+            ledger = cycle.NoLedger() if cycle is not None else _NoLedger()
         try:
-            return deliver.send_messages(plan, transport, ledger, sender,
-                                         backoff=deliver.backoff_from_env(environ),
-                                         progress=lambda _r: _advance(job))
+            outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger,
+                                            sender, backoff=deliver.backoff_from_env(environ),
+                                            progress=progress)
         finally:
             ledger.close()
+        if cycle is not None:
+            cycle.record_send(run_dir, outcome, test_to=test_to)
+    return outcome
+
+
+class _NoLedger:
+    def state(self, item, recipient: str) -> None:
+        return None
+
+    def mark(self, item, recipients, state: str, detail: str = "") -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _as_test(plan, address: str):
-    """Every message of ``plan`` to ``address`` only, its subject marked as a test."""
+    """Every message of ``plan`` to ``address`` only, its subject marked as a test (until
+    :mod:`kpireport.cycle` does it in plan_messages)."""
     from dataclasses import replace
 
     from kpireport.deliver import Plan, Recipients

@@ -186,9 +186,8 @@ class App:
     async def deliver(self, request: Request) -> Response:
         period = request.path_params["period"]
         summary = await run_in_threadpool(self.ws.run_summary, period)
-        rows = await run_in_threadpool(actions.delivery_rows, self.ws.run_dir(period))
         return self.page(request, "deliver.html", locale=summary["locale"], run=summary,
-                         rows=rows, smtp=self.ws.smtp_summary(),
+                         rows=summary["rows"], smtp=self.ws.smtp_summary(),
                          approve_command=self.ws.approve_command(period),
                          test_command=self.ws.send_command(period, test_to="ADDRESS"),
                          command=self.ws.send_command(period),
@@ -196,7 +195,11 @@ class App:
 
     async def delivery_json(self, request: Request) -> Response:
         run_dir = self.ws.run_dir(request.path_params["period"])
-        rows = await run_in_threadpool(actions.delivery_rows, run_dir)
+
+        def rows() -> list[dict]:
+            return actions.delivery(run_dir, actions.status(run_dir))
+
+        rows = await run_in_threadpool(rows)
         job = self.ws.current
         return JSONResponse({"rows": rows, "job": job.as_dict() if job else None})
 
@@ -206,7 +209,11 @@ class App:
         by = str(form.get("by") or "").strip()
         if not by:
             raise HTTPException(400, "Type your name to approve.")
-        await run_in_threadpool(self.ws.approve, period, by, str(form.get("note") or ""))
+        note = str(form.get("note") or "")
+        if request.url.path.endswith("/revoke"):
+            await run_in_threadpool(self.ws.revoke, period, by, note)
+        else:
+            await run_in_threadpool(self.ws.approve, period, by, note)
         return RedirectResponse(f"/runs/{period}/deliver", 303)
 
     async def send(self, request: Request) -> Response:
@@ -269,6 +276,7 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8750,
         Route("/runs/{period}/deliver", app.deliver),
         Route("/runs/{period}/delivery.json", app.delivery_json),
         Route("/runs/{period}/approve", app.approve, methods=["POST"]),
+        Route("/runs/{period}/revoke", app.approve, methods=["POST"]),
         Route("/runs/{period}/test-send", app.send, methods=["POST"]),
         Route("/runs/{period}/send", app.send, methods=["POST"]),
         Route("/runs/{period}/files/{file:path}", app.preview),

@@ -19,7 +19,8 @@
     poll(job.getAttribute("data-job"), 400, function (data) {
       if (data.total) { bar.max = data.total; bar.value = data.done; }
       if (data.state === "running") {
-        status.textContent = (data.total ? data.done + " / " + data.total : "…") + " " + (data.message || "");
+        status.textContent = data.total ? job.getAttribute("data-counting") + " " + data.done + " / " + data.total
+                                        : job.getAttribute("data-working");
         return true;
       }
       if (data.state === "done" && data.next) { window.location.assign(data.next); return false; }
@@ -35,11 +36,11 @@
         body.textContent = "";
         data.rows.forEach(function (row) {
           var tr = document.createElement("tr");
-          [row.report, row.recipient, null, row.updated, row.detail].forEach(function (text) {
+          [row.report, row.name || "", row.recipient, null, row.updated || "", row.detail || ""].forEach(function (text) {
             var td = document.createElement("td");
             if (text === null) {
               var badge = document.createElement("span");
-              badge.className = "badge " + row.state; badge.textContent = row.state; td.appendChild(badge);
+              badge.className = "badge " + row.state.replace(/ /g, "-"); badge.textContent = row.state; td.appendChild(badge);
             } else { td.textContent = text; }
             tr.appendChild(td);
           });
