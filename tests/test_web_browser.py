@@ -157,6 +157,14 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         assert "Marcus Chen" in frame.locator("h1").inner_text()
         assert frame.evaluate("1 + 1") == 2  # (evaluate runs outside the page's CSP)
         shot("run-preview")
+        hostile = folder / "reports" / "2026-03" / "employees" / "zz-hostile.html"
+        hostile.write_text("<h1>hostile</h1><script>console.log('PWNED')</script>"
+                           "<img src=x onerror=\"console.log('PWNED')\">")
+        page.goto(base + "/runs/2026-03/files/employees/zz-hostile.html")
+        page.wait_for_selector("h1")
+        page.wait_for_timeout(300)
+        hostile.unlink()
+        page.go_back()
         pdf_link = page.locator(".reportlist li", has_text="Marcus Chen").locator("a.pdf")
         with page.expect_download() as download:
             pdf_link.click()
