@@ -389,9 +389,22 @@ def delivery(run_dir: Path, state: dict | None = None) -> list[dict]:
     if state is not None:
         return [{"report": r["report"], "name": r.get("name"), "recipient": r["recipient"],
                  "state": r["state"], "detail": r.get("detail") or "",
-                 "updated": r.get("updated") or ""}
+                 "updated": when(r.get("updated"))}
                 for r in state["delivery"]["recipients"]]
-    return ledger_rows(run_dir)
+    return [{**row, "updated": when(row["updated"])} for row in ledger_rows(run_dir)]
+
+
+def when(stamp: str | None) -> str:
+    """An ISO 8601 time of the ledger or the audit log as people read it (UTC)."""
+    if not stamp:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if moment.tzinfo else "")
 
 
 def ledger_rows(run_dir: Path) -> list[dict]:

@@ -52,6 +52,7 @@ def _environment(language: str):
     env.filters["megabytes"] = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e5 else \
         f"{n / 1e3:.0f} kB"
     env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M")
+    env.filters["stamp"] = actions.when
     env.filters["number"] = lambda n: Formatter(locale, "USD").number(n)
     return env
 

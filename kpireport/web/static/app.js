@@ -47,6 +47,21 @@
           body.appendChild(tr);
         });
       }
+      var counts = delivery.querySelector("[data-counts]");
+      if (counts && data.rows && data.rows.length) {
+        var tally = {};
+        data.rows.forEach(function (row) { tally[row.state] = (tally[row.state] || 0) + 1; });
+        counts.textContent = "";
+        Object.keys(tally).sort().forEach(function (state) {
+          var badge = document.createElement("span");
+          badge.className = "badge " + state.replace(/ /g, "-");
+          badge.textContent = tally[state] + " " + state;
+          counts.appendChild(badge);
+          counts.appendChild(document.createTextNode(" "));
+        });
+      }
+      var banner = document.querySelector("[data-banner]");
+      if (banner && data.job && data.job.state !== "running") { banner.hidden = true; }
       if (data.job && data.job.kind !== "build") {
         live.textContent = data.job.kind + " " + data.job.state +
           (data.job.total ? " · " + data.job.done + "/" + data.job.total : "") +
