@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kpireport import __version__
 from kpireport.errors import InvalidWorkbook, KpireportError
 from kpireport.issues import Issue
+from kpireport.manifest import FILE_FORMATS, MANIFEST_FILE, Hasher, Manifest, ReportEntry
 from kpireport.model import Book
+from kpireport.spec import COMPANY
 
 if TYPE_CHECKING:
+    from kpireport.manifest import Manifest
     from kpireport.results import Results
 from kpireport.validate import validate
 from kpireport.workbook import read_workbook
@@ -76,6 +80,7 @@ class BuildResult:
     cached: int
     failures: dict[str, str]
     issues: list[Issue]
+    manifest: Manifest | None = None  # None when the build failed
 
     @property
     def ok(self) -> bool:
@@ -87,7 +92,8 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
           workers: int | None = None, submit: Callable | None = None,
           progress: Callable[[str], None] | None = None,
           on_start: Callable[[int], None] | None = None,
-          report_timeout: float | None = 60.0, archive: bool = False) -> BuildResult:
+          report_timeout: float | None = 60.0, archive: bool = False,
+          clock: Callable[[], datetime] | None = None) -> BuildResult:
     """Check, score and write every file of SPEC §4 into ``out/<period>/``.
 
     A report whose inputs (view model, templates, version, formats) are unchanged since the
@@ -96,7 +102,9 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     cluster has its own stall limit). The run folder is replaced as a
     whole (:mod:`kpireport.outputs`): if anything fails — a report, a write, a kill — the
     previous build's folder stays exactly as it was. ``archive`` also writes the PDF/A-3b
-    copies of kpireport.archive into ``archive/``.
+    copies of kpireport.archive into ``archive/``. The run folder's ``manifest.json``
+    (:mod:`kpireport.manifest`, also ``BuildResult.manifest``) lists every file written, with
+    its hash; ``clock`` gives its build time (UTC now by default).
     """
     from kpireport import render
     from kpireport.outputs import Staging, run_lock
@@ -131,7 +139,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
         try:
             result = _build_into(staging, book, results, views, issues, formats, dirs,
                                  fingerprint, workers, submit, progress, on_start,
-                                 report_timeout)
+                                 report_timeout, clock or _utc_now)
         finally:
             staging.discard()
     if passwords is not None and result.ok:
@@ -140,7 +148,7 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
 
 
 def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
-                submit, progress, on_start, report_timeout) -> BuildResult:
+                submit, progress, on_start, report_timeout, clock) -> BuildResult:
     from kpireport import render
     from kpireport.deliver import RECIPIENTS_FILE, recipients_record
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
@@ -169,20 +177,65 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
     if outcome.failures:
         return BuildResult(run_dir, results, [], len(fresh), len(views) - len(fresh),
                            outcome.failures, issues)
+    hasher = Hasher(staging.dir)
     for name, data in files.items():
         staging.write(name, data)
+        hasher.written(name, data)
     for name in sorted(outcome.files):
         staging.write(name, outcome.files[name])
+        hasher.written(name, outcome.files[name])
     staging.write(CACHE_FILE, cache_bytes(keys))
     rendered = {v["file"] for v in fresh}
     staging.keep({name for v in views if v["file"] not in rendered
                   for name in expected[v["file"]]})
-    results_dict = json.loads(files["results.json"])
-    staging.write(RECIPIENTS_FILE, recipients_record(book, results_dict, staging.dir))
+    reports = _manifest_reports(results, views, expected, hasher)
+    record = recipients_record(book, results.scores.period, reports)
+    staging.write(RECIPIENTS_FILE, record)
+    hasher.written(RECIPIENTS_FILE, record)
+    manifest = Manifest(
+        period=results.period, run_dir=run_dir, built_at=clock().isoformat(timespec="seconds"),
+        kpireport_version=__version__, workbook_file=book.source_file,
+        workbook_sha256=book.source_sha256, formats=tuple(formats), reports=reports,
+        data=tuple(hasher.entry(name) for name in (*files, RECIPIENTS_FILE)))
+    staging.write(MANIFEST_FILE, manifest.to_bytes())
     staging.carry_over()
     written = staging.commit()
     return BuildResult(run_dir, results, written, len(fresh), len(views) - len(fresh), {},
-                       issues)
+                       issues, manifest)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _manifest_reports(results: Results, views: list[dict], expected: dict[str, list[str]],
+                      hasher: Hasher) -> tuple[ReportEntry, ...]:
+    """The manifest's entry of every report, in the build's order (views follow
+    :func:`kpireport.views.report_specs`)."""
+    from kpireport.views import report_specs
+
+    s = results.book.settings
+    people = {p.employee_id: p for p in results.book.people}
+    entries = []
+    for (kind, subject), view in zip(report_specs(results), views, strict=True):
+        if kind == "employee":
+            person = people[subject]
+            scope, name, department = subject, person.name, person.department
+        elif kind == "department":
+            scope, name, department = subject, subject, subject
+        elif kind == "company":
+            scope, name, department = COMPANY, s.organization, None
+        else:
+            scope, name, department = "", s.report_title, None
+        files = []
+        for path in expected[view["file"]]:
+            fmt = "archive" if path.startswith("archive/") else path.rsplit(".", 1)[1]
+            entry = hasher.entry(path)
+            if entry is not None:
+                files.append((fmt, entry))
+        entries.append(ReportEntry(kind, scope, name, department, view["file"],
+                                   tuple(sorted(files, key=lambda f: FILE_FORMATS.index(f[0])))))
+    return tuple(entries)
 
 
 def _report_files(view: dict, formats: tuple[str, ...]) -> list[str]:
@@ -197,13 +250,10 @@ def _report_files(view: dict, formats: tuple[str, ...]) -> list[str]:
 
 
 def source_book(run_dir: Path) -> Path:
-    """The workbook named in a build's results.json, looked for where a user would keep it."""
-    import json
+    """The workbook named in a build's manifest, looked for where a user would keep it."""
+    from kpireport.manifest import read_manifest
 
-    try:
-        name = json.loads((Path(run_dir) / "results.json").read_text())["source"]["file"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise KpireportError(f"{run_dir}: no results.json; give the workbook with --book")
+    name = read_manifest(run_dir).workbook_file
     for folder in (Path.cwd(), Path(run_dir).parent, Path(run_dir).parent.parent):
         if (folder / name).is_file():
             return folder / name
@@ -211,19 +261,17 @@ def source_book(run_dir: Path) -> Path:
 
 
 def send_book(run_dir: str | Path, book: str | Path | None = None) -> Book:
-    """The workbook to send ``run_dir`` with: ``book``, or the one named in its results.json;
+    """The workbook to send ``run_dir`` with: ``book``, or the one named in its manifest;
     refused unless it is byte for byte the workbook the run was built from (its sha256)."""
+    from kpireport.manifest import read_manifest
+
     run_dir = Path(run_dir)
-    try:
-        source = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["source"]
-        built_from, built_hash = str(source["file"]), str(source["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise KpireportError(f"{run_dir}: no readable results.json; build the reports "
-                             "first") from None
+    manifest = read_manifest(run_dir)
     path = Path(book) if book is not None else source_book(run_dir)
     loaded, _ = load(path)
-    if loaded.source_sha256 != built_hash:
+    if loaded.source_sha256 != manifest.workbook_sha256:
         raise KpireportError(f"{path} is not the workbook {run_dir} was built from "
-                             f"({built_from}, sha256 {built_hash[:12]}…): send with that "
+                             f"({manifest.workbook_file}, sha256 "
+                             f"{manifest.workbook_sha256[:12]}…): send with that "
                              "workbook, or build again from this one")
     return loaded

@@ -30,8 +30,8 @@ from typing import Protocol
 from kpireport import protect
 from kpireport.cells import EMAIL
 from kpireport.errors import DeliveryError
+from kpireport.manifest import FileEntry, Manifest, ReportEntry, read_manifest, sha256
 from kpireport.model import Book, Person
-from kpireport.spec import COMPANY
 from kpireport.validate import split_addresses
 
 LEDGER = ".send-ledger.sqlite"
@@ -174,95 +174,88 @@ class Plan:
     problems: list[str]  # recipients that could not be resolved
 
 
-def report_entries(book: Book, results: dict, run_dir: Path) -> list[tuple[str, str, str, str]]:
-    """(kind, scope, file stem, display name) for every PDF report of the build."""
-    from kpireport.views import department_slugs, employee_files
-
-    slugs = department_slugs(book.departments)
-    files = employee_files([p.employee_id for p in book.people])
-    entries = []
-    if (run_dir / "company.pdf").exists():
-        entries.append(("company", COMPANY, "company", book.settings.organization))
-    for dept in book.departments:
-        stem = f"departments/{slugs[dept]}"
-        if (run_dir / f"{stem}.pdf").exists():
-            entries.append(("department", dept, stem, dept))
-    for card in results["scorecards"]:
-        if card["owner_type"] == "employee" and card.get("employment") in (None, "employed"):
-            stem = f"employees/{files[card['owner']]}"
-            if (run_dir / f"{stem}.pdf").exists():
-                entries.append(("employee", card["owner"], stem, card["name"]))
-    return entries
-
-
-def recipients_record(book: Book, results: dict, run_dir: Path) -> bytes:
+def recipients_record(book: Book, period: int, reports: tuple[ReportEntry, ...]) -> bytes:
     """RECIPIENTS_FILE of a build: every PDF report with the recipients resolved now.
 
     ``send`` mails these addresses, so a workbook edited after the build (a new manager, a
     changed Recipients sheet) cannot redirect reports that were built (and approved) for
-    others; ``run_dir`` is where the build's PDFs are (its staging folder).
+    others. ``period`` is the report month; ``reports`` the manifest's entries of the build.
     """
-    from kpireport.model import parse_month
+    from kpireport.model import month_label
 
-    resolver = RecipientResolver(book, parse_month(str(results.get("period", ""))))
-    reports = []
-    for kind, scope, stem, name in report_entries(book, results, run_dir):
+    resolver = RecipientResolver(book, period)
+    records = []
+    for report in reports:
+        if report.kind == "index" or report.pdf is None:
+            continue
         try:
-            r = resolver.resolve(kind, scope)
+            r = resolver.resolve(report.kind, report.scope)
         except DeliveryError as exc:  # validation refuses bad addresses; kept as a problem
             r = Recipients((), problems=(str(exc),))
-        reports.append({"kind": kind, "scope": scope, "file": stem, "name": name,
-                        "to": list(r.to), "cc": list(r.cc), "bcc": list(r.bcc),
-                        "problems": list(r.problems)})
-    record = {"schema": "kpireport/recipients@1", "period": results["period"],
-              "source": results["source"], "reports": reports}
+        records.append({"kind": report.kind, "scope": report.scope, "file": report.stem,
+                        "name": report.name, "to": list(r.to), "cc": list(r.cc),
+                        "bcc": list(r.bcc), "problems": list(r.problems)})
+    record = {"schema": "kpireport/recipients@1", "period": month_label(period),
+              "source": {"file": book.source_file, "sha256": book.source_sha256},
+              "reports": records}
     return json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8")
 
 
-def recorded_recipients(run_dir: Path) -> list[tuple[str, str, str, str, Recipients]] | None:
-    """The reports and recipients kept by the build; None for a run folder without them
-    (built by kpireport before 0.x kept them)."""
+def recorded_recipients(run_dir: Path, manifest: Manifest
+                        ) -> list[tuple[ReportEntry, Recipients]]:
+    """The build's PDF reports (manifest entries) with the recipients it recorded for them."""
+    entry = manifest.data_file(RECIPIENTS_FILE)
+    if entry is None:
+        raise DeliveryError(f"{run_dir}: its manifest lists no {RECIPIENTS_FILE}; build again")
     try:
-        record = json.loads((run_dir / RECIPIENTS_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise DeliveryError(f"{run_dir / RECIPIENTS_FILE}: unreadable ({exc}); build "
-                            "again") from None
-    try:
-        return [(r["kind"], r["scope"], r["file"], r["name"],
-                 Recipients(tuple(r["to"]), tuple(r["cc"]), tuple(r["bcc"]),
-                            tuple(r["problems"])))
-                for r in record["reports"]]
-    except (KeyError, TypeError) as exc:
+        record = json.loads(built_file(manifest, entry))
+        recorded = []
+        for r in record["reports"]:
+            report = manifest.report(r["kind"], r["scope"])
+            if report is None or report.pdf is None or report.stem != r["file"]:
+                raise DeliveryError(f"{run_dir / RECIPIENTS_FILE} names a report its "
+                                    f"manifest has no PDF of ({r['file']}); build again")
+            recorded.append((report, Recipients(tuple(r["to"]), tuple(r["cc"]),
+                                                tuple(r["bcc"]), tuple(r["problems"]))))
+        return recorded
+    except (KeyError, TypeError, ValueError) as exc:
         raise DeliveryError(f"{run_dir / RECIPIENTS_FILE}: damaged ({exc}); build "
                             "again") from None
+
+
+def built_file(manifest: Manifest, entry: FileEntry) -> bytes:
+    """The bytes of a file of the build, refused unless they are the ones its manifest lists
+    (a file replaced by a link out of the folder, or edited since the build)."""
+    from kpireport.render import inside
+
+    path = manifest.path(entry)
+    if not inside(path, [Path(os.path.realpath(manifest.run_dir))]):
+        raise DeliveryError(f"{manifest.run_dir}: {entry.path} leads outside the run folder "
+                            "(a link); build again")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DeliveryError(f"{manifest.run_dir}: cannot read {entry.path} "
+                            f"({exc.strerror or exc}); build again") from None
+    if len(data) != entry.size or sha256(data) != entry.sha256:
+        raise DeliveryError(f"{manifest.run_dir}: {entry.path} changed after the build (it "
+                            "is not the file its manifest lists); build again")
+    return data
 
 
 def plan_messages(book: Book, run_dir: Path, sender: str, *,
                   templates: Path | None = None) -> Plan:
     """Build every message of the run folder (nothing is sent).
 
-    Recipients are the ones the build recorded; a run folder without that record (an older
-    build) resolves them from ``book`` now.
+    The reports are the build's manifest's, the recipients the ones the build recorded; a
+    report whose PDF is not the one the manifest lists (edited, replaced) stops the send.
     """
-    from kpireport.render import inside, template_dirs
+    from kpireport.render import template_dirs
 
-    results_path = run_dir / "results.json"
-    try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DeliveryError(f"{run_dir}: no readable results.json ({exc}); run kpireport "
-                            "build first") from None
+    manifest = read_manifest(run_dir)
     sender = validate_address(sender)
-    entries = recorded_recipients(run_dir)
-    if entries is None:
-        from kpireport.model import parse_month
-
-        resolver = RecipientResolver(book, parse_month(str(results.get("period", ""))))
-        entries = [(kind, scope, stem, name, resolver.resolve(kind, scope))
-                   for kind, scope, stem, name in report_entries(book, results, run_dir)]
-    if not entries:
+    recorded = recorded_recipients(run_dir, manifest)
+    if not recorded:
         raise DeliveryError(f"nothing to send: {run_dir} has no PDF reports (build with "
                             "--format pdf, or html,pdf)")
     env = _mail_environment(book.settings.locale, template_dirs(templates))
@@ -270,23 +263,16 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
     names = {p.email.lower(): p.name for p in book.people if p.email}
     messages, problems = [], []
     unaddressed = 0
-    for kind, _scope, stem, name, recipients in entries:
+    for report, recipients in recorded:
+        kind, stem, name = report.kind, report.stem, report.name
         problems += [f"{stem}: {p}" for p in recipients.problems]
         if not recipients.to:
             problems.append(f"{stem}: no recipient")
             unaddressed += 1
             continue
-        path = run_dir / f"{stem}.pdf"
-        if not inside(path, [Path(os.path.realpath(run_dir))]):
-            raise DeliveryError(f"{run_dir}: {stem}.pdf leads outside the run folder (a link, "
-                                "or an edited recipients.json); build again")
-        try:
-            pdf = path.read_bytes()
-        except OSError as exc:
-            raise DeliveryError(f"{run_dir}: cannot read {stem}.pdf ({exc.strerror or exc}); "
-                                "build again") from None
+        pdf = built_file(manifest, report.pdf)
         protected = protect.applies(book.settings, kind)
-        context = _mail_context(book, kind, name, results["period"], recipients, names)
+        context = _mail_context(book, kind, name, manifest.period, recipients, names)
         context.update(protected=protected, password_hint=protection.hint)
         subject = clean_header(env.get_template("email_subject.txt").render(**context))
         text = env.get_template("email_body.txt").render(**context)
@@ -305,7 +291,7 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
                                 "People, or an address several people share); not sent")
                 continue
             alone = Recipients((address,))
-            own = {**_mail_context(book, kind, name, results["period"], alone, names),
+            own = {**_mail_context(book, kind, name, manifest.period, alone, names),
                    "protected": True, "password_hint": protection.hint}  # greeted by name
             message = _message(sender, alone,
                                clean_header(env.get_template("email_subject.txt").render(**own)),

@@ -33,7 +33,8 @@ STAGING = ".staging-"
 OLD = ".old-"
 # What a build writes (everything else in a run folder is carried over to the next build).
 BUILD_FILES = frozenset({"results.json", "results.xlsx", "payroll.csv", "index.html",
-                         "company.html", "company.pdf", "recipients.json", CACHE_FILE})
+                         "company.html", "company.pdf", "recipients.json", "manifest.json",
+                         CACHE_FILE})
 BUILD_FOLDERS = frozenset({"employees", "departments", "archive"})
 
 

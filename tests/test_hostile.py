@@ -223,7 +223,8 @@ def test_read_only_subfolder_of_the_previous_build_does_not_half_write(make_work
 
     want = {f"./{name}": hashlib.sha256(data).hexdigest()
             for name, data in snapshot(expected / "2026-02").items()}
-    assert after.pop("./results.xlsx") and want.pop("./results.xlsx")  # (has a timestamp)
+    for stamped in ("./results.xlsx", "./manifest.json"):  # (have a timestamp)
+        assert after.pop(stamped) and want.pop(stamped)
     assert after == want
 
 
@@ -788,21 +789,52 @@ def test_send_refuses_another_workbook_and_an_edited_one(run, tmp_path):
 def test_send_mails_the_recipients_recorded_at_build_time(run):
     import json as _json
 
+    from kpireport.manifest import read_manifest
+
     record = _json.loads((run / "recipients.json").read_text())
     assert record["schema"] == "kpireport/recipients@1"
     assert record["source"]["file"] == "acme.xlsx" and len(record["reports"]) == 19
     employee = next(r for r in record["reports"] if r["kind"] == "employee")
     assert employee["file"].startswith("employees/") and employee["to"]
-    employee["to"] = ["kept-with-the-run@acme.example"]
-    (run / "recipients.json").write_text(_json.dumps(record))
+    manifest = read_manifest(run)
+    assert manifest.report("employee", employee["scope"]).stem == employee["file"]
+    handler = Recorder()
+    server = _smtp_server(handler, _free_port())
+    try:
+        # The record is part of the build: one edited after it (to redirect a statement) stops
+        # the send before anything goes out.
+        original = (run / "recipients.json").read_bytes()
+        employee["to"] = ["redirected@elsewhere.example"]
+        (run / "recipients.json").write_text(_json.dumps(record))
+        proc, _ = _send(run, server.port)
+        assert proc.returncode == 1 and proc.stderr.strip().endswith(
+            "recipients.json changed after the build (it is not the file its manifest "
+            "lists); build again"), proc.stderr
+        assert handler.messages == []
+        (run / "recipients.json").write_bytes(original)
+        proc, _ = _send(run, server.port)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    addresses = _json.loads(original)["reports"]
+    own = next(r for r in addresses if r["file"] == employee["file"])["to"][0]
+    assert sum(own.encode() in m for m in handler.messages) >= 1
+    assert b"redirected@elsewhere.example" not in b"".join(handler.messages)
+
+
+def test_send_refuses_a_report_edited_after_the_build(run):
+    pdf = run / "company.pdf"
+    pdf.write_bytes(pdf.read_bytes() + b"%edited\n")
     handler = Recorder()
     server = _smtp_server(handler, _free_port())
     try:
         proc, _ = _send(run, server.port)
     finally:
         server.stop()
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sum(b"kept-with-the-run@acme.example" in m for m in handler.messages) == 1
+    assert proc.returncode == 1 and proc.stderr.strip().endswith(
+        "company.pdf changed after the build (it is not the file its manifest lists); "
+        "build again"), proc.stderr
+    assert handler.messages == [] and not (run / ".send-ledger.sqlite").exists()
 
 
 # ---------------------------------------------------------------------------- 9. faults
@@ -1004,9 +1036,23 @@ def test_send_never_attaches_a_file_outside_the_run_folder(run, tmp_path):
         proc, _ = _send(run, server.port)
         assert proc.returncode == 1 and "leads outside the run folder" in proc.stderr
         victim.unlink()
+        # An edited recipients.json is not the build's (its hash is in the manifest); a
+        # manifest edited to point a report out of the folder, with the file's own hash, is
+        # stopped by the path check.
         record["reports"][0]["file"] = "../../private/id_rsa"
+        original = (run / "recipients.json").read_bytes()
         (run / "recipients.json").write_text(_json.dumps(record))
-        secret.rename(secret.with_suffix(".pdf"))
+        proc, _ = _send(run, server.port)
+        assert proc.returncode == 1 and "recipients.json changed after the build" in proc.stderr
+        (run / "recipients.json").write_bytes(original)
+        import hashlib
+
+        manifest = _json.loads((run / "manifest.json").read_text())
+        data = secret.read_bytes()
+        first = next(r for r in manifest["reports"] if r["files"].get("pdf"))
+        first["files"]["pdf"] = {"path": "../../private/id_rsa", "size": len(data),
+                                 "sha256": hashlib.sha256(data).hexdigest()}
+        (run / "manifest.json").write_text(_json.dumps(manifest))
         proc, _ = _send(run, server.port)
         assert proc.returncode == 1 and "leads outside the run folder" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
