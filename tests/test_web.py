@@ -247,37 +247,46 @@ def test_every_form_needs_this_browsers_csrf_token(serve, tmp_path):
     assert not (tmp_path / "reports").exists()  # nothing was built
 
 
+def html_run(folder: Path) -> Path:
+    """A real build of the acme sample (HTML only, quick) in FOLDER/reports."""
+    from kpireport import api
+
+    shutil.copy(SAMPLES / "acme.xlsx", folder / "acme.xlsx")
+    result = api.build(folder / "acme.xlsx", out=folder / "reports", formats=("html",))
+    assert result.ok
+    return result.run_dir
+
+
 def test_no_request_path_leaves_the_folder(serve, tmp_path):
     folder = tmp_path / "work"
     folder.mkdir()
-    shutil.copy(SAMPLES / "acme.xlsx", folder / "acme.xlsx")
+    run = html_run(folder)
     shutil.copy(SAMPLES / "acme.xlsx", tmp_path / "secret.xlsx")
-    run = folder / "reports" / "2026-03"
-    (run / "employees").mkdir(parents=True)
-    (run / "results.json").write_text(json.dumps({"source": {"file": "acme.xlsx"}}))
-    (run / "employees" / "E1.html").write_text("<p>report</p>")
     (tmp_path / "outside.html").write_text("<p>TOP-SECRET-CONTENT</p>")
-    (run / "employees" / "link.html").symlink_to(tmp_path / "outside.html")
+    (run / "employees" / "E001.html").unlink()  # a listed report, now a link out of the folder
+    (run / "employees" / "E001.html").symlink_to(tmp_path / "outside.html")
+    (run / "employees" / "extra.html").write_text("<p>not of the build</p>")
     client = serve(folder).client()
-    assert client.get("/runs/2026-03/files/employees/E1.html")[0] == 200
+    assert client.get("/runs/2026-03/files/employees/E002.html")[0] == 200
+    assert client.get("/runs/2026-03/files/index.html")[0] == 200
     for path in ["/books/../secret.xlsx", "/books/..%2Fsecret.xlsx", "/books/%2E%2E%2Fsecret.xlsx",
                  "/books/..%2F..%2Fetc%2Fpasswd", "/books/secret.xlsx",
                  "/runs/2026-03/files/../../../outside.html",
                  "/runs/2026-03/files/..%2F..%2F..%2Foutside.html",
                  "/runs/2026-03/files/employees/..%2F..%2F..%2F..%2Foutside.html",
-                 "/runs/2026-03/files/employees/link.html", "/runs/2026-03/files/results.json",
-                 "/runs/..%2F..%2F/files/outside.html", "/static/..%2Fapp.py",
-                 "/static/../security.py", "/books/acme.xlsx%00.html"]:
+                 "/runs/2026-03/files/employees/E001.html",
+                 "/runs/2026-03/files/employees/extra.html",
+                 "/runs/2026-03/files/results.json", "/runs/2026-03/files/manifest.json",
+                 "/runs/..%2F..%2F/files/outside.html", "/runs/2026-3/files/index.html",
+                 "/static/..%2Fapp.py", "/static/../security.py", "/books/acme.xlsx%00.html"]:
         status, _, body = client.get(path)
         assert status in (404, 400), path
         assert b"TOP-SECRET" not in body and not body.startswith(b"PK"), path
-        assert b"class Guard" not in body, path
+        assert b"not of the build" not in body and b"class Guard" not in body, path
 
 
 def test_previews_allow_no_script(serve, tmp_path):
-    run = tmp_path / "reports" / "2026-03"
-    run.mkdir(parents=True)
-    (run / "results.json").write_text("{}")
+    run = html_run(tmp_path)
     (run / "company.html").write_text("<script>alert(1)</script><p>report</p>")
     client = serve(tmp_path).client()
     status, head, _ = client.get("/runs/2026-03/files/company.html")

@@ -158,13 +158,15 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         assert "Marcus Chen" in frame.locator("h1").inner_text()
         assert frame.evaluate("1 + 1") == 2  # (evaluate runs outside the page's CSP)
         shot("run-preview")
-        hostile = folder / "reports" / "2026-03" / "employees" / "zz-hostile.html"
-        hostile.write_text("<h1>hostile</h1><script>console.log('PWNED')</script>"
-                           "<img src=x onerror=\"console.log('PWNED')\">")
-        page.goto(base + "/runs/2026-03/files/employees/zz-hostile.html")
+        # a report edited to carry a script (the manifest lists it): the preview runs none
+        report = folder / "reports" / "2026-03" / "employees" / "E003.html"
+        original = report.read_bytes()
+        report.write_text("<h1>hostile</h1><script>console.log('PWNED')</script>"
+                          "<img src=x onerror=\"console.log('PWNED')\">")
+        page.goto(base + "/runs/2026-03/files/employees/E003.html")
         page.wait_for_selector("h1")
         page.wait_for_timeout(300)
-        hostile.unlink()
+        report.write_bytes(original)
         page.go_back()
         pdf_link = page.locator(".reportlist li", has_text="Marcus Chen").locator("a.pdf")
         with page.expect_download() as download:
@@ -201,6 +203,13 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         real = handler.messages[len(tests):]
         assert len(states) == sum(len(rcpts) for rcpts, _ in real)
         shot("deliver-sent")
+
+        # the same pages in Vietnamese for a Vietnamese browser (the run's locale is English)
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="vi-VN")
+        page.goto(base + "/")
+        assert page.locator("html").get_attribute("lang") == "vi"
+        assert page.locator("h1").inner_text() == "Đánh giá tháng này"
+        shot("home-vi")
         browser.close()
     assert scripts_ran == []
     assert sorted(p.name for p in shots.iterdir())[0] == "01-home.png"

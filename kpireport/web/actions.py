@@ -146,8 +146,16 @@ class Workspace:
         return path
 
     def run_file(self, period: str, name: str) -> Path:
-        path = child(self.run_dir(period), name, RUN_FILE)
-        if not path.is_file():
+        """A report file of a run: only the files its manifest lists are served."""
+        from kpireport.manifest import read_manifest
+
+        run_dir = self.run_dir(period)
+        path = child(run_dir, name, RUN_FILE)
+        try:
+            listed = read_manifest(run_dir).hashes()
+        except KpireportError:
+            listed = {}
+        if name not in listed or not path.is_file():
             from starlette.exceptions import HTTPException
 
             raise HTTPException(404, "No such file.")
@@ -286,26 +294,32 @@ class Workspace:
         summary["sendable"] = not summary["require_approval"] or bool(
             summary["approval"] and summary["approval"].get("valid"))
         if not light:
-            summary["reports"] = self.reports(run_dir, results)
+            summary["reports"] = self.reports(run_dir)
             summary["rows"] = rows
         return summary
 
     @staticmethod
-    def reports(run_dir: Path, results: dict) -> list[dict]:
+    def reports(run_dir: Path) -> list[dict]:
+        """Every report of the build (its manifest) with the recipients the build recorded."""
+        from kpireport.deliver import recorded_recipients
+        from kpireport.manifest import read_manifest
+
         try:
-            record = json.loads((run_dir / "recipients.json").read_text(encoding="utf-8"))
-            entries = record["reports"]
-        except (OSError, ValueError, KeyError):
-            entries = []
+            manifest = read_manifest(run_dir)
+        except KpireportError:
+            return []
+        try:
+            recipients = {entry.stem: r for entry, r in recorded_recipients(run_dir, manifest)}
+        except KpireportError:
+            recipients = {}
         reports = []
-        for entry in entries:
-            stem = str(entry.get("file", ""))
-            if not RUN_FILE.match(stem + ".html"):
+        for entry in manifest.reports:
+            if entry.kind == "index":
                 continue
-            reports.append({"kind": entry.get("kind", ""), "name": entry.get("name", ""),
-                            "stem": stem, "to": entry.get("to", []), "cc": entry.get("cc", []),
-                            "html": (run_dir / f"{stem}.html").is_file(),
-                            "pdf": (run_dir / f"{stem}.pdf").is_file()})
+            to = recipients.get(entry.stem)
+            reports.append({"kind": entry.kind, "name": entry.name, "stem": entry.stem,
+                            "to": list(to.to) if to else [], "cc": list(to.cc) if to else [],
+                            "html": entry.html is not None, "pdf": entry.pdf is not None})
         return reports
 
     # ------------------------------------------------------------------ approve, send
