@@ -329,9 +329,14 @@ def test_serve_on_another_host_prints_a_login_link(tmp_path):
         lines = [process.stdout.readline() for _ in range(2)]
         link = re.search(r"http://0\.0\.0\.0:\d+/login\?token=([\w-]{20,})", lines[1])
         assert link, lines
-        time.sleep(1.0)
         client = Client(f"http://127.0.0.1:{port}", follow=False)
-        assert client.get("/")[0] == 401
+        for _ in range(100):
+            try:
+                status = client.get("/")[0]
+                break
+            except urllib.error.URLError:
+                time.sleep(0.1)
+        assert status == 401
         assert client.get(f"/login?token={link.group(1)}")[0] == 303
         assert client.get("/")[0] == 200
     finally:

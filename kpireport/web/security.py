@@ -98,8 +98,7 @@ class Guard:
             await _plain(send, 400, "Unknown Host header: open the address the server printed.")
             return
         cookies = cookie_parser(headers.get("cookie", ""))
-        if self.token and scope["path"] not in ("/login", "/static/app.css") \
-                and not self._authorised(cookies, headers):
+        if self.token and scope["path"] != "/login" and not self._authorised(cookies, headers):
             await _plain(send, 401, "Sign in with the login link `kpireport serve` printed "
                                     "(…/login?token=…).")
             return
