@@ -16,11 +16,14 @@ from kpireport.errors import InvalidWorkbook, KpireportError
 from kpireport.issues import Issue
 from kpireport.manifest import FILE_FORMATS, MANIFEST_FILE, Hasher, Manifest, ReportEntry
 from kpireport.model import Book
+from kpireport.options import FORMATS, BuildOptions, SendOptions  # noqa: F401 (FORMATS)
 from kpireport.spec import COMPANY
 
 if TYPE_CHECKING:
+    from kpireport.deliver import SendOutcome
     from kpireport.manifest import Manifest
     from kpireport.results import Results
+    from kpireport.transport import Transport
 from kpireport.validate import validate
 from kpireport.workbook import read_workbook
 
@@ -55,22 +58,22 @@ def load(path: str | Path, *, period: int | None = None) -> tuple[Book, list[Iss
     book, issues = check(path)
     if book is None:
         raise InvalidWorkbook(issues)
-    if period is not None:
-        from dataclasses import replace
+    return (book if period is None else with_period(book, period)), issues
 
-        from kpireport.validate import no_actuals_in_period
 
-        problem = no_actuals_in_period(book.actuals, period)
-        if problem:
-            raise KpireportError(f"--period {problem}")
-        book = replace(book, settings=replace(book.settings, report_period=period))
-    return book, issues
+def with_period(book: Book, period: int) -> Book:
+    """``book`` reporting on ``period`` (a Month) instead of its Settings' report_period."""
+    from dataclasses import replace
+
+    from kpireport.validate import no_actuals_in_period
+
+    problem = no_actuals_in_period(book.actuals, period)
+    if problem:
+        raise KpireportError(f"--period {problem}")
+    return replace(book, settings=replace(book.settings, report_period=period))
 
 
 # ---------------------------------------------------------------------------- build
-FORMATS = ("html", "pdf")
-
-
 @dataclass
 class BuildResult:
     run_dir: Path
@@ -87,14 +90,22 @@ class BuildResult:
         return not self.failures
 
 
-def build(path: str | Path, *, out: str | Path = "reports", period: int | None = None,
-          formats: tuple[str, ...] = FORMATS, templates: str | Path | None = None,
-          workers: int | None = None, submit: Callable | None = None,
-          progress: Callable[[str], None] | None = None,
+Checked = tuple[Book, list[Issue]]  # what check/load return for a valid workbook
+
+
+def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
+          submit: Callable | None = None, progress: Callable[[str], None] | None = None,
           on_start: Callable[[int], None] | None = None,
-          report_timeout: float | None = 60.0, archive: bool = False,
-          clock: Callable[[], datetime] | None = None) -> BuildResult:
-    """Check, score and write every file of SPEC §4 into ``out/<period>/``.
+          clock: Callable[[], datetime] | None = None, **keys) -> BuildResult:
+    """Check, score and write every file of SPEC §4 into ``options.out/<period>/``.
+
+    ``source`` is a workbook path, or the ``(book, issues)`` that :func:`load` returned (so a
+    caller that checked the workbook does not read it again). ``options`` is a
+    :class:`~kpireport.options.BuildOptions`; keywords are a shorthand for one
+    (``build(path, out="reports", formats=("html",))``), and an unknown one is refused.
+    ``submit`` renders elsewhere (see :mod:`kpireport.cluster`; ``options.dask`` makes one),
+    ``progress`` is called with each rendered report, ``on_start`` with how many will be,
+    ``clock`` gives the build time of the manifest (UTC now by default).
 
     A report whose inputs (view model, templates, version, formats) are unchanged since the
     last build in the same folder is not rendered again; a report that takes longer than
@@ -104,28 +115,40 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
     previous build's folder stays exactly as it was. ``archive`` also writes the PDF/A-3b
     copies of kpireport.archive into ``archive/``. The run folder's ``manifest.json``
     (:mod:`kpireport.manifest`, also ``BuildResult.manifest``) lists every file written, with
-    its hash; ``clock`` gives its build time (UTC now by default).
+    its hash.
     """
+    if options is None:
+        options = BuildOptions.of(**keys)
+    elif keys:
+        raise KpireportError(f"give build options either as BuildOptions or as keywords, not "
+                             f"both ({sorted(keys)[0]!r})")
+    if submit is None and options.dask:
+        from kpireport.cluster import dask_submitter
+
+        submit = dask_submitter(options.dask)
+    out, formats, period = options.out, options.formats, options.period
     from kpireport import render
     from kpireport.outputs import Staging, run_lock
     from kpireport.results import compute
     from kpireport.views import all_views
 
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise KpireportError(f"unknown format {unknown[0]!r}; use html, pdf or html,pdf")
-    book, issues = load(path, period=period)
+    if isinstance(source, tuple):
+        book, issues = source
+        if period is not None:
+            book = with_period(book, period)
+    else:
+        book, issues = load(source, period=period)
     passwords = None
     if book.settings.pdf_protection != "none":  # a damaged store stops the build first
         from kpireport.protect import PasswordStore
 
         passwords = PasswordStore.open(Path(out))
-    dirs = render.template_dirs(Path(templates) if templates else None)
+    dirs = render.template_dirs(options.templates)
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
     run_dir = Path(out) / results.period
     views = all_views(results, formats)
-    if archive:
+    if options.archive:
         from kpireport.archive import archive_meta
         from kpireport.results import results_json
 
@@ -138,8 +161,8 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
         staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this
         try:
             result = _build_into(staging, book, results, views, issues, formats, dirs,
-                                 fingerprint, workers, submit, progress, on_start,
-                                 report_timeout, clock or _utc_now)
+                                 fingerprint, options.workers, submit, progress, on_start,
+                                 options.report_timeout, clock or _utc_now)
         finally:
             staging.discard()
     if passwords is not None and result.ok:
@@ -150,8 +173,8 @@ def build(path: str | Path, *, out: str | Path = "reports", period: int | None =
 def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
                 submit, progress, on_start, report_timeout, clock) -> BuildResult:
     from kpireport import render
-    from kpireport.deliver import RECIPIENTS_FILE, recipients_record
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
+    from kpireport.recipients import RECIPIENTS_FILE, recipients_record
     from kpireport.results import payroll_csv, results_json_bytes, results_xlsx
 
     run_dir = staging.run_dir
@@ -260,18 +283,88 @@ def source_book(run_dir: Path) -> Path:
     raise KpireportError(f"cannot find {name}, the workbook of {run_dir}; give it with --book")
 
 
-def send_book(run_dir: str | Path, book: str | Path | None = None) -> Book:
-    """The workbook to send ``run_dir`` with: ``book``, or the one named in its manifest;
-    refused unless it is byte for byte the workbook the run was built from (its sha256)."""
+def send_book(run_dir: str | Path, book: str | Path | Book | None = None) -> Book:
+    """The workbook to send ``run_dir`` with: ``book`` (a path, or a Book already loaded), or
+    the one named in its manifest; refused unless it is byte for byte the workbook the run was
+    built from (its sha256)."""
     from kpireport.manifest import read_manifest
 
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    path = Path(book) if book is not None else source_book(run_dir)
-    loaded, _ = load(path)
+    if isinstance(book, Book):
+        loaded, path = book, Path(book.source_file)
+    else:
+        path = Path(book) if book is not None else source_book(run_dir)
+        loaded, _ = load(path)
     if loaded.source_sha256 != manifest.workbook_sha256:
         raise KpireportError(f"{path} is not the workbook {run_dir} was built from "
                              f"({manifest.workbook_file}, sha256 "
                              f"{manifest.workbook_sha256[:12]}…): send with that "
                              "workbook, or build again from this one")
     return loaded
+
+
+# ---------------------------------------------------------------------------- send
+@dataclass(frozen=True)
+class SendResult:
+    """What ``send`` did: the plan's warnings, and either the delivery outcome or (a dry run)
+    the .eml files written."""
+
+    run_dir: Path
+    problems: tuple[str, ...]
+    outcome: SendOutcome | None = None
+    outbox: tuple[Path, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is None or self.outcome.ok
+
+
+def send(run_dir: str | Path, options: SendOptions | None = None, *,
+         book: Book | None = None,
+         transport: Transport | Callable[[], Transport] | None = None,
+         clock: Callable[[], datetime] | None = None,
+         progress: Callable[[str], None] | None = None,
+         sleep: Callable[[float], None] | None = None, **keys) -> SendResult:
+    """E-mail the reports of one build exactly once (or, ``dry_run``, write them to an outbox).
+
+    ``options`` is a :class:`~kpireport.options.SendOptions` (keywords are a shorthand for
+    one). ``book`` is the workbook already loaded (else ``options.book``, else the one the
+    manifest names); it must be the one the run was built from. ``transport`` delivers the
+    messages (required unless a dry run: e.g.
+    ``kpireport.transport.SmtpTransport(SmtpSettings.from_env(os.environ))``), or a function
+    that makes one, called only once there is something to send; ``clock``
+    stamps the ledger. The run folder's lock is held throughout, so two sends never overlap.
+    """
+    from kpireport.deliver import LEDGER, Ledger, send_messages
+    from kpireport.messages import plan_messages, write_outbox
+    from kpireport.outputs import run_lock
+
+    if options is None:
+        options = SendOptions.of(**keys)
+    elif keys:
+        raise KpireportError(f"give send options either as SendOptions or as keywords, not "
+                             f"both ({sorted(keys)[0]!r})")
+    run_dir = Path(run_dir)
+    with run_lock(run_dir, shared=options.dry_run):
+        loaded = send_book(run_dir, book if book is not None else options.book)
+        plan = plan_messages(loaded, run_dir, options.sender or "",
+                             templates=options.templates)
+        problems = tuple(plan.problems)
+        if options.dry_run:
+            written = write_outbox(plan, options.outbox)  # type: ignore[arg-type]
+            return SendResult(run_dir, problems, outbox=tuple(written))
+        if transport is None:
+            raise KpireportError("send needs a transport (an SMTP server) unless it is a dry "
+                                 "run")
+        if not hasattr(transport, "send"):
+            transport = transport()  # type: ignore[operator]
+        ledger = Ledger(run_dir / LEDGER, clock=clock)
+        try:
+            outcome = send_messages(plan, transport, ledger, options.sender or "",
+                                    resend=options.resend, retries=options.retries,
+                                    backoff=options.backoff, progress=progress,
+                                    **({"sleep": sleep} if sleep else {}))
+        finally:
+            ledger.close()
+    return SendResult(run_dir, problems, outcome)

@@ -10,6 +10,7 @@ import click
 
 from kpireport import __version__
 from kpireport.errors import KpireportError
+from kpireport.options import FORMATS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -207,32 +208,29 @@ def check(book: Path, fmt: str, show_all: bool, annotate: str | None) -> None:
 
 def _formats(value: str) -> tuple[str, ...]:
     items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
-    bad = [v for v in items if v not in ("html", "pdf")]
+    bad = [v for v in items if v not in FORMATS]
     if bad or not items:
         raise click.BadParameter(f"{value!r}: use html, pdf or html,pdf")
     return items
 
 
-def _do_build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
-              workers: int | None, dask: str | None, archive: bool = False):
+def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
+              templates: Path | None, workers: int | None, dask: str | None,
+              archive: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from kpireport import api
+    from kpireport.options import BuildOptions
 
-    submit = None
-    if dask:
-        from kpireport.cluster import dask_submitter
-
-        submit = dask_submitter(dask)
+    options = BuildOptions(out=out, period=_month(period), formats=_formats(fmt),
+                           templates=templates, workers=workers, dask=dask, archive=archive,
+                           report_timeout=_report_timeout())
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
                   disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("Rendering reports", total=None)
-        result = api.build(book, out=out, period=_month(period), formats=_formats(fmt),
-                           templates=templates, workers=workers, submit=submit,
-                           on_start=lambda n: bar.update(task, total=n),
-                           progress=lambda name: bar.advance(task),
-                           report_timeout=_report_timeout(), archive=archive)
+        result = api.build(book, options, on_start=lambda n: bar.update(task, total=n),
+                           progress=lambda name: bar.advance(task))
     if result.failures:
         for _name, message in sorted(result.failures.items()):
             click.echo(f"Error: {message}", err=True)
@@ -306,18 +304,18 @@ DRY_RUN_SENDER = "kpireport@example.invalid"  # a preview needs no real sender (
 
 
 def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path | None,
-             resend: bool, smtp: dict, templates: Path | None = None) -> None:
+             resend: bool, smtp: dict, templates: Path | None = None, book=None) -> None:
     import os
 
     from rich.console import Console
     from rich.table import Table
 
-    from kpireport import api, deliver
+    from kpireport import api
+    from kpireport.options import SendOptions
+    from kpireport.transport import SmtpSettings, SmtpTransport, backoff_from_env
 
     if dry_run and outbox is None:
         raise click.UsageError("--dry-run needs --outbox DIR")
-    from kpireport.outputs import run_lock
-
     sender = smtp.get("sender") or os.environ.get("KPIREPORT_SMTP_FROM")
     if not sender and dry_run:
         sender = DRY_RUN_SENDER
@@ -325,24 +323,19 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
                    f"From: {sender}", err=True)
     if not sender:
         raise click.UsageError("no sender: set KPIREPORT_SMTP_FROM or --from")
-    with run_lock(run_dir, shared=dry_run):
-        book = api.send_book(run_dir, book_path)
-        plan = deliver.plan_messages(book, run_dir, sender, templates=templates)
-        for problem in plan.problems:
-            click.echo(f"Warning: {problem}", err=True)
-        if dry_run:
-            written = deliver.write_outbox(plan, outbox)  # type: ignore[arg-type]
-            click.echo(f"Dry run: wrote {len(written)} message(s) to {outbox}; nothing was "
-                       "sent.")
-            return
-        settings = deliver.SmtpSettings.from_env(dict(os.environ), **smtp)
-        ledger = deliver.Ledger(run_dir / deliver.LEDGER)
-        try:
-            outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger,
-                                            sender, resend=resend,
-                                            backoff=deliver.backoff_from_env(dict(os.environ)))
-        finally:
-            ledger.close()
+    environ = dict(os.environ)
+    options = SendOptions(sender=sender, book=book_path, templates=templates, dry_run=dry_run,
+                          outbox=outbox, resend=resend, backoff=backoff_from_env(environ))
+    result = api.send(run_dir, options, book=book,
+                      transport=lambda: SmtpTransport(SmtpSettings.from_env(environ, **smtp)))
+    for problem in result.problems:
+        click.echo(f"Warning: {problem}", err=True)
+    if dry_run:
+        click.echo(f"Dry run: wrote {len(result.outbox)} message(s) to {outbox}; nothing was "
+                   "sent.")
+        return
+    outcome = result.outcome
+    assert outcome is not None
     console = Console(stderr=False, highlight=False)
     table = Table(title="E-mail summary", show_lines=False)
     for column in ("report", "recipient", "result"):
@@ -429,14 +422,14 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
     if dry_run and do_send:
         raise click.UsageError("use --send or --dry-run, not both")
 
-    _, issues = api.check(book)
-    if any(i.severity == "error" for i in issues):
+    loaded, issues = api.check(book)  # read and validated once, for the build and the send
+    if loaded is None:
         print_issues(book, issues)
         sys.exit(1)
-    result = _do_build(book, period, out, "html,pdf", templates, workers, dask)
+    result = _do_build((loaded, issues), period, out, "html,pdf", templates, workers, dask)
     if do_send or dry_run:
         smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
-        _do_send(result.run_dir, book, dry_run, outbox, False, smtp, templates)
+        _do_send(result.run_dir, book, dry_run, outbox, False, smtp, templates, book=loaded)
 
 
 @main.command("import", context_settings=CONTEXT)

@@ -79,8 +79,8 @@ def check_smtp(settings, sender: str | None) -> list[Finding]:
     import socket
     import ssl
 
-    from kpireport.deliver import _login
     from kpireport.errors import DeliveryError
+    from kpireport.transport import _login
 
     s = settings
     found: list[Finding] = []

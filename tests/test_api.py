@@ -1,0 +1,103 @@
+"""The public calls: one per stage, each taking one frozen options object; the clock and the
+transport are parameters; ``run`` reads the workbook once."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import kpireport
+from kpireport import api
+from kpireport.cli import main
+from kpireport.errors import KpireportError
+from kpireport.options import BuildOptions, SendOptions
+from kpireport.transport import MemoryTransport
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
+WHEN = datetime(2026, 4, 3, 7, 30, tzinfo=timezone.utc)
+
+
+def test_the_public_calls_are_listed_and_exist():
+    for name in ("check", "load", "build", "send", "BuildOptions", "SendOptions",
+                 "BuildResult", "SendResult", "Manifest", "read_manifest"):
+        assert name in kpireport.__all__ and hasattr(kpireport, name), name
+    assert all(hasattr(kpireport, name) for name in kpireport.__all__)
+
+
+def test_options_are_frozen_and_unknown_keys_fail_loudly(tmp_path):
+    options = BuildOptions(out=str(tmp_path), formats=["html"])
+    assert options.out == tmp_path and options.formats == ("html",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.out = Path("elsewhere")  # type: ignore[misc]
+    with pytest.raises(KpireportError, match="unknown BuildOptions option 'format'; known: "
+                       "archive, dask, formats"):
+        BuildOptions.of(format="html")
+    with pytest.raises(KpireportError, match="unknown BuildOptions option 'fromats'"):
+        api.build(SAMPLES / "acme.xlsx", fromats=("html",))
+    with pytest.raises(KpireportError, match="not both"):
+        api.build(SAMPLES / "acme.xlsx", BuildOptions(), out=tmp_path)
+    with pytest.raises(KpireportError, match="unknown format 'docx'"):
+        BuildOptions(formats=("docx",))
+    with pytest.raises(KpireportError, match="unknown SendOptions option 'to'"):
+        SendOptions.of(sender="hr@example.com", to="x@example.com")
+    with pytest.raises(KpireportError, match="no sender"):
+        SendOptions()
+    with pytest.raises(KpireportError, match="outbox"):
+        SendOptions(sender="hr@example.com", dry_run=True)
+
+
+def test_build_and_send_in_process_with_a_clock_and_a_memory_transport(tmp_path):
+    book = tmp_path / "acme.xlsx"
+    shutil.copy(SAMPLES / "acme.xlsx", book)
+    checked = api.load(book)
+    built = api.build(checked, BuildOptions(out=tmp_path / "reports", formats=("pdf",)),
+                      clock=lambda: WHEN)
+    assert built.ok and built.manifest.built_at == WHEN.isoformat()
+    transport = MemoryTransport()
+    sent = api.send(built.run_dir, SendOptions(sender="hr@acme.example"), book=checked[0],
+                    transport=transport, clock=lambda: WHEN)
+    assert sent.ok and sent.outcome.sent and not sent.outcome.failed
+    pdfs = {r.pdf.path for r in built.manifest.reports if r.pdf}
+    assert len(transport.sent) >= len(pdfs) > 0
+    first = email.message_from_bytes(transport.sent[0][0].as_bytes())
+    assert first["From"] == "hr@acme.example"
+    import sqlite3
+
+    stamps = {row[0] for row in sqlite3.connect(built.run_dir / ".send-ledger.sqlite")
+              .execute("SELECT updated FROM sends")}
+    assert stamps == {WHEN.isoformat()}
+    # Sent once: the same call again sends nothing.
+    again = api.send(built.run_dir, SendOptions(sender="hr@acme.example"), book=checked[0],
+                     transport=MemoryTransport())
+    assert again.outcome.sent == [] and len(again.outcome.skipped) == len(sent.outcome.sent)
+
+
+def test_a_dry_run_needs_no_transport_and_writes_the_outbox(tmp_path):
+    book = tmp_path / "acme.xlsx"
+    shutil.copy(SAMPLES / "acme.xlsx", book)
+    built = api.build(book, out=tmp_path / "reports", formats=("pdf",))
+    result = api.send(built.run_dir, sender="hr@acme.example", dry_run=True,
+                      outbox=tmp_path / "outbox")
+    assert result.outbox and all(p.suffix == ".eml" for p in result.outbox)
+    assert result.outcome is None and not (built.run_dir / ".send-ledger.sqlite").exists()
+    with pytest.raises(KpireportError, match="needs a transport"):
+        api.send(built.run_dir, sender="hr@acme.example")
+
+
+def test_run_reads_and_validates_the_workbook_once(tmp_path, monkeypatch):
+    book = tmp_path / "acme.xlsx"
+    shutil.copy(SAMPLES / "acme.xlsx", book)
+    reads = []
+    real = api.read_workbook
+    monkeypatch.setattr(api, "read_workbook", lambda path: reads.append(path) or real(path))
+    result = CliRunner().invoke(main, ["run", str(book), "--out", str(tmp_path / "reports"),
+                                       "--dry-run", "--outbox", str(tmp_path / "outbox")])
+    assert result.exit_code == 0, result.output
+    assert "Dry run: wrote" in result.output
+    assert reads == [book]
