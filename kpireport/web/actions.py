@@ -243,15 +243,13 @@ class Workspace:
 
         def work(job: Job) -> None:
             from kpireport import api
+            from kpireport.options import BuildOptions
 
             def started(total: int) -> None:
                 job.total = total
 
-            def advanced(_name: str) -> None:
-                job.done += 1
-
-            result = api.build(path, out=self.out, on_start=started, progress=advanced,
-                               workers=_workers())
+            result = api.build(path, BuildOptions(out=self.out, workers=_workers()),
+                               on_start=started, progress=lambda _name: _advance(job))
             job.period = result.results.period
             if result.failures:
                 first = sorted(result.failures.values())[0]
@@ -301,8 +299,8 @@ class Workspace:
     @staticmethod
     def reports(run_dir: Path) -> list[dict]:
         """Every report of the build (its manifest) with the recipients the build recorded."""
-        from kpireport.deliver import recorded_recipients
         from kpireport.manifest import read_manifest
+        from kpireport.messages import recorded_recipients
 
         try:
             manifest = read_manifest(run_dir)
@@ -341,11 +339,11 @@ class Workspace:
 
     def smtp_summary(self) -> dict:
         """The SMTP settings the sends will use, for the page (never the password)."""
-        from kpireport import deliver
+        from kpireport.transport import SmtpSettings
 
         environ = dict(os.environ)
         try:
-            settings = deliver.SmtpSettings.from_env(environ)
+            settings = SmtpSettings.from_env(environ)
         except KpireportError as exc:
             return {"ok": False, "problem": str(exc), "sender": environ.get(
                 "KPIREPORT_SMTP_FROM", ""), "password": bool(environ.get(
@@ -362,7 +360,6 @@ class Workspace:
         def work(job: Job) -> None:
             job.period = period
             outcome = send(run_dir, book, test_to=test_to,
-                           on_plan=lambda n: setattr(job, "total", n),
                            progress=lambda _report: _advance(job))
             job.message = (f"{len(outcome.sent)} sent, {len(outcome.skipped)} already sent, "
                            f"{len(outcome.failed)} failed, {len(outcome.unknown)} unknown")
@@ -441,44 +438,45 @@ def ledger_rows(run_dir: Path) -> list[dict]:
              "updated": r[4]} for r in rows]
 
 
-def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, on_plan=None,
-         progress=None):
-    """What ``kpireport send RUN_DIR --book BOOK [--test-to ADDRESS]`` does, step by step:
-    the approval gate, the messages, the ledger (none for a test), the audit line."""
-    from kpireport import api, deliver
-    from kpireport.outputs import run_lock
+def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, progress=None):
+    """What ``kpireport send RUN_DIR --book BOOK [--test-to ADDRESS]`` does: :func:`api.send`
+    with the server's SMTP settings (a test goes to one address and is not counted as sent)."""
+    from dataclasses import fields
+
+    from kpireport import api
+    from kpireport.options import SendOptions
+    from kpireport.transport import SmtpSettings, SmtpTransport, backoff_from_env
 
     environ = dict(os.environ)
-    settings = deliver.SmtpSettings.from_env(environ)
-    sender = settings.sender
-    if not sender:
+    settings = SmtpSettings.from_env(environ)
+    known = {f.name for f in fields(SendOptions)}
+    if test_to is not None and "test_to" not in known:
+        return _test_send(run_dir, book_path, settings, test_to, progress)
+    extra = {"test_to": test_to} if test_to is not None else {}
+    options = SendOptions(sender=settings.sender, book=book_path,
+                          backoff=backoff_from_env(environ), **extra)
+    result = api.send(run_dir, options, transport=lambda: SmtpTransport(settings),
+                      progress=progress)
+    return result.outcome
+
+
+def _test_send(run_dir: Path, book_path: Path, settings, address: str, progress):
+    """A test send where :class:`SendOptions` has no ``test_to`` yet (before kpireport.cycle):
+    every message to ``address``, its subject marked, through a ledger that keeps nothing."""
+    from kpireport import api
+    from kpireport.deliver import send_messages
+    from kpireport.messages import plan_messages
+    from kpireport.outputs import run_lock
+    from kpireport.recipients import validate_address
+    from kpireport.transport import SmtpTransport
+
+    if not settings.sender:
         raise KpireportError("no sender: set KPIREPORT_SMTP_FROM before starting the server")
-    cycle = _cycle()
     with run_lock(run_dir):
         book = api.send_book(run_dir, book_path)
-        if cycle is not None and test_to is None:
-            cycle.require_approval(run_dir, getattr(book.settings, "require_approval", True))
-        if cycle is not None:
-            plan = deliver.plan_messages(book, run_dir, sender, test_to=test_to)
-        else:
-            plan = deliver.plan_messages(book, run_dir, sender)
-            if test_to:
-                plan = _as_test(plan, deliver.validate_address(test_to))
-        if on_plan:
-            on_plan(len(plan.messages))
-        if test_to is None:
-            ledger = deliver.Ledger(run_dir / deliver.LEDGER)
-        else:  # a test is not a delivery: nothing is remembered as sent
-            ledger = cycle.NoLedger() if cycle is not None else _NoLedger()
-        try:
-            outcome = deliver.send_messages(plan, deliver.SmtpTransport(settings), ledger,
-                                            sender, backoff=deliver.backoff_from_env(environ),
-                                            progress=progress)
-        finally:
-            ledger.close()
-        if cycle is not None:
-            cycle.record_send(run_dir, outcome, test_to=test_to)
-    return outcome
+        plan = _as_test(plan_messages(book, run_dir, settings.sender), validate_address(address))
+        return send_messages(plan, SmtpTransport(settings), _NoLedger(), settings.sender,
+                             progress=progress)
 
 
 class _NoLedger:
@@ -497,7 +495,8 @@ def _as_test(plan, address: str):
     :mod:`kpireport.cycle` does it in plan_messages)."""
     from dataclasses import replace
 
-    from kpireport.deliver import Plan, Recipients
+    from kpireport.messages import Plan
+    from kpireport.recipients import Recipients
 
     messages = []
     for item in plan.messages:
