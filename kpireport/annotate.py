@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from kpireport.catalogue import fix_for
 from kpireport.errors import KpireportError, OutputError
 from kpireport.issues import Issue
 from kpireport.spec import normalise
@@ -27,72 +28,6 @@ FILLS = {"error": "FFFFC7CE", "warning": "FFFFE699"}  # light red, amber
 HEADER = ("#", "severity", "code", "sheet", "cell", "message", "fix", RESTORE_HEADER)
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 _A1 = re.compile(r"^\$?([A-Z]{1,3})\$?(\d{1,7})$")
-
-# What to do about each issue code (the README's validation table, in imperative form).
-FIXES: dict[str, str] = {
-    "unreadable-file": "Save the file as Excel Workbook (.xlsx).",
-    "missing-sheet": "Add the sheet (kpireport init writes a template with every sheet).",
-    "duplicate-sheet": "Keep one of the two sheets; delete or rename the other.",
-    "missing-column": "Add the column to the header row (see the template).",
-    "duplicate-column": "Delete or rename one of the two columns.",
-    "missing-value": "Type the value; this cell is required.",
-    "not-a-number": "Type a number (no units or words in the cell).",
-    "not-finite": "Type a finite number.",
-    "not-a-date": "Type a date (e.g. 2026-01-31) or format the cell as a date.",
-    "bad-period": "Type the month as YYYY-MM, e.g. 2026-01.",
-    "number-as-text": "Retype the number so that it is stored as a number.",
-    "percent-as-whole-number": "Type the percentage with a % sign (25%), or as 0.25.",
-    "negative-value": "Type a value of zero or more.",
-    "out-of-range": "Type a value inside the allowed range.",
-    "bad-choice": "Choose one of the allowed words (the drop-down list shows them).",
-    "bad-email": "Type exactly one plain e-mail address, e.g. name@example.com.",
-    "control-character": "Retype the value (it contains an invisible character).",
-    "excel-error": "Fix the formula so that it shows a value.",
-    "formula-without-value": "Open and save the file in Excel or LibreOffice so the formula "
-                             "gets its value.",
-    "duplicate-id": "Give each row its own id (ids ignore case).",
-    "unknown-reference": "Use an id that exists, or add the missing row.",
-    "manager-cycle": "Break the loop: someone in it must report to a person outside it.",
-    "goal-cycle": "Break the loop: one goal in it must serve a goal outside it.",
-    "bad-kpi-id": "Use a letter followed by letters, digits or _ (at most 32).",
-    "bad-formula": "Write the formula with numbers, + - * / ( ) and kpi_ids only.",
-    "formula-cycle": "Remove the formula's reference to itself.",
-    "nested-formula": "Refer to KPIs without a formula only.",
-    "unknown-owner": "Use an employee_id, a department name from People, or COMPANY.",
-    "ambiguous-owner": "Rename the department or the employee id so they differ.",
-    "duplicate-line": "Merge the two rows into one.",
-    "weights-not-100": "Change the owner's weights so they add up to 100%.",
-    "target-not-positive": "Type a target above zero.",
-    "bad-threshold": "Move the threshold to the other side of the target.",
-    "bad-stretch": "Move the stretch to the other side of the target.",
-    "missing-target-max": "Type target_max for this range KPI.",
-    "bad-target-max": "Type a target_max at or above the target.",
-    "formula-has-actuals": "Delete this row: a formula KPI is computed from its parts.",
-    "missing-component-actuals": "Add actuals for the formula's parts for this owner.",
-    "unknown-scorecard-line": "Add the scorecard line, or delete this row.",
-    "duplicate-actual": "Keep one value for the owner, KPI and month.",
-    "bands-first-not-zero": "Start the first band at 0%.",
-    "bands-not-increasing": "Sort the bands by min_score, each above the one before.",
-    "missing-setting": "Add the setting with a value.",
-    "duplicate-setting": "Keep one row for the setting.",
-    "bad-setting": "Change the value (see the Settings notes for what is allowed).",
-    "bad-currency": "Type an ISO 4217 code, e.g. USD, EUR, VND.",
-    "bad-locale": "Type a locale such as en_US or vi_VN.",
-    "bad-date-range": "Make end_date fall on or after start_date.",
-    "no-report-period": "Type report_period in Settings, or some actuals.",
-    "unknown-setting": "Delete the row or correct the setting's name.",
-    "no-actuals": "Type this owner's actuals (or kpireport import them).",
-    "actual-after-period": "Nothing to do, or move report_period forward.",
-    "merged-cells": "Unmerge the cells.",
-    "hidden-sheet": "Unhide the sheet, or leave it: it is read anyway.",
-    "unknown-sheet": "Nothing to do: the sheet is ignored.",
-    "unknown-column": "Nothing to do: the column is ignored.",
-    "report-period": "Nothing to do.",
-}
-
-
-def fix_for(code: str) -> str:
-    return FIXES.get(code, "See the README's validation table.")
 
 
 @dataclass(frozen=True)

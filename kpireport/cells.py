@@ -54,10 +54,8 @@ class CellReader:
         text = text.replace("\u00a0", " ").strip()
         pattern = _LINE_BREAK if single_line else None
         if _CONTROL.search(text) or (pattern is not None and pattern.search(text)):
-            what = "a line break or tab" if pattern is not None and pattern.search(text) \
-                else "an invisible control character"
-            self.log.error("control-character", self.sheet, cell,
-                           f"{self.sheet}!{cell}: the text contains {what}; retype the value")
+            form = "line-break" if pattern is not None and pattern.search(text) else "control"
+            self.log.add("control-character", self.sheet, cell, form=form)
             return None
         return text
 
@@ -81,14 +79,11 @@ class CellReader:
             self._not_number(cell, value)
             return None
         if not math.isfinite(number):
-            self.log.error("not-finite", self.sheet, cell,
-                           f"{self.sheet}!{cell}: {value} is not a finite number")
+            self.log.add("not-finite", self.sheet, cell, form="number", value=value)
             return None
         if number != 0 and not MIN_MAGNITUDE <= abs(number) <= MAX_MAGNITUDE:
-            self.log.error("out-of-range", self.sheet, cell,
-                           f"{self.sheet}!{cell}: {number:g} is outside the range kpireport "
-                           f"computes with (0, or {MIN_MAGNITUDE:g} to {MAX_MAGNITUDE:g} in "
-                           "magnitude, either sign)")
+            self.log.add("out-of-range", self.sheet, cell, form="magnitude", value=number,
+                         low=MIN_MAGNITUDE, high=MAX_MAGNITUDE)
             return None
         return number
 
@@ -98,8 +93,7 @@ class CellReader:
         if percent:
             text = text[:-1]
         if text.lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity"):
-            self.log.error("not-finite", self.sheet, cell,
-                           f"{self.sheet}!{cell}: {value!r} is not a finite number")
+            self.log.add("not-finite", self.sheet, cell, form="text", value=value)
             return None
         if not text or not _NUMBER_TEXT.match(text):
             self._not_number(cell, value)
@@ -110,14 +104,11 @@ class CellReader:
                 self._not_number(cell, value)
                 return None
             return number / 100
-        self.log.warning("number-as-text", self.sheet, cell,
-                         f"{self.sheet}!{cell}: the number {value!r} is stored as text; "
-                         "it was read as a number")
+        self.log.add("number-as-text", self.sheet, cell, value=value)
         return number
 
     def _not_number(self, cell: str, value: object) -> None:
-        self.log.error("not-a-number", self.sheet, cell,
-                       f"{self.sheet}!{cell}: {value!r} is not a number")
+        self.log.add("not-a-number", self.sheet, cell, value=value)
 
     def fraction(self, value: object, cell: str, *, limit: float = 1.0,
                  what: str = "percentage") -> float | None:
@@ -127,13 +118,11 @@ class CellReader:
             return None
         written_as_percent = isinstance(value, str) and value.strip().endswith("%")
         if number > limit and not written_as_percent:
-            self.log.error("percent-as-whole-number", self.sheet, cell,
-                           f"{self.sheet}!{cell}: {what} {_plain(number)} looks like a whole "
-                           f"percent; write {_plain(number)}% or {_plain(number / 100)}")
+            self.log.add("percent-as-whole-number", self.sheet, cell, form="cell", what=what,
+                         value=number, fraction=number / 100)
             return None
         if number < 0:
-            self.log.error("negative-value", self.sheet, cell,
-                           f"{self.sheet}!{cell}: {what} cannot be negative")
+            self.log.add("negative-value", self.sheet, cell, what=what)
             return None
         return number
 
@@ -142,9 +131,8 @@ class CellReader:
         if number is None:
             return None
         if not number.is_integer() or not low <= number <= high:
-            self.log.error("out-of-range", self.sheet, cell,
-                           f"{self.sheet}!{cell}: {_plain(number)} must be a whole number "
-                           f"from {low} to {high}")
+            self.log.add("out-of-range", self.sheet, cell, form="integer", value=number,
+                         low=low, high=high)
             return None
         return int(number)
 
@@ -161,9 +149,7 @@ class CellReader:
                 return dt.date.fromisoformat(value.strip()[:10])
             except ValueError:
                 pass
-        self.log.error("not-a-date", self.sheet, cell,
-                       f"{self.sheet}!{cell}: {value!r} is not a date; type a date such as "
-                       "2026-03-31")
+        self.log.add("not-a-date", self.sheet, cell, value=value)
         return None
 
     def month(self, value: object, cell: str) -> Month | None:
@@ -171,9 +157,7 @@ class CellReader:
             return None
         found = month_from_header(value)
         if found is None:
-            self.log.error("bad-period", self.sheet, cell,
-                           f"{self.sheet}!{cell}: {value!r} is not a month; write YYYY-MM, "
-                           "e.g. 2026-10")
+            self.log.add("bad-period", self.sheet, cell, form="cell", value=value)
         return found
 
     # choices and addresses ----------------------------------------------------------------
@@ -183,9 +167,8 @@ class CellReader:
             return None
         key = text.casefold()
         if key not in choices:
-            self.log.error("bad-choice", self.sheet, cell,
-                           f"{self.sheet}!{cell}: {text!r} is not one of "
-                           f"{', '.join(choices)}{did_you_mean(text, choices)}")
+            self.log.add("bad-choice", self.sheet, cell, value=text, choices=", ".join(choices),
+                         hint=did_you_mean(text, choices))
             return None
         return key
 
@@ -194,9 +177,8 @@ class CellReader:
         if text is None:
             return None
         if not EMAIL.match(text):
-            self.log.error("bad-email", self.sheet, cell,
-                           f"{self.sheet}!{cell}: {text!r} is not a single valid e-mail "
-                           f"address{address_hint(text)}")
+            self.log.add("bad-email", self.sheet, cell, form="address", value=text,
+                         hint=address_hint(text))
             return None
         return text
 
@@ -311,8 +293,4 @@ _MONTH_ALONE = re.compile(r"^(?:(?:tháng|thang)\s*\d{1,2}|(?:" + "|".join(_MONT
 _NAME_NUMBER = re.compile(r"^(?:" + "|".join(_MONTH_NAMES) + r")\.?\s*[-/.\s]?\s*\d{1,2}$")
 _MONTH_WORDS = re.compile(r"tháng|thang|năm|nam|quý|quy|q|t|" + "|".join(
     sorted(_MONTH_NAMES, key=len, reverse=True)))
-
-
-def _plain(number: float) -> str:
-    return f"{number:g}"
 

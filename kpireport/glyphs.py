@@ -66,7 +66,4 @@ def check_glyphs(tables: dict, log: IssueLog) -> None:
                     cell = table.cell(r, column)
                     shown = " ".join(f"{c} (U+{ord(c):04X})" for c in chars[:8])
                     more = f" and {len(chars) - 8} more" if len(chars) > 8 else ""
-                    log.warning("missing-glyphs", table.name, cell,
-                                f"{table.name}!{cell}: the fonts kpireport ships have no "
-                                f"glyph for {shown}{more}; the PDF shows them with a font of "
-                                "this machine if it has one, else as empty boxes")
+                    log.add("missing-glyphs", table.name, cell, chars=shown + more)

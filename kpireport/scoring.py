@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kpireport import formula as formula_mod
-from kpireport.issues import Issue
+from kpireport.issues import Issue, issue
 from kpireport.model import Book, Kpi, Month, Person, ScorecardLine, first_day, last_day
 from kpireport.spec import COMPANY
 
@@ -333,10 +333,9 @@ class _Scorer:
                     arr[idx] = mean
                 for pos in np.flatnonzero(by_zero):
                     line = lines[idx[pos]]
-                    self.issues.append(Issue(
-                        "warning", "division-by-zero", "Scorecards", f"B{line.row}",
-                        f"{line.owner} / {kpi_id} ({name}): {kpi.formula} divides by zero; "
-                        "shown as no data"))
+                    self.issues.append(issue(
+                        "division-by-zero", "Scorecards", f"B{line.row}", owner=line.owner,
+                        kpi=kpi_id, window=name, formula=kpi.formula))
 
     # ------------------------------------------------------------------ assemble
     def _assemble(self, lines, results, actual, target, rolled) -> Scores:
