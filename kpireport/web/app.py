@@ -130,10 +130,8 @@ class App:
     async def check(self, request: Request) -> Response:
         name = request.path_params["name"]
         report = await run_in_threadpool(self.ws.check, name)
-        from kpireport.annotate import fix_for
-
         rows = [{"severity": i.severity, "sheet": i.sheet, "cell": i.cell, "code": i.code,
-                 "message": i.message, "fix": fix_for(i.code)}
+                 "message": i.message, "fix": i.fix}
                 for i in sorted(report.issues, key=lambda i: _ORDER.get(i.severity, 3))]
         return self.page(request, "check.html", locale=report.locale, report=report, rows=rows,
                          name=name, build_command=self.ws.build_command(name),
