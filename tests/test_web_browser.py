@@ -140,7 +140,8 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         page.click("text=Build the reports")
         page.wait_for_url(re.compile(r"/jobs/[0-9a-f]+$"))
         page.wait_for_selector("progress[data-progress]")
-        page.wait_for_selector("[data-status]:has-text('Rendering reports')", timeout=120_000)
+        page.locator("[data-status]", has_text=re.compile(r"Rendering reports [1-9]")).wait_for(
+            timeout=120_000)
         assert int(page.locator("progress").get_attribute("max") or 0) > 1 or \
             page.locator("progress").evaluate("bar => bar.max") > 1
         shot("build-progress")
