@@ -158,21 +158,33 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
                 view["archive"] = archive_meta(document, view)
     fingerprint = render.template_fingerprint(dirs)
     with run_lock(run_dir):
+        from kpireport.cycle import BuildGate
+        from kpireport.diff import inputs_bytes
+
+        gate = BuildGate(run_dir, reopen_by=options.reopen_by, reopen_note=options.reopen_note,
+                         clock=clock)
+        inputs = inputs_bytes(book)
         staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this
         try:
             result = _build_into(staging, book, results, views, issues, formats, dirs,
                                  fingerprint, options.workers, submit, progress, on_start,
-                                 options.report_timeout, clock or _utc_now)
+                                 options.report_timeout, clock or _utc_now, gate, inputs)
         finally:
             staging.discard()
+        if result.ok:
+            gate.record({"period": results.period, "source": {
+                "file": book.source_file, "sha256": book.source_sha256}},
+                book.settings.require_approval)
     if passwords is not None and result.ok:
         passwords.ensure(book)  # ready for `kpireport passwords` before the first send
     return result
 
 
 def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
-                submit, progress, on_start, report_timeout, clock) -> BuildResult:
+                submit, progress, on_start, report_timeout, clock, gate,
+                inputs) -> BuildResult:
     from kpireport import render
+    from kpireport.diff import INPUTS_FILE
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
     from kpireport.recipients import RECIPIENTS_FILE, recipients_record
     from kpireport.results import payroll_csv, results_json_bytes, results_xlsx
@@ -221,7 +233,9 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
         workbook_sha256=book.source_sha256, formats=tuple(formats), reports=reports,
         data=tuple(hasher.entry(name) for name in (*files, RECIPIENTS_FILE)))
     staging.write(MANIFEST_FILE, manifest.to_bytes())
+    staging.write(INPUTS_FILE, inputs)
     staging.carry_over()
+    gate.stage(staging)  # a sent period changed without --reopen stops here
     written = staging.commit()
     return BuildResult(run_dir, results, written, len(fresh), len(views) - len(fresh), {},
                        issues, manifest)
@@ -334,8 +348,15 @@ def send(run_dir: str | Path, options: SendOptions | None = None, *,
     messages (required unless a dry run: e.g.
     ``kpireport.transport.SmtpTransport(SmtpSettings.from_env(os.environ))``), or a function
     that makes one, called only once there is something to send; ``clock``
-    stamps the ledger. The run folder's lock is held throughout, so two sends never overlap.
+    stamps the ledger and the audit trail. The run folder's lock is held throughout, so two
+    sends never overlap.
+
+    With Settings ``require_approval`` yes a run that is not approved as it is now is refused
+    (:class:`~kpireport.errors.NotApproved`, nothing sent) unless it is a dry run or a test
+    send (``options.test_to``: every message to that address, not counted as sent). Every
+    send and test send is a line of the run folder's audit trail (kpireport.cycle).
     """
+    from kpireport import cycle
     from kpireport.deliver import LEDGER, Ledger, send_messages
     from kpireport.messages import plan_messages, write_outbox
     from kpireport.outputs import run_lock
@@ -345,21 +366,25 @@ def send(run_dir: str | Path, options: SendOptions | None = None, *,
     elif keys:
         raise KpireportError(f"give send options either as SendOptions or as keywords, not "
                              f"both ({sorted(keys)[0]!r})")
+    if transport is None and not options.dry_run:
+        raise KpireportError("send needs a transport (an SMTP server) unless it is a dry run")
     run_dir = Path(run_dir)
     with run_lock(run_dir, shared=options.dry_run):
         loaded = send_book(run_dir, book if book is not None else options.book)
+        if not options.dry_run and options.test_to is None:
+            cycle.require_approval(run_dir, loaded.settings.require_approval)
         plan = plan_messages(loaded, run_dir, options.sender or "",
-                             templates=options.templates)
+                             templates=options.templates, test_to=options.test_to,
+                             only=options.only)
         problems = tuple(plan.problems)
         if options.dry_run:
             written = write_outbox(plan, options.outbox)  # type: ignore[arg-type]
             return SendResult(run_dir, problems, outbox=tuple(written))
-        if transport is None:
-            raise KpireportError("send needs a transport (an SMTP server) unless it is a dry "
-                                 "run")
         if not hasattr(transport, "send"):
             transport = transport()  # type: ignore[operator]
-        ledger = Ledger(run_dir / LEDGER, clock=clock)
+        # a test send is never counted as sent
+        ledger = Ledger(run_dir / LEDGER, clock=clock) if options.test_to is None \
+            else cycle.NoLedger()
         try:
             outcome = send_messages(plan, transport, ledger, options.sender or "",
                                     resend=options.resend, retries=options.retries,
@@ -367,4 +392,6 @@ def send(run_dir: str | Path, options: SendOptions | None = None, *,
                                     **({"sleep": sleep} if sleep else {}))
         finally:
             ledger.close()
+        cycle.record_send(run_dir, outcome, test_to=options.test_to, only=options.only,
+                          clock=clock)
     return SendResult(run_dir, problems, outcome)

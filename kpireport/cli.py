@@ -216,7 +216,7 @@ def _formats(value: str) -> tuple[str, ...]:
 
 def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
               templates: Path | None, workers: int | None, dask: str | None,
-              archive: bool = False):
+              archive: bool = False, reopen: tuple[str | None, str | None] = (None, None)):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from kpireport import api
@@ -224,7 +224,8 @@ def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
 
     options = BuildOptions(out=out, period=_month(period), formats=_formats(fmt),
                            templates=templates, workers=workers, dask=dask, archive=archive,
-                           report_timeout=_report_timeout())
+                           report_timeout=_report_timeout(), reopen_by=reopen[0],
+                           reopen_note=reopen[1])
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
                   disable=not sys.stderr.isatty()) as bar:
@@ -242,6 +243,9 @@ def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
                f"rendered {result.rendered} report(s), {result.cached} unchanged"
                + (f"; {len(warnings)} warning(s) (see kpireport check)" if warnings else ""))
     click.echo(f"Reports: {result.run_dir / 'index.html'}")
+    from kpireport.cycle import build_summary
+
+    click.echo(build_summary(result.run_dir))
     return result
 
 
@@ -270,8 +274,13 @@ def _build_options(func):
 @click.option("--dask", metavar="ADDRESS", help="Render on a Dask cluster, e.g. tcp://host:8786.")
 @click.option("--archive", is_flag=True, help="Also write PDF/A-3b copies with their results "
               "attached into RUN_DIR/archive/ (never e-mailed).")
+@click.option("--reopen", is_flag=True, help="Rebuild a period that was already sent (with "
+              "--by and --note; audited). Reports sent again are marked as corrections.")
+@click.option("--by", "by", metavar="NAME", help="With --reopen: who reopens the period.")
+@click.option("--note", metavar="TEXT", help="With --reopen: why.")
 def build(book: Path, period: str | None, out: Path, fmt: str, templates: Path | None,
-          workers: int | None, dask: str | None, archive: bool) -> None:
+          workers: int | None, dask: str | None, archive: bool, reopen: bool,
+          by: str | None, note: str | None) -> None:
     """Score BOOK and write results.json, results.xlsx, payroll.csv and the reports.
 
     \b
@@ -279,8 +288,15 @@ def build(book: Path, period: str | None, out: Path, fmt: str, templates: Path |
       kpireport build kpis.xlsx --out reports
       kpireport build kpis.xlsx --period 2026-10 --format pdf --workers 4
       kpireport build kpis.xlsx --archive      # and the PDF/A copies to keep
+      kpireport build kpis.xlsx --reopen --by "Lan Tran" --note "March actuals corrected"
     """
-    _do_build(book, period, out, fmt, templates, workers, dask, archive)
+    if (by is not None or note is not None) and not reopen:
+        raise click.UsageError("--by and --note go with --reopen")
+    if reopen and (not (by or "").strip() or not (note or "").strip()):
+        raise click.UsageError("--reopen needs --by NAME and --note TEXT (who reopens the "
+                               "period, and why)")
+    _do_build(book, period, out, fmt, templates, workers, dask, archive,
+              reopen=(by, note) if reopen else (None, None))
 
 
 SMTP_OPTIONS = [
@@ -304,7 +320,8 @@ DRY_RUN_SENDER = "kpireport@example.invalid"  # a preview needs no real sender (
 
 
 def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path | None,
-             resend: bool, smtp: dict, templates: Path | None = None, book=None) -> None:
+             resend: bool, smtp: dict, templates: Path | None = None, book=None,
+             test_to: str | None = None, only: str | None = None) -> None:
     import os
 
     from rich.console import Console
@@ -325,7 +342,8 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
         raise click.UsageError("no sender: set KPIREPORT_SMTP_FROM or --from")
     environ = dict(os.environ)
     options = SendOptions(sender=sender, book=book_path, templates=templates, dry_run=dry_run,
-                          outbox=outbox, resend=resend, backoff=backoff_from_env(environ))
+                          outbox=outbox, resend=resend, backoff=backoff_from_env(environ),
+                          test_to=test_to, only=only)
     result = api.send(run_dir, options, book=book,
                       transport=lambda: SmtpTransport(SmtpSettings.from_env(environ, **smtp)))
     for problem in result.problems:
@@ -351,7 +369,9 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
                       "check the mailbox, then use --resend to send again")
     console.print(table)
     console.print(f"{len(outcome.sent)} sent, {len(outcome.skipped)} already sent, "
-                  f"{len(outcome.failed)} failed, {len(outcome.unknown)} unknown")
+                  f"{len(outcome.failed)} failed, {len(outcome.unknown)} unknown"
+                  + (f" (a test: every message went to {test_to} alone; the ledger does not "
+                     "count them as sent)" if test_to else ""))
     if not outcome.ok:
         sys.exit(3)
 
@@ -367,14 +387,20 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
 @click.option("--templates", type=click.Path(file_okay=False, path_type=Path),
               help="Folder whose email_subject.txt / email_body.txt / email_body.html override "
                    "the built-in ones.")
+@click.option("--test-to", metavar="ADDRESS", help="Send every message to ADDRESS alone, "
+              "subject marked as a test; needs no approval and is not counted as sent.")
+@click.option("--only", metavar="ID", help="Only the reports of this employee id, department "
+              "or COMPANY.")
 @_smtp_options
 def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, resend: bool,
-         templates: Path | None, **smtp) -> None:
+         templates: Path | None, test_to: str | None, only: str | None, **smtp) -> None:
     """E-mail the reports of one build (RUN_DIR, e.g. reports/2026-10) to their stakeholders.
 
     Every message is sent exactly once: a re-run skips what was sent and retries what failed.
-    Exit 0 when everything was sent, 3 when any message failed, 1 when the build has reports
-    but not one of them has a recipient.
+    With Settings require_approval yes (the default) only a run approved as it is now is
+    sent (kpireport approve). Exit 0 when everything was sent, 3 when any message failed,
+    1 when the run is not approved, or the build has reports but not one of them has a
+    recipient.
 
     \b
     Example:
@@ -382,10 +408,15 @@ def send(run_dir: Path, book: Path | None, dry_run: bool, outbox: Path | None, r
       kpireport build kpis.xlsx --out reports
       kpireport send reports/2026-03 --book kpis.xlsx --dry-run --outbox outbox
       export KPIREPORT_SMTP_HOST=smtp.example.com KPIREPORT_SMTP_FROM=hr@example.com
+      kpireport approve reports/2026-03 --by "HR lead"
       kpireport doctor --smtp && kpireport send reports/2026-03 --book kpis.xlsx
+
+    Before approving, send every message to yourself: send RUN_DIR --test-to ADDRESS
+    [--only E003] (subjects marked [TEST]; nothing counted as sent).
     """
     smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
-    _do_send(run_dir, book, dry_run, outbox, resend, smtp, templates)
+    _do_send(run_dir, book, dry_run, outbox, resend, smtp, templates, test_to=test_to,
+             only=only)
 
 
 @main.command(context_settings=CONTEXT)
@@ -407,7 +438,9 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
     """The monthly job: check BOOK, build the reports, and (with --send) e-mail them.
 
     Stops at the first stage that fails. --dry-run --outbox DIR runs the whole month but
-    writes the messages as .eml files instead of sending them.
+    writes the messages as .eml files instead of sending them. With --send and Settings
+    require_approval yes, a run that is not approved as built is not sent: the job says
+    what to approve and exits 4.
 
     \b
     Example:
@@ -427,9 +460,110 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
         print_issues(book, issues)
         sys.exit(1)
     result = _do_build((loaded, issues), period, out, "html,pdf", templates, workers, dask)
+    if do_send and loaded.settings.require_approval:
+        from kpireport.cycle import EXIT_NOT_APPROVED, approval
+
+        state = approval(result.run_dir)
+        if not state["valid"] and state["state"] != "audit broken":
+            click.echo(f"Not sent: {result.run_dir} awaits approval ({state['state']}). "
+                       f"Review it: kpireport diff {result.run_dir}; approve it: kpireport "
+                       f"approve {result.run_dir} --by NAME; then send: kpireport send "
+                       f"{result.run_dir} (or run this job again).", err=True)
+            sys.exit(EXIT_NOT_APPROVED)
     if do_send or dry_run:
         smtp = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
         _do_send(result.run_dir, book, dry_run, outbox, False, smtp, templates, book=loaded)
+
+
+@main.command("diff", context_settings=CONTEXT)
+@click.argument("old", type=click.Path(exists=True, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, path_type=Path), required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def diff_(old: Path, new: Path | None, fmt: str) -> None:
+    """What changed between two builds: every input with its sheet and cell, every result.
+
+    OLD and NEW are run folders (or their results.json). With RUN_DIR alone, it is compared
+    with the previous build of the same period (kept in RUN_DIR/previous/). People are
+    listed by money moved (bonus and recommended salary), with the total bonus cost change.
+
+    \b
+    Example:
+      kpireport diff reports/2026-03
+      kpireport diff reports/2026-02 reports/2026-03 --format json > changes.json
+    """
+    from kpireport.cycle import PREVIOUS
+    from kpireport.diff import diff_runs, format_text
+
+    if new is None:
+        run_dir = old
+        if not (run_dir / "results.json").is_file():
+            raise KpireportError(f"{run_dir} is not a run folder (no results.json); give a "
+                                 "run folder such as reports/2026-03")
+        if not (run_dir / PREVIOUS / "results.json").is_file():
+            raise KpireportError(f"{run_dir} has no previous build of {run_dir.name} to "
+                                 "compare with; give two run folders: kpireport diff OLD NEW")
+        old, new = run_dir / PREVIOUS, run_dir
+    document = diff_runs(old, new)
+    if fmt == "json":
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_text(document))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--by", "by", metavar="NAME", required=True, help="Who approves (or revokes).")
+@click.option("--note", metavar="TEXT", help="Why; required with --revoke.")
+@click.option("--revoke", is_flag=True, help="Withdraw the approval.")
+def approve(run_dir: Path, by: str, note: str | None, revoke: bool) -> None:
+    """Approve exactly the files of RUN_DIR as they are now, for send.
+
+    Records the SHA-256 of results.json, payroll.csv, the recipients and every report, the
+    time, the approver and the note in RUN_DIR/audit.jsonl. A rebuild that changes any of
+    them needs a new approval. --revoke --note TEXT withdraws it.
+
+    \b
+    Example:
+      kpireport diff reports/2026-03
+      kpireport approve reports/2026-03 --by "Lan Tran" --note "checked against payroll"
+      kpireport approve reports/2026-03 --revoke --by "Lan Tran" --note "E004 disputes Q1"
+    """
+    from kpireport import cycle
+
+    if revoke:
+        record = cycle.revoke(run_dir, by=by, note=note or "")
+        click.echo(f"Approval of {run_dir} revoked by {record['actor']} at {record['time']}.")
+        return
+    record = cycle.approve(run_dir, by=by, note=note)
+    click.echo(f"Approved {run_dir}: {len(record['hashes'])} file(s) by {record['actor']} at "
+               f"{record['time']} (audit line {record['n']}). Send it: kpireport send "
+               f"{run_dir}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def status(run_dir: Path, fmt: str) -> None:
+    """Where RUN_DIR is in the month: built, changed, approved, delivered; the audit trail.
+
+    Exit 0, or 1 when the audit trail is broken (the line where it breaks is named).
+
+    \b
+    Example:
+      kpireport status reports/2026-03
+      kpireport status reports/2026-03 --format json
+    """
+    from kpireport import cycle
+
+    document = cycle.status(run_dir)
+    if fmt == "json":
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        click.echo(cycle.format_status(document))
+    if not document["audit"]["valid"]:
+        sys.exit(1)
 
 
 @main.command("import", context_settings=CONTEXT)

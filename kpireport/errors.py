@@ -9,7 +9,9 @@ values collected into a report. Exceptions are for what stops the work as a whol
     ├── OutputError                an output path cannot be written
     ├── TemplateError              a report template is broken (names template and line)
     ├── DeliveryError              e-mail settings or transport failures
-    └── PasswordStoreError         the PDF password store is damaged or readable by others
+    ├── PasswordStoreError         the PDF password store is damaged or readable by others
+    ├── AuditError                 the audit trail of a run folder is broken or unwritable
+    └── NotApproved                send refused: the run is not approved as it is now
 """
 
 from __future__ import annotations
@@ -50,3 +52,11 @@ class DeliveryError(KpireportError):
 
 class PasswordStoreError(KpireportError):
     """The PDF password store cannot be used (damaged, wrong mode); nothing is sent."""
+
+
+class AuditError(KpireportError):
+    """The audit trail (audit.jsonl) is broken or cannot be written; nothing is recorded."""
+
+
+class NotApproved(KpireportError):
+    """``send`` refused: require_approval is on and the run is not approved as it is now."""

@@ -87,12 +87,19 @@ def built_file(manifest: Manifest, entry: FileEntry) -> bytes:
 
 
 def plan_messages(book: Book, run_dir: Path, sender: str, *,
-                  templates: Path | None = None) -> Plan:
+                  templates: Path | None = None, test_to: str | None = None,
+                  only: str | None = None) -> Plan:
     """Build every message of the run folder (nothing is sent).
 
     The reports are the build's manifest's, the recipients the ones the build recorded; a
     report whose PDF is not the one the manifest lists (edited, replaced) stops the send.
+    ``only`` keeps the reports of one employee, department or COMPANY; ``test_to`` addresses
+    every message to that one address instead, its subject marked as a test. After
+    ``build --reopen`` a report that changed since the build that was sent is marked as a
+    correction and says what changed (kpireport.cycle).
     """
+    from kpireport import cycle
+    from kpireport.i18n import Formatter
     from kpireport.render import template_dirs
 
     manifest = read_manifest(run_dir)
@@ -101,6 +108,11 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
     if not recorded:
         raise DeliveryError(f"nothing to send: {run_dir} has no PDF reports (build with "
                             "--format pdf, or html,pdf)")
+    if only is not None:
+        recorded = cycle.select_entries(recorded, only, run_dir)
+    test = Recipients((validate_address(test_to),)) if test_to is not None else None
+    fixes = cycle.corrections(run_dir, manifest)
+    fmt = Formatter(book.settings.locale, book.settings.currency)
     env = _mail_environment(book.settings.locale, template_dirs(templates))
     protection = protect.Protection.start(book, run_dir.parent)
     names = {p.email.lower(): p.name for p in book.people if p.email}
@@ -115,16 +127,20 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
             continue
         pdf = built_file(manifest, report.pdf)
         protected = protect.applies(book.settings, kind)
+        marks = {"test": test is not None, "correction": stem in fixes}
         context = _mail_context(book, kind, name, manifest.period, recipients, names)
-        context.update(protected=protected, password_hint=protection.hint)
-        subject = clean_header(env.get_template("email_subject.txt").render(**context))
+        context.update(protected=protected, password_hint=protection.hint,
+                       correction=cycle.correction_lines(fixes.get(stem), fmt,
+                                                         protected=protected))
+        subject = cycle.mark_subject(
+            clean_header(env.get_template("email_subject.txt").render(**context)), fmt, **marks)
         text = env.get_template("email_body.txt").render(**context)
         html = env.get_template("email_body.html").render(**context)
         filename = context["attachment"]
         digest = hashlib.sha256(pdf + subject.encode() + text.encode()).hexdigest()
         if not protected:
-            message = _message(sender, recipients, subject, text, html, pdf, filename)
-            messages.append(Outgoing(stem, recipients, message, digest))
+            message = _message(sender, test or recipients, subject, text, html, pdf, filename)
+            messages.append(Outgoing(stem, test or recipients, message, digest))
             continue
         # Each recipient gets a copy only their own password opens, as a message of its own.
         for address in recipients.all:
@@ -135,13 +151,15 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
                 continue
             alone = Recipients((address,))
             own = {**_mail_context(book, kind, name, manifest.period, alone, names),
-                   "protected": True, "password_hint": protection.hint}  # greeted by name
-            message = _message(sender, alone,
-                               clean_header(env.get_template("email_subject.txt").render(**own)),
+                   "protected": True, "password_hint": protection.hint,  # greeted by name
+                   "correction": context["correction"]}
+            own_subject = clean_header(env.get_template("email_subject.txt").render(**own))
+            message = _message(sender, test or alone, cycle.mark_subject(own_subject, fmt,
+                                                                         **marks),
                                env.get_template("email_body.txt").render(**own),
                                env.get_template("email_body.html").render(**own),
                                encrypted, filename)
-            messages.append(Outgoing(stem, alone, message, digest, protected=True))
+            messages.append(Outgoing(stem, test or alone, message, digest, protected=True))
     if not messages and unaddressed:
         raise DeliveryError(f"no recipient for {unaddressed} reports: {_why_nobody(book)}")
     if not messages:

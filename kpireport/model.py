@@ -49,6 +49,7 @@ class Settings:
     band_mode: str = "step"
     bonus_basis: str = "ytd"
     report_title: str = "Performance review"
+    require_approval: bool = True  # send only an approved, unchanged run (SPEC §3.1)
     pdf_protection: str = "none"  # none / employee / all
     pdf_password_hint: str | None = None  # None: the localized default
 
@@ -147,6 +148,7 @@ class Book:
     comments: tuple[Comment, ...] = ()
     source_file: str = ""
     source_sha256: str = ""
+    source_path: str = field(default="", repr=False, compare=False)  # where it was read from
 
     @property
     def departments(self) -> list[str]:

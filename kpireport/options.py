@@ -37,6 +37,8 @@ class BuildOptions(_Options):
 
     ``period`` (a Month) overrides Settings ``report_period``; ``dask`` is a scheduler address
     to render on; ``report_timeout`` is seconds per report in a local process (None: no limit).
+    ``reopen_by`` and ``reopen_note`` rebuild a period that was already sent (kpireport.cycle:
+    who reopens it and why; both or neither).
     """
 
     out: Path = Path("reports")
@@ -47,6 +49,8 @@ class BuildOptions(_Options):
     dask: str | None = None
     archive: bool = False
     report_timeout: float | None = 60.0
+    reopen_by: str | None = None
+    reopen_note: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -69,6 +73,9 @@ class SendOptions(_Options):
     names, looked for beside the run). ``dry_run`` writes every message to ``outbox`` instead.
     ``resend`` sends again what the ledger says was sent. ``retries`` and ``backoff`` are the
     attempts of a temporarily failing message and the first wait between them, in seconds.
+    ``test_to`` sends every message to that one address, marked as a test, needing no
+    approval and never counted as sent; ``only`` keeps the reports of one employee id,
+    department or COMPANY (kpireport.cycle).
     """
 
     sender: str | None = None
@@ -79,6 +86,8 @@ class SendOptions(_Options):
     resend: bool = False
     retries: int = 3
     backoff: float = 1.0
+    test_to: str | None = None
+    only: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("book", "templates", "outbox"):

@@ -32,10 +32,12 @@ CACHE_FILE = ".kpireport-cache.json"
 STAGING = ".staging-"
 OLD = ".old-"
 # What a build writes (everything else in a run folder is carried over to the next build).
+# previous/ and sent/ (kpireport.cycle) are written or kept by the build's gate; audit.jsonl,
+# .audit-head and the send ledger are carried over.
 BUILD_FILES = frozenset({"results.json", "results.xlsx", "payroll.csv", "index.html",
                          "company.html", "company.pdf", "recipients.json", "manifest.json",
-                         CACHE_FILE})
-BUILD_FOLDERS = frozenset({"employees", "departments", "archive"})
+                         "inputs.json", CACHE_FILE})
+BUILD_FOLDERS = frozenset({"employees", "departments", "archive", "previous", "sent"})
 
 
 # ---------------------------------------------------------------------------- the run lock

@@ -76,6 +76,9 @@ SETTINGS: tuple[Setting, ...] = (
             "ytd: bonus from the year-to-date score; month: from the month score.",
             ("ytd", "month")),
     Setting("report_title", "text", "Performance review", "Heading of individual reports."),
+    Setting("require_approval", "choice", "yes",
+            "yes: send only mails a run someone approved (kpireport approve) and nothing changed "
+            "since; no: send without approval (digests that carry no pay).", ("yes", "no")),
     Setting("pdf_protection", "choice", "none",
             "none: e-mailed PDFs are not encrypted; employee: employee reviews are encrypted "
             "with each recipient's own password; all: every report is.",

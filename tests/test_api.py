@@ -59,6 +59,9 @@ def test_build_and_send_in_process_with_a_clock_and_a_memory_transport(tmp_path)
     built = api.build(checked, BuildOptions(out=tmp_path / "reports", formats=("pdf",)),
                       clock=lambda: WHEN)
     assert built.ok and built.manifest.built_at == WHEN.isoformat()
+    from kpireport import cycle
+
+    cycle.approve(built.run_dir, by="HR lead", clock=lambda: WHEN)  # send mails approved runs
     transport = MemoryTransport()
     sent = api.send(built.run_dir, SendOptions(sender="hr@acme.example"), book=checked[0],
                     transport=transport, clock=lambda: WHEN)

@@ -14,7 +14,8 @@ from kpireport import __version__
 from kpireport.cli import main
 from tests.conftest import BASE, write_xlsx
 
-COMMANDS = ["init", "prepare", "check", "build", "send", "run", "passwords", "doctor"]
+COMMANDS = ["init", "prepare", "check", "build", "send", "run", "passwords", "doctor", "diff",
+            "approve", "status"]
 
 
 def invoke(*args):

@@ -20,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from kpireport import api, deliver
+from kpireport import api, cycle, deliver
 from kpireport.errors import DeliveryError
 from kpireport.model import Recipient
 
@@ -114,6 +114,7 @@ def built(tmp_path_factory):
     result = api.build(acme_book(), out=root / "reports", formats=("pdf",),
                        workers=2)
     assert result.ok
+    cycle.approve(result.run_dir, by="HR tester")  # send mails approved runs only
     return result.run_dir
 
 
@@ -361,7 +362,12 @@ def test_run_checks_builds_and_sends(smtp, tmp_path):
     start = time.perf_counter()
     first = cli("run", str(workbook), "--out", str(tmp_path / "out"), "--send", "--workers",
                 "2", env=env, timeout=300)
-    assert first.returncode == 0, first.stderr
+    # built, not sent: the run awaits approval (require_approval yes, the sample's setting)
+    assert first.returncode == 4, first.stderr
+    assert handler.messages == []
+    assert cli("approve", str(tmp_path / "out" / "2026-03"), "--by", "HR").returncode == 0
+    second = cli("run", str(workbook), "--out", str(tmp_path / "out"), "--send", env=env)
+    assert second.returncode == 0, second.stderr
     assert len(handler.messages) == 19
     again = cli("run", str(workbook), "--out", str(tmp_path / "out"), "--send", env=env)
     assert again.returncode == 0 and len(handler.messages) == 19

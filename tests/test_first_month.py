@@ -376,11 +376,21 @@ def received(handler) -> dict[str, list[str]]:
     return found
 
 
+def run_approve_send(book: Path, out: Path, handler, port: int):
+    """The month as the template sets it up (require_approval yes): the job builds and waits
+    (exit 4, nothing sent), a person approves, the send follows; the send's result."""
+    job = kpireport("run", str(book), "--out", str(out), "--send", "--workers", "1",
+                    env=loopback(port))
+    assert job.exit_code == 4 and "awaits approval" in job.output, job.output
+    assert handler.messages == []
+    assert kpireport("approve", str(out / "2026-03"), "--by", "HR lead").exit_code == 0
+    return kpireport("send", str(out / "2026-03"), "--book", str(book), env=loopback(port))
+
+
 def test_a_workbook_made_from_the_template_sends_mail_to_the_defaults(tmp_path, mailbox):
     handler, port = mailbox()
     book = from_template(tmp_path)
-    result = kpireport("run", str(book), "--out", str(tmp_path / "reports"), "--send",
-                       "--workers", "1", env=loopback(port))
+    result = run_approve_send(book, tmp_path / "reports", handler, port)
     assert result.exit_code == 0, result.output
     assert len(handler.messages) == 5 and "7 sent" in result.output  # 7 recipients in all
     got = sorted(received(handler).values())
@@ -396,8 +406,7 @@ def test_a_recipients_row_for_one_kind_keeps_the_defaults_for_the_others(tmp_pat
     book = from_template(tmp_path)
     with Typist(book) as t:
         t.append("Recipients", report="company", scope="*", to="board@firm.example")
-    result = kpireport("run", str(book), "--out", str(tmp_path / "reports"), "--send",
-                       "--workers", "1", env=loopback(port))
+    result = run_approve_send(book, tmp_path / "reports", handler, port)
     assert result.exit_code == 0, result.output
     rcpts = [sorted(r) for r, _ in handler.messages]
     assert ["board@firm.example"] in rcpts and len(rcpts) == 5
@@ -407,8 +416,7 @@ def test_a_recipients_row_for_one_kind_keeps_the_defaults_for_the_others(tmp_pat
 def test_a_send_that_would_send_nothing_is_an_error(tmp_path, mailbox):
     handler, port = mailbox()
     book = from_template(tmp_path, [p[:3] + (None,) + p[4:] for p in PEOPLE])
-    result = kpireport("run", str(book), "--out", str(tmp_path / "reports"), "--send",
-                       "--workers", "1", env=loopback(port))
+    result = run_approve_send(book, tmp_path / "reports", handler, port)
     assert result.exit_code == 1
     assert "no recipient for 5 reports: People has no e-mail addresses" in result.output
     assert "Traceback" not in result.output and "wrote 0" not in result.output
@@ -422,8 +430,7 @@ def test_one_person_without_an_address_is_a_listed_warning(tmp_path, mailbox):
     handler, port = mailbox()
     people = PEOPLE[:2] + [("E3", "Chi Le", "Sales", None, "E1")]
     book = from_template(tmp_path, people)
-    result = kpireport("run", str(book), "--out", str(tmp_path / "reports"), "--send",
-                       "--workers", "1", env=loopback(port))
+    result = run_approve_send(book, tmp_path / "reports", handler, port)
     assert result.exit_code == 0, result.output
     assert "Warning: employees/E3: Chi Le (E3) has no e-mail address" in result.output
     assert len(handler.messages) == 5  # Chi's review still goes to her manager (cc → to)

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from kpireport import api
+from kpireport.errors import DeliveryError, KpireportError
 from kpireport.names import base_name, safe_names
 from tests.conftest import BASE, REQUIRE_TOOLS
 
@@ -225,6 +226,12 @@ def test_read_only_subfolder_of_the_previous_build_does_not_half_write(make_work
             for name, data in snapshot(expected / "2026-02").items()}
     for stamped in ("./results.xlsx", "./manifest.json"):  # (have a timestamp)
         assert after.pop(stamped) and want.pop(stamped)
+    # the audit trail has times; previous/ is the first build, which `expected` never had
+    for name in ("./audit.jsonl", "./.audit-head"):
+        assert after.pop(name) and want.pop(name)
+    assert sorted(n for n in after if n.startswith("./previous/")) == [
+        "./previous/hashes.json", "./previous/inputs.json", "./previous/results.json"]
+    after = {n: h for n, h in after.items() if not n.startswith("./previous/")}
     assert after == want
 
 
@@ -500,6 +507,9 @@ def acme_run(tmp_path_factory) -> Path:
     _protection_off(root / "acme.xlsx")
     result = api.build(root / "acme.xlsx", out=root / "reports", formats=("pdf",), workers=2)
     assert result.ok
+    from kpireport import cycle
+
+    cycle.approve(result.run_dir, by="HR tester")  # send mails approved runs only
     return result.run_dir
 
 
@@ -807,10 +817,14 @@ def test_send_mails_the_recipients_recorded_at_build_time(run):
         employee["to"] = ["redirected@elsewhere.example"]
         (run / "recipients.json").write_text(_json.dumps(record))
         proc, _ = _send(run, server.port)
-        assert proc.returncode == 1 and proc.stderr.strip().endswith(
-            "recipients.json changed after the build (it is not the file its manifest "
-            "lists); build again"), proc.stderr
+        assert proc.returncode == 1 and "changed after HR tester approved it" in proc.stderr \
+            and "(1 file(s), e.g. recipients.json)" in proc.stderr, proc.stderr
         assert handler.messages == []
+        from kpireport import deliver
+
+        with pytest.raises(DeliveryError, match="recipients.json changed after the build .it "
+                           "is not the file its manifest lists.; build again"):
+            deliver.plan_messages(api.send_book(run), run, SENDER)
         (run / "recipients.json").write_bytes(original)
         proc, _ = _send(run, server.port)
     finally:
@@ -823,18 +837,24 @@ def test_send_mails_the_recipients_recorded_at_build_time(run):
 
 
 def test_send_refuses_a_report_edited_after_the_build(run):
+    from kpireport import cycle, deliver
+
     pdf = run / "company.pdf"
     pdf.write_bytes(pdf.read_bytes() + b"%edited\n")
     handler = Recorder()
     server = _smtp_server(handler, _free_port())
     try:
-        proc, _ = _send(run, server.port)
+        proc, _ = _send(run, server.port)  # the approval named the PDF as built
     finally:
         server.stop()
-    assert proc.returncode == 1 and proc.stderr.strip().endswith(
-        "company.pdf changed after the build (it is not the file its manifest lists); "
-        "build again"), proc.stderr
+    assert proc.returncode == 1 and "changed after HR tester approved it" in proc.stderr \
+        and "(1 file(s), e.g. company.pdf)" in proc.stderr, proc.stderr
     assert handler.messages == [] and not (run / ".send-ledger.sqlite").exists()
+    with pytest.raises(KpireportError, match="company.pdf changed after the build"):
+        cycle.approve(run, by="HR tester")  # nor can it be approved
+    with pytest.raises(DeliveryError, match="company.pdf changed after the build .it is not "
+                       "the file its manifest lists.; build again"):
+        deliver.plan_messages(api.send_book(run), run, SENDER)
 
 
 # ---------------------------------------------------------------------------- 9. faults
@@ -1025,17 +1045,25 @@ def test_send_never_attaches_a_file_outside_the_run_folder(run, tmp_path):
     entry climbs out of the run folder: refused with one line, nothing sent."""
     import json as _json
 
+    from kpireport import cycle, deliver
+
     secret = _secret(tmp_path)
     record = _json.loads((run / "recipients.json").read_text())
     handler = Recorder()
     server = _smtp_server(handler, _free_port())
     try:
         victim = run / f"{record['reports'][-1]['file']}.pdf"
+        built_pdf = victim.read_bytes()
         victim.unlink()
         victim.symlink_to(secret)
         proc, _ = _send(run, server.port)
-        assert proc.returncode == 1 and "leads outside the run folder" in proc.stderr
+        assert proc.returncode == 1 and "changed after HR tester approved it" in proc.stderr
+        with pytest.raises(KpireportError, match="changed after the build"):
+            cycle.approve(run, by="HR tester")  # nor can it be approved
+        with pytest.raises(DeliveryError, match="leads outside the run folder"):
+            deliver.plan_messages(api.send_book(run), run, SENDER)
         victim.unlink()
+        victim.write_bytes(built_pdf)
         # An edited recipients.json is not the build's (its hash is in the manifest); a
         # manifest edited to point a report out of the folder, with the file's own hash, is
         # stopped by the path check.
@@ -1043,7 +1071,9 @@ def test_send_never_attaches_a_file_outside_the_run_folder(run, tmp_path):
         original = (run / "recipients.json").read_bytes()
         (run / "recipients.json").write_text(_json.dumps(record))
         proc, _ = _send(run, server.port)
-        assert proc.returncode == 1 and "recipients.json changed after the build" in proc.stderr
+        assert proc.returncode == 1 and "changed after HR tester approved it" in proc.stderr
+        with pytest.raises(DeliveryError, match="recipients.json changed after the build"):
+            deliver.plan_messages(api.send_book(run), run, SENDER)
         (run / "recipients.json").write_bytes(original)
         import hashlib
 
@@ -1053,6 +1083,7 @@ def test_send_never_attaches_a_file_outside_the_run_folder(run, tmp_path):
         first["files"]["pdf"] = {"path": "../../private/id_rsa", "size": len(data),
                                  "sha256": hashlib.sha256(data).hexdigest()}
         (run / "manifest.json").write_text(_json.dumps(manifest))
+        cycle.approve(run, by="HR tester")  # approves what the edited manifest says
         proc, _ = _send(run, server.port)
         assert proc.returncode == 1 and "leads outside the run folder" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1

@@ -203,6 +203,7 @@ def test_each_recipient_gets_a_copy_only_their_password_opens(tmp_path, server):
     dry = cli("send", run_dir, "--book", book, "--dry-run", "--outbox", tmp_path / "outbox",
               env=smtp_env(port))
     assert dry.returncode == 0, dry.stderr
+    assert cli("approve", run_dir, "--by", "HR lead").returncode == 0
     sent = cli("send", run_dir, "--book", book, env=smtp_env(port))
     assert sent.returncode == 0, sent.stdout + sent.stderr
     logs += [dry.stdout, dry.stderr, sent.stdout, sent.stderr]
@@ -302,6 +303,7 @@ def test_a_damaged_or_exposed_store_stops_everything(make_workbook, tmp_path, se
     book = make_workbook(Settings=settings(pdf_protection="employee"))
     assert invoke("build", book, "--out", out, "--format", "pdf", "--workers", "1"
                   ).exit_code == 0
+    assert invoke("approve", out / "2026-02", "--by", "HR lead").exit_code == 0
     store = out / ".kpireport-passwords.json"
     good = json.loads(store.read_text())["people"]
     damage(store)

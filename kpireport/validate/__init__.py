@@ -35,7 +35,7 @@ from kpireport.validate.settings import SettingsChecks, no_actuals_in_period
 from kpireport.validate.structure import StructureChecks
 from kpireport.workbook import RawBook
 
-__all__ = ["validate", "no_actuals_in_period", "split_addresses", "SETTINGS",
+__all__ = ["validate", "locate_tables", "no_actuals_in_period", "split_addresses", "SETTINGS",
            "_allowed_actuals"]
 
 
@@ -46,6 +46,14 @@ def validate(raw: RawBook, *, need_period: bool = True) -> tuple[Book | None, li
     that a month with actuals can be reported.
     """
     return _Validator(raw, need_period=need_period).run()
+
+
+def locate_tables(raw: RawBook) -> dict:
+    """The standard sheets of ``raw`` with their header and data rows, nothing checked (the
+    input snapshot of kpireport.diff reads values by column through these)."""
+    validator = _Validator(raw)
+    validator._locate_sheets()
+    return validator.tables
 
 
 class _Validator(StructureChecks, SettingsChecks, PeopleChecks, KpiChecks, ScorecardChecks,
@@ -73,5 +81,6 @@ class _Validator(StructureChecks, SettingsChecks, PeopleChecks, KpiChecks, Score
                     goals=tuple(goals.values()), kpis=tuple(kpis.values()),
                     scorecards=tuple(lines), bands=tuple(bands), actuals=actuals,
                     targets=targets, recipients=recipients, comments=tuple(comments),
-                    source_file=self.raw.path.name, source_sha256=self.raw.sha256)
+                    source_file=self.raw.path.name, source_sha256=self.raw.sha256,
+                    source_path=str(self.raw.path))
         return book, self.log.items

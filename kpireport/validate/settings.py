@@ -51,6 +51,8 @@ class SettingsChecks(Checks):
             self.log.add("bad-setting", table.name, seen.get("rag_amber", ""), form="rag-order")
         if values.get("pdf_protection", "none") == "none":
             self.log.add("pdf-protection-off", table.name, seen.get("pdf_protection", ""))
+        if "require_approval" in values:
+            values["require_approval"] = values["require_approval"] == "yes"
         return Settings(**values)  # type: ignore[arg-type]
 
     def _setting_value(self, read: CellReader, kind: str, choices: tuple[str, ...],
