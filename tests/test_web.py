@@ -442,3 +442,29 @@ def test_one_build_at_a_time_and_a_killed_server_loses_nothing(tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(20)
+
+
+def test_the_run_page_shows_the_changes_since_the_previous_build(serve, tmp_path):
+    """Build, change one actual, build again: the run page says what changed (kpireport.cycle
+    status), as `kpireport diff` would."""
+    from openpyxl import load_workbook
+
+    from kpireport import api
+
+    book = tmp_path / "acme.xlsx"
+    shutil.copy(SAMPLES / "acme.xlsx", book)
+    assert api.build(book, out=tmp_path / "reports", formats=("html",)).ok
+    client = serve(tmp_path).client()
+    _, _, first = client.get("/runs/2026-03")
+    assert b"This is the first build of the period" in first
+    workbook = load_workbook(book)
+    actuals = workbook["Actuals"]
+    header = [c.value for c in actuals[1]]
+    column = next(i for i, v in enumerate(header, 1) if str(v).startswith("2026-03"))
+    actuals.cell(2, column).value = (actuals.cell(2, column).value or 0) * 2 + 1
+    workbook.save(book)
+    assert api.build(book, out=tmp_path / "reports", formats=("html",)).ok
+    _, _, again = client.get("/runs/2026-03")
+    summary = re.search(rb'<p class="changes-summary">(.*?)</p>', again, re.S)
+    assert summary and summary.group(1).strip()
+    assert re.search(rb"<b>1</b> input cell\(s\) changed", again)

@@ -11,8 +11,9 @@ Building and sending are jobs in a background thread, one at a time for the whol
 second is refused with :class:`Busy`, and the library's run lock refuses a CLI build or send of
 the same run meanwhile).
 
-The managed-month calls (approve, status, test send) go through :func:`_cycle`, the one place
-that knows whether :mod:`kpireport.cycle` is installed.
+Approving, the run's state and its changes are :mod:`kpireport.cycle`'s calls; sending (for
+real or as a test) is :func:`kpireport.api.send`, which holds the approval gate and writes the
+audit line.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import os
 import secrets
 import shlex
 import shutil
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -85,14 +85,6 @@ class CheckReport:
 def cli(*words: str | Path) -> str:
     """The equivalent command line, quoted for a POSIX shell."""
     return " ".join(shlex.quote(str(w)) for w in ("kpireport", *words))
-
-
-def _cycle():
-    try:
-        from kpireport import cycle
-    except ImportError:
-        return None
-    return cycle
 
 
 class Workspace:
@@ -270,8 +262,10 @@ class Workspace:
         employees = [c for c in cards if c.get("owner_type") == "employee"
                      and c.get("employment") in (None, "employed")]
         built = dt.datetime.fromtimestamp((run_dir / "results.json").stat().st_mtime)
-        state = status(run_dir)
-        rows = delivery(run_dir, state)
+        from kpireport import cycle
+
+        state = cycle.status(run_dir)
+        rows = delivery(state)
         summary = {
             "period": period, "organization": results.get("organization", ""),
             "source": results.get("source", {}).get("file", ""), "built": built,
@@ -283,14 +277,11 @@ class Workspace:
             "bands": _count(c.get("band") or "—" for c in employees),
             "issues": _count(i.get("severity", "") for i in results.get("issues", [])),
             "delivery": _count(row["state"] for row in rows),
-            "approval": state.get("approval") if state else None,
-            "require_approval": (state or {}).get("built", {}).get("require_approval")
-            is not False and state is not None,
-            "changes": state.get("changes") if state else None,
-            "cycle": state is not None,
+            "approval": state["approval"],
+            "require_approval": state["built"].get("require_approval") is not False,
+            "changes": state["changes"],
         }
-        summary["sendable"] = not summary["require_approval"] or bool(
-            summary["approval"] and summary["approval"].get("valid"))
+        summary["sendable"] = not summary["require_approval"] or state["approval"]["valid"]
         if not light:
             summary["reports"] = self.reports(run_dir)
             summary["rows"] = rows
@@ -322,16 +313,13 @@ class Workspace:
 
     # ------------------------------------------------------------------ approve, send
     def approve(self, period: str, by: str, note: str | None) -> None:
-        cycle = _cycle()
-        if cycle is None:
-            raise KpireportError("approval needs kpireport.cycle (issue #15), which this "
-                                 "installation does not have yet")
+        from kpireport import cycle
+
         cycle.approve(self.run_dir(period), by=by, note=note or None)
 
     def revoke(self, period: str, by: str, note: str) -> None:
-        cycle = _cycle()
-        if cycle is None:
-            raise KpireportError("approval needs kpireport.cycle (issue #15)")
+        from kpireport import cycle
+
         cycle.revoke(self.run_dir(period), by=by, note=note)
 
     def approve_command(self, period: str) -> str:
@@ -388,21 +376,13 @@ class Workspace:
         return cli("status", self.run_dir(period))
 
 
-def status(run_dir: Path) -> dict | None:
-    """:func:`kpireport.cycle.status` (built, changes, approval, delivery, audit), or None
-    while the managed cycle is not installed."""
-    cycle = _cycle()
-    return cycle.status(run_dir) if cycle is not None else None
-
-
-def delivery(run_dir: Path, state: dict | None = None) -> list[dict]:
-    """Every recipient of the run with its state (sent, failed, not sent …)."""
-    if state is not None:
-        return [{"report": r["report"], "name": r.get("name"), "recipient": r["recipient"],
-                 "state": r["state"], "detail": r.get("detail") or "",
-                 "updated": when(r.get("updated"))}
-                for r in state["delivery"]["recipients"]]
-    return [{**row, "updated": when(row["updated"])} for row in ledger_rows(run_dir)]
+def delivery(state: dict) -> list[dict]:
+    """Every recipient of the run with its state (sent, failed, not sent …), from
+    :func:`kpireport.cycle.status`."""
+    return [{"report": r["report"], "name": r.get("name"), "recipient": r["recipient"],
+             "state": r["state"], "detail": r.get("detail") or "",
+             "updated": when(r.get("updated"))}
+            for r in state["delivery"]["recipients"]]
 
 
 def when(stamp: str | None) -> str:
@@ -418,97 +398,20 @@ def when(stamp: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if moment.tzinfo else "")
 
 
-def ledger_rows(run_dir: Path) -> list[dict]:
-    """Every (report, recipient) of the send ledger with its state, read-only."""
-    from kpireport.deliver import LEDGER
-
-    path = run_dir / LEDGER
-    if not path.is_file():
-        return []
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
-        try:
-            rows = db.execute("SELECT report, recipient, state, detail, updated FROM sends "
-                              "ORDER BY report, recipient").fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return []
-    return [{"report": r[0], "name": None, "recipient": r[1], "state": r[2], "detail": r[3],
-             "updated": r[4]} for r in rows]
-
-
 def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, progress=None):
     """What ``kpireport send RUN_DIR --book BOOK [--test-to ADDRESS]`` does: :func:`api.send`
     with the server's SMTP settings (a test goes to one address and is not counted as sent)."""
-    from dataclasses import fields
-
     from kpireport import api
     from kpireport.options import SendOptions
     from kpireport.transport import SmtpSettings, SmtpTransport, backoff_from_env
 
     environ = dict(os.environ)
     settings = SmtpSettings.from_env(environ)
-    known = {f.name for f in fields(SendOptions)}
-    if test_to is not None and "test_to" not in known:
-        return _test_send(run_dir, book_path, settings, test_to, progress)
-    extra = {"test_to": test_to} if test_to is not None else {}
-    options = SendOptions(sender=settings.sender, book=book_path,
-                          backoff=backoff_from_env(environ), **extra)
+    options = SendOptions(sender=settings.sender, book=book_path, test_to=test_to,
+                          backoff=backoff_from_env(environ))
     result = api.send(run_dir, options, transport=lambda: SmtpTransport(settings),
                       progress=progress)
     return result.outcome
-
-
-def _test_send(run_dir: Path, book_path: Path, settings, address: str, progress):
-    """A test send where :class:`SendOptions` has no ``test_to`` yet (before kpireport.cycle):
-    every message to ``address``, its subject marked, through a ledger that keeps nothing."""
-    from kpireport import api
-    from kpireport.deliver import send_messages
-    from kpireport.messages import plan_messages
-    from kpireport.outputs import run_lock
-    from kpireport.recipients import validate_address
-    from kpireport.transport import SmtpTransport
-
-    if not settings.sender:
-        raise KpireportError("no sender: set KPIREPORT_SMTP_FROM before starting the server")
-    with run_lock(run_dir):
-        book = api.send_book(run_dir, book_path)
-        plan = _as_test(plan_messages(book, run_dir, settings.sender), validate_address(address))
-        return send_messages(plan, SmtpTransport(settings), _NoLedger(), settings.sender,
-                             progress=progress)
-
-
-class _NoLedger:
-    def state(self, item, recipient: str) -> None:
-        return None
-
-    def mark(self, item, recipients, state: str, detail: str = "") -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _as_test(plan, address: str):
-    """Every message of ``plan`` to ``address`` only, its subject marked as a test (until
-    :mod:`kpireport.cycle` does it in plan_messages)."""
-    from dataclasses import replace
-
-    from kpireport.messages import Plan
-    from kpireport.recipients import Recipients
-
-    messages = []
-    for item in plan.messages:
-        message = item.message
-        for header in ("To", "Cc", "Bcc"):
-            del message[header]
-        message["To"] = address
-        subject = message["Subject"]
-        del message["Subject"]
-        message["Subject"] = f"[TEST] {subject}"
-        messages.append(replace(item, recipients=Recipients((address,)), message=message))
-    return Plan(messages, plan.problems)
 
 
 def _advance(job: Job) -> None:

@@ -196,7 +196,9 @@ class App:
         run_dir = self.ws.run_dir(request.path_params["period"])
 
         def rows() -> list[dict]:
-            return actions.delivery(run_dir, actions.status(run_dir))
+            from kpireport import cycle
+
+            return actions.delivery(cycle.status(run_dir))
 
         rows = await run_in_threadpool(rows)
         job = self.ws.current
