@@ -25,10 +25,10 @@ test: $(BIN)/kpireport
 	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
 
 bench: install
-	$(BIN)/python -m kpireport.bench
+	$(BIN)/python scripts/bench.py
 
 lint: $(BIN)/kpireport
-	$(BIN)/ruff check kpireport tests
+	$(BIN)/ruff check kpireport tests scripts
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     from kpireport.manifest import Manifest
     from kpireport.results import Results
     from kpireport.transport import Transport
+    from kpireport.workbook import RawBook
 from kpireport.validate import validate
 from kpireport.workbook import read_workbook
 
@@ -44,21 +44,39 @@ def _bulk_allocation():
             gc.enable()
 
 
-def check(path: str | Path) -> tuple[Book | None, list[Issue]]:
+class Checked(tuple):
+    """``(book, issues)`` of a checked workbook, unpacked as a pair; ``raw`` is the workbook as
+    read (its cells), kept so that a build from it snapshots the inputs without reading the
+    file again."""
+
+    raw: RawBook | None
+
+    def __new__(cls, book: Book | None, issues: list[Issue], raw: RawBook | None = None):
+        self = super().__new__(cls, (book, issues))
+        self.raw = raw
+        return self
+
+
+def check(path: str | Path) -> Checked:
     """Read and validate a workbook: the typed book (None if invalid) and every issue."""
     with _bulk_allocation():
-        return validate(read_workbook(path))
+        raw = read_workbook(path)
+        book, issues = validate(raw)
+    return Checked(book, issues, raw)
 
 
-def load(path: str | Path, *, period: int | None = None) -> tuple[Book, list[Issue]]:
+def load(path: str | Path, *, period: int | None = None) -> Checked:
     """Read and validate; raise InvalidWorkbook when there are errors.
 
     ``period`` (a Month) overrides the workbook's report_period.
     """
-    book, issues = check(path)
+    checked = check(path)
+    book, issues = checked
     if book is None:
         raise InvalidWorkbook(issues)
-    return (book if period is None else with_period(book, period)), issues
+    if period is None:
+        return checked
+    return Checked(with_period(book, period), issues, checked.raw)
 
 
 def with_period(book: Book, period: int) -> Book:
@@ -89,8 +107,6 @@ class BuildResult:
     def ok(self) -> bool:
         return not self.failures
 
-
-Checked = tuple[Book, list[Issue]]  # what check/load return for a valid workbook
 
 
 def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
@@ -129,15 +145,14 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
     out, formats, period = options.out, options.formats, options.period
     from kpireport import render
     from kpireport.outputs import Staging, run_lock
-    from kpireport.results import compute
+    from kpireport.results import compute, start_results_files
     from kpireport.views import all_views
 
-    if isinstance(source, tuple):
-        book, issues = source
-        if period is not None:
-            book = with_period(book, period)
-    else:
-        book, issues = load(source, period=period)
+    checked = source if isinstance(source, tuple) else load(source, period=period)
+    book, issues = checked
+    if isinstance(source, tuple) and period is not None:
+        book = with_period(book, period)
+    raw = getattr(checked, "raw", None)
     passwords = None
     if book.settings.pdf_protection != "none":  # a damaged store stops the build first
         from kpireport.protect import PasswordStore
@@ -146,29 +161,25 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
     dirs = render.template_dirs(options.templates)
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
-    run_dir = Path(out) / results.period
-    views = all_views(results, formats)
-    if options.archive:
-        from kpireport.archive import archive_meta
-        from kpireport.results import results_json
+    from kpireport.diff import INPUTS_FILE, inputs_bytes
 
-        document = results_json(results)
-        for view in views:
-            if view["kind"] != "index":
-                view["archive"] = archive_meta(document, view)
+    # Beside the views and reports: the results files, and the snapshot of the inputs that
+    # `diff` compares (from the cells already read).
+    results_files = start_results_files(results, {INPUTS_FILE: lambda: inputs_bytes(book, raw)})
+    run_dir = Path(out) / results.period
+    views = all_views(results, formats, archive=options.archive)
     fingerprint = render.template_fingerprint(dirs)
     with run_lock(run_dir):
         from kpireport.cycle import BuildGate
-        from kpireport.diff import inputs_bytes
 
         gate = BuildGate(run_dir, reopen_by=options.reopen_by, reopen_note=options.reopen_note,
                          clock=clock)
-        inputs = inputs_bytes(book)
         staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this
         try:
             result = _build_into(staging, book, results, views, issues, formats, dirs,
                                  fingerprint, options.workers, submit, progress, on_start,
-                                 options.report_timeout, clock or _utc_now, gate, inputs)
+                                 options.report_timeout, clock or _utc_now, gate,
+                                 results_files)
         finally:
             staging.discard()
         if result.ok:
@@ -182,12 +193,10 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
 
 def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
                 submit, progress, on_start, report_timeout, clock, gate,
-                inputs) -> BuildResult:
+                results_files) -> BuildResult:
     from kpireport import render
-    from kpireport.diff import INPUTS_FILE
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
     from kpireport.recipients import RECIPIENTS_FILE, recipients_record
-    from kpireport.results import payroll_csv, results_json_bytes, results_xlsx
 
     run_dir = staging.run_dir
     old_keys = read_cache(run_dir)
@@ -197,18 +206,11 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
              or not all((run_dir / name).exists() for name in expected[v["file"]])]
     if on_start:
         on_start(len(fresh))
-    # The results files are made in a thread while the reports render in other processes
-    # (or on a cluster); this process is otherwise only waiting for them.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-files") as pool:
-        results_files = pool.submit(lambda: {
-            "results.json": results_json_bytes(results), "results.xlsx": results_xlsx(results),
-            "payroll.csv": payroll_csv(results)})
-        if "pdf" not in formats and workers is None:
-            workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
-        outcome = render.render_views(fresh, formats, dirs, workers=workers,
-                                      progress=progress, submit=submit,
-                                      timeout=report_timeout)
-        files = results_files.result()
+    if "pdf" not in formats and workers is None:
+        workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
+    outcome = render.render_views(fresh, formats, dirs, workers=workers, progress=progress,
+                                  submit=submit, timeout=report_timeout)
+    files = results_files()
     if outcome.failures:
         return BuildResult(run_dir, results, [], len(fresh), len(views) - len(fresh),
                            outcome.failures, issues)
@@ -233,7 +235,6 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
         workbook_sha256=book.source_sha256, formats=tuple(formats), reports=reports,
         data=tuple(hasher.entry(name) for name in (*files, RECIPIENTS_FILE)))
     staging.write(MANIFEST_FILE, manifest.to_bytes())
-    staging.write(INPUTS_FILE, inputs)
     staging.carry_over()
     gate.stage(staging)  # a sent period changed without --reopen stops here
     written = staging.commit()

@@ -1,7 +1,8 @@
 """Inline SVG charts, drawn from numbers the view model already resolved.
 
-Colours are chosen so that greyscale printing keeps them apart (different lightness), and every
-chart also carries its meaning in text or shape, never in colour alone.
+Charts carry CSS classes, not colours: templates/charts.css colours them (a status, a zone, a
+band shade), so a template author restyles them without touching Python. Every chart also
+carries its meaning in text or shape, never in colour alone.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from functools import lru_cache
 
 from markupsafe import Markup, escape
 
-# Status colours: distinct hue *and* lightness (green dark, amber light, red mid).
-STATUS_COLOURS = {"green": "#1b7a43", "amber": "#f2b632", "red": "#c8372d", "none": "#9aa3ad"}
-ZONE_POOR, ZONE_OK, ZONE_GOOD = "#e6e8eb", "#cfd4da", "#aeb6bf"
-INK = "#1f2a36"
+# The classes charts.css colours: statuses, bullet zones, ink (ticks, dots and text).
+STATUSES = ("green", "amber", "red", "none")
+ZONE_POOR, ZONE_OK, ZONE_GOOD = "poor", "ok", "good"
+INK = "ink"
 
 
 # Chart coordinates to one decimal, looked up: float formatting was most of the cost of
@@ -36,9 +37,9 @@ def bullet(actual: float | None, target: float | None, threshold: float | None,
                      label)], width, height)[0]
 
 
-_ZONE_COLOURS = (ZONE_POOR, ZONE_OK, ZONE_GOOD)
+_ZONE_CLASSES = (ZONE_POOR, ZONE_OK, ZONE_GOOD)
 _POOR, _OK, _GOOD = range(3)
-# Zones of each direction: (start, end, colour) as indexes into the per-chart value columns
+# Zones of each direction: (start, end, zone) as indexes into the per-chart value columns
 # [bottom, top, target, target_max or target, stretch or target × 0.85,
 #  threshold or target × 1.15, threshold or target × 0.85].
 _ZONES = {
@@ -92,18 +93,18 @@ def bullets(items: list[tuple], width: int = 150, height: int = 22) -> list[Mark
         xs, vals = x_rows[j], columns_rows[j]
         text = escape(label)
         parts = [head, text, '"><title>', text, "</title>"]
-        for start, end, colour in _ZONES.get(direction, _ZONES["higher"]):
+        for start, end, zone in _ZONES.get(direction, _ZONES["higher"]):
             if vals[end] > vals[start]:
                 left = xs[start]
                 parts.append(f'<rect x="{_f(left)}" y="3" width="{_f(xs[end] - left)}" '
-                             f'height="{zone_height}" fill="{_ZONE_COLOURS[colour]}"/>')
+                             f'height="{zone_height}" class="{_ZONE_CLASSES[zone]}"/>')
         if chart_actual is not None:
             parts.append(f'<rect x="{_f(bar_left[j])}" y="{bar_y}" '
                          f'width="{_f(bar_width[j])}" height="7" '
-                         f'fill="{STATUS_COLOURS.get(status, INK)}" stroke="{INK}" '
+                         f'class="{status if status in STATUSES else INK} edge" '
                          'stroke-width="0.6"/>')
         parts.append(f'<rect x="{_f(tick[j])}" y="1" width="2.2" height="{height - 2}" '
-                     f'fill="{INK}"/></svg>')
+                     f'class="{INK}"/></svg>')
         out[i] = Markup("".join(parts))
     return out
 
@@ -164,11 +165,11 @@ def sparklines(lines: list[tuple[list[float | None], list[float | None], str]],
             text = escape(lines[i][2])
             parts = [head, text, '"><title>', text, "</title>"]
             if has_target[j]:
-                parts += ['<path d="', _path(xs, rows_t[j]), '" fill="none" stroke="#8a94a0" '
+                parts += ['<path d="', _path(xs, rows_t[j]), '" class="target" '
                           'stroke-width="1" stroke-dasharray="2 2"/>']
-            parts += ['<path d="', _path(xs, rows_v[j]), f'" fill="none" stroke="{INK}" '
+            parts += ['<path d="', _path(xs, rows_v[j]), '" class="line" '
                       f'stroke-width="1.4"/><circle cx="{xs[last[j]][:-1]}" '
-                      f'cy="{_TENTHS[rows_v[j][last[j]]]}" r="2" fill="{INK}"/></svg>']
+                      f'cy="{_TENTHS[rows_v[j][last[j]]]}" r="2" class="{INK}"/></svg>']
             out[i] = Markup("".join(parts))
     return out
 
@@ -208,8 +209,8 @@ def _label_lines(text: str, limit: int) -> list[str]:
 
 def bars(items: list[tuple[str, float, str, str]], label: str, width: int = 520,
          row: int = 20, scale_max: float | None = None, label_w: int = 170) -> Markup:
-    """Horizontal bars: (label, value, value text, colour); names longer than the label
-    column allows take two lines, then end in an ellipsis."""
+    """Horizontal bars: (label, value, value text, class of the bar's colour); names longer
+    than the label column allows take two lines, then end in an ellipsis."""
     if not items:
         return Markup("")
     top = scale_max or max(v for _, v, _, _ in items) or 1.0
@@ -222,22 +223,22 @@ def bars(items: list[tuple[str, float, str, str]], label: str, width: int = 520,
     parts = [f'<svg class="bars" xmlns="http://www.w3.org/2000/svg" width="{width}" '
              f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
              f'aria-label="{escape(label)}"><title>{escape(label)}</title>']
-    for i, (name, value, text, colour) in enumerate(items):
+    for i, (name, value, text, colour_class) in enumerate(items):
         y = 2 + i * row
         bar = max(value, 0) / top * usable
         lines = labels[i]
         if len(lines) == 1:
             parts.append(f'<text x="{label_w - 6}" y="{y + row * 0.5 + 3.5:.1f}" '
-                         f'text-anchor="end" font-size="10" fill="{INK}">'
+                         'text-anchor="end" font-size="10">'
                          f'{escape(lines[0])}</text>')
         else:
             parts.append(f'<text x="{label_w - 6}" y="{y + row * 0.5 - 1:.1f}" '
-                         f'text-anchor="end" font-size="9" fill="{INK}"><title>{escape(name)}'
+                         f'text-anchor="end" font-size="9"><title>{escape(name)}'
                          f'</title><tspan x="{label_w - 6}">{escape(lines[0])}</tspan>'
                          f'<tspan x="{label_w - 6}" dy="10">{escape(lines[1])}</tspan></text>')
         parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{_f(bar)}" height="{row - 6}" '
-                     f'fill="{colour}" stroke="{INK}" stroke-width="0.5"/>')
+                     f'class="{colour_class} edge" stroke-width="0.5"/>')
         parts.append(f'<text x="{label_w + bar + 5:.1f}" y="{y + row * 0.5 + 3.5:.1f}" '
-                     f'font-size="10" fill="{INK}">{escape(text)}</text>')
+                     f'font-size="10">{escape(text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

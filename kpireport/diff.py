@@ -67,14 +67,15 @@ def input_snapshot(raw) -> dict:
             "sheets": sheets}
 
 
-def inputs_bytes(book) -> bytes:
-    """``inputs.json`` of the workbook ``book`` was read from (its ``source_path``); refused if
-    the file is no longer the workbook (its sha256) the build read a moment ago. (The file is
-    read again rather than kept from the check: ~0.3 s for 1,000 people, against holding every
-    raw cell in memory through the build.)"""
+def inputs_bytes(book, raw=None) -> bytes:
+    """``inputs.json`` of the workbook ``book`` was read from: from ``raw``, the cells the check
+    read (see :class:`kpireport.api.Checked`), else read again from its ``source_path`` and
+    refused if the file is no longer the workbook (its sha256) the build read a moment ago."""
     from kpireport.workbook import read_workbook
 
-    if not book.source_path:  # a Book made in code: nothing to snapshot
+    if raw is not None and raw.sha256 == book.source_sha256:
+        document = input_snapshot(raw)
+    elif not book.source_path:  # a Book made in code: nothing to snapshot
         document = {"schema": SCHEMA, "source": {"file": book.source_file,
                                                  "sha256": book.source_sha256}, "sheets": None}
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -20,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from kpireport import __version__
+from kpireport import __version__, template_cache
 from kpireport.errors import TemplateError
 
 TEMPLATES = {"employee": "employee.html", "department": "department.html",
              "company": "company.html", "index": "index.html"}
 PRINT_CSS = "print.css"
+CHARTS_CSS = "charts.css"
+_SVG_START = re.compile(r"<svg\b[^>]*>")
 
 
 def builtin_templates() -> Path:
@@ -179,6 +182,7 @@ def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from kpireport.i18n import translations
+    from kpireport.viewmodel import FrozenDict
 
     class ReportEnvironment(ImmutableSandboxedEnvironment):
         """The sandbox, looking up keys of the view-model dicts first: ``k.name`` on a dict
@@ -192,7 +196,8 @@ def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True
         call_binop = _checked_binop
 
         def getattr(self, obj, attribute):
-            if type(obj) is dict and attribute in obj:
+            cls = type(obj)
+            if (cls is FrozenDict or cls is dict) and attribute in obj:
                 return obj[attribute]
             return super().getattr(obj, attribute)
 
@@ -201,7 +206,8 @@ def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True
         undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"] + ([_translate_literals(translations(locale).gettext)]
                                           if fast_paths else []),
-        trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+        trim_blocks=True, lstrip_blocks=True, auto_reload=False,
+        bytecode_cache=template_cache.bytecode_cache(locale, fast_paths))
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     return env
 
@@ -311,6 +317,7 @@ class Renderer:
     _css: object | None = None
     _fonts: object | None = None
     _fetcher: SafeFetcher | None = None
+    _chart_style: str | None = None
 
     def env(self, locale: str):
         if locale not in self._envs:
@@ -321,6 +328,13 @@ class Renderer:
         template = self.env(view["locale"]).get_template(TEMPLATES[view["kind"]])  # type: ignore[attr-defined]
         return template.render(**view, for_pdf=for_pdf)
 
+    def _template_file(self, name: str) -> Path:
+        path = next(d / name for d in self.dirs if (d / name).exists())
+        if not inside(path, self.dirs):
+            raise TemplateError(f"template {name}: it is a link outside the template "
+                                "folders; kpireport does not read it")
+        return path
+
     def _print_setup(self):
         if self._css is None:
             from weasyprint import CSS
@@ -328,22 +342,32 @@ class Renderer:
 
             self._fetcher = SafeFetcher(self.dirs)
             self._fonts = FontConfiguration()
-            css_path = next(d / PRINT_CSS for d in self.dirs if (d / PRINT_CSS).exists())
-            if not inside(css_path, self.dirs):
-                raise TemplateError(f"template {PRINT_CSS}: it is a link outside the template "
-                                    "folders; kpireport does not read it")
-            self._css = CSS(filename=str(css_path), url_fetcher=self._fetcher.fetcher,
-                            font_config=self._fonts)
+            self._css = CSS(filename=str(self._template_file(PRINT_CSS)),
+                            url_fetcher=self._fetcher.fetcher, font_config=self._fonts)
+            css = self._template_file(CHARTS_CSS).read_text(encoding="utf-8")
+            self._chart_style = "<style>" + css.replace("<", "\\3C ") + "</style>"
         return self._css, self._fonts, self._fetcher
 
     def layout(self, html: str):
-        """The laid-out WeasyPrint document of one report's print HTML."""
+        """The laid-out WeasyPrint document of one report's print HTML.
+
+        WeasyPrint styles an inline SVG only from a <style> inside it, never from the page,
+        so charts.css goes into each chart; browsers read it from the page."""
         from weasyprint import HTML
 
         css, fonts, fetcher = self._print_setup()
-        return HTML(string=html, base_url=str(self.dirs[0]) + "/",
-                    url_fetcher=fetcher.fetcher).render(  # type: ignore[union-attr]
-                        stylesheets=[css], font_config=fonts)
+        style = self._chart_style
+        html = _SVG_START.sub(lambda m: m.group(0) + style, html)
+        document = HTML(string=html, base_url=str(self.dirs[0]) + "/",
+                        url_fetcher=fetcher.fetcher).render(  # type: ignore[union-attr]
+                            stylesheets=[css], font_config=fonts)
+        for page in document.pages:
+            # A report's links to the other reports resolve against the template folder
+            # (the base URL that finds fonts and styles): in a PDF they would point into this
+            # machine's installation (file:///…/templates/…) — dead in an e-mailed copy, and
+            # a leak of local paths. The PDF keeps the text, without those links.
+            page.links = [link for link in page.links if not str(link[1]).startswith("file:")]
+        return document
 
     def pdf(self, html: str) -> bytes:
         """A tagged PDF (pdf_tags: screen readers can follow the tables)."""
@@ -384,11 +408,13 @@ def _init_worker(dirs: tuple[Path, ...], timeout: float | None = None,
     # so they ignore it (no traceback per worker). They die with the main process, however
     # it dies (kill -9 included), instead of finishing their queue for nobody.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent or os.getppid())
+    die_with_parent(parent or os.getppid())
     _WORKER = Renderer(dirs, timeout)
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this process when ``parent`` (the process that started it) ends, however it
+    ends (kill -9 included)."""
     try:  # Linux: the kernel sends SIGKILL when the parent exits
         import ctypes
 

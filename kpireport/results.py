@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
@@ -16,7 +18,16 @@ from functools import cached_property
 from kpireport.bands import Pay, minor_units, pay_for
 from kpireport.issues import Issue
 from kpireport.model import Book, Month, Person, first_day, last_day, month_label
-from kpireport.scoring import OwnerScore, Scores, Window, score_book
+from kpireport.scoring import (
+    LineResult,
+    OwnerScore,
+    Scores,
+    Window,
+    mean_score,
+    score_book,
+    status_of,
+)
+from kpireport.spec import COMPANY
 
 SCHEMA_ID = "kpireport/results@1"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -63,6 +74,83 @@ class Results:
         if owner is None or owner.person is None:
             return None
         return self.absent.get(owner_id, "employed")
+
+
+    # ------------------------------------------------------------------ group scores
+    def status(self, score: float | None) -> str:
+        """The status of any score, by the workbook's rag_green and rag_amber."""
+        s = self.book.settings
+        return status_of(score, s.rag_green, s.rag_amber)
+
+    @cached_property
+    def departments(self) -> dict[str, DepartmentScore]:
+        """Every department's score (see :class:`DepartmentScore`), in the book's order."""
+        own = {o.owner: o for o in self.scores.owners if o.owner_type == "department"}
+        teams: dict[str, list[OwnerScore]] = {d: [] for d in self.book.departments}
+        for o in self.scores.owners:
+            if o.owner_type == "employee" and o.owner not in self.absent \
+                    and o.department in teams:
+                teams[o.department].append(o)
+        found = {}
+        for name, team in teams.items():
+            team_month = mean_score(o.month_score for o in team)
+            team_ytd = mean_score(o.ytd_score for o in team)
+            scorecard = own.get(name)
+            month = scorecard.month_score if scorecard else team_month
+            ytd = scorecard.ytd_score if scorecard else team_ytd
+            found[name] = DepartmentScore(name, month, ytd, self.status(ytd), team_ytd,
+                                          tuple(team))
+        return found
+
+    @cached_property
+    def kpis(self) -> dict[str, KpiScore]:
+        """Every KPI on any scorecard, across the scorecards that measure it (see
+        :class:`KpiScore`)."""
+        lines: dict[str, list[LineResult]] = {}
+        for o in self.scores.owners:
+            for line in o.lines:
+                lines.setdefault(line.kpi_id, []).append(line)
+        found = {}
+        for kpi_id, measured in lines.items():
+            company = next((ln for ln in measured if ln.owner == COMPANY), None)
+            ytd = company.ytd.score if company else mean_score(ln.ytd.score for ln in measured)
+            counts: dict[str, int] = {}
+            for line in measured:
+                counts[line.ytd.status] = counts.get(line.ytd.status, 0) + 1
+            found[kpi_id] = KpiScore(kpi_id, ytd, self.status(ytd), len(measured),
+                                     tuple((code, counts[code]) for code in STATUS_ORDER
+                                           if code in counts))
+        return found
+
+
+STATUS_ORDER = ("green", "amber", "red", "none")
+
+
+@dataclass(frozen=True)
+class DepartmentScore:
+    """A department's month and year-to-date score: its own scorecard's where it has one,
+    else the average of its team (the employees who worked in the report month); the status
+    is that year-to-date score's."""
+
+    name: str
+    month: float | None
+    ytd: float | None
+    status: str
+    team_average: float | None  # the team's year-to-date average, beside its own score
+    team: tuple[OwnerScore, ...]
+
+
+@dataclass(frozen=True)
+class KpiScore:
+    """A KPI across every scorecard that measures it: the company's year-to-date score where
+    the company scorecard has the KPI, else the average of those scorecards; its status; and
+    how many of them are at each status (in STATUS_ORDER, only the statuses present)."""
+
+    kpi_id: str
+    ytd: float | None
+    status: str
+    scorecards: int
+    by_status: tuple[tuple[str, int], ...]
 
 
 def employment(person: Person, period: Month) -> str:
@@ -287,3 +375,94 @@ def _value_format(unit: str, decimals: int | None, money: str) -> str | None:
     if unit == "currency":
         return money
     return None
+
+
+# ---------------------------------------------------------------------------- all three
+def results_files(results: Results, more: Mapping[str, Callable[[], bytes]] | None = None
+                  ) -> dict[str, bytes]:
+    """results.json, results.xlsx and payroll.csv of a build, by file name (and ``more``: other
+    files of the build made beside them, e.g. the input snapshot)."""
+    files = {"results.json": results_json_bytes(results), "results.xlsx": results_xlsx(results),
+             "payroll.csv": payroll_csv(results)}
+    for name, make in (more or {}).items():
+        files[name] = make()
+    return files
+
+
+def start_results_files(results: Results, more: Mapping[str, Callable[[], bytes]] | None = None
+                        ) -> Callable[[], dict[str, bytes]]:
+    """Start making :func:`results_files` (with ``more``) beside the caller's own work; the
+    returned function waits for them (and raises what making them raised).
+
+    On Linux they are made in a forked child process, on the other core: they are ~40% of the
+    CPU time of a 1,000-person HTML build, and a thread of this process would take that time
+    from the reports (the GIL). The child shares the results copy-on-write, sends the bytes
+    back through a pipe and dies with this process. Elsewhere, or if the child fails, a thread
+    of this process makes them.
+    """
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    if sys.platform.startswith("linux") and hasattr(os, "fork"):
+        try:
+            return _in_child(results, more)
+        except OSError:
+            pass
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-files")
+    future = pool.submit(results_files, results, more)
+    pool.shutdown(wait=False)
+    return future.result
+
+
+def _in_child(results: Results, more: Mapping[str, Callable[[], bytes]] | None
+              ) -> Callable[[], dict[str, bytes]]:
+    import gc
+    import pickle
+    import signal
+    import threading
+
+    import xlsxwriter  # noqa: F401 (imported here: the child never waits for an import lock)
+
+    from kpireport.i18n import translations
+    from kpireport.render import die_with_parent
+
+    translations(results.book.settings.locale)
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(read_end)
+            gc.disable()  # short-lived: a collection would only copy the parent's pages
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+            die_with_parent(parent)
+            data = pickle.dumps(results_files(results, more), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write_end, "wb") as out:
+                out.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    received: list = []
+
+    def read() -> None:
+        # Drained as it comes (the child never blocks on a full pipe), and the child reaped
+        # here: a build that stops before it waits for the files leaves no zombie.
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        received.extend([data, os.waitpid(pid, 0)[1]])
+
+    reader = threading.Thread(target=read, name="results-files", daemon=True)
+    reader.start()
+
+    def wait() -> dict[str, bytes]:
+        reader.join()
+        data, status = received
+        if status == 0 and data:
+            return pickle.loads(data)
+        return results_files(results, more)  # the child failed: here, its error is raised
+
+    return wait
+
+

@@ -12,6 +12,7 @@ Rules the SPEC leaves open, decided here (and in the README):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,13 @@ def status_of(score: float | None, green: float, amber: float) -> str:
         return "none"
     rounded = round(score, 6)
     return "green" if rounded >= green else "amber" if rounded >= amber else "red"
+
+
+def mean_score(scores: Iterable[float | None]) -> float | None:
+    """The mean of the known scores; None when none is known (a team's average, a KPI's
+    average over the scorecards that measure it)."""
+    known = [v for v in scores if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def score_book(book: Book) -> Scores:

@@ -48,42 +48,58 @@ COMPANY = "COMPANY"
 
 @dataclass(frozen=True)
 class Setting:
+    """A row of the Settings sheet. Its default is the field default of
+    :class:`kpireport.model.Settings` (the one home of every default), as it is written in a
+    workbook (``yes`` / ``no`` for a switch)."""
+
     name: str
     kind: str  # text, currency, locale, int, month, percent, choice
-    default: object
     help: str
     choices: tuple[str, ...] = ()
 
+    @property
+    def default(self) -> object:
+        from dataclasses import MISSING, fields
+
+        from kpireport.model import Settings
+
+        value = next(f.default for f in fields(Settings) if f.name == self.name)
+        if value is MISSING:
+            return None
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return value
+
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("organization", "text", None, "Organisation name shown on every report (required)."),
-    Setting("currency", "currency", "USD", "ISO 4217 currency code, e.g. USD, VND, EUR."),
-    Setting("locale", "locale", "en_US", "Language and number formats, e.g. en_US or vi_VN."),
-    Setting("fiscal_year_start_month", "int", 1, "First month of the fiscal year, 1-12."),
-    Setting("report_period", "month", None,
+    Setting("organization", "text", "Organisation name shown on every report (required)."),
+    Setting("currency", "currency", "ISO 4217 currency code, e.g. USD, VND, EUR."),
+    Setting("locale", "locale", "Language and number formats, e.g. en_US or vi_VN."),
+    Setting("fiscal_year_start_month", "int", "First month of the fiscal year, 1-12."),
+    Setting("report_period", "month",
             "Month reported, YYYY-MM. Blank: the latest month with any actual."),
-    Setting("missing_actuals", "choice", "skip",
+    Setting("missing_actuals", "choice",
             "skip: months without an actual are left out; zero: they count as 0.",
             ("skip", "zero")),
-    Setting("score_cap", "percent", 1.5, "Highest score a KPI can earn."),
-    Setting("threshold_score", "percent", 0.5, "Score earned exactly at the threshold."),
-    Setting("rag_green", "percent", 1.0, "Green at or above this score."),
-    Setting("rag_amber", "percent", 0.9, "Amber at or above this score, red below."),
-    Setting("band_mode", "choice", "step",
+    Setting("score_cap", "percent", "Highest score a KPI can earn."),
+    Setting("threshold_score", "percent", "Score earned exactly at the threshold."),
+    Setting("rag_green", "percent", "Green at or above this score."),
+    Setting("rag_amber", "percent", "Amber at or above this score, red below."),
+    Setting("band_mode", "choice",
             "step: payout of the band reached; linear: interpolated between bands.",
             ("step", "linear")),
-    Setting("bonus_basis", "choice", "ytd",
+    Setting("bonus_basis", "choice",
             "ytd: bonus from the year-to-date score; month: from the month score.",
             ("ytd", "month")),
-    Setting("report_title", "text", "Performance review", "Heading of individual reports."),
-    Setting("require_approval", "choice", "yes",
+    Setting("report_title", "text", "Heading of individual reports."),
+    Setting("require_approval", "choice",
             "yes: send only mails a run someone approved (kpireport approve) and nothing changed "
             "since; no: send without approval (digests that carry no pay).", ("yes", "no")),
-    Setting("pdf_protection", "choice", "none",
+    Setting("pdf_protection", "choice",
             "none: e-mailed PDFs are not encrypted; employee: employee reviews are encrypted "
             "with each recipient's own password; all: every report is.",
             ("none", "employee", "all")),
-    Setting("pdf_password_hint", "text", None,
+    Setting("pdf_password_hint", "text",
             "Told in the e-mail instead of the password, e.g. where HR handed it out. Blank: "
             "a standard sentence."),
 )

@@ -1,8 +1,9 @@
-"""Results → the view model of each report: every label, number and colour resolved here.
+"""Results → the view model of each report: every label and number resolved here.
 
-Templates receive plain dicts of strings (and chart SVG) and only lay them out. The dicts are
-small and picklable, so they travel cheaply to worker processes or a Dask cluster, and their
-JSON is the content hash of the render cache.
+Templates receive read-only dicts of strings, tuples and chart SVG (:class:`FrozenDict`) and
+only lay them out; colours are CSS classes that the templates style. The view models are small
+and picklable, so they travel cheaply to worker processes or a Dask cluster, and their JSON is
+the content hash of the render cache.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from kpireport import charts
 from kpireport.i18n import COMPACT_FROM, Formatter
 from kpireport.names import base_name, safe_names
 from kpireport.results import Results, employment
-from kpireport.scoring import LineResult, OwnerScore, Window, status_of
+from kpireport.scoring import LineResult, OwnerScore, Window
+from kpireport.viewmodel import FrozenDict, freeze
 
 
 def N_(message: str) -> str:
@@ -28,9 +30,9 @@ STATUS_ICONS = {"green": "●", "amber": "▲", "red": "■", "none": "○"}
 # The status as a word after a count: "7 scorecards: ● 2 on track · ▲ 1 at risk".
 STATUS_WORDS = {"green": N_("on track"), "amber": N_("at risk"), "red": N_("off track"),
                 "none": N_("no data")}
-# Band colours follow the band order (light to dark blue), never the status colours: a
-# middle band ("Meets") must not look like "At risk".
-BAND_SHADES = ("#dbe7f3", "#b3cde6", "#84aed5", "#5a8fc2", "#3470aa", "#1f4e80", "#12345a")
+# Band bars are shaded in band order (charts.css: shade-0 light … shade-6 dark blue), never
+# in the status colours: a middle band ("Meets") must not look like "At risk".
+BAND_SHADES = 7
 LEVEL_LABELS = {"strategic": N_("strategic"), "tactical": N_("tactical"),
                 "operational": N_("operational")}
 DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is better"),
@@ -38,15 +40,10 @@ DIRECTION_LABELS = {"higher": N_("higher is better"), "lower": N_("lower is bett
 
 
 def band_shade(index: int, count: int) -> str:
-    """The colour of band ``index`` of ``count``: evenly spread from light to dark blue."""
+    """The shade class of band ``index`` of ``count``: evenly spread from light to dark."""
     if count <= 1:
-        return BAND_SHADES[3]
-    return BAND_SHADES[round(index * (len(BAND_SHADES) - 1) / (count - 1))]
-
-
-def _mean(values) -> float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) / len(known) if known else None
+        return "shade-3"
+    return f"shade-{round(index * (BAND_SHADES - 1) / (count - 1))}"
 
 
 def fraction_places(value: float | None, most: int = 4) -> int:
@@ -105,9 +102,12 @@ def employee_files(ids: list[str]) -> dict[str, str]:
 class ViewBuilder:
     """Builds the views of one Results, sharing the formatter and lookups."""
 
-    def __init__(self, results: Results, formats: tuple[str, ...] = ("html", "pdf")) -> None:
+    def __init__(self, results: Results, formats: tuple[str, ...] = ("html", "pdf"), *,
+                 archive: bool = False) -> None:
         self.r = results
         self.formats = formats
+        self.archive = archive  # each report but the index carries its archive copy's data
+        self._document: dict | None = None  # results.json, for the archive copies
         s = results.book.settings
         self.fmt = Formatter(s.locale, s.currency)
         self._ = self.fmt.gettext
@@ -121,11 +121,13 @@ class ViewBuilder:
         self.slugs = department_slugs(results.book.departments)
         self.files = employee_files([p.employee_id for p in results.book.people])
         # Per-line pieces that depend only on the locale, built once (10,000 lines a run).
-        self._statuses = {code: {"code": code, "label": self._(label), "icon": STATUS_ICONS[code]}
+        self._statuses = {code: FrozenDict(code=code, label=self._(label),
+                                           icon=STATUS_ICONS[code])
                           for code, label in STATUS_LABELS.items()}
         self._directions = {d: self._(label) for d, label in DIRECTION_LABELS.items()}
         self._trend = self._("Year-to-date trend")
         self._charts: dict[tuple[str, str], tuple] | None = None
+        self._short_months: dict[int, str] = {}
         self._kpi_names = {k.kpi_id: k.kpi for k in results.book.kpis}
         self._comments: dict[str, list] = defaultdict(list)
         for c in results.book.comments:
@@ -133,6 +135,18 @@ class ViewBuilder:
                 self._comments[c.owner].append(c)
 
     # ------------------------------------------------------------------ common pieces
+    def _finish(self, view: dict) -> FrozenDict:
+        """The finished, read-only view (with its archive copy's data if the build makes
+        archive copies)."""
+        if self.archive and view["kind"] != "index":
+            from kpireport.archive import archive_meta
+            from kpireport.results import results_json
+
+            if self._document is None:
+                self._document = results_json(self.r)
+            view["archive"] = archive_meta(self._document, view)
+        return freeze(view)
+
     def common(self, kind: str, title: str, depth: int) -> dict:
         s = self.r.book.settings
         up = "../" * depth
@@ -151,16 +165,15 @@ class ViewBuilder:
         return self.fmt.percent(value, 1)
 
     def window(self, w: Window, line: LineResult, actual: str | None = None,
-               scale: tuple[float, str] | None = None) -> dict:
+               scale: tuple[float, str] | None = None) -> FrozenDict:
         kpi = line.kpi
         if scale is not None:
             actual = self._scaled(w.actual, scale)
         elif actual is None:
             actual = self.fmt.value(w.actual, kpi.unit, kpi.decimals)
-        return {"actual": actual,
-                "target": self._target_text(w, line, scale),
-                "attainment": self.fmt.percent(w.attainment, 1),
-                "score": self.score(w.score), "status": self.status(w.status)}
+        return FrozenDict(actual=actual, target=self._target_text(w, line, scale),
+                          attainment=self.fmt.percent(w.attainment, 1),
+                          score=self.score(w.score), status=self.status(w.status))
 
     def _target_text(self, w: Window, line: LineResult,
                      scale: tuple[float, str] | None = None) -> str:
@@ -175,12 +188,18 @@ class ViewBuilder:
         return text(w.target)
 
     def _month_short(self, month: int) -> str:
-        """A sparkline's end label: 'Apr', 'thg 4'."""
-        import datetime as dt
+        """A sparkline's end label: 'Apr', 'thg 4' (a handful of months a build: each is
+        formatted once, not twice for each of 10,000 KPI rows)."""
+        label = self._short_months.get(month)
+        if label is None:
+            import datetime as dt
 
-        from babel.dates import format_date
+            from babel.dates import format_date
 
-        return format_date(dt.date(month // 12, month % 12 + 1, 1), "MMM", locale=self.fmt.locale)
+            label = format_date(dt.date(month // 12, month % 12 + 1, 1), "MMM",
+                                locale=self.fmt.locale)
+            self._short_months[month] = label
+        return label
 
     def _row_scale(self, line: LineResult) -> tuple[float, str] | None:
         """One compact unit for every figure of a KPI row, from its largest (4,12 T ₫ beside
@@ -204,13 +223,13 @@ class ViewBuilder:
         power, pattern = scale
         return pattern.format(self.fmt.number(value / power, 2))
 
-    def kpi_row(self, line: LineResult) -> dict:
+    def kpi_row(self, line: LineResult) -> FrozenDict:
         kpi = line.kpi
         goal = self.goals.get(line.goal_id or "")
         strategic = self.goals.get(line.strategic_goal_id or "")
         ytd_actual, bullet, spark = self._line_charts(line)
         scale = self._row_scale(line)
-        return {
+        return FrozenDict({
             "kpi_id": kpi.kpi_id, "name": kpi.kpi, "unit": kpi.unit,
             "direction": self._directions[kpi.direction],
             "formula": kpi.formula or "",
@@ -225,7 +244,7 @@ class ViewBuilder:
             "spark": spark,
             "spark_from": self._month_short(line.history[0][0]) if spark else "",
             "spark_to": self._month_short(line.history[-1][0]) if spark else "",
-        }
+        })
 
     def _line_charts(self, line: LineResult) -> tuple:
         """(year-to-date actual as text, bullet chart, sparkline) of a line. The charts of
@@ -263,7 +282,7 @@ class ViewBuilder:
                 for c in self._comments.get(owner_id, ())]
 
     # ------------------------------------------------------------------ employee
-    def employee(self, owner: OwnerScore) -> dict:
+    def employee(self, owner: OwnerScore) -> FrozenDict:
         person = owner.person
         assert person is not None
         manager = self.people.get(person.manager_id or "")
@@ -280,7 +299,7 @@ class ViewBuilder:
             "no_data": self.no_data(owner),
             "comments": self.comments(owner.owner),
         })
-        return view
+        return self._finish(view)
 
     def pay(self, employee_id: str) -> dict:
         pay = self.r.pay[employee_id]
@@ -339,12 +358,12 @@ class ViewBuilder:
                               payout=self.fmt.percent(high.bonus_payout, 0)))
 
     # ------------------------------------------------------------------ department
-    def department(self, name: str) -> dict:
+    def department(self, name: str) -> FrozenDict:
         own = next((o for o in self.r.owners if o.owner_type == "department" and o.owner == name),
                    None)
         members = [o for o in self.r.owners if o.owner_type == "employee"
                    and o.department == name]
-        team = [o for o in members if o.owner not in self.r.absent]
+        team = list(self.r.departments[name].team)
         team.sort(key=lambda o: (o.ytd_score is None, -(o.ytd_score or 0), o.name))
         review = self._("Department review")
         view = self.common("department", f"{name} — {review}", 1)
@@ -363,7 +382,7 @@ class ViewBuilder:
             "bonus_total": self.fmt.money(self._bonus_total(members)),
             "bonus_total_size": fit(self.fmt.money(self._bonus_total(members))),
         })
-        return view
+        return self._finish(view)
 
     def team_row(self, o: OwnerScore, prefix: str) -> dict:
         pay = self.r.pay.get(o.owner)
@@ -383,9 +402,9 @@ class ViewBuilder:
         items = []
         for i, band in enumerate(names):
             if counts.get(band) or band != self._("No score"):
-                colour = "#e6e8eb" if band == self._("No score") else \
+                shade = "no-score" if band == self._("No score") else \
                     band_shade(i, len(names) - 1)
-                items.append((band, counts.get(band, 0), str(counts.get(band, 0)), colour))
+                items.append((band, counts.get(band, 0), str(counts.get(band, 0)), shade))
         return {"svg": charts.bars(items, self._("Band distribution"), width=340, row=18,
                                    label_w=130),
                 "rows": [{"band": n, "count": c} for n, c, _, _ in items]}
@@ -407,32 +426,23 @@ class ViewBuilder:
         return sum(known) if known else None
 
     # ------------------------------------------------------------------ company
-    def company(self) -> dict:
+    def company(self) -> FrozenDict:
         own = next((o for o in self.r.owners if o.owner_type == "company"), None)
         everyone = [o for o in self.r.owners if o.owner_type == "employee"]
         employees = [o for o in everyone if o.owner not in self.r.absent]
         departments = []
         s = self.r.book.settings
-        for dept in self.r.book.departments:
-            members = [o for o in employees if o.department == dept]
-            paid = [o for o in everyone if o.department == dept]
-            dept_owner = next((o for o in self.r.owners if o.owner_type == "department"
-                               and o.owner == dept), None)
-            scores = [o.ytd_score for o in members if o.ytd_score is not None]
-            team_avg = sum(scores) / len(scores) if scores else None
-            score = dept_owner.ytd_score if dept_owner else team_avg
+        for dept in self.r.departments.values():
+            paid = [o for o in everyone if o.department == dept.name]
             departments.append({
-                "name": dept, "href": f"departments/{self.slugs[dept]}.html",
-                "score_value": score, "score": self.score(score),
-                "status": self.status(status_of(score, s.rag_green, s.rag_amber)),
-                "team_average": self.score(team_avg), "headcount": len(members),
+                "name": dept.name, "href": f"departments/{self.slugs[dept.name]}.html",
+                "score": self.score(dept.ytd), "status": self.status(dept.status),
+                "team_average": self.score(dept.team_average), "headcount": len(dept.team),
                 "bonus": self.fmt.money(self._bonus_total(paid))})
-        chart_items = [(d["name"], d["score_value"] or 0.0, d["score"],
-                        charts.STATUS_COLOURS[d["status"]["code"]]) for d in departments]
+        chart_items = [(d["name"], dept.ytd or 0.0, d["score"], dept.status)
+                       for d, dept in zip(departments, self.r.departments.values())]
         review = self._("Company review")
         view = self.common("company", f"{s.organization} — {review}", 0)
-        for d in departments:
-            d.pop("score_value")
         total = self._bonus_total(everyone)
         target_total = [self.r.pay[o.owner].target_bonus for o in everyone
                         if o.owner in self.r.pay and self.r.pay[o.owner].target_bonus is not None]
@@ -455,15 +465,11 @@ class ViewBuilder:
             "bonus_target_total": self.fmt.money(sum(target_total) if target_total else None),
             "comments": self.comments("COMPANY"),
         })
-        return view
+        return self._finish(view)
 
     def cascade(self) -> list[dict]:
         """Strategic goals → the goals below them → the KPIs serving each, with status."""
-        s = self.r.book.settings
-        lines_by_kpi: dict[str, list[LineResult]] = defaultdict(list)
-        for o in self.r.owners:
-            for ln in o.lines:
-                lines_by_kpi[ln.kpi_id].append(ln)
+        measured = self.r.kpis
         children: dict[str | None, list] = defaultdict(list)
         for g in self.r.book.goals:
             children[g.parent_goal_id].append(g)
@@ -471,22 +477,15 @@ class ViewBuilder:
         def kpis_of(goal_id: str) -> list[dict]:
             found = []
             for kpi in self.r.book.kpis:
-                if kpi.goal_id != goal_id or not lines_by_kpi.get(kpi.kpi_id):
+                rollup = measured.get(kpi.kpi_id)
+                if kpi.goal_id != goal_id or rollup is None:
                     continue
-                lines = lines_by_kpi[kpi.kpi_id]
-                company = next((ln for ln in lines if ln.owner == "COMPANY"), None)
-                scores = [ln.ytd.score for ln in lines if ln.ytd.score is not None]
-                score = company.ytd.score if company else (sum(scores) / len(scores)
-                                                           if scores else None)
-                counts = Counter(ln.ytd.status for ln in lines)
-                found.append({"kpi": kpi.kpi, "score": self.score(score),
-                              "status": self.status(status_of(score, s.rag_green,
-                                                              s.rag_amber)),
-                              "owners": len(lines),
+                found.append({"kpi": kpi.kpi, "score": self.score(rollup.ytd),
+                              "status": self.status(rollup.status),
+                              "owners": rollup.scorecards,
                               "split": " · ".join(
-                                  f"{STATUS_ICONS[c]} {counts[c]} {self._(STATUS_WORDS[c])}"
-                                  for c in ("green", "amber", "red", "none")
-                                  if counts.get(c))})
+                                  f"{STATUS_ICONS[c]} {n} {self._(STATUS_WORDS[c])}"
+                                  for c, n in rollup.by_status)})
             return found
 
         def node(goal, depth: int) -> dict:
@@ -499,32 +498,26 @@ class ViewBuilder:
         return [node(g, 0) for g in children.get(None, [])]
 
     # ------------------------------------------------------------------ index
-    def index(self, formats: tuple[str, ...] = ("html", "pdf")) -> dict:
+    def index(self, formats: tuple[str, ...] = ("html", "pdf")) -> FrozenDict:
         """The landing page: totals, every department's and person's month and year-to-date
         score, status, band and bonus, with links to the HTML and PDF of every report that
         the build writes."""
         reports = self._("Reports")
         view = self.common("index", f"{self.r.book.settings.organization} — {reports}", 0)
-        s = self.r.book.settings
         everyone = [o for o in self.r.owners if o.owner_type == "employee"]
         employees = [o for o in everyone if o.owner not in self.r.absent]
         employees.sort(key=lambda o: (o.department or "", o.name))
         company = next((o for o in self.r.owners if o.owner_type == "company"), None)
         total = self._bonus_total(everyone)  # with leavers' pro-rated bonus, as payroll.csv
         departments = []
-        for dept in self.r.book.departments:
-            members = [o for o in employees if o.department == dept]
-            own = next((o for o in self.r.owners if o.owner_type == "department"
-                        and o.owner == dept), None)
-            ytd = own.ytd_score if own else _mean(o.ytd_score for o in members)
-            month = own.month_score if own else _mean(o.month_score for o in members)
+        for dept in self.r.departments.values():
             departments.append({
-                "name": dept, **self._links(f"departments/{self.slugs[dept]}", formats),
-                "month_score": self.score(month), "ytd_score": self.score(ytd),
-                "status": self.status(status_of(ytd, s.rag_green, s.rag_amber)),
-                "headcount": len(members),
+                "name": dept.name, **self._links(f"departments/{self.slugs[dept.name]}",
+                                                 formats),
+                "month_score": self.score(dept.month), "ytd_score": self.score(dept.ytd),
+                "status": self.status(dept.status), "headcount": len(dept.team),
                 "bonus": self.fmt.money(self._bonus_total(
-                    [o for o in everyone if o.department == dept]))})
+                    [o for o in everyone if o.department == dept.name]))})
         view.update({
             "file": "index", "index_href": "index.html", "company_href": "company.html",
             "company": {**self._links("company", formats),
@@ -538,7 +531,7 @@ class ViewBuilder:
                           for o in employees],
             "files": ["results.json", "results.xlsx", "payroll.csv"],
         })
-        return view
+        return self._finish(view)
 
     @staticmethod
     def _links(stem: str, formats: tuple[str, ...]) -> dict:
@@ -558,7 +551,7 @@ def report_specs(results: Results) -> list[tuple[str, str]]:
 
 
 def build_view(builder: ViewBuilder, spec: tuple[str, str],
-               formats: tuple[str, ...] = ("html", "pdf")) -> dict:
+               formats: tuple[str, ...] = ("html", "pdf")) -> FrozenDict:
     kind, subject = spec
     if kind == "employee":
         return builder.employee(builder.r.owner(subject))
@@ -567,8 +560,9 @@ def build_view(builder: ViewBuilder, spec: tuple[str, str],
     return builder.company() if kind == "company" else builder.index(formats)
 
 
-def all_views(results: Results, formats: tuple[str, ...] = ("html", "pdf")) -> list[dict]:
+def all_views(results: Results, formats: tuple[str, ...] = ("html", "pdf"), *,
+              archive: bool = False) -> list[FrozenDict]:
     """Every report of a build, in the order of :func:`report_specs` (the index links to the
-    files of ``formats``)."""
-    builder = ViewBuilder(results, formats)
+    files of ``formats``; with ``archive`` each other report has its archive copy's data)."""
+    builder = ViewBuilder(results, formats, archive=archive)
     return [build_view(builder, spec, formats) for spec in report_specs(results)]

@@ -96,11 +96,31 @@ def test_a_dry_run_needs_no_transport_and_writes_the_outbox(tmp_path):
 def test_run_reads_and_validates_the_workbook_once(tmp_path, monkeypatch):
     book = tmp_path / "acme.xlsx"
     shutil.copy(SAMPLES / "acme.xlsx", book)
+    import kpireport.workbook
+
     reads = []
-    real = api.read_workbook
-    monkeypatch.setattr(api, "read_workbook", lambda path: reads.append(path) or real(path))
+    real = kpireport.workbook.read_workbook
+    counted = lambda path: reads.append(path) or real(path)  # noqa: E731
+    monkeypatch.setattr(api, "read_workbook", counted)
+    monkeypatch.setattr(kpireport.workbook, "read_workbook", counted)  # the input snapshot
     result = CliRunner().invoke(main, ["run", str(book), "--out", str(tmp_path / "reports"),
                                        "--dry-run", "--outbox", str(tmp_path / "outbox")])
     assert result.exit_code == 0, result.output
     assert "Dry run: wrote" in result.output
-    assert reads == [book]
+    assert reads == [book]  # checked, built (with its input snapshot) and sent from one read
+    assert (tmp_path / "reports" / "2026-03" / "inputs.json").stat().st_size > 1000
+
+
+def test_the_input_snapshot_comes_from_the_cells_already_read(tmp_path):
+    from kpireport.diff import inputs_bytes
+
+    book = tmp_path / "acme.xlsx"
+    shutil.copy(SAMPLES / "acme.xlsx", book)
+    checked = api.load(book)
+    assert checked.raw is not None and checked.raw.sha256 == checked[0].source_sha256
+    expected = inputs_bytes(checked[0])  # read again from the file
+    book.unlink()  # gone: the snapshot can only come from the cells of the check
+    assert inputs_bytes(checked[0], checked.raw) == expected
+    built = api.build(checked, out=tmp_path / "reports", formats=("html",))
+    assert (built.run_dir / "inputs.json").read_bytes() == expected
+    assert built.manifest.data_file("inputs.json").size == len(expected)

@@ -83,21 +83,21 @@ def reference_bullet(actual, target, threshold, stretch, target_max, direction, 
         return f"{int(value * 10 + 0.5) / 10:.1f}" if 0 <= value < 400 else f"{value:.1f}"
 
     if direction == "range":
-        zones = [(bottom, target, "#e6e8eb"), (target, target_max or target, "#aeb6bf"),
-                 (target_max or target, top, "#e6e8eb")]
+        zones = [(bottom, target, "poor"), (target, target_max or target, "good"),
+                 (target_max or target, top, "poor")]
     elif direction == "lower":
         good_end = stretch if stretch is not None else target * 0.85
         worst = threshold if threshold is not None else target * 1.15
-        zones = [(bottom, good_end, "#aeb6bf"), (good_end, target, "#aeb6bf"),
-                 (target, worst, "#cfd4da"), (worst, top, "#e6e8eb")]
+        zones = [(bottom, good_end, "good"), (good_end, target, "good"),
+                 (target, worst, "ok"), (worst, top, "poor")]
     else:
         low = threshold if threshold is not None else target * 0.85
-        zones = [(bottom, low, "#e6e8eb"), (low, target, "#cfd4da"), (target, top, "#aeb6bf")]
+        zones = [(bottom, low, "poor"), (low, target, "ok"), (target, top, "good")]
     rects = [(f(x(s)), f(x(e) - x(s)), c) for s, e, c in zones if e > s]
     if actual is not None:
         rects.append((f(x(min(actual, 0))), f(abs(x(actual) - x(0))),
-                      charts.STATUS_COLOURS[status]))
-    rects.append((f(x(target) - 1), "2.2", charts.INK))
+                      f"{status} edge"))
+    rects.append((f(x(target) - 1), "2.2", "ink"))
     return rects
 
 
@@ -126,7 +126,28 @@ def test_batched_bullets_match_the_chart_by_chart_maths():
             assert svg == ""
             continue
         found = re.findall(r'<rect x="([-\d.]+)" y="[\d.]+" width="([-\d.]+)" '
-                           r'height="\d+" fill="(#[0-9a-f]{6})"', svg)
+                           r'height="\d+" class="([a-z -]+)"', svg)
         assert found == expected, item
         assert "KPI" in svg and "&amp; co" in svg
     assert charts.bullet(*items[0]) == drawn[0]
+
+
+def test_colours_live_in_the_templates_not_in_python():
+    """Charts carry classes; every class they use is coloured in templates/charts.css, and no
+    hex colour is left in the chart or view code."""
+    from pathlib import Path
+
+    from kpireport import render, views
+
+    css = (render.builtin_templates() / "charts.css").read_text()
+    styled = set(re.findall(r"svg \.([a-z0-9-]+)[ ,]", css))
+    drawn = "".join(map(str, charts.bullets([(5, 4, 3, 6, None, "higher", s, "x")
+                                             for s in charts.STATUSES])))
+    drawn += str(charts.sparkline([1, 2, 3], [2, 2, 2], "x"))
+    drawn += str(charts.bars([("a", 1, "1", "shade-0"), ("b", 2, "2", "no-score")], "x"))
+    used = {c for group in re.findall(r'class="([^"]+)"', drawn) for c in group.split()}
+    assert used - {"bullet", "spark", "bars"} <= styled
+    assert {views.band_shade(i, 5) for i in range(5)} | {"shade-3"} <= styled
+    for module in (charts, views):
+        source = Path(module.__file__).read_text()
+        assert not re.findall(r'"#[0-9a-fA-F]{3,6}"', source), module.__name__

@@ -390,11 +390,12 @@ def test_import_help_ends_with_an_example():
     assert "kpireport import deals.csv --book kpis.xlsx" in result.output
 
 
-def test_benchmark_command_runs_small(capsys):
-    from kpireport.bench_import import main as bench
-
-    bench(["--records", "3000", "--employees", "20", "--repeat", "1"])  # speed is not tested
-    out = capsys.readouterr().out
+def test_benchmark_command_runs_small():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_import.py"
+    run = subprocess.run([sys.executable, str(script), "--records", "3000", "--employees", "20",
+                          "--repeat", "1"], capture_output=True, text=True)
+    out = run.stdout  # speed is not tested: a loaded machine may miss the promise
+    assert run.returncode in (0, 1), run.stderr
     assert "3,000 records" in out and "pandas.read_csv" in out and "plan ÷ pandas = " in out
     assert "0 bad" in out
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kpireport import api, charts
+from kpireport import api, charts, render
 from kpireport.results import compute
 from kpireport.views import ViewBuilder, all_views
 
@@ -33,12 +33,17 @@ def test_strongest_and_weakest_never_show_the_same_line(builder):
 
 
 def test_band_colours_follow_band_order_not_status(builder):
+    """Bars carry classes; templates/charts.css gives them their colours."""
+    css = (render.builtin_templates() / "charts.css").read_text()
+    colour = dict(re.findall(r"svg \.([a-z0-9-]+) \{ fill: (#[0-9a-f]{6}); \}", css))
     items = builder.band_chart([o for o in builder.r.owners if o.owner_type == "employee"])
     svg = str(items["svg"])
-    fills = re.findall(r'<rect [^>]*fill="(#[0-9a-f]{6})"', svg)
+    classes = re.findall(r'<rect [^>]*class="([a-z0-9-]+) edge"', svg)
+    assert "fill=" not in svg and all(c in colour for c in classes)
+    fills = [colour[c] for c in classes]
     bands = [b.band for b in builder.r.book.bands]
     assert len(fills) >= len(bands)
-    assert not set(fills) & set(charts.STATUS_COLOURS.values())
+    assert not set(fills) & {colour[status] for status in charts.STATUSES}
 
     def lightness(colour: str) -> float:
         r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))

@@ -44,7 +44,7 @@ def test_every_file_of_a_build_is_in_the_manifest_with_its_hash(sample_run):
     for path, digest in listed.items():
         assert _sha(run / path) == digest, path
     assert {f.path for f in manifest.data} == {
-        "results.json", "results.xlsx", "payroll.csv", "recipients.json"}
+        "results.json", "results.xlsx", "payroll.csv", "recipients.json", "inputs.json"}
     assert manifest.verify() == []
     # What a report is about, by kind.
     company = manifest.report("company", "COMPANY")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from kpireport import api
+from kpireport import api, render
 from kpireport.results import compute
 from kpireport.views import ViewBuilder, all_views, slug
 from tests.conftest import BASE, Literal, need_tool
@@ -268,6 +268,32 @@ def test_all_views_are_small_and_picklable(make_workbook):
     assert all(len(pickle.dumps(v)) < 50_000 for v in views)
 
 
+def test_views_are_read_only_all_the_way_down(make_workbook):
+    import pickle
+
+    from kpireport.viewmodel import FrozenDict
+
+    results = spec_results(make_workbook)
+    views = all_views(results)
+    employee = next(v for v in views if v["kind"] == "employee")
+    for change in (lambda: employee.__setitem__("title", "x"), lambda: employee.pop("title"),
+                   lambda: employee.update(title="x"), lambda: employee["person"].clear(),
+                   lambda: employee["kpis"][0]["month"].setdefault("score", "x"),
+                   lambda: employee["kpis"][0]["ytd"]["status"].__delitem__("code")):
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    assert type(employee["kpis"]) is tuple and type(employee["kpis"][0]) is FrozenDict
+    copy = pickle.loads(pickle.dumps(employee))  # to worker processes and Dask
+    assert copy == employee and type(copy) is FrozenDict
+    assert type(copy["kpis"][0]["ytd"]["status"]) is FrozenDict
+    # what a build adds is an option of the builder: the archive copy's data
+    archived = all_views(results, archive=True)
+    assert [v["archive"]["file"] for v in archived if v["kind"] != "index"] == [
+        "archive/company.pdf", "archive/departments-sales.pdf", "archive/employees-E1.pdf",
+        "archive/employees-E2.pdf"]
+    assert "archive" not in archived[-1] and "archive" not in employee
+
+
 @pytest.mark.parametrize("sample", ["acme", "onlinecrm"])
 def test_fast_paths_render_what_stock_jinja_renders(sample):
     """Two fast paths change how templates compile: _("literal") is translated at compile
@@ -325,3 +351,72 @@ def test_fast_paths_keep_jinja_rules(tmp_path):
         shadowed = {"d": {"Scorecard": "own _"}}
         assert fast.get_template("shadow.html").render(**shadowed) == \
             slow.get_template("shadow.html").render(**shadowed) == "own _|"
+
+
+def test_compiled_templates_are_kept_in_a_private_cache_folder(tmp_path, monkeypatch):
+    """The cold build loads compiled templates from the user's cache folder; an edited
+    template, another locale or a folder that others can write to never reuse them."""
+    from kpireport import render, template_cache
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KPIREPORT_CACHE_DIR", str(cache))
+    monkeypatch.setattr(template_cache, "_COMPILED", {})
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "t.html").write_text('{{ _("Scorecard") }}: {{ n }}')
+    env = render._environment("en_US", (templates,))
+    assert env.get_template("t.html").render(n=1) == "Scorecard: 1"
+    (stored,) = (cache / "templates").iterdir()
+    assert (cache / "templates").stat().st_mode & 0o777 == 0o700
+
+    # a new process: nothing in memory, the compiled code comes from the folder
+    monkeypatch.setattr(template_cache, "_COMPILED", {})
+    stored.write_bytes(stored.read_bytes().replace(b"Scorecard", b"Scorec4rd"))
+    assert render._environment("en_US", (templates,)).get_template("t.html").render(n=2) \
+        == "Scorec4rd: 2"  # (tampered with here only to prove the file is what runs)
+    # another locale compiles its own translation; an edited template compiles again
+    assert render._environment("vi_VN", (templates,)).get_template("t.html").render(n=3) \
+        == "Thẻ điểm: 3"
+    (templates / "t.html").write_text('{{ _("Scorecard") }} = {{ n }}')
+    assert render._environment("en_US", (templates,)).get_template("t.html").render(n=4) \
+        == "Scorecard = 4"
+
+    (cache / "templates").chmod(0o777)
+    assert template_cache.cache_folder() is None
+    monkeypatch.setenv("KPIREPORT_CACHE_DIR", "off")
+    assert template_cache.cache_folder() is None
+
+
+def test_reports_are_the_same_from_a_warm_template_cache(make_workbook, tmp_path, monkeypatch):
+    from kpireport import template_cache
+
+    book = make_workbook("spec.xlsx")
+    monkeypatch.setenv("KPIREPORT_CACHE_DIR", str(tmp_path / "cache"))
+    built = []
+    for run in ("cold", "warm"):
+        monkeypatch.setattr(template_cache, "_COMPILED", {})
+        result = api.build(book, out=tmp_path / run, formats=("html",), workers=1)
+        built.append({p.relative_to(result.run_dir): p.read_bytes()
+                      for p in result.run_dir.rglob("*.html")})
+    assert len(built[0]) == 5 and built[0] == built[1]
+    assert len(list((tmp_path / "cache" / "templates").iterdir())) >= 6
+
+
+def test_pdfs_carry_no_links_into_this_machine(sample_run):
+    """Links between reports resolve against the template folder: a PDF must not keep them
+    (file:///…/templates/… is dead in an e-mailed copy and leaks local paths)."""
+    import pikepdf
+
+    run = sample_run("acme")
+    templates = str(Path(render.__file__).resolve().parents[1] / "templates")
+    pdfs = sorted(run.rglob("*.pdf"))
+    assert len(pdfs) > 10
+    for path in pdfs:
+        with pikepdf.open(path) as pdf:
+            for page in pdf.pages:
+                for annot in page.get("/Annots", []):
+                    uri = str(annot.get("/A", {}).get("/URI", ""))
+                    assert not uri.startswith("file:"), (path.name, uri)
+            text = b"".join(obj.read_bytes() for obj in pdf.objects
+                            if isinstance(obj, pikepdf.Stream))
+        assert templates.encode() not in text and templates.encode() not in path.read_bytes()

@@ -142,3 +142,58 @@ def test_failed_build_leaves_previous_files(make_workbook, tmp_path):
     assert "employee.html, line 1" in result.failures["employees/E1"]
     after = {p: p.read_bytes() for p in (out / "2026-02").rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_results_files_made_beside_the_reports_are_the_same_bytes(acme, monkeypatch):
+    """start_results_files makes them in a forked child (Linux) or a thread; either way the
+    caller gets what results_files makes, and the child's error is raised in the caller."""
+    import os
+
+    from kpireport import results as module
+
+    wait = module.start_results_files(acme)
+    files = wait()
+    assert files["results.json"] == module.results_json_bytes(acme)
+    assert files["payroll.csv"] == payroll_csv(acme)
+    sheets = openpyxl.load_workbook(io.BytesIO(files["results.xlsx"])).sheetnames
+    assert sheets == ["Owners", "KPI lines"]
+
+    parent = os.getpid()
+
+    def broken(results):
+        raise ValueError(f"no xlsx in {'the child' if os.getpid() != parent else 'here'}")
+
+    monkeypatch.setattr(module, "results_xlsx", broken)
+    with pytest.raises(ValueError, match="no xlsx in here"):
+        module.start_results_files(acme)()
+
+
+def test_department_and_kpi_scores_come_from_the_scores(make_workbook):
+    """A department without its own scorecard scores its team's average; a KPI not on the
+    company scorecard scores the average of the scorecards measuring it; statuses follow
+    rag_green and rag_amber like every other score."""
+    from tests.conftest import BASE
+
+    results = compute(*api.load(make_workbook()))
+    e1, e2 = results.owner("E1"), results.owner("E2")
+    sales = results.departments["Sales"]
+    assert sales.ytd == sales.team_average == pytest.approx((e1.ytd_score + e2.ytd_score) / 2)
+    assert sales.month == pytest.approx((e1.month_score + e2.month_score) / 2)
+    assert [o.owner for o in sales.team] == ["E1", "E2"]
+    assert sales.status == results.status(sales.ytd)
+    rev = results.kpis["REV"]
+    lines = [ln for o in (e1, e2) for ln in o.lines if ln.kpi_id == "REV"]
+    assert rev.ytd == pytest.approx(sum(ln.ytd.score for ln in lines) / 2)
+    assert rev.scorecards == 2 and sum(n for _, n in rev.by_status) == 2
+
+    # with a department scorecard and the KPI on the company's, theirs are the scores
+    scorecards = BASE["Scorecards"] + [["Sales", "REV", 1.0, 200, None, None],
+                                       ["COMPANY", "REV", 1.0, 300, None, None]]
+    actuals = BASE["Actuals"] + [["Sales", "REV", 150, 230], ["COMPANY", "REV", 300, 90]]
+    results = compute(*api.load(make_workbook(Scorecards=scorecards, Actuals=actuals)))
+    own = results.owner("Sales")
+    assert results.departments["Sales"].ytd == own.ytd_score != \
+        results.departments["Sales"].team_average
+    assert results.kpis["REV"].ytd == results.owner("COMPANY").lines[0].ytd.score
+    assert results.kpis["REV"].status == results.status(results.kpis["REV"].ytd)
+    assert results.kpis["REV"].scorecards == 4

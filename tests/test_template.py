@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -126,3 +127,26 @@ def test_synthetic_sample_is_fast_enough_and_valid(tmp_path):
     assert len(book.people) == 60
     per_person = len(book.scorecards) / 60
     assert 9 <= per_person <= 11.5
+
+
+def test_settings_defaults_have_one_home():
+    """The template's defaults, validation and the typed Settings agree because the first two
+    are read from the last (kpireport.model.Settings)."""
+    from dataclasses import MISSING, fields
+
+    from kpireport.model import Settings
+    from kpireport.spec import SETTINGS
+
+    model = {f.name: f.default for f in fields(Settings)}
+    assert set(model) == {s.name for s in SETTINGS}
+    for setting in SETTINGS:
+        want = model[setting.name]
+        if want is MISSING:
+            assert setting.default is None
+        elif isinstance(want, bool):
+            assert setting.default == ("yes" if want else "no")
+        else:
+            assert setting.default == want
+    source = (Path(__file__).resolve().parents[1] / "kpireport" / "validate"
+              / "settings.py").read_text()
+    assert "values.get(" not in source  # no second copy of a default

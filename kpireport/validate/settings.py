@@ -42,18 +42,16 @@ class SettingsChecks(Checks):
         if "organization" not in values:
             self.log.add("missing-setting", table.name)
             return None
-        cap = values.get("score_cap", 1.5)
-        green = values.get("rag_green", 1.0)
-        amber = values.get("rag_amber", 0.9)
-        if cap < 1:  # type: ignore[operator]
-            self.log.add("bad-setting", table.name, seen.get("score_cap", ""), form="score-cap")
-        if amber > green:  # type: ignore[operator]
-            self.log.add("bad-setting", table.name, seen.get("rag_amber", ""), form="rag-order")
-        if values.get("pdf_protection", "none") == "none":
-            self.log.add("pdf-protection-off", table.name, seen.get("pdf_protection", ""))
         if "require_approval" in values:
             values["require_approval"] = values["require_approval"] == "yes"
-        return Settings(**values)  # type: ignore[arg-type]
+        settings = Settings(**values)  # type: ignore[arg-type]  (defaults: model.Settings)
+        if settings.score_cap < 1:
+            self.log.add("bad-setting", table.name, seen.get("score_cap", ""), form="score-cap")
+        if settings.rag_amber > settings.rag_green:
+            self.log.add("bad-setting", table.name, seen.get("rag_amber", ""), form="rag-order")
+        if settings.pdf_protection == "none":
+            self.log.add("pdf-protection-off", table.name, seen.get("pdf_protection", ""))
+        return settings
 
     def _setting_value(self, read: CellReader, kind: str, choices: tuple[str, ...],
                        raw: object, cell: str, key: str) -> object:

@@ -1,4 +1,4 @@
-"""``python -m kpireport.bench_import``: the cost of importing a large CRM export.
+"""``python scripts/bench_import.py``: the cost of importing a large CRM export.
 
 Writes a synthetic workbook and a HubSpot-style deals CSV of ``--records`` records (owner
 e-mails, amounts with thousands separators, close dates with times, a stage filter), then
@@ -71,7 +71,7 @@ def best(repeat: int, func) -> tuple[float, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kpireport.bench_import",
+    parser = argparse.ArgumentParser(prog="scripts/bench_import.py",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--employees", type=int, default=100)
