@@ -712,3 +712,26 @@ def doctor(smtp_check: bool, **smtp) -> None:
         table.add_row(escape(item.name), "[green]ok[/]" if item.ok else "[yellow]missing[/]",
                       escape(item.detail), escape(item.cost))
     Console(highlight=False).print(table)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path),
+                default=".")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; any but loopback requires a login token "
+                   "($KPIREPORT_SERVE_TOKEN, or one printed at start).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8750, show_default=True)
+@click.option("--max-upload", metavar="MB", type=click.IntRange(1, 200), default=50,
+              show_default=True, help="Largest workbook an upload may be.")
+def serve(folder: Path, host: str, port: int, max_upload: int) -> None:
+    """Run the month in a browser: check, build, review, approve and send the workbooks of
+    FOLDER (runs go to FOLDER/reports), with the command line of each step shown.
+
+    \b
+    Example:
+      kpireport serve kpis/                 # then open http://127.0.0.1:8750/
+      KPIREPORT_SERVE_TOKEN=$(openssl rand -hex 16) kpireport serve kpis/ --host 0.0.0.0
+    """
+    from kpireport.web.app import serve as serve_folder
+
+    serve_folder(folder, host=host, port=port, max_upload=max_upload * 2**20, echo=click.echo)

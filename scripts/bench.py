@@ -123,6 +123,40 @@ def peak_memory_of(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProc
             subprocess.CompletedProcess(cmd, process.returncode, out, err))
 
 
+def check_page_seconds(book_path: Path, repeat: int = 3) -> float:
+    """Best time of the check page of ``book_path`` from the web app on uvicorn (loopback,
+    in a thread), after one request that loads the app's templates."""
+    import socket
+    import urllib.request
+
+    import uvicorn
+
+    from kpireport.web.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(book_path.parent, port=port),
+                                           host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}/books/{book_path.name}"
+
+    def page() -> bytes:
+        with urllib.request.urlopen(url, timeout=300) as response:
+            return response.read()
+
+    try:
+        page()
+        best, _ = timed(page, repeat=repeat)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    return best
+
+
 def cold_html(book: Path, work: Path, repeat: int = 5) -> tuple[float, float, float, float]:
     """Median wall-clock seconds of ``kpireport check BOOK`` and of ``kpireport build BOOK
     --format html`` into a new folder (no render cache), each a whole process as a person
@@ -215,6 +249,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(Row("read + validate (kpireport check)", t_check, f"{n_actuals:,} actuals"))
         checks.append(("read+validate / pandas+calamine", t_check / t_pandas, "≤ 1.5",
                        t_check / t_pandas <= 1.5))
+        t_cli, _ = timed(lambda: subprocess.run(
+            [sys.executable, "-m", "kpireport", "check", str(book_path)], capture_output=True),
+            repeat=3)
+        rows.append(Row("`kpireport check` (a fresh process)", t_cli))
+        t_page = check_page_seconds(book_path)
+        rows.append(Row("check page of `kpireport serve` (GET, server running)", t_page,
+                        f"{t_page / t_check:.2f}× read+validate in-process"))
+        checks.append(("serve's check page / kpireport check", t_page / t_cli, "≤ 2",
+                       t_page / t_cli <= 2))
 
         t_score, results = timed(lambda: compute(book, issues), repeat=3)
         rows.append(Row(f"score {args.employees} people (+ bands and pay)", t_score,

@@ -23,7 +23,9 @@ def test_wheel_contains_templates_fonts_catalogs_and_schema(tmp_path):
                  "kpireport/locale/vi/LC_MESSAGES/kpireport.po",
                  "kpireport/schemas/results-1.schema.json", "kpireport/py.typed",
                  "kpireport/mappings/hubspot-deals.toml", "kpireport/mappings/ad-campaigns.toml",
-                 "kpireport/catalogue.toml", "kpireport/validate/__init__.py"):
+                 "kpireport/catalogue.toml", "kpireport/validate/__init__.py",
+                 "kpireport/web/templates/base.html", "kpireport/web/templates/check.html",
+                 "kpireport/web/static/app.css", "kpireport/web/static/app.js"):
         assert name in names, name
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "kpireport = kpireport.cli:main" in zipfile.ZipFile(wheel).read(

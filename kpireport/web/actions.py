@@ -1,0 +1,437 @@
+"""What the web app does, as calls into the same library functions the CLI makes.
+
+A :class:`Workspace` is one working folder: its workbooks (``FOLDER/*.xlsx``), their runs
+(``FOLDER/reports/<YYYY-MM>``, as ``kpireport build BOOK --out FOLDER/reports`` writes them)
+and a private folder for uploads in progress and annotated copies
+(``FOLDER/.kpireport-web``). Nothing the app needs to remember lives only in memory: runs,
+the send ledger and the audit log are the library's files in the run folder, so a killed
+server loses at most the progress bar of a job.
+
+Building and sending are jobs in a background thread, one at a time for the whole app (a
+second is refused with :class:`Busy`, and the library's run lock refuses a CLI build or send of
+the same run meanwhile).
+
+Approving, the run's state and its changes are :mod:`kpireport.cycle`'s calls; sending (for
+real or as a test) is :func:`kpireport.api.send`, which holds the approval gate and writes the
+audit line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shlex
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kpireport.errors import KpireportError, UnreadableWorkbook
+from kpireport.issues import Issue
+from kpireport.web.security import BOOK_NAME, PERIOD, RUN_FILE, child, safe_stem
+
+PRIVATE = ".kpireport-web"
+OUT = "reports"
+
+
+class Busy(KpireportError):
+    """Another job (a build or a send) is running."""
+
+
+@dataclass
+class Job:
+    """A build or a send in the background: what the progress page shows."""
+
+    id: str
+    kind: str  # build / send / test
+    target: str  # the workbook's name, or the run's period
+    state: str = "running"  # running / done / failed
+    done: int = 0
+    total: int | None = None
+    message: str = ""
+    period: str | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "target": self.target, "state": self.state,
+                "done": self.done, "total": self.total, "message": self.message,
+                "period": self.period}
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    name: str
+    issues: list[Issue]
+    locale: str | None  # the workbook's, when it could be read
+    unreadable: str | None = None  # the one-line answer for a file that is not a workbook
+
+    @property
+    def errors(self) -> int:
+        return sum(i.severity == "error" for i in self.issues)
+
+    @property
+    def warnings(self) -> int:
+        return sum(i.severity == "warning" for i in self.issues)
+
+    @property
+    def valid(self) -> bool:
+        return self.unreadable is None and not self.errors
+
+
+def cli(*words: str | Path) -> str:
+    """The equivalent command line, quoted for a POSIX shell."""
+    return " ".join(shlex.quote(str(w)) for w in ("kpireport", *words))
+
+
+class Workspace:
+    """One working folder of workbooks and runs."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder).resolve()
+        if not self.folder.is_dir():
+            raise KpireportError(f"{folder}: no such folder")
+        self.out = self.folder / OUT
+        self.private = self.folder / PRIVATE
+        self._lock = threading.Lock()
+        self.jobs: dict[str, Job] = {}
+        self.current: Job | None = None
+
+    # ------------------------------------------------------------------ files
+    def books(self) -> list[dict]:
+        found = []
+        for path in sorted(self.folder.glob("*.xlsx")):
+            if path.name.startswith((".", "~$")) or not BOOK_NAME.match(path.name) \
+                    or not path.is_file():
+                continue
+            stat = path.stat()
+            found.append({"name": path.name, "size": stat.st_size,
+                          "modified": dt.datetime.fromtimestamp(stat.st_mtime)})
+        return sorted(found, key=lambda b: b["modified"], reverse=True)
+
+    def book(self, name: str) -> Path:
+        path = child(self.folder, name, BOOK_NAME)
+        if not path.is_file():
+            from starlette.exceptions import HTTPException
+
+            raise HTTPException(404, f"No workbook {name} in this folder.")
+        return path
+
+    def runs(self) -> list[dict]:
+        if not self.out.is_dir():
+            return []
+        runs = []
+        for path in sorted(self.out.iterdir(), reverse=True):
+            if PERIOD.match(path.name) and (path / "results.json").is_file():
+                runs.append(self.run_summary(path.name, light=True))
+        return runs
+
+    def run_dir(self, period: str) -> Path:
+        path = child(self.out, period, PERIOD) if self.out.is_dir() else None
+        if path is None or not (path / "results.json").is_file():
+            from starlette.exceptions import HTTPException
+
+            raise HTTPException(404, f"No run {period} in this folder; build it first.")
+        return path
+
+    def run_file(self, period: str, name: str) -> Path:
+        """A report file of a run: only the files its manifest lists are served."""
+        from kpireport.manifest import read_manifest
+
+        run_dir = self.run_dir(period)
+        path = child(run_dir, name, RUN_FILE)
+        try:
+            listed = read_manifest(run_dir).hashes()
+        except KpireportError:
+            listed = {}
+        if name not in listed or not path.is_file():
+            from starlette.exceptions import HTTPException
+
+            raise HTTPException(404, "No such file.")
+        return path
+
+    # ------------------------------------------------------------------ check
+    def store_upload(self, filename: str, source) -> tuple[str | None, CheckReport]:
+        """Check an uploaded file like ``kpireport check``; keep it under a generated name in
+        the folder when it is a workbook. ``source`` is a binary file object."""
+        import re
+
+        shown = Path(filename.replace("\\", "/")).name
+        if not re.match(r"^[\w .()\-]{1,120}$", shown) or shown.startswith("."):
+            shown = "upload.xlsx"
+        staging = self.private / f"upload-{secrets.token_hex(8)}"
+        staging.mkdir(parents=True)
+        try:
+            path = staging / shown
+            with path.open("wb") as handle:
+                shutil.copyfileobj(source, handle, 2**20)
+            report = self._check(path)
+            if report.unreadable is not None:
+                return None, report
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            name = f"{safe_stem(shown)}-{stamp}-{secrets.token_hex(3)}.xlsx"
+            os.replace(path, self.folder / name)
+            return name, CheckReport(name, report.issues, report.locale)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def check(self, name: str) -> CheckReport:
+        return self._check(self.book(name))
+
+    @staticmethod
+    def _check(path: Path) -> CheckReport:
+        from kpireport import api
+
+        try:
+            book, issues = api.check(path)
+        except UnreadableWorkbook as exc:
+            return CheckReport(path.name, [], None, f"Error: {exc}")
+        locale = book.settings.locale if book is not None else None
+        return CheckReport(path.name, issues, locale)
+
+    def annotated(self, name: str) -> Path:
+        """A copy of the workbook with every issue marked (``check --annotate``)."""
+        from kpireport import api
+        from kpireport.annotate import annotate_workbook
+
+        path = self.book(name)
+        _, issues = api.check(path)
+        folder = self.private / "annotated"
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / f"{path.stem}.checked.xlsx"
+        out.unlink(missing_ok=True)  # ours alone: no earlier copy to keep
+        return annotate_workbook(path, issues, out).out
+
+    # ------------------------------------------------------------------ jobs
+    def _start(self, kind: str, target: str, work) -> Job:
+        with self._lock:
+            if self.current is not None and self.current.state == "running":
+                raise Busy(f"a {self.current.kind} of {self.current.target} is running; wait "
+                           "for it to finish")
+            job = Job(secrets.token_hex(6), kind, target)
+            self.jobs[job.id] = job
+            self.current = job
+
+        def run() -> None:
+            try:
+                work(job)
+                job.state = "done"
+            except KpireportError as exc:
+                job.state, job.message = "failed", str(exc)
+            except Exception as exc:  # shown on the page, not lost in a thread
+                job.state = "failed"
+                job.message = f"internal error ({type(exc).__name__}: {exc}); this is a bug"
+            finally:
+                job.finished = time.time()
+
+        threading.Thread(target=run, name=f"kpireport-{kind}", daemon=True).start()
+        return job
+
+    def start_build(self, name: str) -> Job:
+        path = self.book(name)
+
+        def work(job: Job) -> None:
+            from kpireport import api
+            from kpireport.options import BuildOptions
+
+            def started(total: int) -> None:
+                job.total = total
+
+            result = api.build(path, BuildOptions(out=self.out, workers=_workers()),
+                               on_start=started, progress=lambda _name: _advance(job))
+            job.period = result.results.period
+            if result.failures:
+                first = sorted(result.failures.values())[0]
+                raise KpireportError(f"{len(result.failures)} report(s) failed; nothing was "
+                                     f"written (first: {first})")
+            job.message = (f"Rendered {result.rendered} report(s), {result.cached} unchanged")
+
+        return self._start("build", name, work)
+
+    def build_command(self, name: str) -> str:
+        return cli("build", self.book(name), "--out", self.out)
+
+    # ------------------------------------------------------------------ runs
+    def run_summary(self, period: str, *, light: bool = False) -> dict:
+        run_dir = self.run_dir(period)
+        results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+        cards = results.get("scorecards", [])
+        employees = [c for c in cards if c.get("owner_type") == "employee"
+                     and c.get("employment") in (None, "employed")]
+        built = dt.datetime.fromtimestamp((run_dir / "results.json").stat().st_mtime)
+        from kpireport import cycle
+
+        state = cycle.status(run_dir)
+        rows = delivery(state)
+        summary = {
+            "period": period, "organization": results.get("organization", ""),
+            "source": results.get("source", {}).get("file", ""), "built": built,
+            "locale": results.get("locale") or "en_US",
+            "currency": results.get("currency") or "USD",
+            "employees": len(employees),
+            "departments": sum(c.get("owner_type") == "department" for c in cards),
+            "bonus": sum(c.get("bonus") or 0 for c in employees),
+            "bands": _count(c.get("band") or "—" for c in employees),
+            "issues": _count(i.get("severity", "") for i in results.get("issues", [])),
+            "delivery": _count(row["state"] for row in rows),
+            "approval": state["approval"],
+            "require_approval": state["built"].get("require_approval") is not False,
+            "changes": state["changes"],
+        }
+        summary["sendable"] = not summary["require_approval"] or state["approval"]["valid"]
+        if not light:
+            summary["reports"] = self.reports(run_dir)
+            summary["rows"] = rows
+        return summary
+
+    @staticmethod
+    def reports(run_dir: Path) -> list[dict]:
+        """Every report of the build (its manifest) with the recipients the build recorded."""
+        from kpireport.manifest import read_manifest
+        from kpireport.messages import recorded_recipients
+
+        try:
+            manifest = read_manifest(run_dir)
+        except KpireportError:
+            return []
+        try:
+            recipients = {entry.stem: r for entry, r in recorded_recipients(run_dir, manifest)}
+        except KpireportError:
+            recipients = {}
+        reports = []
+        for entry in manifest.reports:
+            if entry.kind == "index":
+                continue
+            to = recipients.get(entry.stem)
+            reports.append({"kind": entry.kind, "name": entry.name, "stem": entry.stem,
+                            "to": list(to.to) if to else [], "cc": list(to.cc) if to else [],
+                            "html": entry.html is not None, "pdf": entry.pdf is not None})
+        return reports
+
+    # ------------------------------------------------------------------ approve, send
+    def approve(self, period: str, by: str, note: str | None) -> None:
+        from kpireport import cycle
+
+        cycle.approve(self.run_dir(period), by=by, note=note or None)
+
+    def revoke(self, period: str, by: str, note: str) -> None:
+        from kpireport import cycle
+
+        cycle.revoke(self.run_dir(period), by=by, note=note)
+
+    def approve_command(self, period: str) -> str:
+        return cli("approve", self.run_dir(period), "--by", "NAME", "--note", "TEXT")
+
+    def smtp_summary(self) -> dict:
+        """The SMTP settings the sends will use, for the page (never the password)."""
+        from kpireport.transport import SmtpSettings
+
+        environ = dict(os.environ)
+        try:
+            settings = SmtpSettings.from_env(environ)
+        except KpireportError as exc:
+            return {"ok": False, "problem": str(exc), "sender": environ.get(
+                "KPIREPORT_SMTP_FROM", ""), "password": bool(environ.get(
+                    "KPIREPORT_SMTP_PASSWORD"))}
+        return {"ok": bool(settings.sender), "host": settings.host, "port": settings.port,
+                "security": settings.security, "user": settings.user or "",
+                "sender": settings.sender or "", "password": bool(settings.password),
+                "problem": "" if settings.sender else "no sender: set KPIREPORT_SMTP_FROM"}
+
+    def start_send(self, period: str, *, test_to: str | None = None) -> Job:
+        run_dir = self.run_dir(period)
+        book = self._run_book(run_dir)
+
+        def work(job: Job) -> None:
+            job.period = period
+            outcome = send(run_dir, book, test_to=test_to,
+                           progress=lambda _report: _advance(job))
+            job.message = (f"{len(outcome.sent)} sent, {len(outcome.skipped)} already sent, "
+                           f"{len(outcome.failed)} failed, {len(outcome.unknown)} unknown")
+            if test_to:
+                job.message += f" (a test: every message to {test_to}; not counted as sent)"
+            if not outcome.ok:
+                raise KpireportError(job.message)
+
+        return self._start("test" if test_to else "send", period, work)
+
+    def send_command(self, period: str, *, test_to: str | None = None) -> str:
+        run_dir = self.run_dir(period)
+        if test_to:
+            return cli("send", run_dir, "--test-to", test_to)
+        return cli("send", run_dir, "--book", self._run_book(run_dir))
+
+    def _run_book(self, run_dir: Path) -> Path:
+        from kpireport import api
+
+        name = _source(run_dir)
+        if name and BOOK_NAME.match(name) and (self.folder / name).is_file():
+            return self.folder / name
+        return api.source_book(run_dir)
+
+    def status_command(self, period: str) -> str:
+        return cli("status", self.run_dir(period))
+
+
+def delivery(state: dict) -> list[dict]:
+    """Every recipient of the run with its state (sent, failed, not sent …), from
+    :func:`kpireport.cycle.status`."""
+    return [{"report": r["report"], "name": r.get("name"), "recipient": r["recipient"],
+             "state": r["state"], "detail": r.get("detail") or "",
+             "updated": when(r.get("updated"))}
+            for r in state["delivery"]["recipients"]]
+
+
+def when(stamp: str | None) -> str:
+    """An ISO 8601 time of the ledger or the audit log as people read it (UTC)."""
+    if not stamp:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if moment.tzinfo else "")
+
+
+def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, progress=None):
+    """What ``kpireport send RUN_DIR --book BOOK [--test-to ADDRESS]`` does: :func:`api.send`
+    with the server's SMTP settings (a test goes to one address and is not counted as sent)."""
+    from kpireport import api
+    from kpireport.options import SendOptions
+    from kpireport.transport import SmtpSettings, SmtpTransport, backoff_from_env
+
+    environ = dict(os.environ)
+    settings = SmtpSettings.from_env(environ)
+    options = SendOptions(sender=settings.sender, book=book_path, test_to=test_to,
+                          backoff=backoff_from_env(environ))
+    result = api.send(run_dir, options, transport=lambda: SmtpTransport(settings),
+                      progress=progress)
+    return result.outcome
+
+
+def _advance(job: Job) -> None:
+    job.done += 1
+
+
+def _source(run_dir: Path) -> str:
+    try:
+        return str(json.loads((run_dir / "results.json").read_text())["source"]["file"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _count(values) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def _workers() -> int | None:
+    text = os.environ.get("KPIREPORT_SERVE_WORKERS")
+    return int(text) if text and text.isdigit() and int(text) > 0 else None
