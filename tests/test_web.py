@@ -52,6 +52,7 @@ class Client:
             handlers.append(NoRedirect())
         self.opener = urllib.request.build_opener(*handlers)
         self.csrf = ""
+        self.last_url = ""
 
     def request(self, path: str, data: bytes | None = None, headers: dict | None = None,
                 method: str | None = None) -> tuple[int, dict, bytes]:
@@ -60,8 +61,10 @@ class Client:
         try:
             with self.opener.open(req, timeout=120) as response:
                 status, head, body = response.status, dict(response.headers), response.read()
+                self.last_url = response.geturl()  # after redirects
         except urllib.error.HTTPError as exc:
             status, head, body = exc.code, dict(exc.headers), exc.read()
+            self.last_url = exc.geturl()
         found = re.search(rb'name="csrf" value="([0-9a-f]+)"', body)
         if found:
             self.csrf = found.group(1).decode()
@@ -468,3 +471,62 @@ def test_the_run_page_shows_the_changes_since_the_previous_build(serve, tmp_path
     summary = re.search(rb'<p class="changes-summary">(.*?)</p>', again, re.S)
     assert summary and summary.group(1).strip()
     assert re.search(rb"<b>1</b> input cell\(s\) changed", again)
+
+
+def test_send_from_the_page_is_refused_until_the_run_is_approved(serve, tmp_path,
+                                                                  monkeypatch):
+    """The send button posts to the same api.send as the CLI: without an approval the job
+    fails with the gate's line, nothing reaches the SMTP server and the ledger stays empty;
+    after approving on the page it is delivered."""
+    import json
+
+    from aiosmtpd.controller import Controller
+
+    from kpireport import api
+
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            received.append(envelope.content)
+            return "250 OK"
+
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    try:
+        for key, value in {"HOST": "127.0.0.1", "PORT": str(smtp.port), "SECURITY": "none",
+                           "FROM": "hr@acme.example"}.items():
+            monkeypatch.setenv(f"KPIREPORT_SMTP_{key}", value)
+        shutil.copy(SAMPLES / "acme.xlsx", tmp_path / "acme.xlsx")
+        built = api.build(tmp_path / "acme.xlsx", out=tmp_path / "reports", formats=("pdf",),
+                          workers=2)
+        assert built.ok
+        client = serve(tmp_path).client()
+
+        def finish(response) -> dict:
+            status, head, _ = response
+            assert status == 200, status
+            job = re.search(r"job=([0-9a-zA-Z_-]+)", client.last_url).group(1)
+            deadline = time.monotonic() + 120
+            while True:
+                state = json.loads(client.get(f"/jobs/{job}.json")[2])
+                if state["state"] != "running":
+                    return state
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+
+        client.get("/runs/2026-03/deliver")
+        state = finish(client.post("/runs/2026-03/send"))
+        assert state["state"] == "failed" and "is not approved" in state["message"], state
+        assert received == [] and not (built.run_dir / ".send-ledger.sqlite").exists()
+        client.get("/runs/2026-03/deliver")
+        assert client.post("/runs/2026-03/approve", {"by": "Dana Whitfield",
+                                                     "note": "checked"})[0] == 200
+        state = finish(client.post("/runs/2026-03/send"))
+        assert state["state"] == "done", state
+        sent = int(re.match(r"(\d+) sent, 0 already sent, 0 failed", state["message"]).group(1))
+        assert sent > 0 and len(received) > 0
+        log = (built.run_dir / "audit.jsonl").read_text().splitlines()
+        assert [json.loads(line)["action"] for line in log][-2:] == ["approve", "send"]
+    finally:
+        smtp.stop()
