@@ -530,3 +530,25 @@ def test_send_from_the_page_is_refused_until_the_run_is_approved(serve, tmp_path
         assert [json.loads(line)["action"] for line in log][-2:] == ["approve", "send"]
     finally:
         smtp.stop()
+
+
+def test_job_states_and_messages_are_in_the_workbooks_language(serve, tmp_path):
+    """A Vietnamese workbook's build: the progress label and the closing message come from
+    the vi catalog, like the rest of its pages."""
+    import json
+
+    shutil.copy(SAMPLES / "onlinecrm.xlsx", tmp_path / "onlinecrm.xlsx")
+    client = serve(tmp_path).client()
+    client.get("/books/onlinecrm.xlsx")
+    status, _, _ = client.post("/books/onlinecrm.xlsx/build")
+    assert status == 200
+    job = re.search(r"/jobs/([0-9a-zA-Z_-]+)", client.last_url).group(1)
+    deadline = time.monotonic() + 180
+    while (state := json.loads(client.get(f"/jobs/{job}.json")[2]))["state"] == "running":
+        if state["total"] is not None:  # the workbook is read: its language is known
+            assert state["label"] == "Đang tạo báo cáo"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert state["state"] == "done", state
+    assert state["label"] == "Tạo báo cáo: xong"
+    assert re.fullmatch(r"Đã tạo \d+ báo cáo, \d+ không đổi", state["message"]), state

@@ -55,11 +55,39 @@ class Job:
     period: str | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    locale: str = "en_US"  # the workbook's: the language of label and message
+
+    @property
+    def label(self) -> str:
+        """'Send done', 'Lần gửi: xong' …: the job's kind and state in its language."""
+        from kpireport.i18n import translations
+
+        return translations(self.locale).gettext(JOB_LABELS[self.kind, self.state])
 
     def as_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "target": self.target, "state": self.state,
-                "done": self.done, "total": self.total, "message": self.message,
-                "period": self.period}
+                "label": self.label, "done": self.done, "total": self.total,
+                "message": self.message, "period": self.period}
+
+
+def _(text: str) -> str:
+    """Marks a text for the catalogs; it is translated where it is shown (Job.label)."""
+    return text
+
+
+JOB_LABELS = {
+    ("build", "running"): _("Build running"), ("build", "done"): _("Build done"),
+    ("build", "failed"): _("Build failed"), ("send", "running"): _("Send running"),
+    ("send", "done"): _("Send done"), ("send", "failed"): _("Send failed"),
+    ("test", "running"): _("Test send running"), ("test", "done"): _("Test send done"),
+    ("test", "failed"): _("Test send failed"),
+}
+
+
+def _gettext(locale: str):
+    from kpireport.i18n import translations
+
+    return translations(locale).gettext
 
 
 @dataclass(frozen=True)
@@ -240,14 +268,18 @@ class Workspace:
             def started(total: int) -> None:
                 job.total = total
 
-            result = api.build(path, BuildOptions(out=self.out, workers=_workers()),
+            checked = api.load(path)
+            job.locale = checked[0].settings.locale
+            result = api.build(checked, BuildOptions(out=self.out, workers=_workers()),
                                on_start=started, progress=lambda _name: _advance(job))
             job.period = result.results.period
             if result.failures:
                 first = sorted(result.failures.values())[0]
                 raise KpireportError(f"{len(result.failures)} report(s) failed; nothing was "
                                      f"written (first: {first})")
-            job.message = (f"Rendered {result.rendered} report(s), {result.cached} unchanged")
+            gettext = _gettext(job.locale)
+            job.message = gettext("Rendered {rendered} report(s), {cached} unchanged").format(
+                rendered=result.rendered, cached=result.cached)
 
         return self._start("build", name, work)
 
@@ -345,14 +377,21 @@ class Workspace:
         run_dir = self.run_dir(period)
         book = self._run_book(run_dir)
 
+        locale = _run_locale(run_dir)
+
         def work(job: Job) -> None:
             job.period = period
+            job.locale = locale
             outcome = send(run_dir, book, test_to=test_to,
                            progress=lambda _report: _advance(job))
-            job.message = (f"{len(outcome.sent)} sent, {len(outcome.skipped)} already sent, "
-                           f"{len(outcome.failed)} failed, {len(outcome.unknown)} unknown")
+            gettext = _gettext(job.locale)
+            job.message = gettext("{sent} sent, {skipped} already sent, {failed} failed, "
+                                  "{unknown} unknown").format(
+                sent=len(outcome.sent), skipped=len(outcome.skipped),
+                failed=len(outcome.failed), unknown=len(outcome.unknown))
             if test_to:
-                job.message += f" (a test: every message to {test_to}; not counted as sent)"
+                job.message += " " + gettext("(a test: every message to {address}; not "
+                                             "counted as sent)").format(address=test_to)
             if not outcome.ok:
                 raise KpireportError(job.message)
 
@@ -374,6 +413,14 @@ class Workspace:
 
     def status_command(self, period: str) -> str:
         return cli("status", self.run_dir(period))
+
+
+def _run_locale(run_dir: Path) -> str:
+    try:
+        return str(json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+                   .get("locale") or "en_US")
+    except (OSError, ValueError, AttributeError):
+        return "en_US"
 
 
 def delivery(state: dict) -> list[dict]:

@@ -24,7 +24,7 @@
         return true;
       }
       if (data.state === "done" && data.next) { window.location.assign(data.next); return false; }
-      status.textContent = data.state + ": " + data.message;
+      status.textContent = data.label + ": " + data.message;
       return false;
     });
   }
@@ -63,7 +63,7 @@
       var banner = document.querySelector("[data-banner]");
       if (banner && data.job && data.job.state !== "running") { banner.hidden = true; }
       if (data.job && data.job.kind !== "build") {
-        live.textContent = data.job.kind + " " + data.job.state +
+        live.textContent = data.job.label +
           (data.job.total ? " · " + data.job.done + "/" + data.job.total : "") +
           (data.job.message ? " · " + data.job.message : "");
         live.setAttribute("data-state", data.job.state);
