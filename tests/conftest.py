@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,71 @@ def sample_run(tmp_path_factory):
         return runs[name]
 
     return get
+
+
+# ---------------------------------------------------------------------------- SMTP on loopback
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Handler:
+    """Records every message; can refuse recipients, drop connections or stall."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+        self.refuse: set[str] = set()
+        self.drop_after: int | None = None  # drop the connection after this many messages
+        self.dropped = False
+        self.stall_on: int | None = None  # hang on this message number (1-based)
+        self.stalled = threading.Event()
+        self.lock = threading.Lock()
+
+    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
+        if self.drop_after is not None and len(self.messages) == self.drop_after \
+                and not self.dropped:
+            self.dropped = True
+            server.transport.close()  # the server goes away between two messages
+            return "421 4.3.2 shutting down"
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        import asyncio
+
+        with self.lock:
+            number = len(self.messages) + 1
+        if self.stall_on == number:
+            self.stalled.set()
+            await asyncio.sleep(60)
+        with self.lock:
+            self.messages.append((list(envelope.rcpt_tos), envelope.original_content))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp():
+    """smtp(handler=None, **controller options) → (handler, port): a real SMTP server
+    (aiosmtpd) on loopback, stopped after the test."""
+    servers = []
+
+    def start(handler=None, **kwargs):
+        from aiosmtpd.controller import Controller
+
+        handler = handler or Handler()
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+        controller.start()
+        servers.append(controller)
+        return handler, port
+
+    yield start
+    for controller in servers:
+        controller.stop()

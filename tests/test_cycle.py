@@ -20,28 +20,8 @@ from kpireport import audit, cycle
 from kpireport.cli import main
 from kpireport.diff import diff_runs
 from tests.conftest import BASE
-from tests.test_deliver import Handler, free_port
 
 SENDER = "hr@test.example"
-
-
-@pytest.fixture
-def smtp():
-    """smtp() → (handler, port) of a real SMTP server on loopback, stopped after the test."""
-    from aiosmtpd.controller import Controller
-
-    started = []
-
-    def start():
-        handler, port = Handler(), free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
-        controller.start()
-        started.append(controller)
-        return handler, port
-
-    yield start
-    for controller in started:
-        controller.stop()
 
 
 def invoke(*args, env=None):

@@ -7,22 +7,20 @@ import email.policy
 import functools
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from kpireport import api, cycle, deliver
 from kpireport.errors import DeliveryError
 from kpireport.model import Recipient
+from tests.conftest import free_port
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 SENDER = "hr@acme.example"
@@ -45,67 +43,6 @@ def acme_book() -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Handler:
-    """Records every message; can refuse recipients, drop connections or stall."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-        self.refuse: set[str] = set()
-        self.drop_after: int | None = None  # drop the connection after this many messages
-        self.dropped = False
-        self.stall_on: int | None = None  # hang on this message number (1-based)
-        self.stalled = threading.Event()
-        self.lock = threading.Lock()
-
-    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
-        if self.drop_after is not None and len(self.messages) == self.drop_after \
-                and not self.dropped:
-            self.dropped = True
-            server.transport.close()  # the server goes away between two messages
-            return "421 4.3.2 shutting down"
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
-        if address in self.refuse:
-            return "550 5.1.1 mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        import asyncio
-
-        with self.lock:
-            number = len(self.messages) + 1
-        if self.stall_on == number:
-            self.stalled.set()
-            await asyncio.sleep(60)
-        with self.lock:
-            self.messages.append((list(envelope.rcpt_tos), envelope.original_content))
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def smtp():
-    servers = []
-
-    def start(handler=None, **kwargs):
-        handler = handler or Handler()
-        port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
-        controller.start()
-        servers.append(controller)
-        return handler, port
-
-    yield start
-    for controller in servers:
-        controller.stop()
 
 
 @pytest.fixture(scope="module")

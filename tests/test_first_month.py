@@ -341,23 +341,9 @@ def from_template(tmp_path: Path, people=PEOPLE, file: str = "kpis.xlsx") -> Pat
 
 
 @pytest.fixture
-def mailbox():
-    from aiosmtpd.controller import Controller
-
-    from tests.test_deliver import Handler, free_port
-
-    started = []
-
-    def start(**kwargs):
-        handler, port = Handler(), free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
-        controller.start()
-        started.append(controller)
-        return handler, port
-
-    yield start
-    for controller in started:
-        controller.stop()
+def mailbox(smtp):
+    """mailbox(**options) → (handler, port): the suite's SMTP server on loopback."""
+    return lambda **kwargs: smtp(None, **kwargs)
 
 
 def loopback(port: int) -> dict[str, str]:
@@ -507,7 +493,7 @@ def test_doctor_smtp_checks_the_server_and_sends_nothing(tmp_path, mailbox):
     bad = kpireport("doctor", "--smtp", env={**env, "KPIREPORT_SMTP_PASSWORD": "wrong-pw"})
     assert bad.exit_code == 1 and "refused the login for 'hr'" in bad.output
     assert "wrong-pw" not in bad.output
-    from tests.test_deliver import free_port
+    from tests.conftest import free_port
 
     closed = kpireport("doctor", "--smtp", env={**env, "KPIREPORT_SMTP_PORT": str(free_port())})
     assert closed.exit_code == 1 and "failed" in closed.output and "connect" in closed.output

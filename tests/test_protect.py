@@ -21,8 +21,7 @@ from click.testing import CliRunner
 
 from kpireport import api
 from kpireport.cli import main
-from tests.conftest import BASE
-from tests.test_deliver import Handler, free_port
+from tests.conftest import BASE, Handler, free_port
 
 
 def invoke(*args):

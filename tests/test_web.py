@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,14 +25,9 @@ from click.testing import CliRunner
 from kpireport.cli import main
 from kpireport.web import security
 from kpireport.web.app import create_app
+from tests.conftest import free_port
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -473,63 +467,50 @@ def test_the_run_page_shows_the_changes_since_the_previous_build(serve, tmp_path
     assert re.search(rb"<b>1</b> input cell\(s\) changed", again)
 
 
-def test_send_from_the_page_is_refused_until_the_run_is_approved(serve, tmp_path,
+def test_send_from_the_page_is_refused_until_the_run_is_approved(serve, smtp, tmp_path,
                                                                   monkeypatch):
     """The send button posts to the same api.send as the CLI: without an approval the job
     fails with the gate's line, nothing reaches the SMTP server and the ledger stays empty;
     after approving on the page it is delivered."""
     import json
 
-    from aiosmtpd.controller import Controller
-
     from kpireport import api
 
-    received = []
+    handler, port = smtp()
+    for key, value in {"HOST": "127.0.0.1", "PORT": str(port), "SECURITY": "none",
+                       "FROM": "hr@acme.example"}.items():
+        monkeypatch.setenv(f"KPIREPORT_SMTP_{key}", value)
+    shutil.copy(SAMPLES / "acme.xlsx", tmp_path / "acme.xlsx")
+    built = api.build(tmp_path / "acme.xlsx", out=tmp_path / "reports", formats=("pdf",),
+                      workers=2)
+    assert built.ok
+    client = serve(tmp_path).client()
 
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802
-            received.append(envelope.content)
-            return "250 OK"
+    def finish(response) -> dict:
+        status, head, _ = response
+        assert status == 200, status
+        job = re.search(r"job=([0-9a-zA-Z_-]+)", client.last_url).group(1)
+        deadline = time.monotonic() + 120
+        while True:
+            state = json.loads(client.get(f"/jobs/{job}.json")[2])
+            if state["state"] != "running":
+                return state
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
 
-    smtp = Controller(Handler(), hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    try:
-        for key, value in {"HOST": "127.0.0.1", "PORT": str(smtp.port), "SECURITY": "none",
-                           "FROM": "hr@acme.example"}.items():
-            monkeypatch.setenv(f"KPIREPORT_SMTP_{key}", value)
-        shutil.copy(SAMPLES / "acme.xlsx", tmp_path / "acme.xlsx")
-        built = api.build(tmp_path / "acme.xlsx", out=tmp_path / "reports", formats=("pdf",),
-                          workers=2)
-        assert built.ok
-        client = serve(tmp_path).client()
-
-        def finish(response) -> dict:
-            status, head, _ = response
-            assert status == 200, status
-            job = re.search(r"job=([0-9a-zA-Z_-]+)", client.last_url).group(1)
-            deadline = time.monotonic() + 120
-            while True:
-                state = json.loads(client.get(f"/jobs/{job}.json")[2])
-                if state["state"] != "running":
-                    return state
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-
-        client.get("/runs/2026-03/deliver")
-        state = finish(client.post("/runs/2026-03/send"))
-        assert state["state"] == "failed" and "is not approved" in state["message"], state
-        assert received == [] and not (built.run_dir / ".send-ledger.sqlite").exists()
-        client.get("/runs/2026-03/deliver")
-        assert client.post("/runs/2026-03/approve", {"by": "Dana Whitfield",
-                                                     "note": "checked"})[0] == 200
-        state = finish(client.post("/runs/2026-03/send"))
-        assert state["state"] == "done", state
-        sent = int(re.match(r"(\d+) sent, 0 already sent, 0 failed", state["message"]).group(1))
-        assert sent > 0 and len(received) > 0
-        log = (built.run_dir / "audit.jsonl").read_text().splitlines()
-        assert [json.loads(line)["action"] for line in log][-2:] == ["approve", "send"]
-    finally:
-        smtp.stop()
+    client.get("/runs/2026-03/deliver")
+    state = finish(client.post("/runs/2026-03/send"))
+    assert state["state"] == "failed" and "is not approved" in state["message"], state
+    assert handler.messages == [] and not (built.run_dir / ".send-ledger.sqlite").exists()
+    client.get("/runs/2026-03/deliver")
+    assert client.post("/runs/2026-03/approve", {"by": "Dana Whitfield",
+                                                 "note": "checked"})[0] == 200
+    state = finish(client.post("/runs/2026-03/send"))
+    assert state["state"] == "done", state
+    sent = int(re.match(r"(\d+) sent, 0 already sent, 0 failed", state["message"]).group(1))
+    assert sent == sum(len(rcpts) for rcpts, _ in handler.messages) > 0
+    log = (built.run_dir / "audit.jsonl").read_text().splitlines()
+    assert [json.loads(line)["action"] for line in log][-2:] == ["approve", "send"]
 
 
 def test_job_states_and_messages_are_in_the_workbooks_language(serve, tmp_path):
