@@ -14,7 +14,6 @@ import pytest
 
 from kpireport import api, deliver
 from tests.test_deliver import SAMPLES, SENDER
-from tests.test_deliver import smtp as smtp  # noqa: F401  (a fixture, used by name)
 
 
 def delivered(smtp, run_dir, tmp_path, sample: str) -> list[email.message.EmailMessage]:
