@@ -287,11 +287,12 @@ def _report_files(view: dict, formats: tuple[str, ...]) -> list[str]:
     return names
 
 
-def source_book(run_dir: Path) -> Path:
-    """The workbook named in a build's manifest, looked for where a user would keep it."""
+def source_book(run_dir: Path, name: str | None = None) -> Path:
+    """The workbook named in a build's manifest (``name``, if already read), looked for where
+    a user would keep it."""
     from kpireport.manifest import read_manifest
 
-    name = read_manifest(run_dir).workbook_file
+    name = name or read_manifest(run_dir).workbook_file
     for folder in (Path.cwd(), Path(run_dir).parent, Path(run_dir).parent.parent):
         if (folder / name).is_file():
             return folder / name
@@ -309,7 +310,8 @@ def send_book(run_dir: str | Path, book: str | Path | Book | None = None) -> Boo
     if isinstance(book, Book):
         loaded, path = book, Path(book.source_file)
     else:
-        path = Path(book) if book is not None else source_book(run_dir)
+        path = Path(book) if book is not None else source_book(run_dir,
+                                                               manifest.workbook_file)
         loaded, _ = load(path)
     if loaded.source_sha256 != manifest.workbook_sha256:
         raise KpireportError(f"{path} is not the workbook {run_dir} was built from "

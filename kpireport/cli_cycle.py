@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from kpireport.cli import CONTEXT, main
-from kpireport.errors import KpireportError
 
 
 @main.command("diff", context_settings=CONTEXT)
@@ -29,18 +28,11 @@ def diff_(old: Path, new: Path | None, fmt: str) -> None:
       kpireport diff reports/2026-03
       kpireport diff reports/2026-02 reports/2026-03 --format json > changes.json
     """
-    from kpireport.cycle import PREVIOUS
+    from kpireport.cycle import with_previous
     from kpireport.diff import diff_runs, format_text
 
     if new is None:
-        run_dir = old
-        if not (run_dir / "results.json").is_file():
-            raise KpireportError(f"{run_dir} is not a run folder (no results.json); give a "
-                                 "run folder such as reports/2026-03")
-        if not (run_dir / PREVIOUS / "results.json").is_file():
-            raise KpireportError(f"{run_dir} has no previous build of {run_dir.name} to "
-                                 "compare with; give two run folders: kpireport diff OLD NEW")
-        old, new = run_dir / PREVIOUS, run_dir
+        old, new = with_previous(old)
     document = diff_runs(old, new)
     if fmt == "json":
         click.echo(json.dumps(document, ensure_ascii=False, indent=2))

@@ -330,15 +330,35 @@ def _files_under(run_dir: Path, folder: str) -> set[str]:
             if p.is_file()}
 
 
+def previous_build(run_dir: str | Path) -> Path | None:
+    """The previous build of the period that ``run_dir``'s build kept, if any."""
+    previous = Path(run_dir) / PREVIOUS
+    return previous if (previous / "results.json").is_file() else None
+
+
+def with_previous(run_dir: str | Path) -> tuple[Path, Path]:
+    """(previous build, run_dir) for ``diff RUN_DIR``; one clear line when either is missing."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "results.json").is_file():
+        raise KpireportError(f"{run_dir} is not a run folder (no results.json); give a run "
+                             "folder such as reports/2026-03")
+    previous = previous_build(run_dir)
+    if previous is None:
+        raise KpireportError(f"{run_dir} has no previous build of {run_dir.name} to compare "
+                             "with; give two run folders: kpireport diff OLD NEW")
+    return previous, run_dir
+
+
 def build_summary(run_dir: str | Path) -> str:
     """One line against the previous build of the period: 'Since the previous build: 3
     bonuses changed, +$1,240.00 in total'."""
     from kpireport.diff import diff_runs
 
     run_dir = Path(run_dir)
-    if not (run_dir / PREVIOUS / "results.json").is_file():
+    previous = previous_build(run_dir)
+    if previous is None:
         return f"First build of {run_dir.name}: nothing to compare with yet."
-    document = diff_runs(run_dir / PREVIOUS, run_dir)
+    document = diff_runs(previous, run_dir)
     return f"Since the previous build: {document['summary']} (kpireport diff {run_dir})"
 
 
@@ -485,8 +505,9 @@ def status(run_dir: str | Path) -> dict:
              "require_approval": last.get("require_approval") if last else None,
              "builds": len(builds)}
     changes = None
-    if (run_dir / PREVIOUS / "results.json").is_file():
-        document = diff_runs(run_dir / PREVIOUS, run_dir)
+    previous = previous_build(run_dir)
+    if previous is not None:
+        document = diff_runs(previous, run_dir)
         changes = {"summary": document["summary"], "inputs": len(document["inputs"]),
                    "outcomes": len(document["outcomes"]),
                    "bonuses_changed": document["bonuses_changed"],
