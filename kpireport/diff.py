@@ -36,7 +36,7 @@ def input_snapshot(raw) -> dict:
     from kpireport.cells import is_blank
     from kpireport.model import month_label
     from kpireport.validate import locate_tables
-    from kpireport.workbook import address
+    from kpireport.workbook import address, column_letter
 
     sheets: dict[str, list[list[object]]] = {}
     for name, table in locate_tables(raw).items():
@@ -47,6 +47,7 @@ def input_snapshot(raw) -> dict:
         fields = [(column, col) for column, col in table.columns.items()
                   if column not in keys and (name, column) not in NOT_RECORDED]
         fields += [(month_label(month), col) for month, col in sorted(table.months.items())]
+        located = [(column, col, column_letter(col)) for column, col in fields]
         seen: dict[str, int] = {}
         for r in table.rows:
             key = " · ".join(_text(table.value(r, k)) for k in keys if k in table.columns)
@@ -58,10 +59,13 @@ def input_snapshot(raw) -> dict:
             row = table.raw.rows[r]
             first = address(r, min(table.columns.get(k, 0) for k in keys) if keys else 0)
             values = {}
-            for column, col in fields:
+            number = str(r + 1)
+            for column, col, letters in located:
                 value = row[col] if col < len(row) else None
-                if not is_blank(value):
-                    values[column] = [address(r, col), _plain(value)]
+                if type(value) is float and value == value and abs(value) != _INF:  # most
+                    values[column] = [letters + number, value]
+                elif not is_blank(value):
+                    values[column] = [letters + number, _plain(value)]
             rows.append([key, first, values])
     return {"schema": SCHEMA, "source": {"file": raw.path.name, "sha256": raw.sha256},
             "sheets": sheets}
@@ -84,8 +88,12 @@ def inputs_bytes(book, raw=None) -> bytes:
             raise KpireportError(f"{book.source_path} changed while the reports were being "
                                  "built; build again")
         document = input_snapshot(raw)
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"),
-                      allow_nan=False).encode("utf-8") + b"\n"
+    import orjson
+
+    return orjson.dumps(document) + b"\n"
+
+
+_INF = float("inf")
 
 
 def _text(value: object) -> str:

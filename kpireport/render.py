@@ -8,7 +8,6 @@ and ``data:`` URIs, and the print stylesheet is parsed once per process.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import signal
@@ -479,8 +478,11 @@ class RenderOutcome:
 
 def view_key(view: dict, formats: tuple[str, ...], fingerprint: str) -> str:
     """Content hash of a report's inputs: view model, formats, templates and version."""
-    payload = json.dumps(view, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(f"{fingerprint}|{','.join(formats)}|{payload}".encode()).hexdigest()
+    import orjson
+
+    payload = orjson.dumps(view, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+                           default=str)
+    return hashlib.sha256(f"{fingerprint}|{','.join(formats)}|".encode() + payload).hexdigest()
 
 
 def render_views(views: list[dict], formats: tuple[str, ...], dirs: tuple[Path, ...], *,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -212,8 +211,11 @@ def results_json(results: Results) -> dict[str, object]:
 
 
 def results_json_bytes(results: Results) -> bytes:
-    return json.dumps(results_json(results), ensure_ascii=False, indent=1,
-                      allow_nan=False).encode("utf-8") + b"\n"
+    """results.json as written: UTF-8, indented by two (orjson: ~20× the standard library's
+    indenting encoder, which is pure Python)."""
+    import orjson
+
+    return orjson.dumps(results_json(results), option=orjson.OPT_INDENT_2) + b"\n"
 
 
 # ---------------------------------------------------------------------------- safe text
@@ -279,12 +281,14 @@ def results_xlsx(results: Results) -> bytes:
     (Settings ``locale``); actuals and targets of percent KPIs are formatted as percents and
     of currency KPIs as money; goal names stand beside goal ids.
 
-    Written with XlsxWriter: 2.6× faster than openpyxl for the ~160,000 cells of 1,000
-    people. Number formats sit on the columns (and on percent / money KPI cells), so each
-    cell is one call; text is always written as text (never a formula) and keeps safe_text's
-    apostrophe.
+    Written with rustpy-xlsxwriter (rust_xlsxwriter): ~0.15 s for the ~160,000 cells of
+    1,000 people, where XlsxWriter took 1.15 s — more than a whole ``kpireport check``. Number
+    formats sit on the columns; the actual and target columns have none, so each KPI line's
+    row format (its unit's: percent, money or plain) formats them, while the other columns'
+    formats win over it. Text is always written as text (an inline string, never a formula)
+    and keeps safe_text's apostrophe.
     """
-    import xlsxwriter
+    import rustpy_xlsxwriter as xlsx
 
     from kpireport.i18n import translations
 
@@ -316,9 +320,8 @@ def results_xlsx(results: Results) -> bytes:
                  (N_("weight"), 9, "0%"), (N_("goal"), 10, None), (N_("goal name"), 30, None),
                  (N_("strategic goal"), 14, None), (N_("strategic goal name"), 30, None)]
     for actual, target, attainment, score, status in WINDOW_HEADERS:
-        line_cols += [(actual, 14, "#,##0.####"), (target, 14, "#,##0.####"),
+        line_cols += [(actual, 14, None), (target, 14, None),  # the row's unit formats these
                       (attainment, 12, "0.0%"), (score, 11, "0.0%"), (status, 11, None)]
-    value_cols = {8, 9, 13, 14}  # actual and target of both windows
     line_rows, line_units = [], []
     for o in results.owners:
         for ln in o.lines:
@@ -328,42 +331,64 @@ def results_xlsx(results: Results) -> bytes:
             for w in (ln.month, ln.ytd):
                 row += [w.actual, w.target, w.attainment, w.score, words[w.status]]
             line_rows.append(row)
-            line_units.append(_value_format(ln.kpi.unit, ln.kpi.decimals, money))
-    out = io.BytesIO()
-    book = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_formulas": False,
-                                     "strings_to_numbers": False, "strings_to_urls": False})
-    header = book.add_format({"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F3A5F",
-                              "pattern": 1})
+            line_units.append(_value_format(ln.kpi.unit, ln.kpi.decimals, money) or PLAIN)
     formats: dict[str, object] = {}
 
     def number_format(fmt: str):
         if fmt not in formats:
-            formats[fmt] = book.add_format({"num_format": fmt})
+            formats[fmt] = xlsx.Format().set_num_format(fmt)
         return formats[fmt]
 
+    header = (xlsx.Format().set_bold().set_font_color("#FFFFFF")
+              .set_background_color("#1F3A5F"))
+    sheets, options = [], {key: {} for key in (
+        "freeze_panes", "column_widths", "column_formats", "header_format", "autofilter",
+        "row_formats")}
     for title, cols, data, frozen, units in (
             (gettext("Owners"), owner_cols, rows, 1, None),
             (gettext("KPI lines"), line_cols, line_rows, 2, line_units)):
-        sheet = book.add_worksheet(title[:31])
-        for index, (name, width, fmt) in enumerate(cols):
-            sheet.set_column(index, index, width, number_format(fmt) if fmt else None)
-            sheet.write_string(0, index, gettext(name), header)
-        write_number, write_string = sheet.write_number, sheet.write_string
-        for r, row in enumerate(data, start=1):
-            unit = number_format(units[r - 1]) if units and units[r - 1] else None
-            for c, value in enumerate(row):
-                if value is None:
-                    continue
-                if isinstance(value, str):
-                    write_string(r, c, safe_text(value))  # type: ignore[arg-type]
-                elif unit is not None and c in value_cols:
-                    write_number(r, c, float(value), unit)
-                else:
-                    write_number(r, c, float(value))
-        sheet.freeze_panes(1, frozen)
-        sheet.autofilter(0, 0, max(len(data), 1), len(cols) - 1)
-    book.close()
+        title = title[:31]
+        names = _unique([gettext(name) for name, _, _ in cols])
+        sheets.append((title, [dict(zip(names, map(_cell, row))) for row in data]
+                       or [dict.fromkeys(names)]))
+        options["freeze_panes"][title] = {"row": 1, "col": frozen}
+        options["column_widths"][title] = [width for _, width, _ in cols]
+        options["column_formats"][title] = {name: number_format(fmt)
+                                            for name, (_, _, fmt) in zip(names, cols) if fmt}
+        options["header_format"][title] = header
+        options["autofilter"][title] = True
+        if units:
+            options["row_formats"][title] = {r: number_format(unit)
+                                             for r, unit in enumerate(units, start=1)}
+    out = io.BytesIO()
+    xlsx.write_worksheets(sheets, out, **options)
     return out.getvalue()
+
+
+PLAIN = "#,##0.####"  # the actual and target of a KPI that is neither percent nor money
+
+
+def _cell(value: object) -> object:
+    """A cell's value as rust_xlsxwriter takes it: text made safe, Decimal money a float."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column headers as record keys: a translation that repeats one gets a number."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        unique, n = name, 1
+        while unique in seen:
+            n += 1
+            unique = f"{name} ({n})"
+        seen.add(unique)
+        out.append(unique)
+    return out
 
 
 def _value_format(unit: str, decimals: int | None, money: str) -> str | None:
@@ -421,7 +446,7 @@ def _in_child(results: Results, more: Mapping[str, Callable[[], bytes]] | None
     import signal
     import threading
 
-    import xlsxwriter  # noqa: F401 (imported here: the child never waits for an import lock)
+    import rustpy_xlsxwriter  # noqa: F401 (imported here: the child never waits for an import lock)
 
     from kpireport.i18n import translations
     from kpireport.render import die_with_parent
