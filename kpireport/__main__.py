@@ -1,3 +1,3 @@
-from kpireport.cli import main
+from kpireport.cli import entry
 
-main()
+entry()

@@ -142,11 +142,16 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
         from kpireport.cluster import dask_submitter
 
         submit = dask_submitter(options.dask)
+    with _bulk_allocation():
+        return _build(source, options, submit, progress, on_start, clock)
+
+
+def _build(source, options, submit, progress, on_start, clock) -> BuildResult:
     out, formats, period = options.out, options.formats, options.period
     from kpireport import render
     from kpireport.outputs import Staging, run_lock
     from kpireport.results import compute, start_results_files
-    from kpireport.views import all_views
+    from kpireport.views import ViewBuilder
 
     checked = source if isinstance(source, tuple) else load(source, period=period)
     book, issues = checked
@@ -167,7 +172,7 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
     # `diff` compares (from the cells already read).
     results_files = start_results_files(results, {INPUTS_FILE: lambda: inputs_bytes(book, raw)})
     run_dir = Path(out) / results.period
-    views = all_views(results, formats, archive=options.archive)
+    builder = ViewBuilder(results, formats, archive=options.archive)
     fingerprint = render.template_fingerprint(dirs)
     with run_lock(run_dir):
         from kpireport.cycle import BuildGate
@@ -176,7 +181,7 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
                          clock=clock)
         staging = Staging(run_dir)  # before rendering: a kill mid-render leaves only this
         try:
-            result = _build_into(staging, book, results, views, issues, formats, dirs,
+            result = _build_into(staging, book, results, builder, issues, formats, dirs,
                                  fingerprint, options.workers, submit, progress, on_start,
                                  options.report_timeout, clock or _utc_now, gate,
                                  results_files)
@@ -191,38 +196,33 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
     return result
 
 
-def _build_into(staging, book, results, views, issues, formats, dirs, fingerprint, workers,
+def _build_into(staging, book, results, builder, issues, formats, dirs, fingerprint, workers,
                 submit, progress, on_start, report_timeout, clock, gate,
                 results_files) -> BuildResult:
-    from kpireport import render
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
     from kpireport.recipients import RECIPIENTS_FILE, recipients_record
+    from kpireport.reportset import Job, render_reports, report_files
+    from kpireport.views import report_specs
 
     run_dir = staging.run_dir
-    old_keys = read_cache(run_dir)
-    keys = {v["file"]: render.view_key(v, formats, fingerprint) for v in views}
-    expected = {v["file"]: _report_files(v, formats) for v in views}
-    fresh = [v for v in views if old_keys.get(v["file"]) != keys[v["file"]]
-             or not all((run_dir / name).exists() for name in expected[v["file"]])]
-    if on_start:
-        on_start(len(fresh))
-    if "pdf" not in formats and workers is None:
-        workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
-    outcome = render.render_views(fresh, formats, dirs, workers=workers, progress=progress,
-                                  submit=submit, timeout=report_timeout)
+    job = Job(builder, formats, dirs, fingerprint, read_cache(run_dir), run_dir, staging.dir,
+              report_timeout)
+    share = render_reports(job, report_specs(results), workers=workers, submit=submit,
+                           progress=progress, on_start=on_start)
+    views = share.views
     files = results_files()
-    if outcome.failures:
-        return BuildResult(run_dir, results, [], len(fresh), len(views) - len(fresh),
-                           outcome.failures, issues)
+    if share.failures:
+        return BuildResult(run_dir, results, [], len(share.rendered),
+                           len(views) - len(share.rendered), share.failures, issues)
     hasher = Hasher(staging.dir)
     for name, data in files.items():
         staging.write(name, data)
         hasher.written(name, data)
-    for name in sorted(outcome.files):
-        staging.write(name, outcome.files[name])
-        hasher.written(name, outcome.files[name])
-    staging.write(CACHE_FILE, cache_bytes(keys))
-    rendered = {v["file"] for v in fresh}
+    staging.adopt(sorted(share.written))  # the reports, written as they were rendered
+    hasher.known.update(share.written)
+    staging.write(CACHE_FILE, cache_bytes(share.keys))
+    rendered = set(share.rendered)
+    expected = {v["file"]: report_files(v, formats) for v in views}
     staging.keep({name for v in views if v["file"] not in rendered
                   for name in expected[v["file"]]})
     reports = _manifest_reports(results, views, expected, hasher)
@@ -238,8 +238,8 @@ def _build_into(staging, book, results, views, issues, formats, dirs, fingerprin
     staging.carry_over()
     gate.stage(staging)  # a sent period changed without --reopen stops here
     written = staging.commit()
-    return BuildResult(run_dir, results, written, len(fresh), len(views) - len(fresh), {},
-                       issues, manifest)
+    return BuildResult(run_dir, results, written, len(share.rendered),
+                       len(views) - len(share.rendered), {}, issues, manifest)
 
 
 def _utc_now() -> datetime:
@@ -274,17 +274,6 @@ def _manifest_reports(results: Results, views: list[dict], expected: dict[str, l
         entries.append(ReportEntry(kind, scope, name, department, view["file"],
                                    tuple(sorted(files, key=lambda f: FILE_FORMATS.index(f[0])))))
     return tuple(entries)
-
-
-def _report_files(view: dict, formats: tuple[str, ...]) -> list[str]:
-    names = []
-    if "html" in formats or view["kind"] == "index":
-        names.append(view["file"] + ".html")
-    if "pdf" in formats and view["kind"] != "index":
-        names.append(view["file"] + ".pdf")
-    if view.get("archive"):
-        names.append(view["archive"]["file"])
-    return names
 
 
 def source_book(run_dir: Path, name: str | None = None) -> Path:

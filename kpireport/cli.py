@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -74,6 +75,35 @@ def main() -> None:
       kpireport check kpis.xlsx
       kpireport build kpis.xlsx --out reports
     """
+
+
+def entry() -> None:
+    """The ``kpireport`` command: :func:`main`, then out without tearing the heap down.
+
+    Once a command has finished — every file it wrote closed, nothing else running — freeing
+    its objects one by one only delays the exit (~0.15 s after a 1,000-person build). Exit
+    handlers still run and the streams are flushed; with another thread still running, the
+    interpreter exits the ordinary way.
+    """
+    import atexit
+    import threading
+
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise
+        code = exc.code or 0
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more to say
+            pass
+    os._exit(code)
 
 
 def _month(value: str | None) -> int | None:
@@ -217,8 +247,6 @@ def _formats(value: str) -> tuple[str, ...]:
 def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
               templates: Path | None, workers: int | None, dask: str | None,
               archive: bool = False, reopen: tuple[str | None, str | None] = (None, None)):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from kpireport import api
     from kpireport.options import BuildOptions
 
@@ -226,12 +254,16 @@ def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
                            templates=templates, workers=workers, dask=dask, archive=archive,
                            report_timeout=_report_timeout(), reopen_by=reopen[0],
                            reopen_note=reopen[1])
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), transient=True,
-                  disable=not sys.stderr.isatty()) as bar:
-        task = bar.add_task("Rendering reports", total=None)
-        result = api.build(book, options, on_start=lambda n: bar.update(task, total=n),
-                           progress=lambda name: bar.advance(task))
+    if not sys.stderr.isatty():  # no bar to draw (cron, a pipe): not even rich.progress
+        result = api.build(book, options)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task("Rendering reports", total=None)
+            result = api.build(book, options, on_start=lambda n: bar.update(task, total=n),
+                               progress=lambda name: bar.advance(task))
     if result.failures:
         for _name, message in sorted(result.failures.items()):
             click.echo(f"Error: {message}", err=True)

@@ -198,7 +198,7 @@ def ledger_rows(run_dir: Path, *, strict: bool = True
     """(report, recipient, content_hash, state, detail, updated) of the send ledger, oldest
     first; [] without one (or, not ``strict``, an unreadable one). Read-only: never creates
     the file."""
-    from kpireport.deliver import LEDGER
+    from kpireport.outputs import LEDGER
 
     path = Path(run_dir) / LEDGER
     if not path.is_file():

@@ -32,6 +32,7 @@ from kpireport.messages import (  # noqa: F401
     recorded_recipients,
     write_outbox,
 )
+from kpireport.outputs import LEDGER  # noqa: E402,F401 (the run folder's file names live there)
 from kpireport.recipients import (  # noqa: F401
     RECIPIENTS_FILE,
     RecipientResolver,
@@ -49,8 +50,6 @@ from kpireport.transport import (  # noqa: F401
     Transport,
     backoff_from_env,
 )
-
-LEDGER = ".send-ledger.sqlite"
 
 
 # ---------------------------------------------------------------------------- ledger

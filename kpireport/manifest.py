@@ -127,7 +127,9 @@ class Manifest:
                 "reports": [r.as_dict() for r in self.reports]}
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.as_dict(), ensure_ascii=False, indent=1).encode("utf-8")
+        import orjson
+
+        return orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2)
 
 
 def read_manifest(run_dir: str | Path) -> Manifest:

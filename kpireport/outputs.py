@@ -29,6 +29,7 @@ from pathlib import Path
 from kpireport.errors import OutputError
 
 CACHE_FILE = ".kpireport-cache.json"
+LEDGER = ".send-ledger.sqlite"  # kpireport.deliver: what was sent, per report and recipient
 STAGING = ".staging-"
 OLD = ".old-"
 # What a build writes (everything else in a run folder is carried over to the next build).
@@ -97,14 +98,13 @@ class Staging:
         self.names: list[str] = []
 
     def write(self, name: str, data: bytes) -> None:
-        path = self._path(name)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        except OSError as exc:
-            raise OutputError(f"cannot write {name} for {self.run_dir}: "
-                              f"{exc.strerror or exc}") from None
+        write_file(self.dir, name, data, self.run_dir)
         self.names.append(name)
+
+    def adopt(self, names) -> None:
+        """Files written into the staging folder by :func:`write_file` elsewhere (a forked
+        process), now part of this build."""
+        self.names.extend(names)
 
     def keep(self, names: set[str]) -> None:
         """Take these files of the previous build over unchanged (hard links where possible)."""
@@ -126,11 +126,7 @@ class Staging:
             self._carry(source, self.dir / rel)
 
     def _path(self, name: str) -> Path:
-        path = self.dir / name
-        # Names come from kpireport.names; this is the last line of defence.
-        if ".." in Path(name).parts or Path(name).is_absolute():
-            raise OutputError(f"refusing to write {name!r} outside {self.run_dir}")
-        return path
+        return _inside(self.dir, name, self.run_dir)
 
     def _carry(self, source: Path, target: Path) -> None:
         try:
@@ -162,6 +158,26 @@ class Staging:
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def write_file(staging_dir: Path, name: str, data: bytes, run_dir: Path) -> None:
+    """Write one file of the build of ``run_dir`` into its staging folder."""
+    path = _inside(staging_dir, name, run_dir)
+    try:
+        try:
+            path.write_bytes(data)
+        except FileNotFoundError:  # its folder (employees/, departments/) is not there yet
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    except OSError as exc:
+        raise OutputError(f"cannot write {name} for {run_dir}: {exc.strerror or exc}") from None
+
+
+def _inside(folder: Path, name: str, run_dir: Path) -> Path:
+    # Names come from kpireport.names; this is the last line of defence.
+    if ".." in Path(name).parts or Path(name).is_absolute():
+        raise OutputError(f"refusing to write {name!r} outside {run_dir}")
+    return folder / name
 
 
 def _swap(new: Path, current: Path) -> Path:

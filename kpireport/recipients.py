@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -158,4 +157,6 @@ def recipients_record(book: Book, period: int, reports: tuple[ReportEntry, ...])
     record = {"schema": "kpireport/recipients@1", "period": month_label(period),
               "source": {"file": book.source_file, "sha256": book.source_sha256},
               "reports": records}
-    return json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8")
+    import orjson
+
+    return orjson.dumps(record, option=orjson.OPT_INDENT_2)

@@ -487,8 +487,8 @@ def view_key(view: dict, formats: tuple[str, ...], fingerprint: str) -> str:
 
 def render_views(views: list[dict], formats: tuple[str, ...], dirs: tuple[Path, ...], *,
                  workers: int | None = None, progress: Callable[[str], None] | None = None,
-                 submit: Callable | None = None,
-                 timeout: float | None = None) -> RenderOutcome:
+                 submit: Callable | None = None, timeout: float | None = None,
+                 renderer: Renderer | None = None) -> RenderOutcome:
     """Render every view; one failure does not stop the others. ``submit`` lets another
     executor (a Dask client) take the work: it is called as submit(views, formats, dirs,
     on_done) and must call on_done(view, files_or_exception) for each view."""
@@ -508,7 +508,7 @@ def render_views(views: list[dict], formats: tuple[str, ...], dirs: tuple[Path, 
     else:
         workers = workers or os.cpu_count() or 1
         if workers <= 1 or len(views) <= 1:
-            renderer = Renderer(dirs, timeout)
+            renderer = renderer or Renderer(dirs, timeout)
             for view in views:
                 try:
                     done(view, renderer.render(view, formats))

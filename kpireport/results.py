@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -416,78 +415,13 @@ def results_files(results: Results, more: Mapping[str, Callable[[], bytes]] | No
 
 def start_results_files(results: Results, more: Mapping[str, Callable[[], bytes]] | None = None
                         ) -> Callable[[], dict[str, bytes]]:
-    """Start making :func:`results_files` (with ``more``) beside the caller's own work; the
-    returned function waits for them (and raises what making them raised).
-
-    On Linux they are made in a forked child process, on the other core: they are ~40% of the
-    CPU time of a 1,000-person HTML build, and a thread of this process would take that time
-    from the reports (the GIL). The child shares the results copy-on-write, sends the bytes
-    back through a pipe and dies with this process. Elsewhere, or if the child fails, a thread
-    of this process makes them.
-    """
-    import sys
-    from concurrent.futures import ThreadPoolExecutor
-
-    if sys.platform.startswith("linux") and hasattr(os, "fork"):
-        try:
-            return _in_child(results, more)
-        except OSError:
-            pass
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-files")
-    future = pool.submit(results_files, results, more)
-    pool.shutdown(wait=False)
-    return future.result
-
-
-def _in_child(results: Results, more: Mapping[str, Callable[[], bytes]] | None
-              ) -> Callable[[], dict[str, bytes]]:
-    import gc
-    import pickle
-    import signal
-    import threading
-
+    """Start making :func:`results_files` (with ``more``) beside the caller's own work (in a
+    forked child on Linux, see :mod:`kpireport.forked`); the returned function waits for them
+    (and raises what making them raised)."""
     import rustpy_xlsxwriter  # noqa: F401 (imported here: the child never waits for an import lock)
 
+    from kpireport import forked
     from kpireport.i18n import translations
-    from kpireport.render import die_with_parent
 
     translations(results.book.settings.locale)
-    read_end, write_end = os.pipe()
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        code = 1
-        try:
-            os.close(read_end)
-            gc.disable()  # short-lived: a collection would only copy the parent's pages
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-            die_with_parent(parent)
-            data = pickle.dumps(results_files(results, more), protocol=pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(write_end, "wb") as out:
-                out.write(data)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    received: list = []
-
-    def read() -> None:
-        # Drained as it comes (the child never blocks on a full pipe), and the child reaped
-        # here: a build that stops before it waits for the files leaves no zombie.
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        received.extend([data, os.waitpid(pid, 0)[1]])
-
-    reader = threading.Thread(target=read, name="results-files", daemon=True)
-    reader.start()
-
-    def wait() -> dict[str, bytes]:
-        reader.join()
-        data, status = received
-        if status == 0 and data:
-            return pickle.loads(data)
-        return results_files(results, more)  # the child failed: here, its error is raised
-
-    return wait
-
-
+    return forked.start(lambda: results_files(results, more), name="results-files")

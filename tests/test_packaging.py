@@ -28,5 +28,5 @@ def test_wheel_contains_templates_fonts_catalogs_and_schema(tmp_path):
                  "kpireport/web/static/app.css", "kpireport/web/static/app.js"):
         assert name in names, name
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "kpireport = kpireport.cli:main" in zipfile.ZipFile(wheel).read(
+    assert "kpireport = kpireport.cli:entry" in zipfile.ZipFile(wheel).read(
         entry_points).decode()

@@ -1,0 +1,145 @@
+"""A cold HTML-only build deals its reports to this process and a forked child
+(kpireport.reportset): the same files, manifest and progress as one process, failures and a
+dying child included; and the ``kpireport`` command's quick exit keeps every byte and code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kpireport import api, forked
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "reports.json").read_text())
+
+
+@pytest.fixture
+def forks(monkeypatch):
+    """The names of the work started beside the build (forked.start), in order."""
+    started: list[str] = []
+    real = forked.start
+
+    def spy(work, *, name="kpireport-child"):
+        started.append(name)
+        return real(work, name=name)
+
+    monkeypatch.setattr(forked, "start", spy)
+    return started
+
+
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {p.relative_to(run_dir).as_posix(): p.read_bytes()
+            for p in sorted(run_dir.rglob("*")) if p.is_file() and p.suffix == ".html"}
+
+
+def _manifest(result) -> dict:
+    document = result.manifest.as_dict()
+    document.pop("built_at")  # and results.xlsx, which carries the time it was made
+    document["data"] = [d for d in document["data"] if d["path"] != "results.xlsx"]
+    return document
+
+
+@pytest.mark.parametrize("name", ["acme", "onlinecrm"])
+def test_a_split_cold_build_writes_what_one_process_writes(name, tmp_path, forks):
+    import hashlib
+
+    book = SAMPLES / f"{name}.xlsx"
+    started, counted = [], []
+    split = api.build(book, out=tmp_path / "split", formats=("html",),
+                      on_start=started.append, progress=counted.append)
+    assert forks == ["results-files", "reports"]
+    forks.clear()
+    single = api.build(book, out=tmp_path / "single", formats=("html",), workers=1)
+    assert forks == ["results-files"]  # --workers 1: one process renders
+    assert split.ok and single.ok
+    files = _files(split.run_dir)
+    assert files == _files(single.run_dir)
+    assert {n: hashlib.sha256(d).hexdigest() for n, d in files.items()} \
+        == GOLDEN[name]["html_only"]
+    assert _manifest(split) == _manifest(single)
+    assert json.loads((split.run_dir / ".kpireport-cache.json").read_text()) \
+        == json.loads((single.run_dir / ".kpireport-cache.json").read_text())
+    # progress: the total first, then every report once, from both halves
+    assert started == [len(split.manifest.reports)] == [split.rendered]
+    assert sorted(counted) == sorted(r.stem for r in split.manifest.reports)
+
+
+def test_a_rebuild_reuses_the_split_builds_cache(tmp_path, forks):
+    book = SAMPLES / "acme.xlsx"
+    first = api.build(book, out=tmp_path, formats=("html",))
+    again = api.build(book, out=tmp_path, formats=("html",))
+    assert first.rendered == again.cached == len(first.manifest.reports) and again.rendered == 0
+    assert forks == ["results-files", "reports", "results-files"]  # a cache: no split
+
+
+def test_reports_failing_in_either_half_fail_the_build_and_write_nothing(tmp_path):
+    out = tmp_path / "out"
+    good = api.build(SAMPLES / "acme.xlsx", out=out, formats=("html",), workers=1)
+    before = {p: p.read_bytes() for p in good.run_dir.rglob("*") if p.is_file()}
+    (out / good.run_dir.name / ".kpireport-cache.json").unlink()  # cold again: a split build
+    before.pop(good.run_dir / ".kpireport-cache.json")
+    broken = tmp_path / "tpl"
+    broken.mkdir()
+    (broken / "employee.html").write_text("{% extends 'base.html' %}{% block content %}"
+                                          "{{ no_such_variable }}{% endblock %}")
+    result = api.build(SAMPLES / "acme.xlsx", out=out, formats=("html",), templates=broken)
+    employees = {r.stem for r in good.manifest.reports if r.kind == "employee"}
+    assert not result.ok and set(result.failures) == employees
+    assert all("no_such_variable" in m for m in result.failures.values())
+    after = {p: p.read_bytes() for p in good.run_dir.rglob("*") if p.is_file()}
+    assert after == before
+    assert not [p for p in out.iterdir() if "staging" in p.name]
+
+
+def test_a_child_that_dies_has_its_half_rendered_here(tmp_path, monkeypatch):
+    from kpireport import reportset
+
+    parent = os.getpid()
+    real = reportset.Job.share
+
+    def share(self, specs, **keys):
+        if os.getpid() != parent:
+            os._exit(9)  # the child dies without a word
+        return real(self, specs, **keys)
+
+    monkeypatch.setattr(reportset.Job, "share", share)
+    result = api.build(SAMPLES / "acme.xlsx", out=tmp_path / "a", formats=("html",))
+    monkeypatch.undo()
+    single = api.build(SAMPLES / "acme.xlsx", out=tmp_path / "b", formats=("html",), workers=1)
+    assert result.ok and _files(result.run_dir) == _files(single.run_dir)
+    assert _manifest(result) == _manifest(single)
+
+
+def test_forked_work_comes_back_or_raises_here():
+    assert forked.start(lambda: {"n": [1, 2, 3]})() == {"n": [1, 2, 3]}
+    parent = os.getpid()
+
+    def work():
+        raise ValueError("here" if os.getpid() == parent else "in the child")
+
+    with pytest.raises(ValueError, match="^here$"):
+        forked.start(work)()
+
+
+def test_the_command_exits_with_its_code_and_every_byte_of_output(tmp_path):
+    """`kpireport` skips the heap teardown (kpireport.cli.entry): the output still arrives
+    whole, through a pipe, and the exit codes are those of SPEC §3."""
+    book = SAMPLES / "acme.xlsx"
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "kpireport", *args], capture_output=True,
+                              text=True)
+
+    checked = run("check", str(book), "--format", "json", "--all")
+    assert checked.returncode == 0 and json.loads(checked.stdout)["valid"] is True
+    assert run("check", str(tmp_path / "missing.xlsx")).returncode == 1
+    assert run("build").returncode == 2
+    built = run("build", str(book), "--format", "html", "--out", str(tmp_path / "out"))
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.splitlines()[0].startswith("Scored ")
+    assert built.stdout.endswith("\n") and "nothing to compare with yet" in built.stdout
