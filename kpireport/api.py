@@ -158,6 +158,12 @@ def _build(source, options, submit, progress, on_start, clock) -> BuildResult:
     if isinstance(source, tuple) and period is not None:
         book = with_period(book, period)
     raw = getattr(checked, "raw", None)
+    from kpireport import forked
+    from kpireport.diff import INPUTS_FILE, inputs_bytes
+
+    # The snapshot of the inputs that `diff` compares (from the cells already read) needs
+    # only the book: it is made on the other core while this one scores.
+    inputs = forked.start(lambda: inputs_bytes(book, raw), name="inputs")
     passwords = None
     if book.settings.pdf_protection != "none":  # a damaged store stops the build first
         from kpireport.protect import PasswordStore
@@ -166,11 +172,11 @@ def _build(source, options, submit, progress, on_start, clock) -> BuildResult:
     dirs = render.template_dirs(options.templates)
     render.check_templates(dirs, book.settings.locale)
     results = compute(book, issues)
-    from kpireport.diff import INPUTS_FILE, inputs_bytes
+    made = start_results_files(results)  # beside the reports
 
-    # Beside the views and reports: the results files, and the snapshot of the inputs that
-    # `diff` compares (from the cells already read).
-    results_files = start_results_files(results, {INPUTS_FILE: lambda: inputs_bytes(book, raw)})
+    def results_files() -> dict[str, bytes]:
+        return {**made(), INPUTS_FILE: inputs()}
+
     run_dir = Path(out) / results.period
     builder = ViewBuilder(results, formats, archive=options.archive)
     fingerprint = render.template_fingerprint(dirs)

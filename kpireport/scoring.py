@@ -350,14 +350,16 @@ class _Scorer:
         goals = {g.goal_id: g for g in self.book.goals}
         s = self.s
         # Plain Python lists (None for no data) once, instead of numpy scalars per line.
-        columns = {name: [_none_for_nan(arr.tolist()) for arr in arrays]
-                   for name, arrays in results.items()}
+        # ... and per window its rows: (actual, target, …, score) of each line (zip, in C).
+        rows = {name: list(zip(*(_none_for_nan(arr.tolist()) for arr in arrays)))
+                for name, arrays in results.items()}
         actual_rows = [_none_for_nan(row) for row in actual.tolist()]
         target_rows = [_none_for_nan(row) for row in target.tolist()]
+        green, amber = s.rag_green, s.rag_amber
 
         def window(name: str, i: int) -> Window:
-            values = [col[i] for col in columns[name]]
-            return Window(*values, status=status_of(values[6], s.rag_green, s.rag_amber))
+            values = rows[name][i]
+            return Window(*values, status=status_of(values[6], green, amber))
 
         by_owner: dict[str, list[LineResult]] = defaultdict(list)
         for i, ln in enumerate(lines):

@@ -52,10 +52,10 @@ def test_a_split_cold_build_writes_what_one_process_writes(name, tmp_path, forks
     started, counted = [], []
     split = api.build(book, out=tmp_path / "split", formats=("html",),
                       on_start=started.append, progress=counted.append)
-    assert forks == ["results-files", "reports"]
+    assert forks == ["inputs", "results-files", "reports"]
     forks.clear()
     single = api.build(book, out=tmp_path / "single", formats=("html",), workers=1)
-    assert forks == ["results-files"]  # --workers 1: one process renders
+    assert forks == ["inputs", "results-files"]  # --workers 1: one process renders
     assert split.ok and single.ok
     files = _files(split.run_dir)
     assert files == _files(single.run_dir)
@@ -74,7 +74,7 @@ def test_a_rebuild_reuses_the_split_builds_cache(tmp_path, forks):
     first = api.build(book, out=tmp_path, formats=("html",))
     again = api.build(book, out=tmp_path, formats=("html",))
     assert first.rendered == again.cached == len(first.manifest.reports) and again.rendered == 0
-    assert forks == ["results-files", "reports", "results-files"]  # a cache: no split
+    assert forks == ["inputs", "results-files", "reports", "inputs", "results-files"]  # no split
 
 
 def test_reports_failing_in_either_half_fail_the_build_and_write_nothing(tmp_path):
