@@ -53,8 +53,12 @@ class Job:
         """Build, key and (where the cache has nothing) render and write these reports."""
         from kpireport import render
         from kpireport.outputs import write_file
+        from kpireport.spec import COMPANY
         from kpireport.views import build_view
 
+        # The charts of these reports' scorecards, in one batch (not every line of the build)
+        self.builder.draw_charts(COMPANY if kind == "company" else subject  # type: ignore[attr-defined]
+                                 for kind, subject in specs if kind != "index")
         views = [build_view(self.builder, spec, self.formats) for spec in specs]  # type: ignore[arg-type]
         keys = {v["file"]: render.view_key(v, self.formats, self.fingerprint) for v in views}
         fresh = [v for v in views if self.old_keys.get(v["file"]) != keys[v["file"]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 
 from kpireport import charts
 from kpireport.i18n import COMPACT_FROM, Formatter
@@ -249,22 +250,33 @@ class ViewBuilder:
         })
 
     def _line_charts(self, line: LineResult) -> tuple:
-        """(year-to-date actual as text, bullet chart, sparkline) of a line. The charts of
-        every line of the build are drawn in one numpy batch on first use."""
+        """(year-to-date actual as text, bullet chart, sparkline) of a line. Charts are drawn
+        in numpy batches: those of :meth:`draw_charts`, else every line of the build on
+        first use (a line not drawn yet is drawn with the rest of its scorecard)."""
+        found = self._charts.get((line.owner, line.kpi_id)) if self._charts else None
+        if found is None:
+            self.draw_charts(None if not self._charts else [line.owner])
+            found = self._charts[(line.owner, line.kpi_id)]  # type: ignore[index]
+        return found
+
+    def draw_charts(self, owners: Iterable[str] | None = None) -> None:
+        """Draw the charts of these owners' lines (every line when None) in one batch; a
+        share of the reports draws only the charts its reports show."""
+        wanted = None if owners is None else set(owners)
+        lines = [ln for o in self.r.owners if wanted is None or o.owner in wanted
+                 for ln in o.lines]
+        actuals = [self.fmt.value(ln.ytd.actual, ln.kpi.unit, ln.kpi.decimals) for ln in lines]
+        bullets = charts.bullets([
+            (ln.ytd.actual, ln.ytd.target, ln.ytd.threshold, ln.ytd.stretch,
+             ln.ytd.target_max, ln.kpi.direction, ln.ytd.status, f"{ln.kpi.kpi}: {text}")
+            for ln, text in zip(lines, actuals)])
+        sparks = charts.sparklines([([a for _, a, _ in ln.history],
+                                     [t for _, _, t in ln.history],
+                                     f"{ln.kpi.kpi}: {self._trend}") for ln in lines])
         if self._charts is None:
-            lines = [ln for o in self.r.owners for ln in o.lines]
-            actuals = [self.fmt.value(ln.ytd.actual, ln.kpi.unit, ln.kpi.decimals)
-                       for ln in lines]
-            bullets = charts.bullets([
-                (ln.ytd.actual, ln.ytd.target, ln.ytd.threshold, ln.ytd.stretch,
-                 ln.ytd.target_max, ln.kpi.direction, ln.ytd.status, f"{ln.kpi.kpi}: {text}")
-                for ln, text in zip(lines, actuals)])
-            sparks = charts.sparklines([([a for _, a, _ in ln.history],
-                                         [t for _, _, t in ln.history],
-                                         f"{ln.kpi.kpi}: {self._trend}") for ln in lines])
-            self._charts = {(ln.owner, ln.kpi_id): found
-                            for ln, found in zip(lines, zip(actuals, bullets, sparks))}
-        return self._charts[(line.owner, line.kpi_id)]
+            self._charts = {}
+        self._charts.update({(ln.owner, ln.kpi_id): found
+                             for ln, found in zip(lines, zip(actuals, bullets, sparks))})
 
     def summary(self, owner: OwnerScore) -> dict:
         return {"month_score": self.score(owner.month_score),
