@@ -24,10 +24,15 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def available() -> bool:
+    """Whether work is forked (Linux), not run in a thread of this process."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
 def start(work: Callable[[], T], *, name: str = "kpireport-child") -> Callable[[], T]:
     """Start ``work()`` beside the caller; the returned function waits for its value (or
     raises what ``work`` raised)."""
-    if sys.platform.startswith("linux") and hasattr(os, "fork"):
+    if available():
         try:
             return _in_child(work, name)
         except OSError:  # no fork, no spool: the thread below

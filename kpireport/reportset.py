@@ -118,7 +118,10 @@ SPLIT_MIN = 8  # fewer reports than this render faster than a fork starts
 
 
 def _split(job: Job, specs: list, workers: int | None, submit: Callable | None) -> bool:
-    return (not job.old_keys and submit is None and workers is None
+    from kpireport import forked
+
+    return (forked.available()  # a thread would share this process's core (the GIL)
+            and not job.old_keys and submit is None and workers is None
             and "pdf" not in job.formats and not getattr(job.builder, "archive", False)
             and len(specs) >= SPLIT_MIN)
 

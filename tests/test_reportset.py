@@ -143,3 +143,25 @@ def test_the_command_exits_with_its_code_and_every_byte_of_output(tmp_path):
     assert built.returncode == 0, built.stderr
     assert built.stdout.splitlines()[0].startswith("Scored ")
     assert built.stdout.endswith("\n") and "nothing to compare with yet" in built.stdout
+
+
+def test_without_fork_the_work_runs_in_threads_and_nothing_is_split(tmp_path, monkeypatch,
+                                                                     forks):
+    """Where there is no fork (macOS, Windows) the snapshot and results files are made in
+    threads, and the reports are not split (a thread would share this core)."""
+
+    monkeypatch.setattr(forked, "available", lambda: False)
+    names = set()
+    real = forked._in_thread
+
+    def in_thread(work, name):
+        names.add(name)
+        return real(work, name)
+
+    monkeypatch.setattr(forked, "_in_thread", in_thread)
+    result = api.build(SAMPLES / "acme.xlsx", out=tmp_path / "a", formats=("html",))
+    assert forks == ["inputs", "results-files"] and names == {"inputs", "results-files"}
+    monkeypatch.undo()
+    single = api.build(SAMPLES / "acme.xlsx", out=tmp_path / "b", formats=("html",), workers=1)
+    assert result.ok and _files(result.run_dir) == _files(single.run_dir)
+    assert _manifest(result) == _manifest(single)
