@@ -351,10 +351,10 @@ class _Scorer:
         s = self.s
         # Plain Python lists (None for no data) once, instead of numpy scalars per line.
         # ... and per window its rows: (actual, target, …, score) of each line (zip, in C).
-        rows = {name: list(zip(*(_none_for_nan(arr.tolist()) for arr in arrays)))
+        rows = {name: list(zip(*(_none_for_nan(arr) for arr in arrays)))
                 for name, arrays in results.items()}
-        actual_rows = [_none_for_nan(row) for row in actual.tolist()]
-        target_rows = [_none_for_nan(row) for row in target.tolist()]
+        actual_rows = _none_for_nan(actual)
+        target_rows = _none_for_nan(target)
         green, amber = s.rag_green, s.rag_amber
 
         def window(name: str, i: int) -> Window:
@@ -408,8 +408,8 @@ def _strategic(goal_id: str | None, goals: dict) -> str | None:
     return top.goal_id if top is not None and top.level == "strategic" else None
 
 
-def _none_for_nan(values: list[float]) -> list[float | None]:
-    return [None if v != v or v in (_INF, -_INF) else v for v in values]
-
-
-_INF = float("inf")
+def _none_for_nan(values: np.ndarray) -> list:
+    """``values`` as (nested) lists of Python floats, None where not finite (NaN, ±inf)."""
+    plain = values.astype(object)
+    plain[~np.isfinite(values)] = None
+    return plain.tolist()
