@@ -339,6 +339,25 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _remove_font_folder_at_exit(fonts) -> None:
+    """WeasyPrint keeps a document's web fonts in a ``weasyprint-*`` folder of the temporary
+    directory and removes it when its FontConfiguration is freed — which never happens in a
+    render worker (kept until its process ends) nor after the command's fast exit
+    (kpireport.cli.entry). This removes it when the process exits normally."""
+    import atexit
+    import shutil
+    import weakref
+
+    ref = weakref.ref(fonts)
+
+    def remove() -> None:
+        folder = getattr(ref(), "_folder", None)  # made when the first font is added
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(remove)
+
+
 @dataclass
 class Renderer:
     """Renders views to HTML and PDF; one per process, reused for every report."""
@@ -374,6 +393,7 @@ class Renderer:
 
             self._fetcher = SafeFetcher(self.dirs)
             self._fonts = FontConfiguration()
+            _remove_font_folder_at_exit(self._fonts)
             self._css = CSS(filename=str(self._template_file(PRINT_CSS)),
                             url_fetcher=self._fetcher.fetcher, font_config=self._fonts)
             css = self._template_file(CHARTS_CSS).read_text(encoding="utf-8")

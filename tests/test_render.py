@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -455,3 +456,18 @@ def test_one_template_fingerprint_for_the_render_cache_and_dask(tmp_path):
     assert before == render.bundle_fingerprint(bundle)
     (folder / "company.html").write_text("b")
     assert render.template_fingerprint((folder,)) != before
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_pdf_build_leaves_no_weasyprint_font_folder_behind(make_workbook, tmp_path, workers):
+    """WeasyPrint's web-font folder (``weasyprint-*`` in the temporary directory) goes when the
+    render process ends: the main process after its fast exit, and each worker."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    run = subprocess.run([sys.executable, "-m", "kpireport", "build", str(make_workbook()),
+                          "--out", str(tmp_path / "out"), "--format", "pdf",
+                          "--workers", workers],
+                         capture_output=True, text=True, env={**os.environ, "TMPDIR": str(temp)})
+    assert run.returncode == 0, run.stderr
+    assert list((tmp_path / "out").rglob("*.pdf"))
+    assert [p.name for p in temp.iterdir() if p.name.startswith("weasyprint-")] == []
