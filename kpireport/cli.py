@@ -88,6 +88,9 @@ def entry() -> None:
     import atexit
     import threading
 
+    # kpireport makes no BLAS calls; OpenBLAS's thread pool, started when numpy is imported,
+    # only spins on the other core (~0.1 s of CPU a command) that a build's forked work needs.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         main()
         code = 0
