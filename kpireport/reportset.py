@@ -5,16 +5,16 @@ model, its render-cache key (kpireport.render.view_key) and, unless the previous
 run folder has the same key and files, its rendered files, written into the staging folder.
 
 A cold HTML-only build (no render cache to reuse, no PDF, local, ``--workers`` not given) is
-CPU-bound Python from the first view to the last file: its reports are dealt to this process
-(3 in 5) and a forked child (2 in 5, as the other core also makes the results files;
-:mod:`kpireport.forked`), each building, rendering and writing its own part on its own
-core. Everything else — PDF worker pools, Dask, a rebuild that reuses the cache,
-``--workers 1`` — is one share in this process, as before. Either way the
-result is the same: the views in report order, every key, the same bytes.
+CPU-bound Python from the first view to the last file: its reports are dealt, a few at a
+time, to whichever of this process and a forked child (:mod:`kpireport.forked`) is free, each
+building, rendering and writing its own part on its own core. Everything else — PDF worker
+pools, Dask, a rebuild that reuses the cache, ``--workers 1`` — is one share in this process,
+as before. Either way the result is the same: the views in report order, every key, the same bytes.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,29 +101,67 @@ def render_reports(job: Job, specs: list[tuple[str, str]], *, workers: int | Non
             env.get_template(name)
     if on_start:
         on_start(len(specs))  # no cache: every report is rendered
-    theirs_at = _child_positions(len(specs))
-    mine = [spec for i, spec in enumerate(specs) if i not in theirs_at]
-    theirs = [spec for i, spec in enumerate(specs) if i in theirs_at]
-    wait = forked.start(lambda: job.share(theirs, light=True), name="reports")
-    own = job.share(mine, progress=progress)
-    other = wait()
+    deal = _Deal(len(specs))
+    try:
+        wait = forked.start(lambda: deal.take(job, specs, light=True), name="reports")
+        own = deal.take(job, specs, progress=progress)
+        other = wait()
+    finally:
+        deal.close()
     if progress:
-        for name in other.rendered:
-            progress(name)
-    own_views, other_views = iter(own.views), iter(other.views)
-    views = [next(other_views if i in theirs_at else own_views) for i in range(len(specs))]
-    return Share(views, {**own.keys, **other.keys}, own.rendered + other.rendered,
-                 {**own.failures, **other.failures}, {**own.written, **other.written})
+        for _, share in other:
+            for name in share.rendered:
+                progress(name)
+    views: list[dict | None] = [None] * len(specs)
+    parts = own + other
+    for positions, share in parts:
+        for i, view in zip(positions, share.views):
+            views[i] = view
+    missing = [i for i, view in enumerate(views) if view is None]
+    if missing:  # a child that died took them with it: render them here
+        share = job.share([specs[i] for i in missing], progress=progress)
+        parts.append((missing, share))
+        for i, view in zip(missing, share.views):
+            views[i] = view
+    return Share(views, {k: v for _, p in parts for k, v in p.keys.items()},  # type: ignore[arg-type]
+                 [name for _, p in parts for name in p.rendered],
+                 {k: v for _, p in parts for k, v in p.failures.items()},
+                 {k: v for _, p in parts for k, v in p.written.items()})
 
 
-# The child's part of a split: 2 reports in 5. The other core also makes the results files
-# (kpireport.results.start_results_files, ~20% of the reports' CPU), so an even deal left this
-# process waiting for the child.
-CHILD_EVERY, CHILD_TAKES = 5, (1, 3)
+class _Deal:
+    """The reports of a split build, dealt in small runs to whichever process is free: this
+    one and the child each take the next run from one pipe, written whole before the fork (a
+    read of 4 bytes is atomic; a process that dies takes no lock with it). A fixed deal left
+    one process waiting for the other on this shared, noisy machine."""
 
+    def __init__(self, n: int) -> None:
+        import struct
 
-def _child_positions(n: int) -> frozenset[int]:
-    return frozenset(i for i in range(n) if i % CHILD_EVERY in CHILD_TAKES)
+        self.size = max(4, min(32, n // 16))
+        self.read_end, write_end = os.pipe()
+        try:
+            os.write(write_end, b"".join(struct.pack("=I", start)
+                                         for start in range(0, n, self.size)))
+        finally:
+            os.close(write_end)  # the last run taken, a read finds the end
+
+    def take(self, job: Job, specs: list[tuple[str, str]], *, light: bool = False,
+             progress: Callable[[str], None] | None = None) -> list[tuple[list[int], Share]]:
+        """Render runs until none is left: (positions, share) of each."""
+        import struct
+
+        done = []
+        while len(token := os.read(self.read_end, 4)) == 4:
+            (start,) = struct.unpack("=I", token)
+            positions = list(range(start, min(start + self.size, len(specs))))
+            done.append((positions, job.share([specs[i] for i in positions], light=light,
+                                              progress=progress)))
+        return done
+
+    def close(self) -> None:
+        os.close(self.read_end)
+
 
 SPLIT_MIN = 8  # fewer reports than this render faster than a fork starts
 

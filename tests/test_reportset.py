@@ -165,3 +165,33 @@ def test_without_fork_the_work_runs_in_threads_and_nothing_is_split(tmp_path, mo
     single = api.build(SAMPLES / "acme.xlsx", out=tmp_path / "b", formats=("html",), workers=1)
     assert result.ok and _files(result.run_dir) == _files(single.run_dir)
     assert _manifest(result) == _manifest(single)
+
+
+def test_reports_go_to_whichever_process_is_free(tmp_path, monkeypatch):
+    """Runs of reports are taken by the process that is free: with this one slowed down, the
+    child renders most of them; the build is the same as one process's."""
+    import time
+
+    from kpireport import reportset
+
+    parent = os.getpid()
+    real = reportset.Job.share
+    log = tmp_path / "who"
+
+    def share(self, specs, **keys):
+        with log.open("a") as f:  # O_APPEND: one line per run, from either process
+            f.write(f"{os.getpid()} {len(specs)}\n")
+        if os.getpid() == parent:
+            time.sleep(0.2)
+        return real(self, specs, **keys)
+
+    monkeypatch.setattr(reportset.Job, "share", share)
+    result = api.build(SAMPLES / "acme.xlsx", out=tmp_path / "a", formats=("html",))
+    monkeypatch.undo()
+    runs = [tuple(map(int, line.split())) for line in log.read_text().splitlines()]
+    mine = sum(n for pid, n in runs if pid == parent)
+    theirs = sum(n for pid, n in runs if pid != parent)
+    assert mine + theirs == len(result.manifest.reports) and theirs > mine > 0
+    single = api.build(SAMPLES / "acme.xlsx", out=tmp_path / "b", formats=("html",), workers=1)
+    assert result.ok and _files(result.run_dir) == _files(single.run_dir)
+    assert _manifest(result) == _manifest(single)
