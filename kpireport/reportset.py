@@ -138,7 +138,8 @@ class _Deal:
     def __init__(self, n: int) -> None:
         import struct
 
-        self.size = max(4, min(32, n // 16))
+        # at most 1,024 runs: 4 KiB, which a new pipe always holds (written before any read)
+        self.size = max(4, min(32, n // 16), -(-n // 1024))
         self.read_end, write_end = os.pipe()
         try:
             os.write(write_end, b"".join(struct.pack("=I", start)

@@ -195,3 +195,27 @@ def test_reports_go_to_whichever_process_is_free(tmp_path, monkeypatch):
     single = api.build(SAMPLES / "acme.xlsx", out=tmp_path / "b", formats=("html",), workers=1)
     assert result.ok and _files(result.run_dir) == _files(single.run_dir)
     assert _manifest(result) == _manifest(single)
+
+
+@pytest.mark.parametrize("n", [8, 20, 1012, 200_000])
+def test_the_deal_covers_every_report_once_in_at_most_1024_runs(n):
+    """The runs fit in the smallest pipe (4 KiB, written before the fork) and cover every
+    report once, whatever the book's size."""
+    from kpireport.reportset import Job, Share, _Deal
+
+    class Counting(Job):
+        def __init__(self):
+            pass
+
+        def share(self, specs, **keys):
+            return Share([{"file": f"r{i}"} for i, _ in specs], {})
+
+    deal = _Deal(n)
+    try:
+        runs = deal.take(Counting(), [(i, "") for i in range(n)])
+    finally:
+        deal.close()
+    assert len(runs) <= 1024
+    assert [i for positions, _ in runs for i in positions] == list(range(n))
+    assert all(view["file"] == f"r{i}" for positions, share in runs
+               for i, view in zip(positions, share.views))
