@@ -94,7 +94,7 @@ def render_reports(job: Job, specs: list[tuple[str, str]], *, workers: int | Non
                          on_start=on_start)
     from kpireport import forked, render
 
-    if job.renderer is None:  # templates loaded once, before the fork, for both halves
+    if job.renderer is None:  # templates loaded once, before the fork, for both processes
         job.renderer = render.Renderer(job.dirs, job.timeout)
         env = job.renderer.env(job.builder.r.book.settings.locale)  # type: ignore[attr-defined]
         for name in render.TEMPLATES.values():

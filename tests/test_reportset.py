@@ -77,7 +77,7 @@ def test_a_rebuild_reuses_the_split_builds_cache(tmp_path, forks):
     assert forks == ["inputs", "results-files", "reports", "inputs", "results-files"]  # no split
 
 
-def test_reports_failing_in_either_half_fail_the_build_and_write_nothing(tmp_path):
+def test_reports_failing_in_either_process_fail_the_build_and_write_nothing(tmp_path):
     out = tmp_path / "out"
     good = api.build(SAMPLES / "acme.xlsx", out=out, formats=("html",), workers=1)
     before = {p: p.read_bytes() for p in good.run_dir.rglob("*") if p.is_file()}
@@ -96,7 +96,7 @@ def test_reports_failing_in_either_half_fail_the_build_and_write_nothing(tmp_pat
     assert not [p for p in out.iterdir() if "staging" in p.name]
 
 
-def test_a_child_that_dies_has_its_half_rendered_here(tmp_path, monkeypatch):
+def test_a_child_that_dies_has_its_reports_rendered_here(tmp_path, monkeypatch):
     from kpireport import reportset
 
     parent = os.getpid()
