@@ -343,19 +343,20 @@ def _remove_font_folder_at_exit(fonts) -> None:
     """WeasyPrint keeps a document's web fonts in a ``weasyprint-*`` folder of the temporary
     directory and removes it when its FontConfiguration is freed — which never happens in a
     render worker (kept until its process ends) nor after the command's fast exit
-    (kpireport.cli.entry). This removes it when the process exits normally."""
-    import atexit
-    import shutil
+    (kpireport.cli.entry). This removes it when the process exits normally; a configuration
+    freed before then removes its own, and its finalizer goes with it (nothing piles up in a
+    long-running server)."""
     import weakref
 
-    ref = weakref.ref(fonts)
+    weakref.finalize(fonts, _remove_font_folder, weakref.ref(fonts))
 
-    def remove() -> None:
-        folder = getattr(ref(), "_folder", None)  # made when the first font is added
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
 
-    atexit.register(remove)
+def _remove_font_folder(ref) -> None:
+    import shutil
+
+    folder = getattr(ref(), "_folder", None)  # made when the first font is added
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
