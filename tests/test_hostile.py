@@ -329,6 +329,14 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    """The command line; empty once the process has gone (forked children are short-lived)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -351,8 +359,7 @@ def _start_build(acme: Path, out: Path) -> tuple[subprocess.Popen, list[int]]:
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        workers = [c for c in _children(process.pid)
-                   if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        workers = [c for c in _children(process.pid) if b"spawn_main" in _cmdline(c)]
         if len(workers) == 2:
             time.sleep(1.0)  # into rendering
             assert process.poll() is None, process.communicate()
