@@ -101,6 +101,30 @@ def test_injection_through_names_is_neutralised(make_workbook, tmp_path):
     assert "'=cmd" in payroll_csv(results).decode()
 
 
+def test_kpi_lines_sheet_neutralises_texts_and_keeps_numbers(make_workbook):
+    """The KPI lines sheet makes each distinct text safe once: every row of a KPI whose name
+    starts like a formula gets the apostrophe, and its numbers stay numbers."""
+    from tests.conftest import BASE, Literal
+
+    kpis = [row[:] for row in BASE["KPIs"]]
+    kpis[1][1] = Literal("+Revenue")
+    book, issues = api.load(make_workbook(KPIs=kpis))
+    results = compute(book, issues)
+    sheet = openpyxl.load_workbook(io.BytesIO(results_xlsx(results)))["KPI lines"]
+    rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=2)]
+    revenue = [row for row in rows if row[1] == "REV"]
+    assert len(revenue) == 2 and all(row[2] == "'+Revenue" for row in revenue)
+    assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+    lines = {(o.owner, ln.kpi_id): ln for o in results.owners for ln in o.lines}
+    for row in rows:
+        line = lines[(row[0], row[1])]
+        assert row[3] == line.weight
+        assert row[8:12] == [line.month.actual, line.month.target, line.month.attainment,
+                             line.month.score]
+        assert row[13:17] == [line.ytd.actual, line.ytd.target, line.ytd.attainment,
+                              line.ytd.score]
+
+
 def test_build_writes_every_file_and_rebuild_is_cached(make_workbook, tmp_path):
     out = tmp_path / "out"
     first = api.build(make_workbook("book.xlsx"), out=out, formats=("html",), workers=1)
