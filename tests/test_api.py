@@ -124,3 +124,68 @@ def test_the_input_snapshot_comes_from_the_cells_already_read(tmp_path):
     built = api.build(checked, out=tmp_path / "reports", formats=("html",))
     assert (built.run_dir / "inputs.json").read_bytes() == expected
     assert built.manifest.data_file("inputs.json").size == len(expected)
+
+
+# ---------------------------------------------------------------------------- imports beside
+def _python(code: str, *args: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_reading_a_workbook_imports_none_of_the_build_imports():
+    """What makes importing them in a thread during the read safe: the reading thread never
+    takes an import lock of theirs (and they take none of kpireport's, below)."""
+    left = _python("import sys; import kpireport.cli; from kpireport import api; "
+                   "api.load(sys.argv[1]); "
+                   "print([m for m in api.BUILD_IMPORTS if m in sys.modules])",
+                   str(SAMPLES / "acme.xlsx"))
+    assert left == "[]"
+
+
+def test_the_build_imports_import_nothing_of_kpireport():
+    from kpireport.api import BUILD_IMPORTS
+
+    found = _python("import importlib, sys\n"
+                    "for name in sys.argv[1:]: importlib.import_module(name)\n"
+                    "print(sorted(m for m in sys.modules if m.startswith('kpireport')))",
+                    *BUILD_IMPORTS)
+    assert found == "[]"
+
+
+def test_a_build_from_a_file_forks_only_after_the_import_thread_ended(tmp_path, monkeypatch):
+    import threading
+
+    from kpireport import forked
+
+    seen, start = [], forked.start
+
+    def recording(work, **kw):
+        seen.append(sorted(t.name for t in threading.enumerate()))
+        return start(work, **kw)
+
+    def slow_imports(names):  # still importing when the read ends
+        import time
+
+        time.sleep(0.5)
+
+    monkeypatch.setattr(forked, "start", recording)
+    monkeypatch.setattr(api, "_import_all", slow_imports)
+    result = api.build(SAMPLES / "acme.xlsx", out=tmp_path, formats=("html",))
+    assert result.ok and len(seen) >= 3  # the inputs, the results files, the reports
+    assert not any("kpireport-imports" in names for names in seen)
+    assert "kpireport-imports" not in {t.name for t in threading.enumerate()}
+
+
+def test_an_invalid_workbook_leaves_no_import_thread(tmp_path):
+    import threading
+
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(b"not a workbook")
+    with pytest.raises(KpireportError):
+        api.build(bad, out=tmp_path / "out", formats=("html",))
+    assert "kpireport-imports" not in {t.name for t in threading.enumerate()}
