@@ -42,9 +42,21 @@ def password_problem(text: str) -> str | None:
     return None
 
 
+_UNBIASED = 256 - 256 % len(ALPHABET)  # bytes below this map evenly onto the alphabet
+
+
 def generate_password() -> str:
-    """A random password from ``secrets``: 14 characters of 57 (~81 bits)."""
-    return "".join(secrets.choice(ALPHABET) for _ in range(GENERATED_LENGTH))
+    """A random password from ``secrets``: 14 characters of 57 (~81 bits).
+
+    Each character is one random byte below 228 (4 × 57) taken modulo 57, so every character
+    is equally likely; bytes from 228 up are dropped. One ``token_bytes`` call gives a
+    password almost always (14 of 32 bytes needed, each kept with p = 0.89), where a
+    ``secrets.choice`` per character cost ~20 ms for the first 1,000 people of a store."""
+    chars: list[str] = []
+    while len(chars) < GENERATED_LENGTH:
+        chars += [ALPHABET[b % len(ALPHABET)] for b in secrets.token_bytes(32)
+                  if b < _UNBIASED]
+    return "".join(chars[:GENERATED_LENGTH])
 
 
 def applies(settings: Settings, kind: str) -> bool:

@@ -419,3 +419,30 @@ def test_build_archive_writes_pdfa_copies_with_their_results_attached(tmp_path):
     assert "rendered 0 report(s), 20 unchanged" in again.stdout
     book.write_bytes(book.read_bytes())  # same bytes, same hash: still nothing to do
     assert "rendered 0 report(s)" in cli("build", book, "--out", out, "--archive").stdout
+
+
+def test_generated_passwords_use_every_character_evenly():
+    """280,000 characters: each of the 57 within 6 standard deviations of 1/57. Taking a
+    byte modulo 57 without dropping the bytes from 228 up would make 28 of them 25% likelier."""
+    from collections import Counter
+
+    from kpireport.protect import ALPHABET, GENERATED_LENGTH, generate_password
+
+    passwords = [generate_password() for _ in range(20_000)]
+    assert {len(p) for p in passwords} == {GENERATED_LENGTH}
+    counts = Counter("".join(passwords))
+    assert set(counts) == set(ALPHABET)
+    n = 20_000 * GENERATED_LENGTH
+    expected = n / len(ALPHABET)
+    sd = (n * (1 / len(ALPHABET)) * (1 - 1 / len(ALPHABET))) ** 0.5
+    assert all(abs(c - expected) < 6 * sd for c in counts.values()), counts
+
+
+def test_a_password_is_whole_even_when_random_bytes_run_high(monkeypatch):
+    import secrets
+
+    from kpireport.protect import ALPHABET, GENERATED_LENGTH, generate_password
+
+    draws = iter([b"\xff" * 32, b"\xe4" * 20 + bytes(range(12)), bytes(range(12, 44))])
+    monkeypatch.setattr(secrets, "token_bytes", lambda n: next(draws))
+    assert generate_password() == "".join(ALPHABET[i] for i in range(GENERATED_LENGTH))
