@@ -345,9 +345,9 @@ def results_xlsx(results: Results) -> bytes:
                               text(ln.strategic_goal_id),
                               text(goals.get(ln.strategic_goal_id or ""))),
                              _value_format(ln.kpi.unit, ln.kpi.decimals, money) or PLAIN)
-            names, goal_texts, unit = kpis[key]
+            kpi_texts, goal_texts, unit = kpis[key]
             m, y = ln.month, ln.ytd
-            line_rows.append([owner, *names, ln.weight, *goal_texts,
+            line_rows.append([owner, *kpi_texts, ln.weight, *goal_texts,
                               m.actual, m.target, m.attainment, m.score, status[m.status],
                               y.actual, y.target, y.attainment, y.score, status[y.status]])
             line_units.append(unit)
