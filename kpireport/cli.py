@@ -77,6 +77,9 @@ def main() -> None:
     """
 
 
+TRACKER_WARNINGS = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
 def entry() -> None:
     """The ``kpireport`` command: :func:`main`, then out without tearing the heap down.
 
@@ -91,6 +94,10 @@ def entry() -> None:
     # kpireport makes no BLAS calls; OpenBLAS's thread pool, started when numpy is imported,
     # only spins on the other core (~0.1 s of CPU a command) that a build's forked work needs.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # After Ctrl-C the PDF workers' semaphore may be gone before multiprocessing's resource
+    # tracker (a process of its own, started with this interpreter's -W options) looks for
+    # it; its "leaked semaphore" warnings then followed "Interrupted." on the terminal.
+    sys.warnoptions.append(TRACKER_WARNINGS)
     try:
         main()
         code = 0

@@ -152,3 +152,23 @@ def test_the_command_starts_no_blas_threads(tmp_path):
                          env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["1", "1"]
+
+
+@pytest.mark.parametrize("through_entry", [True, False])
+def test_an_interrupted_command_leaves_no_resource_tracker_warning(through_entry):
+    """Ctrl-C during a PDF build can leave a worker semaphore for multiprocessing's resource
+    tracker, whose warning then followed 'Interrupted.'. The command passes the tracker a
+    filter for it (the bare interpreter, the control, still warns)."""
+    script = ("import os, sys\n"
+              "import kpireport.cli as cli\n"
+              "def main():\n"
+              "    import multiprocessing as mp\n"
+              "    global semaphore\n"
+              "    semaphore = mp.get_context('spawn').Semaphore()  # then gone abruptly\n"
+              "    os._exit(130)\n"
+              "cli.main = main\n"
+              + ("cli.entry()\n" if through_entry else "main()\n"))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 130
+    assert ("leaked semaphore" in run.stderr) is not through_entry, run.stderr
