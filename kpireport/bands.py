@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from functools import lru_cache
 
 from kpireport.model import Band, Month, Person, Settings, first_day, last_day
 
@@ -37,6 +38,7 @@ class Pay:
     target_bonus: Decimal | None  # the bonus at 100% payout for the basis period
 
 
+@lru_cache(maxsize=64)
 def minor_units(currency: str) -> int:
     from babel.numbers import get_currency_precision
 
@@ -136,4 +138,11 @@ def _exact(value: float | None) -> Fraction | None:
     form (``repr``), never the binary value (0.85 is 85/100, not 0.84999999999999997779…)."""
     if value is None:
         return None
-    return Fraction(Decimal(repr(float(value))))
+    return _exact_float(float(value))
+
+
+@lru_cache(maxsize=4096)
+def _exact_float(value: float) -> Fraction:
+    # Salaries, bonus targets and band edges repeat across 1,000 people (Fractions are
+    # immutable, so one may be shared).
+    return Fraction(Decimal(repr(value)))

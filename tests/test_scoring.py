@@ -307,3 +307,40 @@ def test_acme_sample_has_a_mix_of_statuses():
     statuses = {o.ytd_status for o in results.owners}
     assert {"green", "amber", "red"} <= statuses
     assert replace(book.settings).currency == "USD"
+
+
+def test_fast_constructors_make_the_same_frozen_instances():
+    import dataclasses
+
+    from kpireport.scoring import LineResult, Window, _new_line_result, _new_window
+
+    values = (1.0, 2.0, None, 3.0, None, 0.5, 0.9, "amber")
+    fast, slow = _new_window(*values), Window(*values)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert dataclasses.astuple(fast) == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.score = 1.0  # type: ignore[misc]
+    k = kpi("K1")
+    line = ScorecardLine("E1", "K1", 1.0, 100.0, row=5)
+    fields = ("E1", k, line, None, None, fast, slow, ((JAN, 1.0, 2.0),), False)
+    assert _new_line_result(*fields) == LineResult(*fields)
+    assert [f.name for f in dataclasses.fields(LineResult)] == [
+        "owner", "kpi", "line", "goal_id", "strategic_goal_id", "month", "ytd", "history",
+        "rolled_up"]
+
+
+def test_series_with_members_missing_months_and_a_roll_up():
+    """Rows built as lists: months outside the window are ignored, missing ones are NaN,
+    and a department's row sums its members where any has data."""
+    k = kpi("K1")
+    people = (Person("E1", "A", "Sales"), Person("E2", "B", "Sales"))
+    lines = [ScorecardLine("E1", "K1", 1.0, 10.0, row=2),
+             ScorecardLine("E2", "K1", 1.0, 10.0, row=3),
+             ScorecardLine("Sales", "K1", 1.0, 20.0, row=4)]
+    before = JAN - 1
+    actuals = {("E1", "K1"): {before: 99.0, JAN: 4.0, FEB: 6.0}, ("E2", "K1"): {FEB: 5.0}}
+    scores = score_book(make_book(lines, actuals, [k], people=people))
+    assert line_of(scores, "E1", "K1").ytd.actual == 10.0
+    assert [a for _, a, _ in line_of(scores, "E2", "K1").history] == [None, 5.0]
+    sales = line_of(scores, "Sales", "K1")
+    assert sales.rolled_up and [a for _, a, _ in sales.history] == [4.0, 11.0]
