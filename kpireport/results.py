@@ -438,9 +438,11 @@ def start_results_files(results: Results, more: Mapping[str, Callable[[], bytes]
                         ) -> Callable[[], dict[str, bytes]]:
     """Start making :func:`results_files` (with ``more``) beside the caller's own work (in a
     forked child on Linux, see :mod:`kpireport.forked`); the returned function waits for them
-    (and raises what making them raised)."""
-    import rustpy_xlsxwriter  # noqa: F401 (imported here: the child never waits for an import lock)
+    (and raises what making them raised).
 
+    The child imports the xlsx writer itself: no thread of this process is importing when
+    it forks (the build's import thread has ended; the children's reapers only wait), so no
+    import lock is held across the fork, and this process never loads the writer."""
     from kpireport import forked
     from kpireport.i18n import translations
 

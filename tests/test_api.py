@@ -181,6 +181,41 @@ def test_a_build_from_a_file_forks_only_after_the_import_thread_ended(tmp_path, 
     assert "kpireport-imports" not in {t.name for t in threading.enumerate()}
 
 
+def test_at_each_fork_only_reapers_run_beside_the_build(tmp_path, monkeypatch):
+    """What lets a child import (the results-files child imports the xlsx writer): at
+    each fork, no thread but the main one and the reapers of earlier children, which only
+    wait for their child, so no import lock is held across the fork."""
+    import threading
+
+    from kpireport import forked
+
+    seen, start = [], forked.start
+
+    def recording(work, *, name):
+        seen.append((name, sorted(t.name for t in threading.enumerate()
+                                  if t is not threading.main_thread())))
+        return start(work, name=name)
+
+    monkeypatch.setattr(forked, "start", recording)
+    assert api.build(SAMPLES / "acme.xlsx", out=tmp_path, formats=("html",)).ok
+    names = [name for name, _ in seen]
+    assert names[:2] == ["inputs", "results-files"]
+    for i, (_, running) in enumerate(seen):
+        assert set(running) <= set(names[:i]), seen
+
+
+def test_the_xlsx_writer_is_imported_only_by_the_child_that_writes_results_xlsx(tmp_path):
+    import openpyxl
+
+    left = _python("import sys; from kpireport import api; "
+                   "r = api.build(sys.argv[1], out=sys.argv[2], formats=('html',)); "
+                   "print(r.ok, 'rustpy_xlsxwriter' in sys.modules)",
+                   str(SAMPLES / "acme.xlsx"), str(tmp_path))
+    assert left == "True False"
+    book = openpyxl.load_workbook(next(tmp_path.glob("*/results.xlsx")), read_only=True)
+    assert len(book.sheetnames) == 2
+
+
 def test_an_invalid_workbook_leaves_no_import_thread(tmp_path):
     import threading
 
