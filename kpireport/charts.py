@@ -81,32 +81,61 @@ def bullets(items: list[tuple], width: int = 150, height: int = 22) -> list[Mark
         bar_left = (np.minimum(actual, 0) - bottom) / span * width
         bar_width = np.abs((actual - bottom) / span * width - (0 - bottom) / span * width)
     tick = (target - bottom) / span * width - 1
-    x_rows, columns_rows = x.tolist(), columns.tolist()
-    bar_left, bar_width, tick = bar_left.tolist(), bar_width.tolist(), tick.tolist()
+    bar_left, bar_width, tick = _tenths(bar_left), _tenths(bar_width), _tenths(tick)
     zone_height = height - 6
+    # The zone rectangles, zone by zone over the charts of each direction (in each chart's
+    # zone order): which are drawn, and their x and width as text, in numpy passes.
+    zones: list[list[str]] = [[] for _ in drawn]
+    by_direction: dict[str, list[int]] = {}
+    for j, i in enumerate(drawn):
+        direction = items[i][5]
+        by_direction.setdefault(direction if direction in _ZONES else "higher", []).append(j)
+    for direction, members in by_direction.items():
+        rows = np.array(members)
+        for start, end, zone in _ZONES[direction]:
+            chosen = rows[columns[rows, end] > columns[rows, start]]
+            lefts = x[chosen, start]
+            zone_class = _ZONE_CLASSES[zone]
+            for j, left, span_text in zip(chosen.tolist(), _tenths(lefts),
+                                          _tenths(x[chosen, end] - lefts)):
+                zones[j].append(f'<rect x="{left}" y="3" width="{span_text}" '
+                                f'height="{zone_height}" class="{zone_class}"/>')
     head = (f'<svg class="bullet" xmlns="http://www.w3.org/2000/svg" width="{width}" '
             f'height="{height}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
             'role="img" aria-label="')
     bar_y = f"{height / 2 - 3.5:.1f}"
+    tail = f'" y="1" width="2.2" height="{height - 2}" class="{INK}"/></svg>'
     for j, i in enumerate(drawn):
-        chart_actual, *_, direction, status, label = items[i]
-        xs, vals = x_rows[j], columns_rows[j]
+        chart_actual, *_, status, label = items[i]
         text = escape(label)
-        parts = [head, text, '"><title>', text, "</title>"]
-        for start, end, zone in _ZONES.get(direction, _ZONES["higher"]):
-            if vals[end] > vals[start]:
-                left = xs[start]
-                parts.append(f'<rect x="{_f(left)}" y="3" width="{_f(xs[end] - left)}" '
-                             f'height="{zone_height}" class="{_ZONE_CLASSES[zone]}"/>')
+        parts = [head, text, '"><title>', text, "</title>", *zones[j]]
         if chart_actual is not None:
-            parts.append(f'<rect x="{_f(bar_left[j])}" y="{bar_y}" '
-                         f'width="{_f(bar_width[j])}" height="7" '
-                         f'class="{status if status in STATUSES else INK} edge" '
+            parts.append(f'<rect x="{bar_left[j]}" y="{bar_y}" width="{bar_width[j]}" '
+                         f'height="7" class="{status if status in STATUSES else INK} edge" '
                          'stroke-width="0.6"/>')
-        parts.append(f'<rect x="{_f(tick[j])}" y="1" width="2.2" height="{height - 2}" '
-                     f'class="{INK}"/></svg>')
+        parts += ['<rect x="', tick[j], tail]
         out[i] = Markup("".join(parts))
     return out
+
+
+def _tenths(values) -> list[str]:
+    """:func:`_f` of every value of a numpy array, looked up in one pass."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore"):
+        inside = (values >= 0) & (values < 400)
+        index = np.where(inside, values * 10 + 0.5, 0).astype(np.int64)
+    texts = _tenths_array()[index].tolist()
+    for k in np.flatnonzero(~inside).tolist():  # outside 0–400, or NaN: formatted
+        texts[k] = f"{float(values[k]):.1f}"
+    return texts
+
+
+@lru_cache(maxsize=1)
+def _tenths_array():
+    import numpy as np
+
+    return np.array(_TENTHS, dtype=object)
 
 
 @lru_cache(maxsize=64)
@@ -131,6 +160,7 @@ def sparklines(lines: list[tuple[list[float | None], list[float | None], str]],
     import numpy as np
 
     out: list[Markup] = [Markup("")] * len(lines)
+    labels: dict[str, Markup] = {}  # a KPI's label, escaped once (the trend is the same)
     by_length: dict[int, list[int]] = {}
     for i, (values, targets, _) in enumerate(lines):
         if len(targets) != len(values):
@@ -157,26 +187,42 @@ def sparklines(lines: list[tuple[list[float | None], list[float | None], str]],
         last = (n - 1 - np.argmax(has_value[:, ::-1], axis=1)).tolist()
         has_target = (~np.isnan(t)).any(axis=1).tolist()
         xs = _x_positions(max(n, 2), width)
+        points = _points(max(n, 2), width, height)
         head = (f'<svg class="spark" xmlns="http://www.w3.org/2000/svg" width="{width}" '
                 f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="')
         for j, i in enumerate(members):
             if not drawn[j]:
                 continue
-            text = escape(lines[i][2])
+            label = lines[i][2]
+            text = labels.get(label)
+            if text is None:
+                text = labels[label] = escape(label)
             parts = [head, text, '"><title>', text, "</title>"]
             if has_target[j]:
-                parts += ['<path d="', _path(xs, rows_t[j]), '" class="target" '
+                parts += ['<path d="', _path(xs, rows_t[j], points), '" class="target" '
                           'stroke-width="1" stroke-dasharray="2 2"/>']
-            parts += ['<path d="', _path(xs, rows_v[j]), '" class="line" '
+            parts += ['<path d="', _path(xs, rows_v[j], points), '" class="line" '
                       f'stroke-width="1.4"/><circle cx="{xs[last[j]][:-1]}" '
                       f'cy="{_TENTHS[rows_v[j][last[j]]]}" r="2" class="{INK}"/></svg>']
             out[i] = Markup("".join(parts))
     return out
 
 
-def _path(xs: tuple[str, ...], tenths: list[int]) -> str:
-    """An SVG path through (xs[i], tenths[i]); -1 (no data) lifts the pen."""
+@lru_cache(maxsize=64)
+def _points(n: int, width: int, height: int) -> tuple[tuple[str, ...], ...]:
+    """Every "x,y" text a sparkline of ``n`` months can pass through: per month, by y in
+    tenths (0 to ``height``)."""
+    return tuple(tuple(x + y for y in _TENTHS[:height * 10 + 1])
+                 for x in _x_positions(n, width))
+
+
+def _path(xs: tuple[str, ...], tenths: list[int],
+          points: tuple[tuple[str, ...], ...] | None = None) -> str:
+    """An SVG path through (xs[i], tenths[i]); -1 (no data) lifts the pen. ``points``
+    (:func:`_points`) holds the texts of points inside the chart, looked up at once."""
     if -1 not in tenths:
+        if points is not None and max(tenths) < len(points[0]):
+            return "M" + " L".join(map(tuple.__getitem__, points, tenths))
         return "M" + " L".join(map(str.__add__, xs, map(_TENTHS.__getitem__, tenths)))
     parts, pen = [], "M"
     for x, y in zip(xs, tenths):

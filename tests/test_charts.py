@@ -151,3 +151,25 @@ def test_colours_live_in_the_templates_not_in_python():
     for module in (charts, views):
         source = Path(module.__file__).read_text()
         assert not re.findall(r'"#[0-9a-fA-F]{3,6}"', source), module.__name__
+
+
+def test_tenths_in_one_pass_are_the_one_by_one_texts():
+    import math
+
+    import numpy as np
+
+    from kpireport.charts import _f, _tenths
+
+    values = [0.0, 0.04, 0.05, 0.15, 1.25, 12.345, 399.94, 399.95, 399.999, 400.0, 1234.56,
+              -0.04, -0.05, -3.21, math.nan, math.inf, -math.inf, 1e-12]
+    assert _tenths(np.array(values)) == [_f(v) for v in values]
+    assert _tenths(np.array([], dtype=float)) == []
+
+
+def test_a_path_looked_up_in_the_points_table_is_the_path_built_point_by_point():
+    from kpireport.charts import _path, _points, _x_positions
+
+    xs, points = _x_positions(12, 96), _points(12, 96, 24)
+    for tenths in ([20] * 12, list(range(20, 240, 18))[:12], [0, 240] * 6, [241] * 12,
+                   [5, -1, 7] + [9] * 9):
+        assert _path(xs, tenths, points) == _path(xs, tenths)
