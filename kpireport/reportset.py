@@ -132,18 +132,19 @@ def render_reports(job: Job, specs: list[tuple[str, str]], *, workers: int | Non
 class _Deal:
     """The reports of a split build, dealt in small runs to whichever process is free: this
     one and the child each take the next run from one pipe, written whole before the fork (a
-    read of 4 bytes is atomic; a process that dies takes no lock with it). A fixed deal left
-    one process waiting for the other on this shared, noisy machine."""
+    read of 8 bytes is atomic; a process that dies takes no lock with it). A fixed deal left
+    one process waiting for the other on this shared, noisy machine. Runs shrink towards the
+    end (a quarter of what is left, at least 4 reports), so the process that finishes first
+    waits for a few reports of the other, not for a whole run."""
 
     def __init__(self, n: int) -> None:
         import struct
 
-        # at most 1,024 runs: 4 KiB, which a new pipe always holds (written before any read)
-        self.size = max(4, min(32, n // 16), -(-n // 1024))
+        self.runs = _runs(n)
         self.read_end, write_end = os.pipe()
         try:
-            os.write(write_end, b"".join(struct.pack("=I", start)
-                                         for start in range(0, n, self.size)))
+            os.write(write_end, b"".join(struct.pack("=II", start, size)
+                                         for start, size in self.runs))
         finally:
             os.close(write_end)  # the last run taken, a read finds the end
 
@@ -153,15 +154,30 @@ class _Deal:
         import struct
 
         done = []
-        while len(token := os.read(self.read_end, 4)) == 4:
-            (start,) = struct.unpack("=I", token)
-            positions = list(range(start, min(start + self.size, len(specs))))
+        while len(token := os.read(self.read_end, 8)) == 8:
+            start, size = struct.unpack("=II", token)
+            positions = list(range(start, start + size))
             done.append((positions, job.share([specs[i] for i in positions], light=light,
                                               progress=progress)))
         return done
 
     def close(self) -> None:
         os.close(self.read_end)
+
+
+MAX_RUNS = 512  # 8 bytes each: 4 KiB, which a new pipe always holds (written before any read)
+
+
+def _runs(n: int) -> list[tuple[int, int]]:
+    """(start, size) of the runs of ``n`` reports: up to 32 at a time (more when there are
+    so many that 512 runs would not hold them), then a quarter of what is left, at least 4."""
+    most = max(4, min(32, n // 16), -(-n // (MAX_RUNS // 2)))
+    runs, start = [], 0
+    while start < n:
+        size = min(most, max(4, (n - start) // 4), n - start)
+        runs.append((start, size))
+        start += size
+    return runs
 
 
 SPLIT_MIN = 8  # fewer reports than this render faster than a fork starts

@@ -197,11 +197,11 @@ def test_reports_go_to_whichever_process_is_free(tmp_path, monkeypatch):
     assert _manifest(result) == _manifest(single)
 
 
-@pytest.mark.parametrize("n", [8, 20, 1012, 200_000])
-def test_the_deal_covers_every_report_once_in_at_most_1024_runs(n):
-    """The runs fit in the smallest pipe (4 KiB, written before the fork) and cover every
-    report once, whatever the book's size."""
-    from kpireport.reportset import Job, Share, _Deal
+@pytest.mark.parametrize("n", [8, 20, 1012, 200_000, 2_000_000])
+def test_the_deal_covers_every_report_once_in_at_most_512_runs(n):
+    """The runs (8 bytes each) fit in the smallest pipe (4 KiB, written before the fork) and
+    cover every report once, whatever the book's size; the last runs are small."""
+    from kpireport.reportset import MAX_RUNS, Job, Share, _Deal
 
     class Counting(Job):
         def __init__(self):
@@ -215,7 +215,10 @@ def test_the_deal_covers_every_report_once_in_at_most_1024_runs(n):
         runs = deal.take(Counting(), [(i, "") for i in range(n)])
     finally:
         deal.close()
-    assert len(runs) <= 1024
+    assert len(runs) <= MAX_RUNS == 512
     assert [i for positions, _ in runs for i in positions] == list(range(n))
+    sizes = [len(positions) for positions, _ in runs]
+    assert sizes == sorted(sizes, reverse=True)  # never a bigger run after a smaller one
+    assert sizes[-1] <= 4 and max(sizes) <= max(32, -(-n // 256))
     assert all(view["file"] == f"r{i}" for positions, share in runs
                for i, view in zip(positions, share.views))
