@@ -286,7 +286,7 @@ def _build_into(staging, book, results, builder, issues, formats, dirs, fingerpr
         data=tuple(hasher.entry(name) for name in (*files, RECIPIENTS_FILE)))
     staging.write(MANIFEST_FILE, manifest.to_bytes())
     staging.carry_over()
-    gate.stage(staging)  # a sent period changed without --reopen stops here
+    gate.stage(staging, manifest)  # a sent period changed without --reopen stops here
     written = staging.commit()
     return BuildResult(run_dir, results, written, len(share.rendered),
                        len(views) - len(share.rendered), {}, issues, manifest)

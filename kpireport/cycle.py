@@ -260,11 +260,12 @@ class BuildGate:
         self.new_hashes: dict[str, str] = {}
         self.changed = True
 
-    def stage(self, staging) -> None:
-        """Check and complete the staged folder (a kpireport.outputs.Staging)."""
+    def stage(self, staging, manifest=None) -> None:
+        """Check and complete the staged folder (a kpireport.outputs.Staging); ``manifest``
+        is the one staged there, if the caller has it (else it is read back)."""
         from kpireport.diff import INPUTS_FILE
 
-        self.new_hashes = run_hashes(staging.dir)
+        self.new_hashes = run_hashes(staging.dir, manifest)
         self.changed = self.new_hashes != self.old_hashes
         if self.sent and self.changed and not self.reopen:
             raise KpireportError(

@@ -410,3 +410,12 @@ def test_the_library_send_holds_the_same_gate(make_workbook, tmp_path):
     sent = api.send(built.run_dir, sender=SENDER, transport=transport, only="E2")
     assert sent.ok and [r for r, _ in sent.outcome.sent] == ["employees/E2", "employees/E2"]
     assert cycle.status(built.run_dir)["delivery"]["counts"] == {"sent": 2, "not sent": 3}
+
+
+def test_the_build_record_holds_the_hashes_of_the_manifest_on_disk(month):
+    """The gate takes the staged manifest from the build (not read back): the audit's build
+    line must still cover exactly the files the written manifest lists."""
+    _, _, run = month
+    records = audit.verify(run).records
+    assert [r["action"] for r in records] == ["build"]
+    assert records[0]["hashes"] == cycle.run_hashes(run) != {}
