@@ -161,7 +161,8 @@ def cold_html(book: Path, work: Path, repeat: int = 5) -> tuple[float, float, fl
     """Median wall-clock seconds of ``kpireport check BOOK`` and of ``kpireport build BOOK
     --format html`` into a new folder (no render cache), each a whole process as a person
     runs it, taken in turns so that both see the same machine; then the median CPU seconds
-    (user + system, child processes included) of each, which a loaded machine disturbs less."""
+    (user + system, child processes included) of each, which a loaded machine disturbs less.
+    Prints each turn's ratio too (how much the machine moved during the run)."""
     walls: tuple[list[float], list[float]] = ([], [])
     cpus: tuple[list[float], list[float]] = ([], [])
     for i in range(repeat):
@@ -183,6 +184,8 @@ def cold_html(book: Path, work: Path, repeat: int = 5) -> tuple[float, float, fl
                 raise RuntimeError(f"kpireport {args[0]} failed: {run.stderr[-2000:]}")
     for i in range(repeat):  # afterwards: removing 1,000 files is disk work too
         shutil.rmtree(work / f"cold-{i}", ignore_errors=True)
+    turns = " ".join(f"{b / c:.2f}" for c, b in zip(*walls))
+    print(f"  each turn's build / check: {turns}", flush=True)
     return (statistics.median(walls[0]), statistics.median(walls[1]),
             statistics.median(cpus[0]), statistics.median(cpus[1]))
 
