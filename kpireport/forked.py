@@ -24,9 +24,21 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+class _Reaper(threading.Thread):
+    """The thread that reaps one child (it only waits for it)."""
+
+
 def available() -> bool:
     """Whether work is forked (Linux), not run in a thread of this process."""
     return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+def alone() -> bool:
+    """Whether the only other threads are the reapers of earlier children (which only wait
+    for their child): then no thread can hold an import lock when this one forks, and a child
+    may import. In a server, other threads may be importing at any moment."""
+    me = threading.current_thread()
+    return all(t is me or isinstance(t, _Reaper) for t in threading.enumerate())
 
 
 def start(work: Callable[[], T], *, name: str = "kpireport-child") -> Callable[[], T]:
@@ -71,8 +83,8 @@ def _in_child(work: Callable[[], T], name: str) -> Callable[[], T]:
     status: list[int] = []
     # Reaped as soon as it ends, even if nobody waits (a build that stops early leaves no
     # zombie in a long-running server). The thread holds no lock while it waits.
-    reaper = threading.Thread(target=lambda: status.append(os.waitpid(pid, 0)[1]),
-                              name=name, daemon=True)
+    reaper = _Reaper(target=lambda: status.append(os.waitpid(pid, 0)[1]), name=name,
+                     daemon=True)
     reaper.start()
 
     def wait() -> T:

@@ -440,10 +440,14 @@ def start_results_files(results: Results, more: Mapping[str, Callable[[], bytes]
     forked child on Linux, see :mod:`kpireport.forked`); the returned function waits for them
     (and raises what making them raised).
 
-    The child imports the xlsx writer itself: no thread of this process is importing when
-    it forks (the build's import thread has ended; the children's reapers only wait), so no
-    import lock is held across the fork, and this process never loads the writer."""
+    A command's child imports the xlsx writer itself (~45 ms this process never spends): no
+    other thread but the children's reapers is running when it forks (the build's import
+    thread has ended), so no import lock is held across the fork. Where other threads run (a
+    server), the writer is imported here first and the child imports nothing."""
     from kpireport import forked
+
+    if not forked.alone():
+        import rustpy_xlsxwriter  # noqa: F401
     from kpireport.i18n import translations
 
     translations(results.book.settings.locale)

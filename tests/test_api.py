@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import shutil
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -214,6 +215,47 @@ def test_the_xlsx_writer_is_imported_only_by_the_child_that_writes_results_xlsx(
     assert left == "True False"
     book = openpyxl.load_workbook(next(tmp_path.glob("*/results.xlsx")), read_only=True)
     assert len(book.sheetnames) == 2
+
+
+def test_beside_another_thread_the_xlsx_writer_is_imported_before_the_fork(tmp_path):
+    """In a server other threads may be importing when a build forks: then the child must
+    import nothing, so the parent imports the writer first (and the file is the same)."""
+    left = _python("import sys, threading; from kpireport import api, forked\n"
+                   "stop = threading.Event()\n"
+                   "threading.Thread(target=stop.wait, daemon=True).start()\n"
+                   "assert not forked.alone()\n"
+                   "r = api.build(sys.argv[1], out=sys.argv[2], formats=('html',))\n"
+                   "print(r.ok, 'rustpy_xlsxwriter' in sys.modules)",
+                   str(SAMPLES / "acme.xlsx"), str(tmp_path / "server"))
+    assert left == "True True"
+    alone = _python("import sys; from kpireport import api, forked\n"
+                    "assert forked.alone()\n"
+                    "r = api.build(sys.argv[1], out=sys.argv[2], formats=('html',))\n"
+                    "print(r.ok, 'rustpy_xlsxwriter' in sys.modules)",
+                    str(SAMPLES / "acme.xlsx"), str(tmp_path / "command"))
+    assert alone == "True False"
+    sheets = [zipfile.ZipFile(next((tmp_path / where).glob("*/results.xlsx"))).read(
+        "xl/worksheets/sheet2.xml") for where in ("server", "command")]
+    assert sheets[0] == sheets[1]
+
+
+def test_alone_counts_only_reapers_as_harmless():
+    import threading
+
+    from kpireport import forked
+
+    assert forked.alone()
+    wait = forked.start(lambda: 42, name="test-child")
+    assert forked.alone()  # its reaper only waits
+    assert wait() == 42
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not forked.alone()
+    finally:
+        stop.set()
+        other.join()
 
 
 def test_an_invalid_workbook_leaves_no_import_thread(tmp_path):
