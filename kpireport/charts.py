@@ -221,7 +221,7 @@ def _path(xs: tuple[str, ...], tenths: list[int],
     """An SVG path through (xs[i], tenths[i]); -1 (no data) lifts the pen. ``points``
     (:func:`_points`) holds the texts of points inside the chart, looked up at once."""
     if -1 not in tenths:
-        if points is not None and max(tenths) < len(points[0]):
+        if points is not None and 0 <= min(tenths) and max(tenths) < len(points[0]):
             return "M" + " L".join(map(tuple.__getitem__, points, tenths))
         return "M" + " L".join(map(str.__add__, xs, map(_TENTHS.__getitem__, tenths)))
     parts, pen = [], "M"

@@ -171,5 +171,5 @@ def test_a_path_looked_up_in_the_points_table_is_the_path_built_point_by_point()
 
     xs, points = _x_positions(12, 96), _points(12, 96, 24)
     for tenths in ([20] * 12, list(range(20, 240, 18))[:12], [0, 240] * 6, [241] * 12,
-                   [5, -1, 7] + [9] * 9):
+                   [5, -1, 7] + [9] * 9, [-2] * 12, [-300, 20] * 6):
         assert _path(xs, tenths, points) == _path(xs, tenths)
