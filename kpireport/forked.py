@@ -37,8 +37,13 @@ def alone() -> bool:
     """Whether the only other threads are the reapers of earlier children (which only wait
     for their child): then no thread can hold an import lock when this one forks, and a child
     may import. In a server, other threads may be importing at any moment."""
-    me = threading.current_thread()
-    return all(t is me or isinstance(t, _Reaper) for t in threading.enumerate())
+    harmless = {threading.get_ident()}
+    harmless.update(t.ident for t in threading.enumerate() if isinstance(t, _Reaper))
+    # Every thread running Python, however it was started (``_thread``, an extension's
+    # native thread holding a thread state), not only those ``threading`` knows of.
+    frames = getattr(sys, "_current_frames", None)
+    running = set(frames()) if frames else {t.ident for t in threading.enumerate()}
+    return running <= harmless
 
 
 def start(work: Callable[[], T], *, name: str = "kpireport-child") -> Callable[[], T]:

@@ -3,6 +3,7 @@ transport are parameters; ``run`` reads the workbook once."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import email
 import shutil
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import kpireport
-from kpireport import api
+from kpireport import api, forked
 from kpireport.cli import main
 from kpireport.errors import KpireportError
 from kpireport.options import BuildOptions, SendOptions
@@ -182,29 +183,36 @@ def test_a_build_from_a_file_forks_only_after_the_import_thread_ended(tmp_path, 
     assert "kpireport-imports" not in {t.name for t in threading.enumerate()}
 
 
-def test_at_each_fork_only_reapers_run_beside_the_build(tmp_path, monkeypatch):
+needs_fork = pytest.mark.skipif(not forked.available(), reason="work is forked on Linux only; "
+                                "elsewhere it runs in a thread, which may import")
+
+
+@needs_fork
+def test_at_each_fork_only_reapers_run_beside_the_build(tmp_path):
     """What lets a child import (the results-files child imports the xlsx writer): at
     each fork, no thread but the main one and the reapers of earlier children, which only
-    wait for their child, so no import lock is held across the fork."""
-    import threading
-
-    from kpireport import forked
-
-    seen, start = [], forked.start
-
-    def recording(work, *, name):
-        seen.append((name, sorted(t.name for t in threading.enumerate()
-                                  if t is not threading.main_thread())))
-        return start(work, name=name)
-
-    monkeypatch.setattr(forked, "start", recording)
-    assert api.build(SAMPLES / "acme.xlsx", out=tmp_path, formats=("html",)).ok
-    names = [name for name, _ in seen]
+    wait for their child, so no import lock is held across the fork. (In a fresh process:
+    a test runner's own threads would be counted.)"""
+    seen = _python("import sys, threading; from kpireport import api, forked\n"
+                   "seen, start = [], forked.start\n"
+                   "def recording(work, *, name):\n"
+                   "    seen.append((name, forked.alone(), sorted(\n"
+                   "        t.name for t in threading.enumerate()\n"
+                   "        if t is not threading.main_thread())))\n"
+                   "    return start(work, name=name)\n"
+                   "forked.start = recording\n"
+                   "assert api.build(sys.argv[1], out=sys.argv[2], formats=('html',)).ok\n"
+                   "print(repr(seen))",
+                   str(SAMPLES / "acme.xlsx"), str(tmp_path))
+    seen = ast.literal_eval(seen)
+    names = [name for name, _, _ in seen]
     assert names[:2] == ["inputs", "results-files"]
-    for i, (_, running) in enumerate(seen):
+    for i, (_, alone, running) in enumerate(seen):
+        assert alone, seen
         assert set(running) <= set(names[:i]), seen
 
 
+@needs_fork
 def test_the_xlsx_writer_is_imported_only_by_the_child_that_writes_results_xlsx(tmp_path):
     import openpyxl
 
@@ -217,6 +225,7 @@ def test_the_xlsx_writer_is_imported_only_by_the_child_that_writes_results_xlsx(
     assert len(book.sheetnames) == 2
 
 
+@needs_fork
 def test_beside_another_thread_the_xlsx_writer_is_imported_before_the_fork(tmp_path):
     """In a server other threads may be importing when a build forks: then the child must
     import nothing, so the parent imports the writer first (and the file is the same)."""
@@ -239,23 +248,31 @@ def test_beside_another_thread_the_xlsx_writer_is_imported_before_the_fork(tmp_p
     assert sheets[0] == sheets[1]
 
 
+@needs_fork
 def test_alone_counts_only_reapers_as_harmless():
-    import threading
-
-    from kpireport import forked
-
-    assert forked.alone()
-    wait = forked.start(lambda: 42, name="test-child")
-    assert forked.alone()  # its reaper only waits
-    assert wait() == 42
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait)
-    other.start()
-    try:
-        assert not forked.alone()
-    finally:
-        stop.set()
-        other.join()
+    """Threads started by ``threading`` and by ``_thread`` (as an extension or a test
+    runner's channel does) both count; the reapers of children do not. In a fresh process,
+    where no other thread runs."""
+    told = _python("import _thread, threading, time; from kpireport import forked\n"
+                   "told = [forked.alone()]\n"
+                   "wait = forked.start(lambda: 42, name='test-child')\n"
+                   "told.append(forked.alone())  # its reaper only waits\n"
+                   "assert wait() == 42\n"
+                   "stop = threading.Event()\n"
+                   "other = threading.Thread(target=stop.wait); other.start()\n"
+                   "told.append(forked.alone()); stop.set(); other.join()\n"
+                   "told.append(forked.alone())\n"
+                   "running, done = threading.Event(), threading.Event()\n"
+                   "def raw():\n"
+                   "    running.set(); done.wait()\n"
+                   "_thread.start_new_thread(raw, ()); running.wait()\n"
+                   "told.append(forked.alone()); done.set()\n"
+                   "deadline = time.monotonic() + 10  # until the raw thread has ended\n"
+                   "while not forked.alone() and time.monotonic() < deadline:\n"
+                   "    time.sleep(0.01)\n"
+                   "told.append(forked.alone())\n"
+                   "print(told)")
+    assert told == "[True, True, False, True, False, True]"
 
 
 def test_an_invalid_workbook_leaves_no_import_thread(tmp_path):
