@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 import numpy as np
 
@@ -395,10 +395,16 @@ def _fast_init(cls: type) -> Callable:
     through ``object.__setattr__`` (frozen), ~3 µs a Window, and scoring 1,000 people makes
     ~20,000 Windows and ~10,000 LineResults. The instance is the same (fields, equality,
     hash, still frozen); tests/test_scoring.py compares the two."""
-    names = tuple(f.name for f in fields(cls))
-    source = (f"def make({', '.join(names)}):\n    obj = new(cls)\n    d = obj.__dict__\n"
-              + "".join(f"    d[{name!r}] = {name}\n" for name in names) + "    return obj\n")
-    namespace = {"new": object.__new__, "cls": cls}
+    every = fields(cls)
+    names = tuple(f.name for f in every)
+    # What the generated __init__ would do beyond setting each field, this one does not.
+    if (hasattr(cls, "__post_init__") or hasattr(cls, "__slots__")
+            or not all(f.init and f.default_factory is MISSING for f in every)
+            or {"_obj", "_d", "_new", "_cls"} & set(names)):  # the body's own names
+        raise TypeError(f"{cls.__name__}: a fast constructor would not be the same")
+    source = (f"def make({', '.join(names)}):\n    _obj = _new(_cls)\n    _d = _obj.__dict__\n"
+              + "".join(f"    _d[{name!r}] = {name}\n" for name in names) + "    return _obj\n")
+    namespace = {"_new": object.__new__, "_cls": cls}
     exec(source, namespace)  # noqa: S102 (the field names of our own dataclass)
     return namespace["make"]
 

@@ -185,7 +185,7 @@ def cold_html(book: Path, work: Path, repeat: int = 5) -> tuple[float, float, fl
     for i in range(repeat):  # afterwards: removing 1,000 files is disk work too
         shutil.rmtree(work / f"cold-{i}", ignore_errors=True)
     turns = " ".join(f"{b / c:.2f}" for c, b in zip(*walls))
-    print(f"  each turn's build / check: {turns}", flush=True)
+    print(f"  each turn's build / check: {turns}", file=sys.stderr, flush=True)
     return (statistics.median(walls[0]), statistics.median(walls[1]),
             statistics.median(cpus[0]), statistics.median(cpus[1]))
 

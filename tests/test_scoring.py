@@ -344,3 +344,43 @@ def test_series_with_members_missing_months_and_a_roll_up():
     assert [a for _, a, _ in line_of(scores, "E2", "K1").history] == [None, 5.0]
     sales = line_of(scores, "Sales", "K1")
     assert sales.rolled_up and [a for _, a, _ in sales.history] == [4.0, 11.0]
+
+
+def test_a_fast_constructor_refuses_what_it_would_not_copy():
+    """What the generated ``__init__`` does beyond setting fields — ``__post_init__``, a
+    default factory, ``init=False`` — a fast constructor would skip: it refuses such a class
+    (and field names that are its own locals) instead of making a different instance."""
+    import dataclasses
+
+    from kpireport.scoring import _fast_init
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        a: int
+        b: str
+
+    assert _fast_init(Plain)(1, "x") == Plain(1, "x")
+
+    @dataclasses.dataclass(frozen=True)
+    class Checked:
+        a: int
+
+        def __post_init__(self):
+            pass
+
+    @dataclasses.dataclass(frozen=True)
+    class Factory:
+        a: list = dataclasses.field(default_factory=list)
+
+    @dataclasses.dataclass(frozen=True)
+    class Derived:
+        a: int
+        b: int = dataclasses.field(init=False, default=0)
+
+    @dataclasses.dataclass(frozen=True)
+    class Clash:
+        _obj: int
+
+    for cls in (Checked, Factory, Derived, Clash):
+        with pytest.raises(TypeError, match=cls.__name__):
+            _fast_init(cls)
