@@ -195,7 +195,7 @@ def _build(source, options, submit, progress, on_start, clock) -> BuildResult:
             checked = load(source, period=period)
     from kpireport import render
     from kpireport.outputs import Staging, run_lock
-    from kpireport.results import compute, start_results_files
+    from kpireport.results import ResultsFiles, compute
     from kpireport.views import ViewBuilder
 
     book, issues = checked
@@ -214,12 +214,13 @@ def _build(source, options, submit, progress, on_start, clock) -> BuildResult:
 
         passwords = PasswordStore.open(Path(out))
     dirs = render.template_dirs(options.templates)
-    render.check_templates(dirs, book.settings.locale)
+    renderer = render.Renderer(dirs, options.report_timeout)  # its templates, compiled once
+    render.check_templates(dirs, book.settings.locale, renderer)
     results = compute(book, issues)
-    made = start_results_files(results)  # beside the reports
+    made = ResultsFiles(results)  # beside the reports (kpireport.reportset)
 
     def results_files() -> dict[str, bytes]:
-        return {**made(), INPUTS_FILE: inputs()}
+        return {**made.wait(), INPUTS_FILE: inputs()}
 
     run_dir = Path(out) / results.period
     builder = ViewBuilder(results, formats, archive=options.archive)
@@ -233,8 +234,7 @@ def _build(source, options, submit, progress, on_start, clock) -> BuildResult:
         try:
             result = _build_into(staging, book, results, builder, issues, formats, dirs,
                                  fingerprint, options.workers, submit, progress, on_start,
-                                 options.report_timeout, clock or _utc_now, gate,
-                                 results_files)
+                                 renderer, clock or _utc_now, gate, made, results_files)
         finally:
             staging.discard()
         if result.ok:
@@ -247,8 +247,8 @@ def _build(source, options, submit, progress, on_start, clock) -> BuildResult:
 
 
 def _build_into(staging, book, results, builder, issues, formats, dirs, fingerprint, workers,
-                submit, progress, on_start, report_timeout, clock, gate,
-                results_files) -> BuildResult:
+                submit, progress, on_start, renderer, clock, gate,
+                made, results_files) -> BuildResult:
     from kpireport.outputs import CACHE_FILE, cache_bytes, read_cache
     from kpireport.recipients import RECIPIENTS_FILE, recipients_record
     from kpireport.reportset import Job, render_reports, report_files
@@ -256,9 +256,9 @@ def _build_into(staging, book, results, builder, issues, formats, dirs, fingerpr
 
     run_dir = staging.run_dir
     job = Job(builder, formats, dirs, fingerprint, read_cache(run_dir), run_dir, staging.dir,
-              report_timeout)
+              renderer.timeout, renderer)
     share = render_reports(job, report_specs(results), workers=workers, submit=submit,
-                           progress=progress, on_start=on_start)
+                           progress=progress, on_start=on_start, beside=made)
     views = share.views
     files = results_files()
     if share.failures:

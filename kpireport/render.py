@@ -230,12 +230,14 @@ def _environment(locale: str, dirs: tuple[Path, ...], *, fast_paths: bool = True
     return sandbox(dirs, locale, fast_paths=fast_paths)
 
 
-def check_templates(dirs: tuple[Path, ...], locale: str) -> None:
-    """Compile every report template now, so a syntax error stops the build before any work."""
+def check_templates(dirs: tuple[Path, ...], locale: str, renderer: Renderer | None = None
+                    ) -> None:
+    """Compile every report template now, so a syntax error stops the build before any work
+    (in ``renderer``'s environment when given: the build renders with what was compiled)."""
     from jinja2 import TemplateError as JinjaError
     from jinja2 import TemplateSyntaxError
 
-    env = _environment(locale, dirs)
+    env = renderer.env(locale) if renderer is not None else _environment(locale, dirs)
     for name in list(TEMPLATES.values()) + ["base.html"]:
         try:
             env.get_template(name)

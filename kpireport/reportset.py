@@ -18,8 +18,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kpireport.manifest import FileEntry, sha256
+
+if TYPE_CHECKING:
+    from kpireport.results import ResultsFiles
 
 
 @dataclass
@@ -85,9 +89,14 @@ class Job:
 def render_reports(job: Job, specs: list[tuple[str, str]], *, workers: int | None,
                    submit: Callable | None = None,
                    progress: Callable[[str], None] | None = None,
-                   on_start: Callable[[int], None] | None = None) -> Share:
-    """Every report of ``specs``, split with a forked child when that is faster (above)."""
+                   on_start: Callable[[int], None] | None = None,
+                   beside: ResultsFiles | None = None) -> Share:
+    """Every report of ``specs``, split with a forked child when that is faster (above).
+    ``beside`` (the build's results files) is made by that child before it takes reports,
+    else started in a child of its own before this process renders."""
     if not _split(job, specs, workers, submit):
+        if beside is not None:
+            beside.start()
         if workers is None and "pdf" not in job.formats:
             workers = 1  # Jinja takes ~0.6 ms a report: starting workers would cost more
         return job.share(specs, workers=workers, submit=submit, progress=progress,
@@ -101,11 +110,21 @@ def render_reports(job: Job, specs: list[tuple[str, str]], *, workers: int | Non
             env.get_template(name)
     if on_start:
         on_start(len(specs))  # no cache: every report is rendered
-    deal = _Deal(len(specs))
+    deal = _Deal(_deal_order(specs))
+    if beside is not None:
+        beside.before_fork()
+
+    def child() -> tuple[dict[str, bytes] | None, list[tuple[list[int], Share]]]:
+        # The results files first: meanwhile this process takes the first runs of reports.
+        return (beside.make() if beside is not None else None,
+                deal.take(job, specs, light=True))
+
     try:
-        wait = forked.start(lambda: deal.take(job, specs, light=True), name="reports")
+        wait = forked.start(child, name="reports")
         own = deal.take(job, specs, progress=progress)
-        other = wait()
+        made, other = wait()  # a child that died: its work is done here (forked)
+        if beside is not None:
+            beside.given(made)  # type: ignore[arg-type]
     finally:
         deal.close()
     if progress:
@@ -137,10 +156,11 @@ class _Deal:
     end (a quarter of what is left, at least 4 reports), so the process that finishes first
     waits for a few reports of the other, not for a whole run."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, order: list[int]) -> None:
         import struct
 
-        self.runs = _runs(n)
+        self.order = order  # the positions of the reports, in the order they are dealt
+        self.runs = _runs(len(order))
         self.read_end, write_end = os.pipe()
         try:
             os.write(write_end, b"".join(struct.pack("=II", start, size)
@@ -156,13 +176,21 @@ class _Deal:
         done = []
         while len(token := os.read(self.read_end, 8)) == 8:
             start, size = struct.unpack("=II", token)
-            positions = list(range(start, start + size))
+            positions = self.order[start:start + size]
             done.append((positions, job.share([specs[i] for i in positions], light=light,
                                               progress=progress)))
         return done
 
     def close(self) -> None:
         os.close(self.read_end)
+
+
+def _deal_order(specs: list[tuple[str, str]]) -> list[int]:
+    """The index first (the longest report to render: a row for everyone), then the others in
+    their order: the last run dealt is a few small reports, not one that keeps the other
+    process waiting."""
+    first = [i for i, (kind, _) in enumerate(specs) if kind == "index"]
+    return first + [i for i, (kind, _) in enumerate(specs) if kind != "index"]
 
 
 MAX_RUNS = 512  # 8 bytes each: 4 KiB, which a new pipe always holds (written before any read)

@@ -52,7 +52,7 @@ def test_a_split_cold_build_writes_what_one_process_writes(name, tmp_path, forks
     started, counted = [], []
     split = api.build(book, out=tmp_path / "split", formats=("html",),
                       on_start=started.append, progress=counted.append)
-    assert forks == ["inputs", "results-files", "reports"]
+    assert forks == ["inputs", "reports"]  # the reports child makes the results files too
     forks.clear()
     single = api.build(book, out=tmp_path / "single", formats=("html",), workers=1)
     assert forks == ["inputs", "results-files"]  # --workers 1: one process renders
@@ -74,7 +74,7 @@ def test_a_rebuild_reuses_the_split_builds_cache(tmp_path, forks):
     first = api.build(book, out=tmp_path, formats=("html",))
     again = api.build(book, out=tmp_path, formats=("html",))
     assert first.rendered == again.cached == len(first.manifest.reports) and again.rendered == 0
-    assert forks == ["inputs", "results-files", "reports", "inputs", "results-files"]  # no split
+    assert forks == ["inputs", "reports", "inputs", "results-files"]  # no split: their own
 
 
 def test_reports_failing_in_either_process_fail_the_build_and_write_nothing(tmp_path):
@@ -210,7 +210,7 @@ def test_the_deal_covers_every_report_once_in_at_most_512_runs(n):
         def share(self, specs, **keys):
             return Share([{"file": f"r{i}"} for i, _ in specs], {})
 
-    deal = _Deal(n)
+    deal = _Deal(list(range(n)))
     try:
         runs = deal.take(Counting(), [(i, "") for i in range(n)])
     finally:
@@ -222,3 +222,33 @@ def test_the_deal_covers_every_report_once_in_at_most_512_runs(n):
     assert sizes[-1] <= 4 and max(sizes) <= max(32, -(-n // 256))
     assert all(view["file"] == f"r{i}" for positions, share in runs
                for i, view in zip(positions, share.views))
+
+
+def test_the_index_is_dealt_first_and_every_report_keeps_its_place(tmp_path):
+    """The index (a row for everyone, the longest to render) goes in the first run, so the
+    last run is small reports; the views still come back in report order."""
+    from kpireport.reportset import Job, Share, _Deal, _deal_order
+
+    specs = [("company", "")] + [("department", f"D{i}") for i in range(3)] \
+        + [("employee", f"E{i}") for i in range(40)] + [("index", "")]
+    order = _deal_order(specs)
+    assert order[0] == len(specs) - 1 and sorted(order) == list(range(len(specs)))
+    assert order[1:] == list(range(len(specs) - 1))
+
+    class Naming(Job):
+        def __init__(self):
+            pass
+
+        def share(self, specs, **keys):
+            return Share([{"file": f"{kind}:{subject}"} for kind, subject in specs], {})
+
+    deal = _Deal(order)
+    try:
+        runs = deal.take(Naming(), specs)
+    finally:
+        deal.close()
+    assert runs[0][1].views[0] == {"file": "index:"}
+    assert sorted(i for positions, _ in runs for i in positions) == list(range(len(specs)))
+    for positions, share in runs:
+        assert [view["file"] for view in share.views] == [
+            f"{specs[i][0]}:{specs[i][1]}" for i in positions]

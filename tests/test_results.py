@@ -169,18 +169,21 @@ def test_failed_build_leaves_previous_files(make_workbook, tmp_path):
 
 
 def test_results_files_made_beside_the_reports_are_the_same_bytes(acme, monkeypatch):
-    """start_results_files makes them in a forked child (Linux) or a thread; either way the
-    caller gets what results_files makes, and the child's error is raised in the caller."""
+    """ResultsFiles makes them in a forked child of their own (Linux) or a thread, or takes
+    them from the child that shared the reports; either way the caller gets what
+    results_files makes, and the child's error is raised in the caller."""
     import os
 
     from kpireport import results as module
 
-    wait = module.start_results_files(acme)
-    files = wait()
+    files = module.ResultsFiles(acme).wait()  # nobody started them: started here
     assert files["results.json"] == module.results_json_bytes(acme)
     assert files["payroll.csv"] == payroll_csv(acme)
     sheets = openpyxl.load_workbook(io.BytesIO(files["results.xlsx"])).sheetnames
     assert sheets == ["Owners", "KPI lines"]
+    given = module.ResultsFiles(acme)
+    given.given(files)
+    assert given.wait() is files
 
     parent = os.getpid()
 
@@ -188,8 +191,10 @@ def test_results_files_made_beside_the_reports_are_the_same_bytes(acme, monkeypa
         raise ValueError(f"no xlsx in {'the child' if os.getpid() != parent else 'here'}")
 
     monkeypatch.setattr(module, "results_xlsx", broken)
+    started = module.ResultsFiles(acme)
+    started.start()
     with pytest.raises(ValueError, match="no xlsx in here"):
-        module.start_results_files(acme)()
+        started.wait()
 
 
 def test_department_and_kpi_scores_come_from_the_scores(make_workbook):
