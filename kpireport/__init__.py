@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from kpireport.api import BuildResult, SendResult, build, check, load, send
-from kpireport.errors import (
+from kpireport.core.errors import (
     DeliveryError,
     InvalidWorkbook,
     KpireportError,
@@ -13,12 +11,13 @@ from kpireport.errors import (
     TemplateError,
     UnreadableWorkbook,
 )
-from kpireport.issues import Issue
-from kpireport.manifest import Manifest, ReportEntry, read_manifest
-from kpireport.model import Book
-from kpireport.options import BuildOptions, SendOptions
-from kpireport.validate import validate
-from kpireport.workbook import read_workbook
+from kpireport.core.issues import Issue
+from kpireport.core.model import Book
+from kpireport.core.options import BuildOptions, SendOptions
+from kpireport.core.version import __version__
+from kpireport.read.validate import validate
+from kpireport.read.workbook import read_workbook
+from kpireport.report.manifest import Manifest, ReportEntry, read_manifest
 
 __all__ = [
     "Book", "BuildOptions", "BuildResult", "DeliveryError", "InvalidWorkbook", "Issue",

@@ -267,9 +267,12 @@ def main(argv: list[str] | None = None) -> int:
                              "project folder (default: here; removed afterwards)")
     args = parser.parse_args(argv)
 
-    from kpireport import api, render, samples, template
-    from kpireport.results import compute, payroll_csv, results_json_bytes, results_xlsx
-    from kpireport.views import all_views
+    from kpireport import api
+    from kpireport.data_in import samples, template
+    from kpireport.report import render
+    from kpireport.report.results_files import payroll_csv, results_json_bytes, results_xlsx
+    from kpireport.report.views import all_views
+    from kpireport.score.results import compute
 
     work = Path(tempfile.mkdtemp(prefix="kpireport-bench-", dir=args.work))
     rows: list[Row] = _Progress()
@@ -400,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         # difference (per-recipient AES-256 copies, the password store) against the build.
         from dataclasses import replace
 
-        from kpireport import deliver
+        from kpireport.deliver import send as deliver
 
         protected_book, _ = api.load(small)
         protected_book = replace(protected_book, recipients=None,  # the default recipients

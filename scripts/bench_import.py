@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
 
-    from kpireport import samples, template
-    from kpireport.importer import apply_import, plan_import
+    from kpireport.data_in import samples, template
+    from kpireport.data_in.importer import apply_import, plan_import
 
     folder = Path(tempfile.mkdtemp(prefix="kpireport-bench-import-"))
     try:

@@ -14,8 +14,8 @@ from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import PatternFill
 
 from kpireport import api
-from kpireport.annotate import FILLS, fix_for
-from kpireport.cli import main
+from kpireport.cli.app import main
+from kpireport.data_in.annotate import FILLS, fix_for
 from tests.conftest import soffice
 
 RED, AMBER = FILLS["error"], FILLS["warning"]

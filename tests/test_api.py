@@ -3,11 +3,9 @@ transport are parameters; ``run`` reads the workbook once."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import email
 import shutil
-import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 import kpireport
-from kpireport import api, forked
-from kpireport.cli import main
-from kpireport.errors import KpireportError
-from kpireport.options import BuildOptions, SendOptions
-from kpireport.transport import MemoryTransport
+from kpireport import api
+from kpireport.cli.app import main
+from kpireport.core.errors import KpireportError
+from kpireport.core.options import BuildOptions, SendOptions
+from kpireport.deliver.transport import MemoryTransport
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 WHEN = datetime(2026, 4, 3, 7, 30, tzinfo=timezone.utc)
@@ -61,7 +59,7 @@ def test_build_and_send_in_process_with_a_clock_and_a_memory_transport(tmp_path)
     built = api.build(checked, BuildOptions(out=tmp_path / "reports", formats=("pdf",)),
                       clock=lambda: WHEN)
     assert built.ok and built.manifest.built_at == WHEN.isoformat()
-    from kpireport import cycle
+    from kpireport.month import cycle
 
     cycle.approve(built.run_dir, by="HR lead", clock=lambda: WHEN)  # send mails approved runs
     transport = MemoryTransport()
@@ -98,13 +96,16 @@ def test_a_dry_run_needs_no_transport_and_writes_the_outbox(tmp_path):
 def test_run_reads_and_validates_the_workbook_once(tmp_path, monkeypatch):
     book = tmp_path / "acme.xlsx"
     shutil.copy(SAMPLES / "acme.xlsx", book)
-    import kpireport.workbook
+    import kpireport.read.workbook
 
     reads = []
-    real = kpireport.workbook.read_workbook
+    real = kpireport.read.workbook.read_workbook
     counted = lambda path: reads.append(path) or real(path)  # noqa: E731
     monkeypatch.setattr(api, "read_workbook", counted)
-    monkeypatch.setattr(kpireport.workbook, "read_workbook", counted)  # the input snapshot
+    monkeypatch.setattr(kpireport.read.workbook, "read_workbook", counted)
+    import kpireport.report.inputs
+
+    monkeypatch.setattr(kpireport.report.inputs, "read_workbook", counted)  # the input snapshot
     result = CliRunner().invoke(main, ["run", str(book), "--out", str(tmp_path / "reports"),
                                        "--dry-run", "--outbox", str(tmp_path / "outbox")])
     assert result.exit_code == 0, result.output
@@ -114,7 +115,7 @@ def test_run_reads_and_validates_the_workbook_once(tmp_path, monkeypatch):
 
 
 def test_the_input_snapshot_comes_from_the_cells_already_read(tmp_path):
-    from kpireport.diff import inputs_bytes
+    from kpireport.report.inputs import inputs_bytes
 
     book = tmp_path / "acme.xlsx"
     shutil.copy(SAMPLES / "acme.xlsx", book)
@@ -126,160 +127,3 @@ def test_the_input_snapshot_comes_from_the_cells_already_read(tmp_path):
     built = api.build(checked, out=tmp_path / "reports", formats=("html",))
     assert (built.run_dir / "inputs.json").read_bytes() == expected
     assert built.manifest.data_file("inputs.json").size == len(expected)
-
-
-# ---------------------------------------------------------------------------- imports beside
-def _python(code: str, *args: str) -> str:
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-def test_reading_a_workbook_imports_none_of_the_build_imports():
-    """What makes importing them in a thread during the read safe: the reading thread never
-    takes an import lock of theirs (and they take none of kpireport's, below)."""
-    left = _python("import sys; import kpireport.cli; from kpireport import api; "
-                   "api.load(sys.argv[1]); "
-                   "print([m for m in api.BUILD_IMPORTS if m in sys.modules])",
-                   str(SAMPLES / "acme.xlsx"))
-    assert left == "[]"
-
-
-def test_the_build_imports_import_nothing_of_kpireport():
-    from kpireport.api import BUILD_IMPORTS
-
-    found = _python("import importlib, sys\n"
-                    "for name in sys.argv[1:]: importlib.import_module(name)\n"
-                    "print(sorted(m for m in sys.modules if m.startswith('kpireport')))",
-                    *BUILD_IMPORTS)
-    assert found == "[]"
-
-
-def test_a_build_from_a_file_forks_only_after_the_import_thread_ended(tmp_path, monkeypatch):
-    import threading
-
-    from kpireport import forked
-
-    seen, start = [], forked.start
-
-    def recording(work, **kw):
-        seen.append(sorted(t.name for t in threading.enumerate()))
-        return start(work, **kw)
-
-    def slow_imports(names):  # still importing when the read ends
-        import time
-
-        time.sleep(0.5)
-
-    monkeypatch.setattr(forked, "start", recording)
-    monkeypatch.setattr(api, "_import_all", slow_imports)
-    result = api.build(SAMPLES / "acme.xlsx", out=tmp_path, formats=("html",))
-    assert result.ok and len(seen) >= 2  # the inputs; the reports (with the results files)
-    assert not any("kpireport-imports" in names for names in seen)
-    assert "kpireport-imports" not in {t.name for t in threading.enumerate()}
-
-
-needs_fork = pytest.mark.skipif(not forked.available(), reason="work is forked on Linux only; "
-                                "elsewhere it runs in a thread, which may import")
-
-
-@needs_fork
-def test_at_each_fork_only_reapers_run_beside_the_build(tmp_path):
-    """What lets a child import (the child that makes the results files imports the xlsx
-    writer): at each fork, no thread but the main one and the reapers of earlier children,
-    which only wait for their child, so no import lock is held across the fork. (In a fresh process:
-    a test runner's own threads would be counted.)"""
-    seen = _python("import sys, threading; from kpireport import api, forked\n"
-                   "seen, start = [], forked.start\n"
-                   "def recording(work, *, name):\n"
-                   "    seen.append((name, forked.alone(), sorted(\n"
-                   "        t.name for t in threading.enumerate()\n"
-                   "        if t is not threading.main_thread())))\n"
-                   "    return start(work, name=name)\n"
-                   "forked.start = recording\n"
-                   "assert api.build(sys.argv[1], out=sys.argv[2], formats=('html',)).ok\n"
-                   "print(repr(seen))",
-                   str(SAMPLES / "acme.xlsx"), str(tmp_path))
-    seen = ast.literal_eval(seen)
-    names = [name for name, _, _ in seen]
-    assert names == ["inputs", "reports"]  # the reports child makes the results files too
-    for i, (_, alone, running) in enumerate(seen):
-        assert alone, seen
-        assert set(running) <= set(names[:i]), seen
-
-
-@needs_fork
-def test_the_xlsx_writer_is_imported_only_by_the_child_that_writes_results_xlsx(tmp_path):
-    import openpyxl
-
-    left = _python("import sys; from kpireport import api; "
-                   "r = api.build(sys.argv[1], out=sys.argv[2], formats=('html',)); "
-                   "print(r.ok, 'rustpy_xlsxwriter' in sys.modules)",
-                   str(SAMPLES / "acme.xlsx"), str(tmp_path))
-    assert left == "True False"
-    book = openpyxl.load_workbook(next(tmp_path.glob("*/results.xlsx")), read_only=True)
-    assert len(book.sheetnames) == 2
-
-
-@needs_fork
-def test_beside_another_thread_the_xlsx_writer_is_imported_before_the_fork(tmp_path):
-    """In a server other threads may be importing when a build forks: then the child must
-    import nothing, so the parent imports the writer first (and the file is the same)."""
-    left = _python("import sys, threading; from kpireport import api, forked\n"
-                   "stop = threading.Event()\n"
-                   "threading.Thread(target=stop.wait, daemon=True).start()\n"
-                   "assert not forked.alone()\n"
-                   "r = api.build(sys.argv[1], out=sys.argv[2], formats=('html',))\n"
-                   "print(r.ok, 'rustpy_xlsxwriter' in sys.modules)",
-                   str(SAMPLES / "acme.xlsx"), str(tmp_path / "server"))
-    assert left == "True True"
-    alone = _python("import sys; from kpireport import api, forked\n"
-                    "assert forked.alone()\n"
-                    "r = api.build(sys.argv[1], out=sys.argv[2], formats=('html',))\n"
-                    "print(r.ok, 'rustpy_xlsxwriter' in sys.modules)",
-                    str(SAMPLES / "acme.xlsx"), str(tmp_path / "command"))
-    assert alone == "True False"
-    sheets = [zipfile.ZipFile(next((tmp_path / where).glob("*/results.xlsx"))).read(
-        "xl/worksheets/sheet2.xml") for where in ("server", "command")]
-    assert sheets[0] == sheets[1]
-
-
-@needs_fork
-def test_alone_counts_only_reapers_as_harmless():
-    """Threads started by ``threading`` and by ``_thread`` (as an extension or a test
-    runner's channel does) both count; the reapers of children do not. In a fresh process,
-    where no other thread runs."""
-    told = _python("import _thread, threading, time; from kpireport import forked\n"
-                   "told = [forked.alone()]\n"
-                   "wait = forked.start(lambda: 42, name='test-child')\n"
-                   "told.append(forked.alone())  # its reaper only waits\n"
-                   "assert wait() == 42\n"
-                   "stop = threading.Event()\n"
-                   "other = threading.Thread(target=stop.wait); other.start()\n"
-                   "told.append(forked.alone()); stop.set(); other.join()\n"
-                   "told.append(forked.alone())\n"
-                   "running, done = threading.Event(), threading.Event()\n"
-                   "def raw():\n"
-                   "    running.set(); done.wait()\n"
-                   "_thread.start_new_thread(raw, ()); running.wait()\n"
-                   "told.append(forked.alone()); done.set()\n"
-                   "deadline = time.monotonic() + 10  # until the raw thread has ended\n"
-                   "while not forked.alone() and time.monotonic() < deadline:\n"
-                   "    time.sleep(0.01)\n"
-                   "told.append(forked.alone())\n"
-                   "print(told)")
-    assert told == "[True, True, False, True, False, True]"
-
-
-def test_an_invalid_workbook_leaves_no_import_thread(tmp_path):
-    import threading
-
-    bad = tmp_path / "bad.xlsx"
-    bad.write_bytes(b"not a workbook")
-    with pytest.raises(KpireportError):
-        api.build(bad, out=tmp_path / "out", formats=("html",))
-    assert "kpireport-imports" not in {t.name for t in threading.enumerate()}

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from kpireport import api
-from kpireport.annotate import fix_for
-from kpireport.catalogue import CATALOGUE, ENTRIES, PLACE_FIELDS, SEVERITIES, STAGES
-from kpireport.issues import CatalogueError, IssueLog, issue
+from kpireport.core.catalogue import CATALOGUE, ENTRIES, PLACE_FIELDS, SEVERITIES, STAGES
+from kpireport.core.issues import CatalogueError, IssueLog, issue
+from kpireport.data_in.annotate import fix_for
 from tests.conftest import BASE
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import re
 
-from kpireport import charts
+from kpireport.core.resources import builtin_templates
+from kpireport.report import charts
 
 
 def reference_path(values, low, high, width=96, height=24):
@@ -137,9 +138,9 @@ def test_colours_live_in_the_templates_not_in_python():
     hex colour is left in the chart or view code."""
     from pathlib import Path
 
-    from kpireport import render, views
+    from kpireport.report import views
 
-    css = (render.builtin_templates() / "charts.css").read_text()
+    css = (builtin_templates() / "charts.css").read_text()
     styled = set(re.findall(r"svg \.([a-z0-9-]+)[ ,]", css))
     drawn = "".join(map(str, charts.bullets([(5, 4, 3, 6, None, "higher", s, "x")
                                              for s in charts.STATUSES])))
@@ -158,7 +159,7 @@ def test_tenths_in_one_pass_are_the_one_by_one_texts():
 
     import numpy as np
 
-    from kpireport.charts import _f, _tenths
+    from kpireport.report.charts import _f, _tenths
 
     values = [0.0, 0.04, 0.05, 0.15, 1.25, 12.345, 399.94, 399.95, 399.999, 400.0, 1234.56,
               -0.04, -0.05, -3.21, math.nan, math.inf, -math.inf, 1e-12]
@@ -167,7 +168,7 @@ def test_tenths_in_one_pass_are_the_one_by_one_texts():
 
 
 def test_a_path_looked_up_in_the_points_table_is_the_path_built_point_by_point():
-    from kpireport.charts import _path, _points, _x_positions
+    from kpireport.report.charts import _path, _points, _x_positions
 
     xs, points = _x_positions(12, 96), _points(12, 96, 24)
     for tenths in ([20] * 12, list(range(20, 240, 18))[:12], [0, 240] * 6, [241] * 12,

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import openpyxl
 import pytest
 from click.testing import CliRunner
 
 from kpireport import __version__
-from kpireport.cli import main
+from kpireport.cli.app import main
 from tests.conftest import BASE, write_xlsx
 
 COMMANDS = ["init", "prepare", "check", "build", "send", "run", "passwords", "doctor", "diff",
@@ -135,23 +133,6 @@ def test_prepare_refuses_bad_files_untouched(tmp_path, content, message):
     assert not (tmp_path / "book.bak.xlsx").exists()
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
-def test_the_command_starts_no_blas_threads(tmp_path):
-    """numpy's OpenBLAS would start a thread per core that spins after import (~0.1 s of CPU
-    on the core the forked work of a build needs); the command asks for none."""
-    script = ("import os, sys\n"
-              "import kpireport.cli as cli\n"
-              "def main():\n"
-              "    import numpy\n"
-              "    print(len(os.listdir('/proc/self/task')),\n"
-              "          os.environ.get('OPENBLAS_NUM_THREADS', '-'))\n"
-              "cli.main = main\n"
-              "cli.entry()\n")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env=env)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["1", "1"]
 
 
 @pytest.mark.parametrize("through_entry", [True, False])
@@ -160,7 +141,7 @@ def test_an_interrupted_command_leaves_no_resource_tracker_warning(through_entry
     tracker, whose warning then followed 'Interrupted.'. The command passes the tracker a
     filter for it (the bare interpreter, the control, still warns)."""
     script = ("import os, sys\n"
-              "import kpireport.cli as cli\n"
+              "import kpireport.cli.app as cli\n"
               "def main():\n"
               "    import multiprocessing as mp\n"
               "    global semaphore\n"

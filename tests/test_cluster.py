@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from kpireport import api
-from kpireport.errors import KpireportError
+from kpireport.core.errors import KpireportError
 from tests.conftest import REQUIRE_TOOLS
 
 distributed = pytest.importorskip("distributed") if not REQUIRE_TOOLS else __import__(
     "distributed")
 
-from kpireport.cluster import dask_submitter  # noqa: E402
+from kpireport.report.cluster import dask_submitter  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 
@@ -94,7 +94,7 @@ def test_cluster_build_writes_the_same_files_as_a_local_build(cluster, tmp_path)
             assert [p.extract_text() for p in PdfReader(local.run_dir / name).pages] == \
                 [p.extract_text() for p in PdfReader(remote.run_dir / name).pages]
         elif name.name == "manifest.json":  # build times and PDF/xlsx bytes differ
-            from kpireport.manifest import read_manifest
+            from kpireport.report.manifest import read_manifest
 
             def listing(run):
                 return [(r.kind, r.scope, r.stem, [(f, e.path) for f, e in r.files])
@@ -102,7 +102,7 @@ def test_cluster_build_writes_the_same_files_as_a_local_build(cluster, tmp_path)
 
             assert listing(local.run_dir) == listing(remote.run_dir)
         elif name.name == "audit.jsonl":  # times and PDF hashes differ: one build line each
-            from kpireport.audit import verify
+            from kpireport.month.audit import verify
 
             assert [r["action"] for r in verify(local.run_dir).records] == \
                 [r["action"] for r in verify(remote.run_dir).records] == ["build"]
@@ -123,7 +123,7 @@ def test_a_worker_dying_mid_run_is_recovered(tmp_path):
     cluster = Cluster()
     try:
         book = tmp_path / "syn.xlsx"
-        from kpireport import samples, template
+        from kpireport.data_in import samples, template
 
         template.write_workbook(book, samples.synthetic(20))
         killed = []

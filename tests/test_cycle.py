@@ -16,9 +16,10 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from kpireport import audit, cycle
-from kpireport.cli import main
-from kpireport.diff import diff_runs
+from kpireport.cli.app import main
+from kpireport.deliver import messages
+from kpireport.month import audit, cycle
+from kpireport.month.diff import diff_runs
 from tests.conftest import BASE
 
 SENDER = "hr@test.example"
@@ -276,7 +277,7 @@ def test_bad_input_is_one_clear_line(month, tmp_path):
 
 
 def test_two_sends_at_once_one_is_refused_nothing_twice(month, smtp):
-    from kpireport.outputs import run_lock
+    from kpireport.report.outputs import run_lock
 
     _, _, run = month
     handler, port = smtp()
@@ -346,21 +347,21 @@ def test_require_approval_no_sends_without_approval(make_workbook, tmp_path, smt
 
 
 def test_correction_lines_are_localized_and_protected_ones_carry_no_figure():
-    from kpireport.i18n import Formatter
+    from kpireport.core.i18n import Formatter
 
     change = {"kind": "employee", "fields": {"bonus": {"old": 5917.81, "new": 6120.0},
                                              "band": {"old": "Meets", "new": "Exceeds"}}}
     en = Formatter("en_US", "USD")
-    assert cycle.correction_lines(change, en, protected=False) == [
+    assert messages.correction_lines(change, en, protected=False) == [
         "Your bonus changed from $5,917.81 to $6,120.00.",
         "Your band changed from Meets to Exceeds."]
-    assert cycle.correction_lines(change, en, protected=True) == [
+    assert messages.correction_lines(change, en, protected=True) == [
         "Your bonus changed.", "Your band changed.", "The attached review has the new figures."]
     vi = Formatter("vi_VN", "VND")
-    lines = cycle.correction_lines({"kind": "employee", "fields": {
+    lines = messages.correction_lines({"kind": "employee", "fields": {
         "bonus": {"old": 5_000_000, "new": 6_000_000}}}, vi, protected=False)
     assert lines == ["Tiền thưởng của bạn đã thay đổi từ 5.000.000\xa0₫ thành 6.000.000\xa0₫."]
-    assert cycle.mark_subject("Đánh giá", vi, test=True, correction=True) == \
+    assert messages.mark_subject("Đánh giá", vi, test=True, correction=True) == \
         "[THỬ NGHIỆM] Đính chính: Đánh giá"
 
 
@@ -393,8 +394,8 @@ def test_a_protected_correction_names_what_changed_but_no_figure(make_workbook, 
 
 def test_the_library_send_holds_the_same_gate(make_workbook, tmp_path):
     from kpireport import api
-    from kpireport.errors import NotApproved
-    from kpireport.transport import MemoryTransport
+    from kpireport.core.errors import NotApproved
+    from kpireport.deliver.transport import MemoryTransport
 
     built = api.build(make_workbook("kpis.xlsx"), out=tmp_path / "reports", formats=("pdf",),
                       workers=1)

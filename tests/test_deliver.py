@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import AuthResult
 
-from kpireport import api, cycle, deliver
-from kpireport.errors import DeliveryError
-from kpireport.model import Recipient
+from kpireport import api
+from kpireport.core.errors import DeliveryError
+from kpireport.core.model import Recipient
+from kpireport.deliver import send as deliver
+from kpireport.month import cycle
 from tests.conftest import free_port
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"

@@ -12,7 +12,8 @@ from dataclasses import replace
 
 import pytest
 
-from kpireport import api, deliver
+from kpireport import api
+from kpireport.deliver import send as deliver
 from tests.test_deliver import SAMPLES, SENDER
 
 

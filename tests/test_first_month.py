@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from kpireport.cli import main
+from kpireport.cli.app import main
 
 
 def kpireport(*args: str, env: dict | None = None):

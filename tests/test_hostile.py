@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from kpireport import api
-from kpireport.errors import DeliveryError, KpireportError
-from kpireport.names import base_name, safe_names
+from kpireport.core.errors import DeliveryError, KpireportError
+from kpireport.core.names import base_name, safe_names
 from tests.conftest import BASE, REQUIRE_TOOLS
 
 PY = sys.executable
@@ -258,7 +258,7 @@ def test_stale_reports_go_and_the_ledger_and_other_files_stay(make_workbook, tmp
 
 
 def test_leftovers_of_a_killed_build_are_cleaned_and_an_interrupted_swap_restored(tmp_path):
-    from kpireport.outputs import clean_leftovers
+    from kpireport.report.outputs import clean_leftovers
 
     out = tmp_path / "out"
     (out / ".2026-02.staging-abc" / "employees").mkdir(parents=True)
@@ -273,7 +273,7 @@ def test_swap_without_rename_exchange_falls_back_and_rolls_back(make_workbook, t
                                                                monkeypatch):
     """Where renameat2(RENAME_EXCHANGE) is missing: two renames; when the second fails, the
     first is undone and the previous build is back in place."""
-    from kpireport import outputs
+    from kpireport.report import outputs
 
     monkeypatch.setattr(outputs, "_exchange", lambda a, b: False)
     book = make_workbook("book.xlsx")
@@ -302,7 +302,7 @@ def test_swap_without_rename_exchange_falls_back_and_rolls_back(make_workbook, t
 
 
 def test_build_and_send_of_one_run_folder_exclude_each_other(make_workbook, tmp_path):
-    from kpireport.outputs import Busy, run_lock
+    from kpireport.report.outputs import Busy, run_lock
 
     book = make_workbook("book.xlsx")
     out = tmp_path / "out"
@@ -514,7 +514,7 @@ def acme_run(tmp_path_factory) -> Path:
     _protection_off(root / "acme.xlsx")
     result = api.build(root / "acme.xlsx", out=root / "reports", formats=("pdf",), workers=2)
     assert result.ok
-    from kpireport import cycle
+    from kpireport.month import cycle
 
     cycle.approve(result.run_dir, by="HR tester")  # send mails approved runs only
     return result.run_dir
@@ -806,7 +806,7 @@ def test_send_refuses_another_workbook_and_an_edited_one(run, tmp_path):
 def test_send_mails_the_recipients_recorded_at_build_time(run):
     import json as _json
 
-    from kpireport.manifest import read_manifest
+    from kpireport.report.manifest import read_manifest
 
     record = _json.loads((run / "recipients.json").read_text())
     assert record["schema"] == "kpireport/recipients@1"
@@ -827,7 +827,7 @@ def test_send_mails_the_recipients_recorded_at_build_time(run):
         assert proc.returncode == 1 and "changed after HR tester approved it" in proc.stderr \
             and "(1 file(s), e.g. recipients.json)" in proc.stderr, proc.stderr
         assert handler.messages == []
-        from kpireport import deliver
+        from kpireport.deliver import send as deliver
 
         with pytest.raises(DeliveryError, match="recipients.json changed after the build .it "
                            "is not the file its manifest lists.; build again"):
@@ -844,7 +844,8 @@ def test_send_mails_the_recipients_recorded_at_build_time(run):
 
 
 def test_send_refuses_a_report_edited_after_the_build(run):
-    from kpireport import cycle, deliver
+    from kpireport.deliver import send as deliver
+    from kpireport.month import cycle
 
     pdf = run / "company.pdf"
     pdf.write_bytes(pdf.read_bytes() + b"%edited\n")
@@ -943,7 +944,7 @@ def test_no_internal_error_from_any_workbook_check_accepts(tmp_path):
 
     from hypothesis import HealthCheck, given, settings
 
-    from kpireport.errors import KpireportError
+    from kpireport.core.errors import KpireportError
     from tests.conftest import write_xlsx
 
     counter = itertools.count()
@@ -1052,7 +1053,8 @@ def test_send_never_attaches_a_file_outside_the_run_folder(run, tmp_path):
     entry climbs out of the run folder: refused with one line, nothing sent."""
     import json as _json
 
-    from kpireport import cycle, deliver
+    from kpireport.deliver import send as deliver
+    from kpireport.month import cycle
 
     secret = _secret(tmp_path)
     record = _json.loads((run / "recipients.json").read_text())

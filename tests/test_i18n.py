@@ -11,7 +11,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kpireport.i18n import Formatter, _whole_pattern
+from kpireport.core.i18n import Formatter, _whole_pattern
 
 LOCALES = ["en_US", "vi_VN", "de_DE", "fr_FR", "en_IN", "ja_JP"]
 values = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False, allow_infinity=False)

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from kpireport import api, render
-from kpireport.results import compute
-from kpireport.views import all_views
+from kpireport import api
+from kpireport.report import render
+from kpireport.report.views import all_views
+from kpireport.score.results import compute
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 GOLDEN = Path(__file__).parent / "golden" / "reports.json"

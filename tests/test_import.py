@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kpireport import api
-from kpireport.cli import main
-from kpireport.importer import SHIPPED, load_mapping, plan_import, shipped_mappings
-from kpireport.model import month_of
+from kpireport.cli.app import main
+from kpireport.core.model import month_of
+from kpireport.data_in.importer import SHIPPED, load_mapping, plan_import, shipped_mappings
 from tests.conftest import CORPUS, soffice
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -570,8 +570,8 @@ def test_headers_with_line_breaks_stay_on_one_line(acme, tmp_path):
 def test_every_corpus_file_as_an_export_or_annotated_gets_a_clean_answer(acme, tmp_path):
     """The 130 odd files other writers made: as an export to import, and as a workbook to
     annotate — each works or is one clear line, and none of them is changed."""
-    from kpireport.annotate import annotate_workbook
-    from kpireport.errors import KpireportError
+    from kpireport.core.errors import KpireportError
+    from kpireport.data_in.annotate import annotate_workbook
 
     files = sorted(p for p in CORPUS.iterdir() if p.is_file())
     assert len(files) > 100

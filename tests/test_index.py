@@ -10,7 +10,7 @@ import lxml.html
 import pytest
 
 from kpireport import api
-from kpireport.i18n import Formatter
+from kpireport.core.i18n import Formatter
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 

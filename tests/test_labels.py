@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from kpireport import api, charts, render
-from kpireport.results import compute
-from kpireport.views import ViewBuilder, all_views
+from kpireport import api
+from kpireport.core.resources import builtin_templates
+from kpireport.report import charts
+from kpireport.report.views import ViewBuilder, all_views
+from kpireport.score.results import compute
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 
@@ -34,7 +36,7 @@ def test_strongest_and_weakest_never_show_the_same_line(builder):
 
 def test_band_colours_follow_band_order_not_status(builder):
     """Bars carry classes; templates/charts.css gives them their colours."""
-    css = (render.builtin_templates() / "charts.css").read_text()
+    css = (builtin_templates() / "charts.css").read_text()
     colour = dict(re.findall(r"svg \.([a-z0-9-]+) \{ fill: (#[0-9a-f]{6}); \}", css))
     items = builder.band_chart([o for o in builder.r.owners if o.owner_type == "employee"])
     svg = str(items["svg"])

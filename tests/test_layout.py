@@ -15,10 +15,11 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from kpireport import api
-from kpireport.cli import main
-from kpireport.render import Renderer, builtin_templates
-from kpireport.results import compute
-from kpireport.views import ViewBuilder, build_view, report_specs
+from kpireport.cli.app import main
+from kpireport.core.resources import builtin_templates
+from kpireport.report.render import Renderer
+from kpireport.report.views import ViewBuilder, build_view, report_specs
+from kpireport.score.results import compute
 from tests.conftest import need_tool
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
@@ -250,7 +251,7 @@ def test_printed_bonus_calculation_multiplies_out(sample_builds, sample):
     exactly to the currency's minor unit, and the same figure as results.json."""
     import json
 
-    from kpireport.bands import round_money
+    from kpireport.core.money import round_money
 
     run = sample_builds[sample]
     results = json.loads((run / "results.json").read_text())

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from kpireport import api
-from kpireport.errors import KpireportError
-from kpireport.manifest import MANIFEST_FILE, read_manifest
+from kpireport.core.errors import KpireportError
+from kpireport.report.manifest import MANIFEST_FILE, read_manifest
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 

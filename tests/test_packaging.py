@@ -22,8 +22,9 @@ def test_wheel_contains_templates_fonts_catalogs_and_schema(tmp_path):
                  "kpireport/templates/fonts/KpiSymbols.ttf", "kpireport/templates/fonts/OFL.txt",
                  "kpireport/locale/vi/LC_MESSAGES/kpireport.po",
                  "kpireport/schemas/results-1.schema.json", "kpireport/py.typed",
-                 "kpireport/mappings/hubspot-deals.toml", "kpireport/mappings/ad-campaigns.toml",
-                 "kpireport/catalogue.toml", "kpireport/validate/__init__.py",
+                 "kpireport/data_in/mappings/hubspot-deals.toml",
+                 "kpireport/data_in/mappings/ad-campaigns.toml",
+                 "kpireport/core/catalogue.toml", "kpireport/read/validate/__init__.py",
                  "kpireport/web/templates/base.html", "kpireport/web/templates/check.html",
                  "kpireport/web/static/app.css", "kpireport/web/static/app.js"):
         assert name in names, name

@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 
 from kpireport import api
-from kpireport.cli import main
+from kpireport.cli.app import main
 from tests.conftest import BASE, Handler, free_port
 
 
@@ -426,7 +426,7 @@ def test_generated_passwords_use_every_character_evenly():
     byte modulo 57 without dropping the bytes from 228 up would make 28 of them 25% likelier."""
     from collections import Counter
 
-    from kpireport.protect import ALPHABET, GENERATED_LENGTH, generate_password
+    from kpireport.deliver.protect import ALPHABET, GENERATED_LENGTH, generate_password
 
     passwords = [generate_password() for _ in range(20_000)]
     assert {len(p) for p in passwords} == {GENERATED_LENGTH}
@@ -441,7 +441,7 @@ def test_generated_passwords_use_every_character_evenly():
 def test_a_password_is_whole_even_when_random_bytes_run_high(monkeypatch):
     import secrets
 
-    from kpireport.protect import ALPHABET, GENERATED_LENGTH, generate_password
+    from kpireport.deliver.protect import ALPHABET, GENERATED_LENGTH, generate_password
 
     draws = iter([b"\xff" * 32, b"\xe4" * 20 + bytes(range(12)), bytes(range(12, 44))])
     monkeypatch.setattr(secrets, "token_bytes", lambda n: next(draws))

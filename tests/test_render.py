@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from kpireport import api, render
-from kpireport.results import compute
-from kpireport.views import ViewBuilder, all_views, slug
+from kpireport import api
+from kpireport.report import render
+from kpireport.report.views import ViewBuilder, all_views, slug
+from kpireport.score.results import compute
 from tests.conftest import BASE, Literal, need_tool
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -125,7 +126,7 @@ def test_vietnamese_pdf_keeps_diacritics_and_formats_vnd(crm_build):
                      "Thẻ điểm", "Trang 1 /", "₫"):
         assert expected in text, expected
     assert re.search(r"\d{1,3}(\.\d{3})+ ₫", text)
-    from kpireport.i18n import Formatter
+    from kpireport.core.i18n import Formatter
 
     vnd = Formatter("vi_VN", "VND")
     assert vnd.money(10_000_000_000).replace("\xa0", " ") == "10.000.000.000 ₫"
@@ -226,7 +227,7 @@ def test_sandbox_blocks_python_internals(make_workbook, tmp_path):
 
 
 def test_template_syntax_error_names_file_and_line_before_any_work(make_workbook, tmp_path):
-    from kpireport.errors import TemplateError
+    from kpireport.core.errors import TemplateError
 
     custom = tmp_path / "tpl"
     custom.mkdir()
@@ -247,7 +248,7 @@ def test_custom_template_overrides_by_file_name(make_workbook, tmp_path):
 
 
 def test_colliding_department_slugs_stay_apart():
-    from kpireport.views import department_slugs
+    from kpireport.report.views import department_slugs
 
     assert department_slugs(["Sales", "sales!", "Ops"]) == {
         "Sales": "sales", "sales!": "sales-2", "Ops": "ops"}
@@ -272,7 +273,7 @@ def test_all_views_are_small_and_picklable(make_workbook):
 def test_views_are_read_only_all_the_way_down(make_workbook):
     import pickle
 
-    from kpireport.viewmodel import FrozenDict
+    from kpireport.report.viewmodel import FrozenDict
 
     results = spec_results(make_workbook)
     views = all_views(results)
@@ -300,7 +301,7 @@ def test_fast_paths_render_what_stock_jinja_renders(sample):
     """Two fast paths change how templates compile: _("literal") is translated at compile
     time and output is escaped without a Markup per value. Every report of both samples
     (English and Vietnamese) must come out byte-identical to stock Jinja."""
-    from kpireport import render
+    from kpireport.report import render
 
     book, issues = api.load(SAMPLES / f"{sample}.xlsx")
     views = all_views(compute(book, issues))
@@ -327,7 +328,7 @@ def test_fast_paths_keep_jinja_rules(tmp_path):
     from jinja2 import UndefinedError
     from markupsafe import Markup
 
-    from kpireport import render
+    from kpireport.report import render
 
     (tmp_path / "t.html").write_text(
         '{% macro m(x) %}<i>{{ x }}</i>{% endmacro %}'
@@ -357,7 +358,7 @@ def test_fast_paths_keep_jinja_rules(tmp_path):
 def test_compiled_templates_are_kept_in_a_private_cache_folder(tmp_path, monkeypatch):
     """The cold build loads compiled templates from the user's cache folder; an edited
     template, another locale or a folder that others can write to never reuse them."""
-    from kpireport import render, template_cache
+    from kpireport.report import render, template_cache
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("KPIREPORT_CACHE_DIR", str(cache))
@@ -389,7 +390,7 @@ def test_compiled_templates_are_kept_in_a_private_cache_folder(tmp_path, monkeyp
 
 
 def test_reports_are_the_same_from_a_warm_template_cache(make_workbook, tmp_path, monkeypatch):
-    from kpireport import template_cache
+    from kpireport.report import template_cache
 
     book = make_workbook("spec.xlsx")
     monkeypatch.setenv("KPIREPORT_CACHE_DIR", str(tmp_path / "cache"))

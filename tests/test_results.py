@@ -12,7 +12,9 @@ import openpyxl
 import pytest
 
 from kpireport import api
-from kpireport.results import compute, payroll_csv, results_json, results_xlsx, safe_text
+from kpireport.core.files import safe_text
+from kpireport.report.results_files import payroll_csv, results_json, results_xlsx
+from kpireport.score.results import compute
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "kpireport" / "schemas" /
                      "results-1.schema.json").read_text())
@@ -168,33 +170,6 @@ def test_failed_build_leaves_previous_files(make_workbook, tmp_path):
     assert after == before
 
 
-def test_results_files_made_beside_the_reports_are_the_same_bytes(acme, monkeypatch):
-    """ResultsFiles makes them in a forked child of their own (Linux) or a thread, or takes
-    them from the child that shared the reports; either way the caller gets what
-    results_files makes, and the child's error is raised in the caller."""
-    import os
-
-    from kpireport import results as module
-
-    files = module.ResultsFiles(acme).wait()  # nobody started them: started here
-    assert files["results.json"] == module.results_json_bytes(acme)
-    assert files["payroll.csv"] == payroll_csv(acme)
-    sheets = openpyxl.load_workbook(io.BytesIO(files["results.xlsx"])).sheetnames
-    assert sheets == ["Owners", "KPI lines"]
-    given = module.ResultsFiles(acme)
-    given.given(files)
-    assert given.wait() is files
-
-    parent = os.getpid()
-
-    def broken(results):
-        raise ValueError(f"no xlsx in {'the child' if os.getpid() != parent else 'here'}")
-
-    monkeypatch.setattr(module, "results_xlsx", broken)
-    started = module.ResultsFiles(acme)
-    started.start()
-    with pytest.raises(ValueError, match="no xlsx in here"):
-        started.wait()
 
 
 def test_department_and_kpi_scores_come_from_the_scores(make_workbook):

@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpireport import api
-from kpireport.bands import band_for, pay_for, payout_for, round_money
-from kpireport.model import Band, Book, Kpi, Person, ScorecardLine, Settings, month_of
-from kpireport.results import compute
-from kpireport.scoring import attainment_and_score, fiscal_year_start, score_book
+from kpireport.core.model import Band, Book, Kpi, Person, ScorecardLine, Settings, month_of
+from kpireport.core.money import round_money
+from kpireport.score.bands import band_for, pay_for, payout_for
+from kpireport.score.results import compute
+from kpireport.score.scoring import attainment_and_score, fiscal_year_start, score_book
 
 JAN, FEB = month_of(2026, 1), month_of(2026, 2)
 BANDS = (Band("Below", 0.0, 0.0, 0.0), Band("Meets", 0.95, 1.0, 0.03),
@@ -309,26 +310,6 @@ def test_acme_sample_has_a_mix_of_statuses():
     assert replace(book.settings).currency == "USD"
 
 
-def test_fast_constructors_make_the_same_frozen_instances():
-    import dataclasses
-
-    from kpireport.scoring import LineResult, Window, _new_line_result, _new_window
-
-    values = (1.0, 2.0, None, 3.0, None, 0.5, 0.9, "amber")
-    fast, slow = _new_window(*values), Window(*values)
-    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
-    assert dataclasses.astuple(fast) == values
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        fast.score = 1.0  # type: ignore[misc]
-    k = kpi("K1")
-    line = ScorecardLine("E1", "K1", 1.0, 100.0, row=5)
-    fields = ("E1", k, line, None, None, fast, slow, ((JAN, 1.0, 2.0),), False)
-    assert _new_line_result(*fields) == LineResult(*fields)
-    assert [f.name for f in dataclasses.fields(LineResult)] == [
-        "owner", "kpi", "line", "goal_id", "strategic_goal_id", "month", "ytd", "history",
-        "rolled_up"]
-
-
 def test_series_with_members_missing_months_and_a_roll_up():
     """Rows built as lists: months outside the window are ignored, missing ones are NaN,
     and a department's row sums its members where any has data."""
@@ -345,42 +326,3 @@ def test_series_with_members_missing_months_and_a_roll_up():
     sales = line_of(scores, "Sales", "K1")
     assert sales.rolled_up and [a for _, a, _ in sales.history] == [4.0, 11.0]
 
-
-def test_a_fast_constructor_refuses_what_it_would_not_copy():
-    """What the generated ``__init__`` does beyond setting fields — ``__post_init__``, a
-    default factory, ``init=False`` — a fast constructor would skip: it refuses such a class
-    (and field names that are its own locals) instead of making a different instance."""
-    import dataclasses
-
-    from kpireport.scoring import _fast_init
-
-    @dataclasses.dataclass(frozen=True)
-    class Plain:
-        a: int
-        b: str
-
-    assert _fast_init(Plain)(1, "x") == Plain(1, "x")
-
-    @dataclasses.dataclass(frozen=True)
-    class Checked:
-        a: int
-
-        def __post_init__(self):
-            pass
-
-    @dataclasses.dataclass(frozen=True)
-    class Factory:
-        a: list = dataclasses.field(default_factory=list)
-
-    @dataclasses.dataclass(frozen=True)
-    class Derived:
-        a: int
-        b: int = dataclasses.field(init=False, default=0)
-
-    @dataclasses.dataclass(frozen=True)
-    class Clash:
-        _obj: int
-
-    for cls in (Checked, Factory, Derived, Clash):
-        with pytest.raises(TypeError, match=cls.__name__):
-            _fast_init(cls)

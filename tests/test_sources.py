@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpireport.model import month_of
-from kpireport.sources import (
+from kpireport.core.model import month_of
+from kpireport.data_in.sources import (
     SourceError,
     detect_decimal,
     months_of,

@@ -7,9 +7,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from kpireport import samples, template
-from kpireport.errors import OutputError
-from kpireport.spec import SHEETS
+from kpireport.core.errors import OutputError
+from kpireport.core.spec import SHEETS
+from kpireport.data_in import samples, template
 from tests.conftest import soffice
 
 
@@ -131,11 +131,11 @@ def test_synthetic_sample_is_fast_enough_and_valid(tmp_path):
 
 def test_settings_defaults_have_one_home():
     """The template's defaults, validation and the typed Settings agree because the first two
-    are read from the last (kpireport.model.Settings)."""
+    are read from the last (kpireport.core.model.Settings)."""
     from dataclasses import MISSING, fields
 
-    from kpireport.model import Settings
-    from kpireport.spec import SETTINGS
+    from kpireport.core.model import Settings
+    from kpireport.core.spec import SETTINGS
 
     model = {f.name: f.default for f in fields(Settings)}
     assert set(model) == {s.name for s in SETTINGS}
@@ -147,6 +147,6 @@ def test_settings_defaults_have_one_home():
             assert setting.default == ("yes" if want else "no")
         else:
             assert setting.default == want
-    source = (Path(__file__).resolve().parents[1] / "kpireport" / "validate"
+    source = (Path(__file__).resolve().parents[1] / "kpireport" / "read" / "validate"
               / "settings.py").read_text()
     assert "values.get(" not in source  # no second copy of a default

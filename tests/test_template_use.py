@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 from openpyxl.utils import range_boundaries
 
-from kpireport.cli import main
-from kpireport.spec import SETTINGS, SHEETS
-from kpireport.template import README_LINES, template_messages, template_texts
+from kpireport.cli.app import main
+from kpireport.core.spec import SETTINGS, SHEETS
+from kpireport.data_in.template import README_LINES, template_messages, template_texts
 from tests.conftest import need_tool, soffice
 
 TYPED = {"fraction", "money", "date", "int", "number"}

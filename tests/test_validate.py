@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from kpireport import api
-from kpireport.issues import flatten
+from kpireport.core.issues import flatten
 from tests.conftest import BASE
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kpireport.cli import main
+from kpireport.cli.app import main
 from kpireport.web import security
 from kpireport.web.app import create_app
 from tests.conftest import free_port
@@ -357,7 +357,7 @@ def test_serve_help_ends_with_an_example():
 
 # ---------------------------------------------------------------------------- languages
 def test_pages_in_the_browsers_language_or_the_workbooks(serve, tmp_path):
-    from kpireport import samples, template
+    from kpireport.data_in import samples, template
 
     template.write_workbook(tmp_path / "vi.xlsx", samples.SAMPLES["onlinecrm"](), force=True)
     shutil.copy(SAMPLES / "acme.xlsx", tmp_path / "acme.xlsx")
@@ -366,7 +366,7 @@ def test_pages_in_the_browsers_language_or_the_workbooks(serve, tmp_path):
     _, _, vietnamese = client.get("/", headers={"accept-language": "vi-VN,vi;q=0.9,en;q=0.5"})
     assert b"Upload a workbook" in english and b'lang="en"' in english
     assert b'lang="vi"' in vietnamese and b"Upload a workbook" not in vietnamese
-    from kpireport.i18n import translations
+    from kpireport.core.i18n import translations
 
     assert translations("vi_VN").gettext("Upload a workbook").encode() in vietnamese
     locale = _settings_locale(tmp_path / "vi.xlsx")
@@ -442,7 +442,7 @@ def test_one_build_at_a_time_and_a_killed_server_loses_nothing(tmp_path):
 
 
 def test_the_run_page_shows_the_changes_since_the_previous_build(serve, tmp_path):
-    """Build, change one actual, build again: the run page says what changed (kpireport.cycle
+    """Build, change one actual, build again: the run page says what changed (kpireport.month.cycle
     status), as `kpireport diff` would."""
     from openpyxl import load_workbook
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from kpireport import api
-from kpireport.errors import UnreadableWorkbook
-from kpireport.workbook import read_workbook
+from kpireport.core.errors import UnreadableWorkbook
+from kpireport.read.workbook import read_workbook
 from tests.conftest import BASE, CORPUS, soffice
 
 
@@ -303,26 +303,3 @@ def test_sheets_read_in_a_thread_keep_the_workbook_order(make_workbook):
     people = next(s for s in raw.sheets if s.name == "People")
     assert people.rows[0][0] == "employee_id" and len(people.rows) > 2
 
-
-def test_what_the_pause_allocated_is_old_afterwards_and_its_cycles_are_still_collected():
-    """After the pause the young generation is empty (the first young pass does not walk the
-    whole build), and a cycle made during the pause is freed by the next full collection."""
-    import gc
-    import weakref
-
-    from kpireport.api import _bulk_allocation
-
-    class Node:
-        pass
-
-    with _bulk_allocation():
-        node = Node()
-        node.me = node  # a cycle
-        alive = weakref.ref(node)
-        _ = [[] for _ in range(5_000)]
-        assert gc.get_count()[0] >= 4_000
-        del node
-    assert gc.isenabled() and gc.get_count()[0] < 100
-    assert alive() is not None  # nothing collected it yet
-    gc.collect()
-    assert alive() is None

@@ -11,7 +11,7 @@ Building and sending are jobs in a background thread, one at a time for the whol
 second is refused with :class:`Busy`, and the library's run lock refuses a CLI build or send of
 the same run meanwhile).
 
-Approving, the run's state and its changes are :mod:`kpireport.cycle`'s calls; sending (for
+Approving, the run's state and its changes are :mod:`kpireport.month.cycle`'s calls; sending (for
 real or as a test) is :func:`kpireport.api.send`, which holds the approval gate and writes the
 audit line.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -29,8 +30,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kpireport.errors import KpireportError, UnreadableWorkbook
-from kpireport.issues import Issue
+from kpireport.core.errors import KpireportError, UnreadableWorkbook
+from kpireport.core.issues import Issue
+from kpireport.web.builds import build_elsewhere
 from kpireport.web.security import BOOK_NAME, PERIOD, RUN_FILE, child, safe_stem
 
 PRIVATE = ".kpireport-web"
@@ -60,7 +62,8 @@ class Job:
     @property
     def label(self) -> str:
         """'Send done', 'Lần gửi: xong' …: the job's kind and state in its language."""
-        from kpireport.i18n import translations
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.core.i18n import translations
 
         return translations(self.locale).gettext(JOB_LABELS[self.kind, self.state])
 
@@ -85,7 +88,8 @@ JOB_LABELS = {
 
 
 def _gettext(locale: str):
-    from kpireport.i18n import translations
+    # lazy: loaded only when this command runs (start-up stays light)
+    from kpireport.core.i18n import translations
 
     return translations(locale).gettext
 
@@ -143,6 +147,7 @@ class Workspace:
     def book(self, name: str) -> Path:
         path = child(self.folder, name, BOOK_NAME)
         if not path.is_file():
+            # lazy: starlette loads only on the path that needs it
             from starlette.exceptions import HTTPException
 
             raise HTTPException(404, f"No workbook {name} in this folder.")
@@ -160,6 +165,7 @@ class Workspace:
     def run_dir(self, period: str) -> Path:
         path = child(self.out, period, PERIOD) if self.out.is_dir() else None
         if path is None or not (path / "results.json").is_file():
+            # lazy: starlette loads only on the path that needs it
             from starlette.exceptions import HTTPException
 
             raise HTTPException(404, f"No run {period} in this folder; build it first.")
@@ -167,7 +173,8 @@ class Workspace:
 
     def run_file(self, period: str, name: str) -> Path:
         """A report file of a run: only the files its manifest lists are served."""
-        from kpireport.manifest import read_manifest
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.report.manifest import read_manifest
 
         run_dir = self.run_dir(period)
         path = child(run_dir, name, RUN_FILE)
@@ -176,6 +183,7 @@ class Workspace:
         except KpireportError:
             listed = {}
         if name not in listed or not path.is_file():
+            # lazy: starlette loads only on the path that needs it
             from starlette.exceptions import HTTPException
 
             raise HTTPException(404, "No such file.")
@@ -185,7 +193,6 @@ class Workspace:
     def store_upload(self, filename: str, source) -> tuple[str | None, CheckReport]:
         """Check an uploaded file like ``kpireport check``; keep it under a generated name in
         the folder when it is a workbook. ``source`` is a binary file object."""
-        import re
 
         shown = Path(filename.replace("\\", "/")).name
         if not re.match(r"^[\w .()\-]{1,120}$", shown) or shown.startswith("."):
@@ -211,6 +218,7 @@ class Workspace:
 
     @staticmethod
     def _check(path: Path) -> CheckReport:
+        # lazy: loaded only when this command runs (start-up stays light)
         from kpireport import api
 
         try:
@@ -222,8 +230,11 @@ class Workspace:
 
     def annotated(self, name: str) -> Path:
         """A copy of the workbook with every issue marked (``check --annotate``)."""
+        # lazy: loaded only when this command runs (start-up stays light)
         from kpireport import api
-        from kpireport.annotate import annotate_workbook
+
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.data_in.annotate import annotate_workbook
 
         path = self.book(name)
         _, issues = api.check(path)
@@ -262,24 +273,22 @@ class Workspace:
         path = self.book(name)
 
         def work(job: Job) -> None:
-            from kpireport import api
-            from kpireport.options import BuildOptions
-
             def started(total: int) -> None:
                 job.total = total
 
-            checked = api.load(path)
-            job.locale = checked[0].settings.locale
-            result = api.build(checked, BuildOptions(out=self.out, workers=_workers()),
-                               on_start=started, progress=lambda _name: _advance(job))
-            job.period = result.results.period
-            if result.failures:
-                first = sorted(result.failures.values())[0]
-                raise KpireportError(f"{len(result.failures)} report(s) failed; nothing was "
-                                     f"written (first: {first})")
+            def located(locale: str) -> None:
+                job.locale = locale
+
+            outcome = build_elsewhere(path, self.out, _workers(), on_start=started,
+                                      progress=lambda _name: _advance(job), located=located)
+            job.period = outcome["period"]
+            if outcome["failures"]:
+                first = sorted(outcome["failures"].values())[0]
+                raise KpireportError(f"{len(outcome['failures'])} report(s) failed; nothing "
+                                     f"was written (first: {first})")
             gettext = _gettext(job.locale)
             job.message = gettext("Rendered {rendered} report(s), {cached} unchanged").format(
-                rendered=result.rendered, cached=result.cached)
+                rendered=outcome["rendered"], cached=outcome["cached"])
 
         return self._start("build", name, work)
 
@@ -294,7 +303,8 @@ class Workspace:
         employees = [c for c in cards if c.get("owner_type") == "employee"
                      and c.get("employment") in (None, "employed")]
         built = dt.datetime.fromtimestamp((run_dir / "results.json").stat().st_mtime)
-        from kpireport import cycle
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.month import cycle
 
         state = cycle.status(run_dir)
         rows = delivery(state)
@@ -322,8 +332,11 @@ class Workspace:
     @staticmethod
     def reports(run_dir: Path) -> list[dict]:
         """Every report of the build (its manifest) with the recipients the build recorded."""
-        from kpireport.manifest import read_manifest
-        from kpireport.messages import recorded_recipients
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.deliver.messages import recorded_recipients
+
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.report.manifest import read_manifest
 
         try:
             manifest = read_manifest(run_dir)
@@ -345,12 +358,14 @@ class Workspace:
 
     # ------------------------------------------------------------------ approve, send
     def approve(self, period: str, by: str, note: str | None) -> None:
-        from kpireport import cycle
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.month import cycle
 
         cycle.approve(self.run_dir(period), by=by, note=note or None)
 
     def revoke(self, period: str, by: str, note: str) -> None:
-        from kpireport import cycle
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.month import cycle
 
         cycle.revoke(self.run_dir(period), by=by, note=note)
 
@@ -359,7 +374,8 @@ class Workspace:
 
     def smtp_summary(self) -> dict:
         """The SMTP settings the sends will use, for the page (never the password)."""
-        from kpireport.transport import SmtpSettings
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.deliver.transport import SmtpSettings
 
         environ = dict(os.environ)
         try:
@@ -404,6 +420,7 @@ class Workspace:
         return cli("send", run_dir, "--book", self._run_book(run_dir))
 
     def _run_book(self, run_dir: Path) -> Path:
+        # lazy: loaded only when this command runs (start-up stays light)
         from kpireport import api
 
         name = _source(run_dir)
@@ -425,7 +442,7 @@ def _run_locale(run_dir: Path) -> str:
 
 def delivery(state: dict) -> list[dict]:
     """Every recipient of the run with its state (sent, failed, not sent …), from
-    :func:`kpireport.cycle.status`."""
+    :func:`kpireport.month.cycle.status`."""
     return [{"report": r["report"], "name": r.get("name"), "recipient": r["recipient"],
              "state": r["state"], "detail": r.get("detail") or "",
              "updated": when(r.get("updated"))}
@@ -448,9 +465,14 @@ def when(stamp: str | None) -> str:
 def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, progress=None):
     """What ``kpireport send RUN_DIR --book BOOK [--test-to ADDRESS]`` does: :func:`api.send`
     with the server's SMTP settings (a test goes to one address and is not counted as sent)."""
+    # lazy: loaded only when this command runs (start-up stays light)
     from kpireport import api
-    from kpireport.options import SendOptions
-    from kpireport.transport import SmtpSettings, SmtpTransport, backoff_from_env
+
+    # lazy: loaded only when this command runs (start-up stays light)
+    from kpireport.core.options import SendOptions
+
+    # lazy: loaded only when this command runs (start-up stays light)
+    from kpireport.deliver.transport import SmtpSettings, SmtpTransport, backoff_from_env
 
     environ = dict(os.environ)
     settings = SmtpSettings.from_env(environ)

@@ -30,7 +30,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from kpireport.errors import KpireportError
+from kpireport.core.errors import KpireportError
 from kpireport.web import actions, security
 
 HERE = Path(__file__).parent
@@ -39,9 +39,11 @@ LANGUAGES = ("en", "vi")
 
 @lru_cache(maxsize=4)
 def _environment(language: str):
+    # lazy: jinja2 loads only on the path that needs it
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    from kpireport.i18n import Formatter, translations
+    # lazy: loaded only when this command runs (start-up stays light)
+    from kpireport.core.i18n import Formatter, translations
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(["html"]), extensions=["jinja2.ext.i18n"],
@@ -196,7 +198,8 @@ class App:
         run_dir = self.ws.run_dir(request.path_params["period"])
 
         def rows() -> list[dict]:
-            from kpireport import cycle
+            # lazy: loaded only when this command runs (start-up stays light)
+            from kpireport.month import cycle
 
             return actions.delivery(cycle.status(run_dir))
 
@@ -253,7 +256,8 @@ _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _money(summary: dict) -> str:
-    from kpireport.i18n import Formatter
+    # lazy: loaded only when this command runs (start-up stays light)
+    from kpireport.core.i18n import Formatter
 
     return Formatter(summary["locale"], summary["currency"]).money(summary["bonus"])
 
@@ -296,6 +300,7 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8750,
 def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8750,
           max_upload: int = security.DEFAULT_MAX_UPLOAD, echo=print) -> None:
     """Run the app with uvicorn until interrupted; print where to open it."""
+    # lazy: uvicorn loads only on the path that needs it
     import uvicorn
 
     token = security.server_token(host, dict(os.environ))

@@ -64,7 +64,8 @@ def server_token(host: str, environ: dict[str, str]) -> str | None:
     given = environ.get(TOKEN_ENV, "").strip()
     if given:
         if len(given) < 16:
-            from kpireport.errors import KpireportError
+            # lazy: loaded only when this command runs (start-up stays light)
+            from kpireport.core.errors import KpireportError
 
             raise KpireportError(f"{TOKEN_ENV} is too short: use at least 16 characters "
                                  "(e.g. openssl rand -hex 16)")

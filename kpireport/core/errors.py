@@ -1,0 +1,62 @@
+"""Exceptions kpireport raises for operational failures.
+
+Problems in the user's *data* are not exceptions: they are :class:`kpireport.core.issues.Issue`
+values collected into a report. Exceptions are for what stops the work as a whole::
+
+    KpireportError                 base; the CLI prints ``str(exc)`` and exits 1
+    ├── UnreadableWorkbook         not a workbook, encrypted, hostile or damaged file
+    ├── InvalidWorkbook            validation found errors (carries the issues)
+    ├── OutputError                an output path cannot be written
+    ├── TemplateError              a report template is broken (names template and line)
+    ├── DeliveryError              e-mail settings or transport failures
+    ├── PasswordStoreError         the PDF password store is damaged or readable by others
+    ├── AuditError                 the audit trail of a run folder is broken or unwritable
+    └── NotApproved                send refused: the run is not approved as it is now
+"""
+
+from __future__ import annotations
+
+
+class KpireportError(Exception):
+    """Base class of every error kpireport reports to the user."""
+
+
+class UnreadableWorkbook(KpireportError):
+    """The file cannot be read as an .xlsx workbook (the message says what it is)."""
+
+
+class InvalidWorkbook(KpireportError):
+    """Validation found errors; ``issues`` lists every one."""
+
+    def __init__(self, issues: list) -> None:  # list[Issue]; avoids an import cycle
+        self.issues = issues
+        errors = [i for i in issues if i.severity == "error"]
+        first = errors[0] if errors else None
+        text = f"{len(errors)} error(s) in the workbook"
+        if first is not None:
+            text += f"; first: {first.message}"
+        super().__init__(text + " (run `kpireport check` for the full list)")
+
+
+class OutputError(KpireportError):
+    """An output file or folder cannot be written."""
+
+
+class TemplateError(KpireportError):
+    """A report template is broken."""
+
+
+class DeliveryError(KpireportError):
+    """E-mail cannot be sent at all (bad settings, server unreachable)."""
+
+
+class PasswordStoreError(KpireportError):
+    """The PDF password store cannot be used (damaged, wrong mode); nothing is sent."""
+
+
+class AuditError(KpireportError):
+    """The audit trail (audit.jsonl) is broken or cannot be written; nothing is recorded."""
+
+
+class NotApproved(KpireportError):
+    """``send`` refused: require_approval is on and the run is not approved as it is now."""

@@ -1,0 +1,270 @@
+"""The machine-readable files of a build (SPEC §4): results.json, results.xlsx and payroll.csv.
+
+Each is made as bytes from the build's :class:`~kpireport.score.results.Results`, so the build
+decides where (and how atomically) they are written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+from kpireport.core.files import safe_text
+from kpireport.core.i18n import N_, translations
+from kpireport.core.model import month_label
+from kpireport.core.money import minor_units
+from kpireport.score.results import SCHEMA_ID, Results
+from kpireport.score.scoring import Window
+
+
+# ---------------------------------------------------------------------------- JSON
+def _window(window: Window) -> dict[str, object]:
+    return {"actual": window.actual, "target": window.target,
+            "attainment": window.attainment, "score": window.score, "status": window.status}
+
+
+def _money(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def results_json(results: Results) -> dict[str, object]:
+    """The document of SPEC §4, shape for shape."""
+    book, s = results.book, results.book.settings
+    scorecards = []
+    for owner in results.owners:
+        pay = results.pay.get(owner.owner)
+        scorecards.append({
+            "owner": owner.owner, "owner_type": owner.owner_type, "name": owner.name,
+            "department": owner.department,
+            "month": {"score": owner.month_score, "status": owner.month_status},
+            "ytd": {"score": owner.ytd_score, "status": owner.ytd_status},
+            "band": pay.band if pay else None,
+            "bonus_payout": pay.bonus_payout if pay else None,
+            "bonus": _money(pay.bonus) if pay else None,
+            "salary_increase": pay.salary_increase if pay else None,
+            "recommended_salary": _money(pay.recommended_salary) if pay else None,
+            "employment": results.employment(owner.owner),
+            "kpis": [{"kpi_id": line.kpi_id, "weight": line.weight,
+                      "month": _window(line.month), "ytd": _window(line.ytd)}
+                     for line in owner.lines]})
+    return {
+        "schema": SCHEMA_ID, "organization": s.organization, "period": results.period,
+        "fiscal_year_start": month_label(results.scores.fiscal_start), "currency": s.currency,
+        "locale": s.locale, "source": {"file": book.source_file, "sha256": book.source_sha256},
+        "scorecards": scorecards,
+        "issues": [i.as_dict() for i in results.issues if i.severity != "info"]}
+
+
+def results_json_bytes(results: Results) -> bytes:
+    """results.json as written: UTF-8, indented by two (orjson: ~20× the standard library's
+    indenting encoder, which is pure Python)."""
+    # lazy: orjson loads only on the path that needs it
+    import orjson
+
+    return orjson.dumps(results_json(results), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+# ---------------------------------------------------------------------------- payroll.csv
+PAYROLL_COLUMNS = ("employee_id", "name", "department", "ytd_score", "band", "bonus_payout",
+                   "bonus", "salary_increase", "recommended_salary", "currency", "employment")
+
+
+def payroll_csv(results: Results) -> bytes:
+    currency = results.book.settings.currency
+    places = minor_units(currency)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(PAYROLL_COLUMNS)
+    for owner in results.owners:
+        pay = results.pay.get(owner.owner)
+        if pay is None:
+            continue
+        writer.writerow([safe_text(v) for v in (
+            owner.owner, owner.name, owner.department, _plain(owner.ytd_score),
+            pay.band or "", _plain(pay.bonus_payout),
+            "" if pay.bonus is None else f"{pay.bonus:.{places}f}",
+            _plain(pay.salary_increase),
+            "" if pay.recommended_salary is None else f"{pay.recommended_salary:.{places}f}",
+            currency, results.employment(owner.owner))])
+    # The byte-order mark makes Excel on Windows read UTF-8 (Vietnamese names) instead of
+    # the ANSI code page; csv readers that open with utf-8-sig skip it.
+    return out.getvalue().encode("utf-8-sig")
+
+
+def _plain(value: float | None) -> str:
+    return "" if value is None else repr(round(value, 10))
+
+
+# ---------------------------------------------------------------------------- results.xlsx
+XLSX_STATUS = {"green": N_("On track"), "amber": N_("At risk"), "red": N_("Off track"),
+               "none": N_("No data")}
+WINDOW_HEADERS = ((N_("month actual"), N_("month target"), N_("month attainment"),
+                   N_("month score"), N_("month status")),
+                  (N_("ytd actual"), N_("ytd target"), N_("ytd attainment"), N_("ytd score"),
+                   N_("ytd status")))
+XLSX_WORDS = {"employee": N_("employee"), "department": N_("department"),
+              "company": N_("company"), "employed": N_("employed"), "left": N_("left"),
+              "not-started": N_("not started")}
+
+
+def results_xlsx(results: Results) -> bytes:
+    """Two sheets for Excel users: owner scores and KPI lines, formatted and filterable.
+
+    Headers, owner types, status and employment words are in the workbook's language
+    (Settings ``locale``); actuals and targets of percent KPIs are formatted as percents and
+    of currency KPIs as money; goal names stand beside goal ids.
+
+    Written with rustpy-xlsxwriter (rust_xlsxwriter): ~0.15 s for the ~160,000 cells of
+    1,000 people, where XlsxWriter took 1.15 s — more than a whole ``kpireport check``. Number
+    formats sit on the columns; the actual and target columns have none, so each KPI line's
+    row format (its unit's: percent, money or plain) formats them, while the other columns'
+    formats win over it. Text is always written as text (an inline string, never a formula)
+    and keeps safe_text's apostrophe.
+    """
+    # lazy: rustpy_xlsxwriter loads only on the path that needs it
+    import rustpy_xlsxwriter as xlsx
+
+
+    gettext = translations(results.book.settings.locale).gettext
+    words = {code: gettext(text) for code, text in {**XLSX_STATUS, **XLSX_WORDS}.items()}
+    goals = {g.goal_id: g.goal for g in results.book.goals}
+    currency = results.book.settings.currency
+    money = "#,##0" if minor_units(currency) == 0 else "#,##0.00"
+    owner_cols = [(N_("owner"), 12, None), (N_("type"), 11, None), (N_("name"), 26, None),
+                  (N_("department"), 18, None), (N_("month score"), 12, "0.0%"),
+                  (N_("month status"), 12, None), (N_("ytd score"), 11, "0.0%"),
+                  (N_("ytd status"), 11, None), (N_("band"), 18, None),
+                  (N_("bonus payout"), 12, "0.0%"),
+                  (gettext("bonus ({currency})").format(currency=currency), 16, money),
+                  (N_("salary increase"), 14, "0.0%"),
+                  (gettext("recommended salary ({currency})").format(currency=currency), 24,
+                   money), (N_("employment"), 14, None)]
+    rows = []
+    for o in results.owners:
+        pay = results.pay.get(o.owner)
+        state = results.employment(o.owner)
+        rows.append([o.owner, words[o.owner_type], o.name, o.department, o.month_score,
+                     words[o.month_status], o.ytd_score, words[o.ytd_status],
+                     pay.band if pay else None, pay.bonus_payout if pay else None,
+                     pay.bonus if pay else None, pay.salary_increase if pay else None,
+                     pay.recommended_salary if pay else None,
+                     words[state] if state else None])
+    line_cols = [(N_("owner"), 12, None), (N_("kpi_id"), 12, None), (N_("kpi"), 30, None),
+                 (N_("weight"), 9, "0%"), (N_("goal"), 10, None), (N_("goal name"), 30, None),
+                 (N_("strategic goal"), 14, None), (N_("strategic goal name"), 30, None)]
+    for actual, target, attainment, score, status in WINDOW_HEADERS:
+        line_cols += [(actual, 14, None), (target, 14, None),  # the row's unit formats these
+                      (attainment, 12, "0.0%"), (score, 11, "0.0%"), (status, 11, None)]
+    # The ~20,000 KPI lines' numbers (Window's floats or None) go to the writer as they are,
+    # their texts made safe once per distinct text: _cell on each of ~360,000 cells cost 0.1 s.
+    safe: dict[str, object] = {}
+
+    def text(value: str | None) -> object:
+        if value is None:
+            return None
+        if value not in safe:
+            safe[value] = _cell(value)
+        return safe[value]
+
+    status = {code: text(word) for code, word in words.items()}
+    kpis: dict[tuple, tuple] = {}  # a KPI's texts and row format, once per KPI and goals
+    line_rows, line_units = [], []
+    for o in results.owners:
+        owner = text(o.owner)
+        for ln in o.lines:
+            key = (ln.kpi_id, ln.goal_id, ln.strategic_goal_id)
+            if key not in kpis:
+                kpis[key] = ((text(ln.kpi_id), text(ln.kpi.kpi)),
+                             (text(ln.goal_id), text(goals.get(ln.goal_id or "")),
+                              text(ln.strategic_goal_id),
+                              text(goals.get(ln.strategic_goal_id or ""))),
+                             _value_format(ln.kpi.unit, ln.kpi.decimals, money) or PLAIN)
+            kpi_texts, goal_texts, unit = kpis[key]
+            m, y = ln.month, ln.ytd
+            line_rows.append([owner, *kpi_texts, ln.weight, *goal_texts,
+                              m.actual, m.target, m.attainment, m.score, status[m.status],
+                              y.actual, y.target, y.attainment, y.score, status[y.status]])
+            line_units.append(unit)
+    formats: dict[str, object] = {}
+
+    def number_format(fmt: str):
+        if fmt not in formats:
+            formats[fmt] = xlsx.Format().set_num_format(fmt)
+        return formats[fmt]
+
+    header = (xlsx.Format().set_bold().set_font_color("#FFFFFF")
+              .set_background_color("#1F3A5F"))
+    sheets, options = [], {key: {} for key in (
+        "freeze_panes", "column_widths", "column_formats", "header_format", "autofilter",
+        "row_formats")}
+    rows = [list(map(_cell, row)) for row in rows]
+    for title, cols, data, frozen, units in (
+            (gettext("Owners"), owner_cols, rows, 1, None),
+            (gettext("KPI lines"), line_cols, line_rows, 2, line_units)):
+        title = title[:31]
+        names = _unique([gettext(name) for name, _, _ in cols])
+        sheets.append((title, [dict(zip(names, row)) for row in data]
+                       or [dict.fromkeys(names)]))
+        options["freeze_panes"][title] = {"row": 1, "col": frozen}
+        options["column_widths"][title] = [width for _, width, _ in cols]
+        options["column_formats"][title] = {name: number_format(fmt)
+                                            for name, (_, _, fmt) in zip(names, cols) if fmt}
+        options["header_format"][title] = header
+        options["autofilter"][title] = True
+        if units:
+            options["row_formats"][title] = {r: number_format(unit)
+                                             for r, unit in enumerate(units, start=1)}
+    out = io.BytesIO()
+    xlsx.write_worksheets(sheets, out, **options)
+    return out.getvalue()
+
+
+PLAIN = "#,##0.####"  # the actual and target of a KPI that is neither percent nor money
+
+
+def _cell(value: object) -> object:
+    """A cell's value as rust_xlsxwriter takes it: text made safe, Decimal money a float."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column headers as record keys: a translation that repeats one gets a number."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        unique, n = name, 1
+        while unique in seen:
+            n += 1
+            unique = f"{name} ({n})"
+        seen.add(unique)
+        out.append(unique)
+    return out
+
+
+def _value_format(unit: str, decimals: int | None, money: str) -> str | None:
+    """The number format of a KPI's actual and target cells: percent KPIs as %, money as
+    money; plain numbers keep the column's format."""
+    if unit == "percent":
+        places = 1 if decimals is None else decimals
+        return "0" + ("." + "0" * places if places else "") + "%"
+    if unit == "currency":
+        return money
+    return None
+
+
+# ---------------------------------------------------------------------------- all three
+def results_files(results: Results, more: Mapping[str, Callable[[], bytes]] | None = None
+                  ) -> dict[str, bytes]:
+    """results.json, results.xlsx and payroll.csv of a build, by file name (and ``more``: other
+    files of the build made beside them, e.g. the input snapshot)."""
+    files = {"results.json": results_json_bytes(results), "results.xlsx": results_xlsx(results),
+             "payroll.csv": payroll_csv(results)}
+    for name, make in (more or {}).items():
+        files[name] = make()
+    return files

@@ -1,0 +1,78 @@
+"""The web app's builds, each in a process of its own.
+
+The server is a threaded process that runs for weeks: a build inside it would leave its memory
+high after every month (the allocator keeps what a 1,000-person build touched) and would share
+its cores with the pages. So each build runs in a spawned process (never a fork of the threaded
+server) that reads, scores, renders (with its own PDF workers) and writes the run folder, and
+tells the server its progress through a queue. When it ends, all of its memory is the system's
+again.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue as queues
+from collections.abc import Callable
+from pathlib import Path
+
+from kpireport.core.errors import KpireportError
+
+WAIT = 1.0  # seconds between looks at a build process that has not said anything
+
+
+def build_elsewhere(path: Path, out: Path, workers: int | None, *,
+                    on_start: Callable[[int], None], progress: Callable[[str], None],
+                    located: Callable[[str], None]) -> dict:
+    """Build the workbook at ``path`` into ``out`` in a new process; its outcome
+    ({period, rendered, cached, failures}). ``located`` gets the workbook's locale as soon as
+    it is known. A failure of the build is raised here as a KpireportError with its message."""
+    context = multiprocessing.get_context("spawn")
+    channel = context.Queue()
+    # Not a daemon: the build starts PDF worker processes of its own.
+    process = context.Process(target=_build, args=(str(path), str(out), workers, channel),
+                              name="kpireport-build")
+    process.start()
+    try:
+        while True:
+            try:
+                kind, value = channel.get(timeout=WAIT)
+            except queues.Empty:
+                if not process.is_alive():
+                    raise KpireportError(f"the build stopped without a word (exit code "
+                                         f"{process.exitcode}); nothing was written") from None
+                continue
+            if kind == "locale":
+                located(value)
+            elif kind == "total":
+                on_start(value)
+            elif kind == "done":
+                progress(value)
+            elif kind == "failed":
+                raise KpireportError(value)
+            else:
+                return value
+    finally:
+        process.join(timeout=60)
+        if process.is_alive():
+            process.terminate()
+            process.join()
+        channel.close()
+
+
+def _build(path: str, out: str, workers: int | None, channel) -> None:
+    """In the build process: the same calls as ``kpireport build``."""
+    from kpireport import api  # lazy: only in the build process
+    from kpireport.core.options import BuildOptions
+
+    try:
+        checked = api.load(path)
+        channel.put(("locale", checked[0].settings.locale))
+        result = api.build(checked, BuildOptions(out=out, workers=workers),
+                           on_start=lambda n: channel.put(("total", n)),
+                           progress=lambda name: channel.put(("done", name)))
+        channel.put(("result", {"period": result.results.period, "rendered": result.rendered,
+                                "cached": result.cached, "failures": result.failures}))
+    except KpireportError as exc:
+        channel.put(("failed", str(exc)))
+    except Exception as exc:  # noqa: BLE001 (shown on the page, not lost in a process)
+        channel.put(("failed", f"internal error ({type(exc).__name__}: {exc}); this is a bug"))
