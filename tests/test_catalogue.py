@@ -1,5 +1,5 @@
 """The issue catalogue: one table of every code, its messages filled from fields, and the
-README's table of codes kept in step with it."""
+docs' table of codes (docs/issue-codes.md) kept in step with it."""
 
 from __future__ import annotations
 
@@ -117,29 +117,36 @@ def test_issue_fails_loudly(call, words):
         call()
 
 
-# ---------------------------------------------------------------------------- README
-def readme_codes() -> dict[str, str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index("| code | severity | meaning → fix |")
-    rows = text[start:].split("\n\n", 1)[0].splitlines()[2:]
-    found: dict[str, str] = {}
+# ---------------------------------------------------------------------------- the docs' table
+CODES_PAGE = ROOT / "docs" / "issue-codes.md"
+
+
+def documented_codes() -> dict[str, tuple[str, str]]:
+    """code → (severity, title) from the table of docs/issue-codes.md, one row per code."""
+    text = CODES_PAGE.read_text(encoding="utf-8")
+    start = text.index("| code | severity | title | meaning → fix |")
+    rows = text[start:].split("\n\n", 1)[0].strip().splitlines()[2:]
+    found: dict[str, tuple[str, str]] = {}
     for row in rows:
-        codes, severity = row.split("|")[1:3]
-        for code in re.findall(r"`([a-z0-9-]+)`", codes):
-            assert code not in found, f"{code} is in the README's table twice"
-            found[code] = severity.strip()
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        assert len(cells) == 4, f"a row of {CODES_PAGE.name} without four cells: {row}"
+        codes = re.findall(r"^`([a-z0-9-]+)`$", cells[0])
+        assert codes, f"not one code in backticks: {cells[0]}"
+        assert codes[0] not in found, f"{codes[0]} is in {CODES_PAGE.name}'s table twice"
+        found[codes[0]] = (cells[1], cells[2])
     return found
 
 
-def test_the_readme_table_lists_every_code_with_its_severity():
-    documented = readme_codes()
+def test_the_docs_table_lists_every_code_with_its_severity_and_title():
+    documented = documented_codes()
     assert set(documented) == set(CATALOGUE), (
-        f"not in the README: {sorted(set(CATALOGUE) - set(documented))}; "
+        f"not in {CODES_PAGE.name}: {sorted(set(CATALOGUE) - set(documented))}; "
         f"not in the catalogue: {sorted(set(documented) - set(CATALOGUE))}")
-    for code, severity in documented.items():
+    for code, (severity, title) in documented.items():
         entry = CATALOGUE[code]
         expected = entry.severity + (" (build)" if entry.stage == "build" else "")
         assert severity == expected, code
+        assert title == entry.title, code
 
 
 # ---------------------------------------------------------------------------- every form

@@ -66,7 +66,7 @@ def test_catalog_template_is_up_to_date(tmp_path):
         fresh = {m.id for m in read_po(handle) if m.id}
     with (project / "kpireport" / "locale" / "kpireport.pot").open("rb") as handle:
         committed = {m.id for m in read_po(handle) if m.id}
-    assert fresh == committed, "run the extraction in the README (Translations) again"
+    assert fresh == committed, "run the extraction in docs/development.md (Translations) again"
 
 
 @pytest.mark.parametrize("locale", ["en_US", "vi_VN", "de_DE"])

@@ -21,7 +21,7 @@ from kpireport.core.model import month_of
 from kpireport.data_in.importer import SHIPPED, load_mapping, plan_import, shipped_mappings
 from tests.conftest import CORPUS, soffice
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+IMPORTING_PAGE = Path(__file__).resolve().parents[1] / "docs" / "importing.md"
 
 
 def invoke(*args):
@@ -365,14 +365,14 @@ def test_imported_workbook_opens_in_libreoffice(acme, tmp_path):
     assert resaved["Sources"]["A2"].value == "deals.csv"
 
 
-def test_shipped_mappings_load_and_are_in_the_readme():
-    readme = README.read_text()
+def test_shipped_mappings_load_and_are_in_the_docs():
+    page = IMPORTING_PAGE.read_text(encoding="utf-8")
     assert shipped_mappings() == ["ad-campaigns", "cloudpro-tickets", "hubspot-deals",
                                   "salesforce-opportunities"]
     for name in shipped_mappings():
         load_mapping(Path(name))
     for name in ("hubspot-deals", "ad-campaigns"):  # the two worked examples, word for word
-        assert (SHIPPED / f"{name}.toml").read_text().strip() in readme, name
+        assert (SHIPPED / f"{name}.toml").read_text().strip() in page, name
 
 
 def test_plan_reads_without_writing(acme, tmp_path):
