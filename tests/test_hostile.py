@@ -1115,3 +1115,44 @@ def test_unwritable_outbox_is_one_line(run, tmp_path):
     assert (tmp_path / "rc").read_text().strip() == "rc=1"
     assert (tmp_path / "err").read_text().strip() == (
         f"Error: cannot write the outbox {outbox}: Read-only file system")
+
+
+# ---------------------------------------------------------------------------- swaps that finish
+def test_a_previous_build_that_cannot_be_removed_is_named_and_cleaned_next_time(tmp_path,
+                                                                                 monkeypatch):
+    """A rebuild whose previous run folder cannot be removed completely still ends with one
+    run folder; what is left is said in one line and removed by the next build, never left as
+    a staging folder with no word. (As root, permission bits do not stop a removal, so the
+    file system's refusal is simulated where shutil removes files.)"""
+    import os as os_module
+    import shutil as shutil_module
+
+    from kpireport import api
+
+    book = SAMPLES / "acme.xlsx"
+    out = tmp_path / "reports"
+    first = api.build(book, out=out, formats=("html",))
+    (first.run_dir / "notes").mkdir()
+    (first.run_dir / "notes" / "held.txt").write_text("open in another program")
+    real_unlink = os_module.unlink
+
+    def refuse(path, *args, **kwargs):
+        if os_module.path.basename(str(path)) == "held.txt":
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil_module.os, "unlink", refuse)
+    (first.run_dir / "results.json").write_bytes(b"{}")  # a change: not reused
+    second = api.build(book, out=out, formats=("html",), workers=1)
+    monkeypatch.undo()
+    assert second.ok and second.leftover is not None
+    assert "could not be removed" in second.leftover and "Permission denied" in second.leftover
+    assert "\n" not in second.leftover and "next build" in second.leftover
+    aside = [p.name for p in out.iterdir() if p.name.startswith(".2026-03.")
+             and not p.name.endswith(".lock")]
+    assert len(aside) == 1 and ".old-" in aside[0] and "staging" not in aside[0]
+    assert (out / "2026-03" / "index.html").is_file()
+    third = api.build(book, out=out, formats=("html",))
+    assert third.ok and third.leftover is None
+    assert not [p.name for p in out.iterdir() if ".old-" in p.name or "staging" in p.name]
+    assert (out / "2026-03" / "index.html").is_file()

@@ -274,6 +274,8 @@ def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
                f"rendered {result.rendered} report(s), {result.cached} unchanged"
                + (f"; {len(warnings)} warning(s) (see kpireport check)" if warnings else ""))
     click.echo(f"Reports: {result.run_dir / 'index.html'}")
+    if result.leftover:
+        click.echo(f"Note: {result.leftover}", err=True)
     # lazy: loaded only when this command runs (start-up stays light)
     from kpireport.month.cycle import build_summary
 

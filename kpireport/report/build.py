@@ -144,7 +144,7 @@ class Build:
             gate.stage(staging, manifest)  # a sent period changed without --reopen stops here
         written = staging.commit()
         return BuildResult(run_dir, results, written, len(share.rendered), cached, {},
-                           self.issues, manifest)
+                           self.issues, manifest, staging.leftover)
 
 
 def manifest_reports(results: Results, share: Share, expected: dict[str, list[str]],

@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class BuildResult:
     failures: dict[str, str]
     issues: list[Issue]
     manifest: Manifest | None = None  # None when the build failed
+    leftover: str | None = None  # what of the previous build's folder could not be removed
 
     @property
     def ok(self) -> bool:
@@ -79,9 +81,8 @@ def run_lock(run_dir: Path, *, shared: bool = False) -> Iterator[None]:
     when the holder exits, however it exits, so a killed build or send never leaves it taken.
     """
     try:
-        # lazy: fcntl loads only on the path that needs it
-        import fcntl
-    except ImportError:  # not POSIX: no locking (documented)
+        import fcntl  # lazy: POSIX only; elsewhere there is no locking (documented)
+    except ImportError:
         yield
         return
     run_dir = Path(os.path.abspath(run_dir))
@@ -122,6 +123,7 @@ class Staging:
         except OSError as exc:
             raise OutputError(f"cannot write to {run_dir.parent}: {exc.strerror or exc}") from None
         self.names: list[str] = []
+        self.leftover: str | None = None  # what of the previous build could not be removed
 
     def write(self, name: str, data: bytes) -> None:
         write_file(self.dir, name, data, self.run_dir)
@@ -169,11 +171,18 @@ class Staging:
                               f"{exc.strerror or exc}") from None
 
     def commit(self) -> list[Path]:
-        """Swap the staged folder in for ``run_dir``; remove the previous one."""
+        """Swap the staged folder in for ``run_dir``, then remove the previous one.
+
+        The previous folder is first renamed aside (``.2026-03.old-…``), so whatever of it
+        cannot be removed (a read-only folder, a file held open on Windows) never looks like a
+        build in progress: :attr:`leftover` says what is left, in one line, and the next build
+        of the period removes it (:func:`clean_leftovers`)."""
         try:
             if self.run_dir.exists():
                 old = _swap(self.dir, self.run_dir)
-                shutil.rmtree(old, ignore_errors=True)  # a leftover is removed next time
+                if old.name.startswith(f".{self.run_dir.name}{STAGING}"):
+                    old = _set_aside(old, self.run_dir)
+                self.leftover = remove_tree(old)
             else:
                 os.rename(self.dir, self.run_dir)
         except OSError as exc:
@@ -253,8 +262,46 @@ def clean_leftovers(run_dir: Path) -> list[Path]:
         os.rename(olds.pop(), run_dir)
     removed = olds + list(parent.glob(f".{run_dir.name}{STAGING}*"))
     for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
     return removed
+
+
+def _set_aside(folder: Path, run_dir: Path) -> Path:
+    """Rename the previous build's folder (after the exchange it has the staging name) to
+    ``.<period>.old-…``: a leftover of it is then never taken for a build in progress."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}{OLD}", dir=run_dir.parent))
+    os.rmdir(aside)
+    try:
+        os.rename(folder, aside)
+    except OSError:
+        return folder
+    return aside
+
+
+def remove_tree(folder: Path) -> str | None:
+    """Remove ``folder`` and everything in it, making read-only folders writable first. None
+    when it is gone; else one line naming what is left and why."""
+    problems: list[str] = []
+
+    def retry(function, path, error) -> None:
+        try:  # a read-only folder refuses to lose its entries: make it writable, try again
+            os.chmod(os.path.dirname(path), 0o700)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+            function(path)
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror or exc}")
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=retry)
+    else:
+        shutil.rmtree(folder, onerror=lambda function, path, info: retry(function, path, info[1]))
+    if not os.path.lexists(folder):
+        return None
+    left = sum(len(files) for _, _, files in os.walk(folder))
+    first = problems[0] if problems else "it is in use"
+    return (f"{left} file(s) of the previous build could not be removed from {folder} "
+            f"({first}); the next build of the period removes them")
 
 
 # ---------------------------------------------------------------------------- render cache
