@@ -106,13 +106,13 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
     # lazy: `check` and `send` never load the build's modules (numpy, Jinja, the writers)
     from kpireport.deliver.protect import PasswordStore
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.deliver.recipients import RECIPIENTS_FILE, recipients_record
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.month.cycle import BuildGate
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.report.build import Build
 
     if submit is None and options.dask:
@@ -145,7 +145,7 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
 def source_book(run_dir: Path, name: str | None = None) -> Path:
     """The workbook named in a build's manifest (``name``, if already read), looked for where
     a user would keep it."""
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.report.manifest import read_manifest
 
     name = name or read_manifest(run_dir).workbook_file
@@ -216,10 +216,10 @@ def send(run_dir: str | Path, options: SendOptions | None = None, *,
     # lazy: `check` and `build` never load e-mail's modules
     from kpireport.deliver.messages import plan_messages, write_outbox
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.deliver.send import LEDGER, Ledger, send_messages
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.month import cycle
 
     if options is None:

@@ -472,3 +472,38 @@ def test_pdf_build_leaves_no_weasyprint_font_folder_behind(make_workbook, tmp_pa
     assert run.returncode == 0, run.stderr
     assert list((tmp_path / "out").rglob("*.pdf"))
     assert [p.name for p in temp.iterdir() if p.name.startswith("weasyprint-")] == []
+
+
+def _undeclared(value, declared, path: str) -> list[str]:
+    """Keys of ``value`` (a view, or a part of one) that its TypedDict does not declare, and
+    declared keys it lacks, walking into nested TypedDicts and sequences of them."""
+    import typing
+
+    hints = typing.get_type_hints(declared)
+    problems = [f"{path}.{key}: not declared" for key in value if key not in hints]
+    for key, hint in hints.items():
+        if key not in value:
+            if key in declared.__required_keys__:
+                problems.append(f"{path}.{key}: missing")
+            continue
+        inner = typing.get_args(hint)
+        if value[key] is None:
+            continue
+        if typing.is_typeddict(hint):
+            problems += _undeclared(value[key], hint, f"{path}.{key}")
+        elif inner and typing.is_typeddict(inner[0]):
+            for item in value[key]:
+                problems += _undeclared(item, inner[0], f"{path}.{key}[]")
+    return problems
+
+
+@pytest.mark.parametrize("sample", ["acme", "onlinecrm"])
+def test_every_view_has_exactly_the_keys_its_type_declares(sample):
+    from kpireport.report.viewmodel import VIEW_TYPES
+
+    book, issues = api.load(Path(__file__).resolve().parents[1] / "sample_workbooks"
+                            / f"{sample}.xlsx")
+    problems = []
+    for view in all_views(compute(book, issues), archive=True):
+        problems += _undeclared(view, VIEW_TYPES[view["kind"]], view["file"])
+    assert sorted(set(problems)) == []

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 
 from kpireport.core.errors import KpireportError
-from kpireport.core.options import FORMATS
+from kpireport.core.options import parse_formats
 from kpireport.core.version import __version__
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -20,11 +22,7 @@ class _Group(click.Group):
     """Turns library errors into one-line messages and unexpected ones into a hint."""
 
     def invoke(self, ctx: click.Context):
-        # lazy: signal loads only on the path that needs it
-        import signal
 
-        # lazy: threading loads only on the path that needs it
-        import threading
 
         if threading.current_thread() is threading.main_thread():
             # SIGTERM (kill, systemd, cron's timeout) stops a command like Ctrl-C: workers
@@ -43,9 +41,6 @@ class _Group(click.Group):
             click.echo(f"Error: internal error ({type(exc).__name__}: {exc}). This is a bug "
                        "in kpireport; please report it with the command you ran "
                        "(set KPIREPORT_DEBUG=1 to see the traceback).", err=True)
-            # lazy: os loads only on the path that needs it
-            import os
-
             if os.environ.get("KPIREPORT_DEBUG"):
                 raise
             sys.exit(1)
@@ -94,7 +89,7 @@ def entry() -> None:
 
 
 def _month(value: str | None) -> int | None:
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.model import parse_month
 
     if value is None:
@@ -127,7 +122,7 @@ def init(path: Path, sample: str | None, employees: int, year: int | None, force
       kpireport init kpis.xlsx --locale vi_VN
       kpireport init acme.xlsx --sample acme
     """
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.data_in import samples, template
 
     if locale_ is not None and not template.has_template_texts(locale_):
@@ -158,7 +153,7 @@ def prepare(book: Path, year: int | None) -> None:
     Example:
       kpireport prepare kpis.xlsx --year 2026
     """
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.data_in.prepare import prepare_workbook
 
     result = prepare_workbook(book, year=year)
@@ -187,10 +182,10 @@ def check(book: Path, fmt: str, show_all: bool, annotate: str | None) -> None:
       kpireport check kpis.xlsx --format json > issues.json
       kpireport check kpis.xlsx --annotate          # writes kpis.checked.xlsx
     """
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport import api
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.errors import UnreadableWorkbook
 
     try:
@@ -205,7 +200,7 @@ def check(book: Path, fmt: str, show_all: bool, annotate: str | None) -> None:
     errors = sum(i.severity == "error" for i in issues)
     annotated = None
     if annotate is not None:
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.data_in.annotate import annotate_workbook
 
         annotated = annotate_workbook(book, issues, Path(annotate) if annotate else None)
@@ -213,7 +208,7 @@ def check(book: Path, fmt: str, show_all: bool, annotate: str | None) -> None:
         click.echo(json.dumps({"valid": errors == 0, "issues": [i.as_dict() for i in issues]},
                               ensure_ascii=False, indent=2))
     else:
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.cli.console import print_issues
 
         print_issues(book, issues, show_all=show_all)
@@ -232,20 +227,19 @@ def check(book: Path, fmt: str, show_all: bool, annotate: str | None) -> None:
 
 
 def _formats(value: str) -> tuple[str, ...]:
-    items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
-    bad = [v for v in items if v not in FORMATS]
-    if bad or not items:
-        raise click.BadParameter(f"{value!r}: use html, pdf or html,pdf")
-    return items
+    try:
+        return parse_formats(value)
+    except KpireportError:
+        raise click.BadParameter(f"{value!r}: use html, pdf or html,pdf") from None
 
 
 def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
               templates: Path | None, workers: int | None, dask: str | None,
               archive: bool = False, reopen: tuple[str | None, str | None] = (None, None)):
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport import api
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.options import BuildOptions
 
     options = BuildOptions(out=out, period=_month(period), formats=_formats(fmt),
@@ -255,7 +249,7 @@ def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
     if not sys.stderr.isatty():  # no bar to draw (cron, a pipe): not even rich.progress
         result = api.build(book, options)
     else:
-        # lazy: rich loads only on the path that needs it
+        # lazy: rich is loaded only where it is used (start-up stays light)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         with Progress("[progress.description]{task.description}", BarColumn(),
@@ -276,7 +270,7 @@ def _do_build(book: Path | tuple, period: str | None, out: Path, fmt: str,
     click.echo(f"Reports: {result.run_dir / 'index.html'}")
     if result.leftover:
         click.echo(f"Note: {result.leftover}", err=True)
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.month.cycle import build_summary
 
     click.echo(build_summary(result.run_dir))
@@ -357,19 +351,19 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
              resend: bool, smtp: dict, templates: Path | None = None, book=None,
              test_to: str | None = None, only: str | None = None) -> None:
 
-    # lazy: rich loads only on the path that needs it
+    # lazy: rich is loaded only where it is used (start-up stays light)
     from rich.console import Console
 
-    # lazy: rich loads only on the path that needs it
+    # lazy: rich is loaded only where it is used (start-up stays light)
     from rich.table import Table
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport import api
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.options import SendOptions
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.deliver.transport import SmtpSettings, SmtpTransport, backoff_from_env
 
     if dry_run and outbox is None:
@@ -488,10 +482,10 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
       kpireport run kpis.xlsx --out reports --dry-run --outbox outbox
       kpireport run kpis.xlsx --out reports --send     # e.g. from cron on the 3rd
     """
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport import api
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.cli.console import print_issues
 
     if dry_run and outbox is None:
@@ -506,7 +500,7 @@ def run(book: Path, period: str | None, out: Path, do_send: bool, dry_run: bool,
         sys.exit(1)
     result = _do_build(checked, period, out, "html,pdf", templates, workers, dask)
     if do_send and loaded.settings.require_approval:
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.month.cycle import EXIT_NOT_APPROVED, approval
 
         state = approval(result.run_dir)

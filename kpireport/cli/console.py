@@ -33,7 +33,7 @@ def print_issues(book: Path, issues: list[Issue], *, show_all: bool = False,
 
 def print_import_plan(plan, *, dry_run: bool, console: Console | None = None) -> None:
     """The changes of an import as a table: owner, KPI, month, old → new."""
-    # lazy: rich loads only on the path that needs it
+    # lazy: rich is loaded only where it is used (start-up stays light)
     from rich.markup import escape
 
     console = console or Console(highlight=False, soft_wrap=False)
@@ -50,7 +50,7 @@ def print_import_plan(plan, *, dry_run: bool, console: Console | None = None) ->
     if plan.new_rows:
         extra.append(f"{len(plan.new_rows)} new row(s)")
     if plan.new_months:
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.core.model import month_label
 
         extra.append("new month column(s) " + ", ".join(month_label(m) for m in plan.new_months))

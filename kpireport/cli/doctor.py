@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import warnings
 from dataclasses import dataclass
 
@@ -19,17 +20,17 @@ class Finding:
 def diagnose() -> list[Finding]:
     """Look at the libraries and fonts kpireport relies on; import nothing heavy twice."""
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.resources import builtin_templates
 
     findings = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # lazy: weasyprint loads only on the path that needs it
+            # lazy: weasyprint is loaded only where it is used (start-up stays light)
             import weasyprint
 
-            # lazy: weasyprint loads only on the path that needs it
+            # lazy: weasyprint is loaded only where it is used (start-up stays light)
             from weasyprint.text import ffi
         number = ffi.pango.pango_version()
         pango = f"{number // 10000}.{number // 100 % 100}.{number % 100}"
@@ -54,14 +55,14 @@ def diagnose() -> list[Finding]:
                             "" if not missing else "PDFs fall back to system fonts; "
                             "reinstall kpireport"))
     try:
-        # lazy: lxml loads only on the path that needs it
+        # lazy: lxml is loaded only where it is used (start-up stays light)
         import lxml  # noqa: F401
 
         findings.append(Finding("lxml", True, "openpyxl writes templates with lxml"))
     except ImportError:
         findings.append(Finding("lxml", False, "missing", "init and prepare ~20% slower"))
     try:
-        # lazy: distributed loads only on the path that needs it
+        # lazy: distributed is loaded only where it is used (start-up stays light)
         import distributed  # noqa: F401
 
         findings.append(Finding("Dask distributed (optional)", True, "build --dask works"))
@@ -81,19 +82,16 @@ def check_smtp(settings, sender: str | None) -> list[Finding]:
     """``doctor --smtp``: connect, EHLO, STARTTLS and AUTH as ``send`` would, and ask whether
     the sender is accepted (MAIL FROM, then RSET) — nothing is sent. One finding per step; the
     first step that fails ends the check. The password is never shown."""
-    # lazy: smtplib loads only on the path that needs it
+    # lazy: smtplib is loaded only where it is used (start-up stays light)
     import smtplib
 
-    # lazy: socket loads only on the path that needs it
-    import socket
-
-    # lazy: ssl loads only on the path that needs it
+    # lazy: ssl is loaded only where it is used (start-up stays light)
     import ssl
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.errors import DeliveryError
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.deliver.transport import _login
 
     s = settings

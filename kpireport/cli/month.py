@@ -28,10 +28,10 @@ def diff_(old: Path, new: Path | None, fmt: str) -> None:
       kpireport diff reports/2026-03
       kpireport diff reports/2026-02 reports/2026-03 --format json > changes.json
     """
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.month.cycle import with_previous
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.month.diff import diff_runs, format_text
 
     if new is None:
@@ -61,7 +61,7 @@ def approve(run_dir: Path, by: str, note: str | None, revoke: bool) -> None:
       kpireport approve reports/2026-03 --by "Lan Tran" --note "checked against payroll"
       kpireport approve reports/2026-03 --revoke --by "Lan Tran" --note "E004 disputes Q1"
     """
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.month import cycle
 
     if revoke:
@@ -88,7 +88,7 @@ def status(run_dir: Path, fmt: str) -> None:
       kpireport status reports/2026-03
       kpireport status reports/2026-03 --format json
     """
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.month import cycle
 
     document = cycle.status(run_dir)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import sys
 from pathlib import Path
@@ -34,10 +36,10 @@ def import_(source: Path, book: Path, mapping: Path | None, dry_run: bool,
       kpireport import campaigns.csv --book kpis.xlsx --map my-campaigns.toml
       kpireport import actuals-long.csv --book kpis.xlsx
     """
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.cli.console import print_import_plan
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.data_in.importer import apply_import, plan_import
 
     plan = plan_import(source, book, mapping)
@@ -81,18 +83,12 @@ def passwords(out_dir: Path, fmt: str, everyone: bool) -> None:
     Example:
       kpireport passwords reports --format csv > passwords.csv
     """
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.deliver.protect import hand_out
 
     rows = hand_out(out_dir, everyone=everyone)
     if fmt == "csv":
-        # lazy: csv loads only on the path that needs it
-        import csv
-
-        # lazy: io loads only on the path that needs it
-        import io
-
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.core.files import safe_text
 
         buffer = io.StringIO()
@@ -103,13 +99,13 @@ def passwords(out_dir: Path, fmt: str, everyone: bool) -> None:
                              safe_text(row.email), row.password])
         click.echo(buffer.getvalue(), nl=False)
         return
-    # lazy: rich loads only on the path that needs it
+    # lazy: rich is loaded only where it is used (start-up stays light)
     from rich.console import Console
 
-    # lazy: rich loads only on the path that needs it
+    # lazy: rich is loaded only where it is used (start-up stays light)
     from rich.markup import escape
 
-    # lazy: rich loads only on the path that needs it
+    # lazy: rich is loaded only where it is used (start-up stays light)
     from rich.table import Table
 
     console = Console(highlight=False)
@@ -140,20 +136,20 @@ def doctor(smtp_check: bool, **smtp) -> None:
         kpireport doctor --smtp
     """
 
-    # lazy: rich loads only on the path that needs it
+    # lazy: rich is loaded only where it is used (start-up stays light)
     from rich.console import Console
 
-    # lazy: rich loads only on the path that needs it
+    # lazy: rich is loaded only where it is used (start-up stays light)
     from rich.markup import escape
 
-    # lazy: rich loads only on the path that needs it
+    # lazy: rich is loaded only where it is used (start-up stays light)
     from rich.table import Table
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.cli.doctor import check_smtp, diagnose
 
     if smtp_check:
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.deliver import send as deliver
 
         options = {k.removeprefix("smtp_"): v for k, v in smtp.items() if v}
@@ -196,7 +192,7 @@ def serve(folder: Path, host: str, port: int, max_upload: int) -> None:
       kpireport serve kpis/                 # then open http://127.0.0.1:8750/
       KPIREPORT_SERVE_TOKEN=$(openssl rand -hex 16) kpireport serve kpis/ --host 0.0.0.0
     """
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.web.app import serve as serve_folder
 
     serve_folder(folder, host=host, port=port, max_upload=max_upload * 2**20, echo=click.echo)

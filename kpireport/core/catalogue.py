@@ -104,6 +104,7 @@ CATALOGUE: Mapping[str, Entry] = MappingProxyType({e.code: e for e in ENTRIES})
 
 
 def fix_for(code: str) -> str:
-    """What to do about an issue of ``code`` (a pointer to the documentation's table for a code not here)."""
+    """What to do about an issue of ``code`` (for a code not here, a pointer to the
+    documentation's table)."""
     entry = CATALOGUE.get(code)
     return entry.fix if entry is not None else UNKNOWN_FIX

@@ -18,13 +18,15 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as 
 
 
 @contextmanager
-def replacing(target: Path, *, mode: int | None = None) -> Iterator[Path]:
+def replacing(target: Path, *, mode: int | None = None, suffix: str = ".tmp"
+              ) -> Iterator[Path]:
     """A temporary path beside ``target``: write it in the body; it replaces ``target`` when
     the body ends without an error, and is removed otherwise. ``mode`` sets its permissions
-    before anything is written (e.g. 0o600 for secrets). Raises ``OSError``; the caller says
-    what could not be written."""
+    before anything is written (e.g. 0o600 for secrets); ``suffix`` is the temporary file's
+    ending (a workbook checked before it replaces the original must end in .xlsx). Raises
+    ``OSError``; the caller says what could not be written."""
     target = Path(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     temporary = Path(name)
     try:
         if mode is not None:

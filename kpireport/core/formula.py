@@ -119,7 +119,7 @@ def rename(node: Node, names: dict[str, str]) -> Node:
 
 def evaluate(node: Node, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Evaluate over arrays; return (result, divided_by_zero). NaN in → NaN out."""
-    # lazy: numpy loads only on the path that needs it
+    # lazy: numpy is loaded only where it is used (start-up stays light)
     import numpy as np
 
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -128,7 +128,7 @@ def evaluate(node: Node, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.
 
 
 def _eval(node: Node, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    # lazy: numpy loads only on the path that needs it
+    # lazy: numpy is loaded only where it is used (start-up stays light)
     import numpy as np
 
     if node.op == "num":

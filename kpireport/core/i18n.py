@@ -37,10 +37,10 @@ MONTH_PATTERN = N_("MMMM y")
 @lru_cache(maxsize=16)
 def translations(locale: str) -> NullTranslations:
     """Compiled translations for ``locale`` (falls back to the language, then English)."""
-    # lazy: babel loads only on the path that needs it
+    # lazy: babel is loaded only where it is used (start-up stays light)
     from babel.messages.mofile import write_mo
 
-    # lazy: babel loads only on the path that needs it
+    # lazy: babel is loaded only where it is used (start-up stays light)
     from babel.messages.pofile import read_po
 
     parsed = Locale.parse(locale)
@@ -74,7 +74,7 @@ class _Style:
 
 @lru_cache(maxsize=32)
 def _style(locale: str, currency: str) -> _Style:
-    # lazy: babel loads only on the path that needs it
+    # lazy: babel is loaded only where it is used (start-up stays light)
     from babel.numbers import (
         get_currency_symbol,
         get_decimal_symbol,
@@ -203,7 +203,7 @@ class Formatter:
               compact: bool = False) -> str:
         """A KPI value in its unit; ``compact`` shortens 100 million and more (10,76 T ₫)."""
         if compact and value is not None and abs(value) >= COMPACT_FROM and unit != "percent":
-            # lazy: babel loads only on the path that needs it
+            # lazy: babel is loaded only where it is used (start-up stays light)
             from babel.numbers import format_compact_currency, format_compact_decimal
 
             if unit == "currency":

@@ -16,6 +16,18 @@ from kpireport.core.errors import KpireportError
 FORMATS = ("html", "pdf")
 
 
+def parse_formats(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``"html,pdf"`` (or a sequence of names) as the formats of a build, in the order given,
+    each once; an unknown or missing format is refused, naming it."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    formats = tuple(dict.fromkeys(str(v).strip().lower() for v in items if str(v).strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise KpireportError(f"unknown format {unknown[0] if unknown else ''!r}; use html, "
+                             "pdf or html,pdf")
+    return formats
+
+
 class _Options:
     @classmethod
     def of(cls, **keys: Any):
@@ -55,12 +67,7 @@ class BuildOptions(_Options):
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "templates", _path(self.templates))
-        formats = tuple(self.formats)
-        unknown = [f for f in formats if f not in FORMATS]
-        if unknown or not formats:
-            raise KpireportError(f"unknown format {unknown[0] if unknown else ''!r}; use html, "
-                                 "pdf or html,pdf")
-        object.__setattr__(self, "formats", formats)
+        object.__setattr__(self, "formats", parse_formats(self.formats))
         if self.workers is not None and not 1 <= self.workers <= 256:
             raise KpireportError(f"workers must be 1 to 256, not {self.workers}")
 

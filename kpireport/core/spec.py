@@ -62,7 +62,6 @@ class Setting:
     @property
     def default(self) -> object:
 
-
         value = next(f.default for f in fields(Settings) if f.name == self.name)
         if value is MISSING:
             return None

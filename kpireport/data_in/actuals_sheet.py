@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kpireport.core.errors import KpireportError, OutputError
+from kpireport.core.errors import KpireportError
+from kpireport.core.files import OutputError, replacing
 from kpireport.core.model import Month, month_label
 from kpireport.core.spec import normalise
 from kpireport.data_in.annotate import load_for_editing, recalculate_on_open
@@ -214,19 +214,13 @@ def _save_if_still_valid(workbook, path: Path) -> Path:
     Whatever the import wrote (a month header the reader reads differently, a value it
     refuses), a workbook that would not pass ``check`` is never left in place.
     """
-    # lazy: tempfile loads only on the path that needs it
-    import tempfile
-
-
     recalculate_on_open(workbook)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".xlsx", dir=path.parent)
-    os.close(fd)
-    try:
+    with replacing(path, suffix=".xlsx") as temporary:
         try:
-            workbook.save(tmp)
+            workbook.save(temporary)
         except OSError as exc:
             raise OutputError(f"cannot save {path}: {exc.strerror or exc}") from None
-        _, issues = validate(read_workbook(tmp))
+        _, issues = validate(read_workbook(temporary))
         errors = [i for i in issues if i.severity == "error"]
         formulas = [i for i in errors if i.code == "formula-without-value"]
         if formulas:
@@ -238,15 +232,12 @@ def _save_if_still_valid(workbook, path: Path) -> Path:
         if errors:
             raise KpireportError(f"{path.name} was not changed: with the imported values it "
                                  f"would not pass check ({errors[0].message})")
-        backup = _backup(path)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        backup = _backup(path)  # then the checked copy replaces the workbook
     return backup
 
 
 def _record_source(workbook, name: str, header: tuple[str, ...], row: list) -> None:
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.styles import Font
 
     ws = next((w for w in workbook.worksheets if normalise(w.title) == normalise(name)), None)

@@ -10,7 +10,6 @@ annotating an annotated copy again first restores every cell, then marks what is
 from __future__ import annotations
 
 import json
-import os
 import re
 import warnings
 import zipfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from kpireport.core.catalogue import fix_for
 from kpireport.core.errors import KpireportError, OutputError
+from kpireport.core.files import replacing
 from kpireport.core.issues import Issue
 from kpireport.core.spec import normalise
 
@@ -67,7 +67,7 @@ def annotate_workbook(book: Path, issues: list[Issue], out: Path | None = None
     kept = None
     if out.exists() and _saved_by_someone_else(out):
         # Someone fixed cells in the last annotated copy: it is not overwritten unseen.
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.data_in.prepare import _backup
 
         kept = _backup(out)
@@ -101,10 +101,10 @@ def _cell_ref(issue: Issue) -> str | None:
 
 def _mark_cells(workbook, issues: list[Issue]) -> tuple[int, dict[tuple[str, str], str]]:
     """Fill and note each cell with errors or warnings; what it looked like before, as JSON."""
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.comments import Comment
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.styles import PatternFill
 
     by_cell: dict[tuple[str, str], list[Issue]] = {}
@@ -149,10 +149,10 @@ def _fill_state(fill) -> dict | None:
 
 
 def _restore_fill(state: dict | None):
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.styles import PatternFill
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.styles.colors import Color
 
     if not state:
@@ -169,10 +169,10 @@ def _restore_fill(state: dict | None):
 
 def _clear_old_marks(workbook) -> int:
     """Remove a previous run's Issues sheet and restore the cells it marked."""
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.comments import Comment
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.styles import PatternFill
 
     cleared = 0
@@ -222,10 +222,10 @@ def _is_ours(ws) -> bool:
 
 # ---------------------------------------------------------------------------- Issues sheet
 def _issues_sheet(workbook, issues: list[Issue], restore: dict[tuple[str, str], str]) -> int:
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.styles import Alignment, Font, PatternFill
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.worksheet.hyperlink import Hyperlink
 
     title = ISSUES_SHEET if ISSUES_SHEET not in workbook.sheetnames else "kpireport Issues"
@@ -281,7 +281,7 @@ def recalculate_on_open(workbook) -> None:
 def load_for_editing(path: Path):
     """The workbook opened with openpyxl, and what saving it again would not keep (in words)."""
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl import load_workbook
 
     with warnings.catch_warnings(record=True) as caught:
@@ -329,15 +329,10 @@ def _unread_parts(path: Path) -> list[str]:
 
 
 def save_atomically(workbook, path: Path) -> None:
-    # lazy: tempfile loads only on the path that needs it
-    import tempfile
 
     recalculate_on_open(workbook)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        workbook.save(tmp)
-        os.replace(tmp, path)
+        with replacing(path) as temporary:
+            workbook.save(temporary)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"cannot save {path}: {exc.strerror or exc}") from None

@@ -116,7 +116,7 @@ def load_mapping(path: Path) -> Mapping:
         if key in source and not (isinstance(source[key], str) and source[key]):
             raise MappingError(f"{name}: [source] {key} must be a text")
     if "encoding" in source:
-        # lazy: codecs loads only on the path that needs it
+        # lazy: codecs is loaded only where it is used (start-up stays light)
         import codecs
 
         try:

@@ -7,14 +7,13 @@ A backup copy is written before the workbook is saved (atomically) in place.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import tempfile
 from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
 
 from kpireport.core.errors import KpireportError, OutputError
+from kpireport.core.files import replacing
 from kpireport.core.formula import FormulaError, parse
 from kpireport.core.model import month_label, month_of
 from kpireport.core.spec import COMPANY, SHEETS_BY_KEY, normalise
@@ -31,7 +30,7 @@ class PrepareResult:
 
 def prepare_workbook(path: Path, *, year: int | None = None) -> PrepareResult:
     read_workbook(path)  # the same safety checks as `check`: refuse hostile or non-xlsx files
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl import load_workbook
 
     try:
@@ -118,16 +117,16 @@ def _label_rows(ws, catalogue: dict[str, tuple[str, str]]) -> None:
 def _insert_columns(ws, at: int, names: list[str]) -> None:
     """Insert header columns ``names`` at column ``at``, moving the validations, widths and
     table columns to the right with the cells (openpyxl moves only the cells)."""
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.comments import Comment
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.styles import Font
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.utils import get_column_letter
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.worksheet.table import TableColumn
 
     n = len(names)
@@ -276,10 +275,10 @@ def _copy_style(src, dst) -> None:
 
 def _extend_tables(ws) -> None:
     """Grow each table on the sheet to the used range, naming new header columns."""
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.utils import get_column_letter
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.worksheet.table import TableColumn
 
     for table in ws.tables.values():
@@ -308,11 +307,8 @@ def _backup(path: Path) -> Path:
 
 
 def _save(book, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        book.save(tmp)
-        os.replace(tmp, path)
+        with replacing(path) as temporary:
+            book.save(temporary)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"cannot save {path}: {exc.strerror or exc}") from None

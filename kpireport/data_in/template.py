@@ -11,11 +11,13 @@ import datetime as dt
 import os
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kpireport.core.errors import OutputError
+from kpireport.core.files import replacing
 from kpireport.core.i18n import LOCALE_DIR
 from kpireport.core.model import month_label, month_of
 from kpireport.core.spec import (
@@ -88,12 +90,11 @@ def template_locales() -> list[str]:
 def template_texts(locale: str | None) -> dict[str, str]:
     """English text → the text in ``locale`` (empty for English or an unknown language;
     see :func:`has_template_texts`)."""
-    # lazy: babel loads only on the path that needs it
+    # lazy: babel is loaded only where it is used (start-up stays light)
     from babel import Locale
 
-    # lazy: babel loads only on the path that needs it
+    # lazy: babel is loaded only where it is used (start-up stays light)
     from babel.messages.pofile import read_po
-
 
     if not locale:
         return {}
@@ -107,7 +108,7 @@ def template_texts(locale: str | None) -> dict[str, str]:
 
 
 def has_template_texts(locale: str) -> bool:
-    # lazy: babel loads only on the path that needs it
+    # lazy: babel is loaded only where it is used (start-up stays light)
     from babel import Locale, UnknownLocaleError
 
     try:
@@ -139,7 +140,7 @@ def write_workbook(path: str | Path, data: WorkbookData, *, force: bool = False,
     sheet and column names are always those of SPEC §1."""
     target = Path(path)
     _check_target(target, force)
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl import Workbook
 
     texts = template_texts(locale or str(data.settings.get("locale") or "") or None)
@@ -182,23 +183,16 @@ def _temp_file(target: Path) -> str:
 
 
 def _save_atomically(book, target: Path) -> None:
-    tmp = _temp_file(target)
     try:
-        book.save(tmp)
-        _normalise_zip_times(Path(tmp))
-        os.replace(tmp, target)
+        with replacing(target) as temporary:
+            book.save(temporary)
+            _normalise_zip_times(temporary)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _normalise_zip_times(path: Path) -> None:
     """Give every zip member the same timestamp so regenerated files are byte-identical."""
-    # lazy: zipfile loads only on the path that needs it
-    import zipfile
 
     with zipfile.ZipFile(path) as src:
         items = [(info, src.read(info)) for info in src.infolist()]
@@ -237,13 +231,13 @@ README_LINES = (
 
 
 def _readme_sheet(book, data: WorkbookData) -> None:
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.cell import WriteOnlyCell
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.styles import Alignment, Font
 
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.worksheet.properties import PageSetupProperties
 
     sheet = book.create_sheet("README")
@@ -277,13 +271,13 @@ class _SheetWriter:
         return self.data.sheets.get(self.spec.name, [])
 
     def write(self) -> None:
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.comments import Comment
 
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.styles import Alignment, Font, PatternFill
 
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.utils import get_column_letter
 
         sheet = self.book.create_sheet(self.spec.name)
@@ -298,7 +292,7 @@ class _SheetWriter:
                 dimension.number_format = fmt
         self._print_setup(sheet)
         header = []
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.cell import WriteOnlyCell
 
         for name in self.headers:
@@ -337,10 +331,10 @@ class _SheetWriter:
 
     def _print_setup(self, sheet) -> None:
         """Print the sheet across one page's width, landscape, the header on every page."""
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.utils import get_column_letter
 
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.worksheet.properties import PageSetupProperties
 
         sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
@@ -356,7 +350,7 @@ class _SheetWriter:
         return next((c for c in self.columns if c.name == name), None)
 
     def _row_cells(self, sheet, number: int, row: dict[str, object]) -> list:
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.cell import WriteOnlyCell
 
         cells = []
@@ -381,10 +375,10 @@ class _SheetWriter:
         return cells
 
     def _add_table(self, sheet, last_row: int) -> None:
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.utils import get_column_letter
 
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.worksheet.table import Table, TableStyleInfo
 
         ref = f"A1:{get_column_letter(len(self.headers))}{last_row}"
@@ -398,10 +392,10 @@ class _SheetWriter:
             sheet.add_table(table)
 
     def _add_validations(self, sheet, last_row: int) -> None:
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.utils import get_column_letter
 
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.worksheet.datavalidation import DataValidation
 
         for index, name in enumerate(self.headers):
@@ -451,7 +445,7 @@ class _SheetWriter:
         self._settings_choices(sheet)
 
     def _settings_choices(self, sheet) -> None:
-        # lazy: openpyxl loads only on the path that needs it
+        # lazy: openpyxl is loaded only where it is used (start-up stays light)
         from openpyxl.worksheet.datavalidation import DataValidation
 
         for row, setting in enumerate(SETTINGS, start=2):
@@ -487,7 +481,7 @@ VALIDATIONS = {
 
 def _number_check(kind: str, rng: str, prompt: str, t=lambda text: text):
     """A validation that stops a wrong entry with an error alert saying what to type."""
-    # lazy: openpyxl loads only on the path that needs it
+    # lazy: openpyxl is loaded only where it is used (start-up stays light)
     from openpyxl.worksheet.datavalidation import DataValidation
 
     kind_, operator, low, high, title, text = VALIDATIONS[kind]

@@ -8,11 +8,13 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from urllib.parse import quote
 
 from kpireport.core.errors import DeliveryError, KpireportError
 from kpireport.core.i18n import N_, Formatter
@@ -222,8 +224,6 @@ _TRANSLITERATE = str.maketrans({"Đ": "D", "đ": "d", "Ø": "O", "ø": "o", "ß"
 
 def transliterate(text: str) -> str:
     """ASCII letters for a Unicode text: 'Lê Minh Đức' → 'Le Minh Duc' (never 'Le Minh uc')."""
-    # lazy: unicodedata loads only on the path that needs it
-    import unicodedata
 
     text = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATE))
     return text.encode("ascii", "ignore").decode()
@@ -250,8 +250,6 @@ UTF8_PREFIX = "utf-8''"
 def _rfc2231(key: str, value: str) -> str:
     """``key="ascii fallback"; key*0*=utf-8''…; key*1*=…`` (RFC 2231), folded so that no line
     passes 78 characters and no character's bytes are split between two segments."""
-    # lazy: urllib loads only on the path that needs it
-    from urllib.parse import quote
 
     parts = [f'{key}="{ascii_name(value)}"']
     if value != ascii_name(value):

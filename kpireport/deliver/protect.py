@@ -15,14 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import secrets
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kpireport.core.errors import PasswordStoreError
+from kpireport.core.files import write_atomically
 from kpireport.core.i18n import N_, translations
 from kpireport.core.model import Book, Settings
 from kpireport.read.validate.people import MIN_LENGTH, password_problem  # noqa: F401
@@ -137,14 +136,7 @@ class PasswordStore:
                           ensure_ascii=False, indent=1).encode("utf-8")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=".kpireport-passwords.", dir=self.path.parent)
-            try:
-                os.fchmod(fd, 0o600)
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, self.path)
+            write_atomically(self.path, data, mode=0o600, sync=True)
         except OSError as exc:
             raise PasswordStoreError(f"cannot write the PDF password store {self.path}: "
                                      f"{exc.strerror or exc}") from None
@@ -236,7 +228,7 @@ def owner_password() -> str:
 def encrypt_pdf(pdf: bytes, user_password: str, owner: str) -> bytes:
     """The PDF encrypted with AES-256 (R6): it opens with ``user_password``; printing and
     accessibility (screen readers) are allowed, editing and copying are not."""
-    # lazy: pikepdf loads only on the path that needs it
+    # lazy: pikepdf is loaded only where it is used (start-up stays light)
     import pikepdf
 
     allow = pikepdf.Permissions(accessibility=True, extract=False, modify_annotation=False,

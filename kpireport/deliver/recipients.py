@@ -156,7 +156,7 @@ def recipients_record(book: Book, period: int, reports: tuple[ReportEntry, ...])
     record = {"schema": "kpireport/recipients@1", "period": month_label(period),
               "source": {"file": book.source_file, "sha256": book.source_sha256},
               "reports": records}
-    # lazy: orjson loads only on the path that needs it
+    # lazy: orjson is loaded only where it is used (start-up stays light)
     import orjson
 
     return orjson.dumps(record, option=orjson.OPT_INDENT_2)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,8 +64,6 @@ class Ledger:
 
     def __init__(self, path: Path, *, timeout: float = 3.0,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
-        # lazy: tempfile loads only on the path that needs it
-        import tempfile
 
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.path = Path(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -109,7 +110,7 @@ class SmtpTransport:
         self._smtp = None
 
     def _connect(self):
-        # lazy: smtplib loads only on the path that needs it
+        # lazy: smtplib is loaded only where it is used (start-up stays light)
         import smtplib
 
         s = self.settings
@@ -158,7 +159,7 @@ class SmtpTransport:
         return smtp
 
     def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> dict[str, str]:
-        # lazy: smtplib loads only on the path that needs it
+        # lazy: smtplib is loaded only where it is used (start-up stays light)
         import smtplib
 
         if self._smtp is None:
@@ -211,8 +212,6 @@ class SmtpTransport:
 def _deadline(smtp, seconds: float) -> Iterator[None]:
     """Cut the connection after ``seconds`` in all: the socket timeout bounds each read, this
     bounds a server that answers one byte at a time. The cut surfaces as a timeout."""
-    # lazy: socket loads only on the path that needs it
-    import socket
 
     fired = threading.Event()
 
@@ -235,7 +234,7 @@ def _deadline(smtp, seconds: float) -> Iterator[None]:
             raise TimeoutError(f"no complete answer within {seconds:g} s") from None
         raise
     except Exception as exc:
-        # lazy: smtplib loads only on the path that needs it
+        # lazy: smtplib is loaded only where it is used (start-up stays light)
         import smtplib
 
         if fired.is_set() and isinstance(exc, smtplib.SMTPServerDisconnected):

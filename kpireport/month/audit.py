@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kpireport.core.errors import AuditError
+from kpireport.core.files import write_atomically
 
 AUDIT_FILE = "audit.jsonl"
 HEAD_FILE = ".audit-head"
@@ -128,8 +129,7 @@ def _locked(path: Path):
         raise AuditError(f"cannot write the audit trail {path}: {exc.strerror or exc}") from None
     try:
         try:
-            # lazy: fcntl loads only on the path that needs it
-            import fcntl
+            import fcntl  # lazy: POSIX only
 
             fcntl.flock(handle, fcntl.LOCK_EX)  # waits: appends are short
         except ImportError:  # not POSIX: no locking (documented)
@@ -173,11 +173,8 @@ def append(run_dir: Path, action: str, *, actor: str, reason: str | None = None,
 
 
 def _write_head(run_dir: Path, record: dict) -> None:
-    target = run_dir / HEAD_FILE
-    temporary = run_dir / f"{HEAD_FILE}.tmp"
-    temporary.write_text(json.dumps({"lines": record["n"], "hash": record["hash"]}) + "\n",
-                         encoding="utf-8")
-    os.replace(temporary, target)
+    write_atomically(run_dir / HEAD_FILE, (json.dumps(
+        {"lines": record["n"], "hash": record["hash"]}) + "\n").encode("utf-8"))
 
 
 def file_hash(path: Path) -> str:

@@ -7,8 +7,10 @@ problems go to the IssueLog with the sheet and A1 address.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import re
+import unicodedata
 
 from kpireport.core.issues import IssueLog
 from kpireport.core.model import Month, month_of, parse_month
@@ -185,8 +187,6 @@ class CellReader:
 
 def closest(text: str, candidates) -> list[str]:
     """The candidates (at most two, equally close) that a mistyped ``text`` most resembles."""
-    # lazy: difflib loads only on the path that needs it
-    import difflib
 
     key = text.strip().casefold()
     names = {str(c).casefold(): str(c) for c in candidates}
@@ -212,7 +212,7 @@ def did_you_mean(text: str, candidates, *, what: str = "") -> str:
 
 def address_hint(text: str) -> str:
     """Advice for an address typed with a display name (``Alice <alice@x.com>``)."""
-    # lazy: email loads only on the path that needs it
+    # lazy: email is loaded only where it is used (start-up stays light)
     from email.utils import getaddresses
 
     found = getaddresses([text])
@@ -258,8 +258,6 @@ _PERIOD_LIKE = re.compile(r"(^|\D)(19|20)\d{2}(\D|$)")
 
 def _named_month(text: str) -> Month | None:
     """The month a header names in one of the unambiguous spellings people type."""
-    # lazy: unicodedata loads only on the path that needs it
-    import unicodedata
 
     key = " ".join(unicodedata.normalize("NFC", text).casefold().split())
     for pattern, year_at, month_at in ((_YEAR_FIRST, 1, 2), (_MONTH_FIRST, 2, 1),

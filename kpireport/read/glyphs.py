@@ -24,9 +24,8 @@ FONTS = ("NotoSans-Regular.ttf", "NotoSans-Bold.ttf", "KpiSymbols.ttf")
 @lru_cache(maxsize=1)
 def covered() -> frozenset[int]:
     """Code points every shipped text font (regular and bold) or the symbol font draws."""
-    # lazy: fontTools loads only on the path that needs it
+    # lazy: fontTools is loaded only where it is used (start-up stays light)
     from fontTools.ttLib import TTFont
-
 
     folder = builtin_templates() / "fonts"
     regular, bold, symbols = (set(TTFont(folder / name, lazy=True).getBestCmap())

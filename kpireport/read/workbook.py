@@ -12,6 +12,7 @@ import hashlib
 import re
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -355,10 +356,7 @@ def _read_sheets(path: Path, archive: zipfile.ZipFile,
     Calamine is Rust and releases the GIL, so the scans (Python) and the reading overlap; a
     sheet is handed to calamine only after its scan has bounded its extent.
     """
-    # lazy: concurrent loads only on the path that needs it
-    from concurrent.futures import ThreadPoolExecutor
-
-    # lazy: python_calamine loads only on the path that needs it
+    # lazy: python_calamine is loaded only where it is used (start-up stays light)
     import python_calamine
 
     try:

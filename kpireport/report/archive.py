@@ -50,10 +50,10 @@ def archive_meta(document: dict, view: dict) -> dict:
 
 def write_archive(document, meta: dict) -> bytes:
     """A laid-out WeasyPrint document written as PDF/A-3b with its results attached."""
-    # lazy: pikepdf loads only on the path that needs it
+    # lazy: pikepdf is loaded only where it is used (start-up stays light)
     import pikepdf
 
-    # lazy: weasyprint loads only on the path that needs it
+    # lazy: weasyprint is loaded only where it is used (start-up stays light)
     from weasyprint import Attachment
 
     attachment = Attachment(file_obj=io.BytesIO(meta["results"].encode("utf-8")),

@@ -56,7 +56,7 @@ def bullets(items: list[tuple], width: int = 150, height: int = 22) -> list[Mark
     The scale runs from min(0, all values) to max(0, all values) × 1.12; missing
     thresholds and stretches are drawn at ±15% of the target.
     """
-    # lazy: numpy loads only on the path that needs it
+    # lazy: numpy is loaded only where it is used (start-up stays light)
     import numpy as np
 
     out: list[Markup] = [Markup("")] * len(items)
@@ -121,7 +121,7 @@ def bullets(items: list[tuple], width: int = 150, height: int = 22) -> list[Mark
 
 def _tenths(values) -> list[str]:
     """:func:`_f` of every value of a numpy array, looked up in one pass."""
-    # lazy: numpy loads only on the path that needs it
+    # lazy: numpy is loaded only where it is used (start-up stays light)
     import numpy as np
 
     with np.errstate(invalid="ignore"):
@@ -135,7 +135,7 @@ def _tenths(values) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _tenths_array():
-    # lazy: numpy loads only on the path that needs it
+    # lazy: numpy is loaded only where it is used (start-up stays light)
     import numpy as np
 
     return np.array(_TENTHS, dtype=object)
@@ -160,7 +160,7 @@ def sparklines(lines: list[tuple[list[float | None], list[float | None], str]],
     ~10,000 sparklines of 12 months each for 1,000 people); y = bottom - (v - low) × scale,
     in tenths, rounded half up and looked up in _TENTHS.
     """
-    # lazy: numpy loads only on the path that needs it
+    # lazy: numpy is loaded only where it is used (start-up stays light)
     import numpy as np
 
     out: list[Markup] = [Markup("")] * len(lines)

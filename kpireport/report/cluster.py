@@ -41,7 +41,7 @@ def dask_submitter(address: str, *, connect_timeout: float = 10.0,
                    stall_seconds: float = STALL_SECONDS) -> Callable:
     """A ``submit`` for :func:`kpireport.report.render.render_views` that uses the cluster."""
     try:
-        # lazy: distributed loads only on the path that needs it
+        # lazy: distributed is loaded only where it is used (start-up stays light)
         import distributed  # noqa: F401
     except ImportError:
         raise KpireportError("--dask needs Dask distributed; install it with "
@@ -49,7 +49,7 @@ def dask_submitter(address: str, *, connect_timeout: float = 10.0,
 
     def submit(views: list[dict], formats: tuple[str, ...], dirs: tuple[Path, ...],
                done: Callable) -> None:
-        # lazy: distributed loads only on the path that needs it
+        # lazy: distributed is loaded only where it is used (start-up stays light)
         from distributed import Client
 
         try:
@@ -82,7 +82,7 @@ def _check_workers(client, address: str) -> None:
 
 
 def _collect(client, futures: dict, done: Callable, stall_seconds: float) -> None:
-    # lazy: distributed loads only on the path that needs it
+    # lazy: distributed is loaded only where it is used (start-up stays light)
     from distributed import wait
 
     pending = set(futures)

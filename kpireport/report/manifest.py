@@ -127,7 +127,7 @@ class Manifest:
                 "reports": [r.as_dict() for r in self.reports]}
 
     def to_bytes(self) -> bytes:
-        # lazy: orjson loads only on the path that needs it
+        # lazy: orjson is loaded only where it is used (start-up stays light)
         import orjson
 
         return orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2)

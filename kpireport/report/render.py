@@ -14,7 +14,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ def template_loader(dirs: tuple[Path, ...]):
     """Jinja's FileSystemLoader over ``dirs``, refusing any template whose real path (symlinks
     resolved) is outside them: a link in a custom folder cannot pull /etc/passwd or a private
     key into a report that gets e-mailed."""
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     from jinja2 import FileSystemLoader
 
     roots = [Path(os.path.realpath(d)) for d in dirs]
@@ -80,7 +81,7 @@ MAX_EXPONENT = 1_000
 def _checked_binop(environment, context, operator, left, right):
     """``*`` and ``**`` in templates, refused where they would exhaust memory or a core in C
     code that no time limit interrupts (``"x" * 10**10``, ``7 ** 10**8``)."""
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     from jinja2.exceptions import SecurityError
 
     if operator == "**":
@@ -104,10 +105,10 @@ def _translate_literals(gettext: Callable[[str], str]):
     ``_()`` (translations are trusted markup and always %-formatted), without ~35,000 sandboxed
     calls per 1,000 reports. Calls with arguments are left to the run-time ``_()``.
     """
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     from jinja2.ext import Extension
 
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     from jinja2.lexer import Token
 
     class TranslateLiterals(Extension):
@@ -151,12 +152,11 @@ def sandbox(dirs: tuple[Path, ...], locale: str, *, mail: bool = False,
     is stock Jinja (compile-time translation and the output escape off) — tests check both
     render the same bytes. E-mails escape only their .html template and keep the final newline.
     """
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     from jinja2 import StrictUndefined, select_autoescape
 
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 
     fast = fast_paths and not mail
 
@@ -198,10 +198,10 @@ def check_templates(dirs: tuple[Path, ...], locale: str, renderer: Renderer | No
                     ) -> None:
     """Compile every report template now, so a syntax error stops the build before any work
     (in ``renderer``'s environment when given: the build renders with what was compiled)."""
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     from jinja2 import TemplateError as JinjaError
 
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     from jinja2 import TemplateSyntaxError
 
     env = renderer.env(locale) if renderer is not None else _environment(locale, dirs)
@@ -257,7 +257,7 @@ class SafeFetcher:
     """A WeasyPrint URL fetcher that reads only files under ``allowed`` and data: URIs."""
 
     def __init__(self, allowed: Iterable[Path]) -> None:
-        # lazy: weasyprint loads only on the path that needs it
+        # lazy: weasyprint is loaded only where it is used (start-up stays light)
         from weasyprint.urls import URLFetcher
 
         self.allowed = [Path(p).resolve() for p in allowed]
@@ -339,10 +339,10 @@ class Renderer:
 
     def _print_setup(self):
         if self._css is None:
-            # lazy: weasyprint loads only on the path that needs it
+            # lazy: weasyprint is loaded only where it is used (start-up stays light)
             from weasyprint import CSS
 
-            # lazy: weasyprint loads only on the path that needs it
+            # lazy: weasyprint is loaded only where it is used (start-up stays light)
             from weasyprint.text.fonts import FontConfiguration
 
             self._fetcher = SafeFetcher(self.dirs)
@@ -358,7 +358,7 @@ class Renderer:
 
         WeasyPrint styles an inline SVG only from a <style> inside it, never from the page,
         so charts.css goes into each chart; browsers read it from the page."""
-        # lazy: weasyprint loads only on the path that needs it
+        # lazy: weasyprint is loaded only where it is used (start-up stays light)
         from weasyprint import HTML
 
         css, fonts, fetcher = self._print_setup()
@@ -393,7 +393,7 @@ class Renderer:
                     if "pdf" in formats:
                         files[view["file"] + ".pdf"] = document.write_pdf(pdf_tags=True)
                     if archive:
-                        # lazy: loaded only when this command runs (start-up stays light)
+                        # lazy: only archive copies need it (pikepdf)
                         from kpireport.report.archive import write_archive
 
                         files[archive["file"]] = write_archive(document, archive)
@@ -464,11 +464,7 @@ class RenderPool:
         return finished
 
     def _collect(self) -> list[tuple[dict, dict[str, bytes] | BaseException]]:
-        # lazy: concurrent loads only on the path that needs it
-        from concurrent.futures import FIRST_COMPLETED, wait
 
-        # lazy: concurrent loads only on the path that needs it
-        from concurrent.futures.process import BrokenProcessPool
 
         done, _ = wait(self.pending, timeout=self.wait_seconds, return_when=FIRST_COMPLETED)
         if not done:

@@ -60,7 +60,7 @@ def results_json(results: Results) -> dict[str, object]:
 def results_json_bytes(results: Results) -> bytes:
     """results.json as written: UTF-8, indented by two (orjson: ~20× the standard library's
     indenting encoder, which is pure Python)."""
-    # lazy: orjson loads only on the path that needs it
+    # lazy: orjson is loaded only where it is used (start-up stays light)
     import orjson
 
     return orjson.dumps(results_json(results), option=orjson.OPT_INDENT_2) + b"\n"
@@ -123,9 +123,8 @@ def results_xlsx(results: Results) -> bytes:
     formats win over it. Text is always written as text (an inline string, never a formula)
     and keeps safe_text's apostrophe.
     """
-    # lazy: rustpy_xlsxwriter loads only on the path that needs it
+    # lazy: rustpy_xlsxwriter is loaded only where it is used (start-up stays light)
     import rustpy_xlsxwriter as xlsx
-
 
     gettext = translations(results.book.settings.locale).gettext
     words = {code: gettext(text) for code, text in {**XLSX_STATUS, **XLSX_WORDS}.items()}

@@ -12,6 +12,7 @@ import os
 import stat
 from pathlib import Path
 
+from kpireport.core.files import write_atomically
 from kpireport.core.i18n import translations
 from kpireport.core.version import __version__
 
@@ -53,9 +54,8 @@ def _cache_namespace(locale: str, fast_paths: bool) -> str:
     """What a compiled template depends on besides its source (which Jinja checks itself):
     the versions, this module's code generator and extensions, and the locale's translations
     (``_("literal")`` is translated into the compiled code)."""
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     import jinja2
-
 
     catalog = sorted(getattr(translations(locale), "_catalog", {}).items(), key=repr)
     digest = hashlib.sha256(repr((__version__, jinja2.__version__, locale, fast_paths,
@@ -68,7 +68,7 @@ def bytecode_cache(locale: str, fast_paths: bool):
     """Jinja's bytecode cache for the report environment: compiled templates in memory for
     the process and in :func:`cache_folder` for the next run (template compilation was a
     tenth of a cold HTML build of 1,000 people)."""
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     from jinja2.bccache import BytecodeCache
 
     namespace = _cache_namespace(locale, fast_paths)
@@ -95,17 +95,8 @@ def bytecode_cache(locale: str, fast_paths: bool):
             path = self._file(bucket.key)
             if path is None:
                 return
-            # lazy: tempfile loads only on the path that needs it
-            import tempfile
-
-            try:  # written whole, then renamed: another build never reads half a file
-                handle, name = tempfile.mkstemp(dir=path.parent, prefix=path.name,
-                                                suffix=".tmp")
-                with os.fdopen(handle, "wb") as out:
-                    out.write(data)
-                os.replace(name, path)
-            except OSError:
-                with contextlib.suppress(OSError, UnboundLocalError):
-                    os.unlink(name)
+            # written whole, then renamed: another build never reads half a file
+            with contextlib.suppress(OSError):  # a cache that cannot be written is no cache
+                write_atomically(path, data)
 
     return TemplateCache()

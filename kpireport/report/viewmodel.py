@@ -1,6 +1,9 @@
-"""The read-only containers of a view model (see :mod:`kpireport.report.views`)."""
+"""The view models: their read-only containers and their types (kpireport.report.views)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
 
 
 class FrozenDict(dict):
@@ -36,3 +39,195 @@ def freeze(value):
     if cls is list or cls is tuple:
         return tuple([freeze(v) if type(v) in _NESTED else v for v in value])
     return value
+
+
+# ---------------------------------------------------------------------------- the types
+# What each report's template receives: every key of every view, checked against the
+# ViewBuilder's output by tests/test_render.py. Texts are formatted in the workbook's locale
+# (templates do no arithmetic and no formatting); charts are SVG markup.
+class Status(TypedDict):
+    code: str  # green, amber, red, none
+    label: str
+    icon: str
+
+
+class Summary(TypedDict):
+    month_score: str
+    month_status: Status
+    ytd_score: str
+    ytd_status: Status
+
+
+class Window(TypedDict):
+    actual: str
+    target: str
+    attainment: str
+    score: str
+    status: Status
+
+
+class KpiRow(TypedDict):
+    kpi_id: str
+    name: str
+    goal: str
+    goal_id: str
+    strategic: str
+    unit: str
+    direction: str
+    formula: str
+    weight: str
+    scored: bool
+    rolled_up: bool
+    month: Window
+    ytd: Window
+    bullet: str  # SVG
+    spark: str  # SVG
+    spark_from: str
+    spark_to: str
+
+
+class Comment(TypedDict):
+    author: str
+    kpi: str
+    text: str
+
+
+class Archive(TypedDict):
+    file: str
+    results: object
+    sha256: str
+    version: str
+
+
+class Common(TypedDict):
+    kind: str
+    file: str
+    title: str
+    organization: str
+    report_title: str
+    period: str
+    period_label: str
+    ytd_label: str
+    lang: str
+    locale: str
+    currency: str
+    index_href: str
+    company_href: str
+    source_file: str
+
+
+class Person(TypedDict):
+    id: str
+    name: str
+    title: str
+    department: str
+    department_href: str
+    manager: str
+
+
+class Pay(TypedDict):
+    band: str
+    basis: str
+    score: str
+    base_salary: str
+    target_bonus: str
+    prorated: str
+    bonus_payout: str
+    bonus: str
+    bonus_size: str
+    salary_increase: str
+    recommended_salary: str
+    salary_size: str
+    calculation: str
+    payout_explanation: str
+
+
+class EmployeeView(Common, total=False):
+    person: Person
+    summary: Summary
+    pay: Pay
+    kpis: Sequence[KpiRow]
+    no_data: Sequence[str]
+    comments: Sequence[Comment]
+    archive: Archive
+
+
+class BandChart(TypedDict):
+    rows: Sequence[dict]
+    svg: str
+
+
+class TeamRow(TypedDict):
+    id: str
+    name: str
+    title: str
+    department: str
+    href: str
+    month_score: str
+    ytd_score: str
+    status: Status
+    band: str
+    bonus: str
+
+
+class Extreme(TypedDict):
+    owner: str
+    kpi: str
+    score: str
+    status: Status
+
+
+class DepartmentView(Common, total=False):
+    name: str
+    headcount: int
+    summary: Summary
+    kpis: Sequence[KpiRow]
+    no_data: Sequence[str]
+    team: Sequence[TeamRow]
+    top: Sequence[Extreme]
+    bottom: Sequence[Extreme]
+    bands: BandChart
+    bonus_total: str
+    bonus_total_size: str
+    comments: Sequence[Comment]
+    archive: Archive
+
+
+class DepartmentRow(TypedDict):
+    name: str
+    href: str
+    headcount: int
+    score: str
+    status: Status
+    team_average: str
+    bonus: str
+
+
+class CompanyView(Common, total=False):
+    headcount: int
+    summary: Summary
+    kpis: Sequence[KpiRow]
+    no_data: Sequence[str]
+    departments: Sequence[DepartmentRow]
+    department_chart: str
+    cascade: Sequence[dict]
+    bands: BandChart
+    bonus_total: str
+    bonus_target_total: str
+    bonus_total_size: str
+    comments: Sequence[Comment]
+    archive: Archive
+
+
+class IndexView(Common, total=False):
+    headcount: int
+    company: dict
+    departments: Sequence[dict]
+    employees: Sequence[dict]
+    files: dict
+    bonus_total: str
+    bonus_total_size: str
+
+
+VIEW_TYPES = {"employee": EmployeeView, "department": DepartmentView, "company": CompanyView,
+              "index": IndexView}

@@ -8,9 +8,11 @@ the content hash of the render cache.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from decimal import Decimal, localcontext
 
 from kpireport.core.i18n import COMPACT_FROM, N_, Formatter
 from kpireport.core.money import round_money
@@ -57,9 +59,6 @@ def fraction_places(value: float | None, most: int = 4) -> int:
 def exact_places(pay, currency: str) -> int:
     """Decimals of the payout percent with which the printed calculation multiplies out to
     the printed bonus (118.4% is not enough where 177,427,726 needs 118.35%)."""
-    # lazy: decimal loads only on the path that needs it
-    from decimal import Decimal, localcontext
-
 
     base = round_money(Decimal(repr(float(pay.base_salary))), currency)  # as printed
     pct = Decimal(repr(float(pay.target_bonus_pct)))
@@ -137,10 +136,10 @@ class ViewBuilder:
         """The finished, read-only view (with its archive copy's data if the build makes
         archive copies)."""
         if self.archive and view["kind"] != "index":
-            # lazy: loaded only when this command runs (start-up stays light)
+            # lazy: this stage loads only when the command reaches it (start-up stays light)
             from kpireport.report.archive import archive_meta
 
-            # lazy: loaded only when this command runs (start-up stays light)
+            # lazy: this stage loads only when the command reaches it (start-up stays light)
             from kpireport.report.results_files import results_json
 
             if self._document is None:
@@ -193,10 +192,7 @@ class ViewBuilder:
         formatted once, not twice for each of 10,000 KPI rows)."""
         label = self._short_months.get(month)
         if label is None:
-            # lazy: datetime loads only on the path that needs it
-            import datetime as dt
-
-            # lazy: babel loads only on the path that needs it
+            # lazy: babel is loaded only where it is used (start-up stays light)
             from babel.dates import format_date
 
             label = format_date(dt.date(month // 12, month % 12 + 1, 1), "MMM",

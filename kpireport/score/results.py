@@ -67,7 +67,6 @@ class Results:
             return None
         return self.absent.get(owner_id, "employed")
 
-
     # ------------------------------------------------------------------ group scores
     def status(self, score: float | None) -> str:
         """The status of any score, by the workbook's rag_green and rag_amber."""

@@ -62,7 +62,7 @@ class Job:
     @property
     def label(self) -> str:
         """'Send done', 'Lần gửi: xong' …: the job's kind and state in its language."""
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.core.i18n import translations
 
         return translations(self.locale).gettext(JOB_LABELS[self.kind, self.state])
@@ -88,7 +88,7 @@ JOB_LABELS = {
 
 
 def _gettext(locale: str):
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.i18n import translations
 
     return translations(locale).gettext
@@ -147,7 +147,7 @@ class Workspace:
     def book(self, name: str) -> Path:
         path = child(self.folder, name, BOOK_NAME)
         if not path.is_file():
-            # lazy: starlette loads only on the path that needs it
+            # lazy: starlette is loaded only where it is used (start-up stays light)
             from starlette.exceptions import HTTPException
 
             raise HTTPException(404, f"No workbook {name} in this folder.")
@@ -165,7 +165,7 @@ class Workspace:
     def run_dir(self, period: str) -> Path:
         path = child(self.out, period, PERIOD) if self.out.is_dir() else None
         if path is None or not (path / "results.json").is_file():
-            # lazy: starlette loads only on the path that needs it
+            # lazy: starlette is loaded only where it is used (start-up stays light)
             from starlette.exceptions import HTTPException
 
             raise HTTPException(404, f"No run {period} in this folder; build it first.")
@@ -173,7 +173,7 @@ class Workspace:
 
     def run_file(self, period: str, name: str) -> Path:
         """A report file of a run: only the files its manifest lists are served."""
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.report.manifest import read_manifest
 
         run_dir = self.run_dir(period)
@@ -183,7 +183,7 @@ class Workspace:
         except KpireportError:
             listed = {}
         if name not in listed or not path.is_file():
-            # lazy: starlette loads only on the path that needs it
+            # lazy: starlette is loaded only where it is used (start-up stays light)
             from starlette.exceptions import HTTPException
 
             raise HTTPException(404, "No such file.")
@@ -218,7 +218,7 @@ class Workspace:
 
     @staticmethod
     def _check(path: Path) -> CheckReport:
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport import api
 
         try:
@@ -230,10 +230,10 @@ class Workspace:
 
     def annotated(self, name: str) -> Path:
         """A copy of the workbook with every issue marked (``check --annotate``)."""
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport import api
 
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.data_in.annotate import annotate_workbook
 
         path = self.book(name)
@@ -303,7 +303,7 @@ class Workspace:
         employees = [c for c in cards if c.get("owner_type") == "employee"
                      and c.get("employment") in (None, "employed")]
         built = dt.datetime.fromtimestamp((run_dir / "results.json").stat().st_mtime)
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.month import cycle
 
         state = cycle.status(run_dir)
@@ -332,10 +332,10 @@ class Workspace:
     @staticmethod
     def reports(run_dir: Path) -> list[dict]:
         """Every report of the build (its manifest) with the recipients the build recorded."""
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.deliver.messages import recorded_recipients
 
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.report.manifest import read_manifest
 
         try:
@@ -358,13 +358,13 @@ class Workspace:
 
     # ------------------------------------------------------------------ approve, send
     def approve(self, period: str, by: str, note: str | None) -> None:
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.month import cycle
 
         cycle.approve(self.run_dir(period), by=by, note=note or None)
 
     def revoke(self, period: str, by: str, note: str) -> None:
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.month import cycle
 
         cycle.revoke(self.run_dir(period), by=by, note=note)
@@ -374,7 +374,7 @@ class Workspace:
 
     def smtp_summary(self) -> dict:
         """The SMTP settings the sends will use, for the page (never the password)."""
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.deliver.transport import SmtpSettings
 
         environ = dict(os.environ)
@@ -420,7 +420,7 @@ class Workspace:
         return cli("send", run_dir, "--book", self._run_book(run_dir))
 
     def _run_book(self, run_dir: Path) -> Path:
-        # lazy: loaded only when this command runs (start-up stays light)
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport import api
 
         name = _source(run_dir)
@@ -465,13 +465,13 @@ def when(stamp: str | None) -> str:
 def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, progress=None):
     """What ``kpireport send RUN_DIR --book BOOK [--test-to ADDRESS]`` does: :func:`api.send`
     with the server's SMTP settings (a test goes to one address and is not counted as sent)."""
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport import api
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.options import SendOptions
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.deliver.transport import SmtpSettings, SmtpTransport, backoff_from_env
 
     environ = dict(os.environ)

@@ -39,10 +39,10 @@ LANGUAGES = ("en", "vi")
 
 @lru_cache(maxsize=4)
 def _environment(language: str):
-    # lazy: jinja2 loads only on the path that needs it
+    # lazy: jinja2 is loaded only where it is used (start-up stays light)
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.i18n import Formatter, translations
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -198,7 +198,7 @@ class App:
         run_dir = self.ws.run_dir(request.path_params["period"])
 
         def rows() -> list[dict]:
-            # lazy: loaded only when this command runs (start-up stays light)
+            # lazy: this stage loads only when the command reaches it (start-up stays light)
             from kpireport.month import cycle
 
             return actions.delivery(cycle.status(run_dir))
@@ -256,7 +256,7 @@ _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _money(summary: dict) -> str:
-    # lazy: loaded only when this command runs (start-up stays light)
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.i18n import Formatter
 
     return Formatter(summary["locale"], summary["currency"]).money(summary["bonus"])
@@ -300,7 +300,7 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8750,
 def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8750,
           max_upload: int = security.DEFAULT_MAX_UPLOAD, echo=print) -> None:
     """Run the app with uvicorn until interrupted; print where to open it."""
-    # lazy: uvicorn loads only on the path that needs it
+    # lazy: uvicorn is loaded only where it is used (start-up stays light)
     import uvicorn
 
     token = security.server_token(host, dict(os.environ))

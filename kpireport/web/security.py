@@ -64,7 +64,7 @@ def server_token(host: str, environ: dict[str, str]) -> str | None:
     given = environ.get(TOKEN_ENV, "").strip()
     if given:
         if len(given) < 16:
-            # lazy: loaded only when this command runs (start-up stays light)
+            # lazy: this stage loads only when the command reaches it (start-up stays light)
             from kpireport.core.errors import KpireportError
 
             raise KpireportError(f"{TOKEN_ENV} is too short: use at least 16 characters "

@@ -78,7 +78,7 @@ class SettingsChecks(Checks):
         return text
 
     def _currency(self, text: str, cell: str) -> str | None:
-        # lazy: babel loads only on the path that needs it
+        # lazy: babel is loaded only where it is used (start-up stays light)
         from babel.numbers import list_currencies
 
         code = text.upper()
@@ -88,7 +88,7 @@ class SettingsChecks(Checks):
         return code
 
     def _locale(self, text: str, cell: str) -> str | None:
-        # lazy: babel loads only on the path that needs it
+        # lazy: babel is loaded only where it is used (start-up stays light)
         from babel import Locale, UnknownLocaleError
 
         try:
