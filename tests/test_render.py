@@ -306,8 +306,8 @@ def test_fast_paths_render_what_stock_jinja_renders(sample):
     book, issues = api.load(SAMPLES / f"{sample}.xlsx")
     views = all_views(compute(book, issues))
     dirs = render.template_dirs(None)
-    fast = render._environment(book.settings.locale, dirs)
-    slow = render._environment(book.settings.locale, dirs, fast_paths=False)
+    fast = render.sandbox(dirs, book.settings.locale)
+    slow = render.sandbox(dirs, book.settings.locale, fast_paths=False)
     compared = 0
     for view in views:
         name = render.TEMPLATES[view["kind"]]
@@ -341,8 +341,8 @@ def test_fast_paths_keep_jinja_rules(tmp_path):
     context = {"d": {}, "text": "<script>'R&D'\"</script>", "none": None,
                "safe": Markup("<b>bold</b>")}
     for locale in ("en_US", "vi_VN"):
-        fast = render._environment(locale, (tmp_path,))
-        slow = render._environment(locale, (tmp_path,), fast_paths=False)
+        fast = render.sandbox((tmp_path,), locale)
+        slow = render.sandbox((tmp_path,), locale, fast_paths=False)
         rendered = fast.get_template("t.html").render(**context)
         assert rendered == slow.get_template("t.html").render(**context)
         assert rendered.startswith("100% done|a <b>|3 left|ok|")
@@ -366,7 +366,7 @@ def test_compiled_templates_are_kept_in_a_private_cache_folder(tmp_path, monkeyp
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "t.html").write_text('{{ _("Scorecard") }}: {{ n }}')
-    env = render._environment("en_US", (templates,))
+    env = render.sandbox((templates,), "en_US")
     assert env.get_template("t.html").render(n=1) == "Scorecard: 1"
     (stored,) = (cache / "templates").iterdir()
     assert (cache / "templates").stat().st_mode & 0o777 == 0o700
@@ -374,13 +374,13 @@ def test_compiled_templates_are_kept_in_a_private_cache_folder(tmp_path, monkeyp
     # a new process: nothing in memory, the compiled code comes from the folder
     monkeypatch.setattr(template_cache, "_COMPILED", {})
     stored.write_bytes(stored.read_bytes().replace(b"Scorecard", b"Scorec4rd"))
-    assert render._environment("en_US", (templates,)).get_template("t.html").render(n=2) \
+    assert render.sandbox((templates,), "en_US").get_template("t.html").render(n=2) \
         == "Scorec4rd: 2"  # (tampered with here only to prove the file is what runs)
     # another locale compiles its own translation; an edited template compiles again
-    assert render._environment("vi_VN", (templates,)).get_template("t.html").render(n=3) \
+    assert render.sandbox((templates,), "vi_VN").get_template("t.html").render(n=3) \
         == "Thẻ điểm: 3"
     (templates / "t.html").write_text('{{ _("Scorecard") }} = {{ n }}')
-    assert render._environment("en_US", (templates,)).get_template("t.html").render(n=4) \
+    assert render.sandbox((templates,), "en_US").get_template("t.html").render(n=4) \
         == "Scorecard = 4"
 
     (cache / "templates").chmod(0o777)

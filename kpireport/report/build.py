@@ -82,7 +82,9 @@ class Build:
     def run(self) -> BuildResult:
         options = self.options
         dirs = render.template_dirs(options.templates)
-        renderer = render.Renderer(dirs, options.report_timeout)  # templates compiled once
+        # This process's renderer (templates compiled once) has no time limit: only the
+        # built-in templates render here; anything else renders in workers, under the limit.
+        renderer = render.Renderer(dirs)
         render.check_templates(dirs, self.book.settings.locale, renderer)
         with bounded_step():
             results = compute(self.book, self.issues)
@@ -106,7 +108,8 @@ class Build:
         run_dir = staging.run_dir
         builder = ViewBuilder(results, formats, archive=self.options.archive)
         job = Job(builder, formats, dirs, render.template_fingerprint(dirs),
-                  read_cache(run_dir), run_dir, staging.dir, renderer.timeout, renderer)
+                  read_cache(run_dir), run_dir, staging.dir, self.options.report_timeout,
+                  renderer)
         share = render_reports(job, report_specs(results), workers=self.options.workers,
                                submit=self.submit, progress=self.progress,
                                on_start=self.on_start)

@@ -289,8 +289,9 @@ class ReportTimeout(Exception):
 
 @contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`ReportTimeout` in this thread after ``seconds`` (SIGALRM; only in the main
-    thread of a process, which is where kpireport renders — elsewhere there is no limit)."""
+    """Raise :class:`ReportTimeout` in this thread after ``seconds`` (SIGALRM, in the main
+    thread of a render worker: a process kpireport started; a renderer in any other process
+    has no time limit)."""
     if not seconds or threading.current_thread() is not threading.main_thread() \
             or not hasattr(signal, "setitimer"):
         yield

@@ -145,7 +145,7 @@ class _HereSink(_Sink):
     def add(self, view: dict) -> None:
         job = self.job
         if job.renderer is None:
-            job.renderer = render.Renderer(job.dirs, job.timeout)
+            job.renderer = render.Renderer(job.dirs)  # built-in templates: no time limit here
         try:
             result: dict[str, bytes] | BaseException = job.renderer.render(view, job.formats)
         except Exception as exc:  # one report's failure does not stop the others
