@@ -131,3 +131,10 @@ def test_an_import_inside_a_function_says_why():
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_modules_stay_readable(name):
     assert len(MODULES[name].read_text(encoding="utf-8").splitlines()) <= 650
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if not m.endswith("__main__")))
+def test_every_module_imports(name):
+    import importlib
+
+    importlib.import_module(name)

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from kpireport.core.errors import KpireportError
-from kpireport.core.files import OutputError, replacing
+from kpireport.core.errors import KpireportError, OutputError
+from kpireport.core.files import replacing
 from kpireport.core.model import Month, month_label
 from kpireport.core.spec import normalise
 from kpireport.data_in.annotate import load_for_editing, recalculate_on_open
