@@ -1,1 +1,1 @@
-"""data_in"""
+"""What goes into a workbook: the template, samples, ``prepare``, marked copies, ``import``."""

@@ -1,1 +1,1 @@
-"""deliver"""
+"""A build's reports → e-mail: recipients, messages, PDF protection, transports, the send ledger."""

@@ -1,1 +1,1 @@
-"""month"""
+"""The managed month: approval, the audit trail, diff, status, reopen."""
