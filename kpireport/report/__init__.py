@@ -1,1 +1,1 @@
-"""Results → view models → HTML and PDF; the :class:`~kpireport.report.build.Build` and its run folder."""
+"""Results → view models → HTML and PDF; the Build (kpireport.report.build) and its run folder."""
