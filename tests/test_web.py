@@ -505,6 +505,17 @@ def test_send_from_the_page_is_refused_until_the_run_is_approved(serve, smtp, tm
     client.get("/runs/2026-03/deliver")
     assert client.post("/runs/2026-03/approve", {"by": "Dana Whitfield",
                                                  "note": "checked"})[0] == 200
+    # approved, but nobody has their PDF password yet: refused until they are handed out
+    state = finish(client.post("/runs/2026-03/send"))
+    assert state["state"] == "failed" and "hand the passwords out first" in state["message"]
+    assert handler.messages == []
+    client.get("/runs/2026-03/deliver")
+    status, head, body = client.post("/runs/2026-03/passwords.csv")
+    assert status == 200 and head["content-type"].startswith("text/csv")
+    assert body.decode().splitlines()[0] == "employee_id,name,email,password"
+    status, _, body = client.post("/runs/2026-03/passwords.csv")  # once: nothing new now
+    assert body.decode().splitlines() == ["employee_id,name,email,password"]
+    client.get("/runs/2026-03/deliver")
     state = finish(client.post("/runs/2026-03/send"))
     assert state["state"] == "done", state
     sent = int(re.match(r"(\d+) sent, 0 already sent, 0 failed", state["message"]).group(1))

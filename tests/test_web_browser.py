@@ -7,6 +7,11 @@ folder) as NN-page.png, for a person to look at.
 
 from __future__ import annotations
 
+import csv
+import email
+import email.policy
+import io
+import json
 import os
 import re
 import shutil
@@ -18,11 +23,31 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 from tests.conftest import REQUIRE_TOOLS, Handler, need_tool
 from tests.test_web import SAMPLES, broken_acme, free_port
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+def parse_mail(content: bytes):
+    return email.message_from_bytes(content, policy=email.policy.default)
+
+
+def attachment(message) -> bytes:
+    return next(p.get_content() for p in message.iter_attachments()
+                if p.get_content_type() == "application/pdf")
+
+
+def opens(pdf: bytes, password: str) -> bool:
+    import pikepdf
+
+    try:
+        with pikepdf.open(io.BytesIO(pdf), password=password):
+            return True
+    except pikepdf.PasswordError:
+        return False
 
 
 def chromium() -> str:
@@ -186,14 +211,51 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         page.wait_for_selector(".badge.ok")
         assert "Dana Whitfield" in page.locator(".card").first.inner_text()
 
+        # PDF passwords: nobody has theirs yet, so the send is refused until they are handed out
+        pending = page.locator("[data-passwords-pending]")
+        assert "cannot open their reports yet" in pending.inner_text()
+        assert "Marcus Chen" in pending.inner_text()
+        assert page.locator("button:has-text('Send the reports')").is_disabled()
+        refused = page.request.post(base + "/runs/2026-03/send", form={
+            "csrf": page.locator("input[name=csrf]").first.get_attribute("value")})
+        job_id = refused.url.rsplit("job=", 1)[-1]
+        for _ in range(100):
+            refused_job = page.request.get(f"{base}/jobs/{job_id}.json").json()
+            if refused_job["state"] != "running":
+                break
+            time.sleep(0.1)
+        assert refused_job["state"] == "failed" and "password" in refused_job["message"]
+        assert handler.messages == []
+
+        # a test send: its protected copies open with the test password the page shows
+        page.goto(base + "/runs/2026-03/deliver")
         page.fill("input[name=test_to]", "me@acme.example")
         page.click("text=Send the test")
         page.wait_for_selector("[data-job-status]:has-text('Test send done')", timeout=120_000)
+        page.wait_for_selector("[data-test-password]:not([hidden])")
+        test_password = page.locator("[data-test-password-value]").inner_text().strip()
+        assert len(test_password) >= 8
         tests = list(handler.messages)
         assert tests and all(rcpts == ["me@acme.example"] for rcpts, _ in tests)
         assert all(b"[TEST]" in content for _, content in tests)
         assert page.locator("tbody[data-rows] .badge.sent").count() == 0  # not counted
+        marcus = next(m for m in (parse_mail(c) for _, c in tests)
+                      if "Marcus Chen" in m["Subject"])
+        assert "test password" in marcus.get_body(("plain",)).get_content()
+        assert opens(attachment(marcus), test_password)
+        assert not opens(attachment(marcus), "not-the-password")
         shot("deliver-after-test")
+
+        # hand the passwords out once, as CSV (the same as `kpireport passwords`)
+        with page.expect_download() as download:
+            page.click("text=/Download the \\d+ new password/")
+        assert download.value.suggested_filename == "pdf-passwords-2026-03.csv"
+        handed = list(csv.DictReader(io.StringIO(
+            Path(download.value.path()).read_text(encoding="utf-8"))))
+        assert {"Marcus Chen", "Dana Whitfield"} <= {r["name"] for r in handed}
+        page.wait_for_selector("[data-passwords-ready]")  # the page reloads after the download
+        assert page.locator("button:has-text('Send the reports')").is_enabled()
+        shot("deliver-passwords-handed-out")
 
         page.click("text=Send the reports")
         # (starts with: "Test send done" of the test above contains "send done")
@@ -204,7 +266,54 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         assert states and set(states) == {"sent"}, states
         real = handler.messages[len(tests):]
         assert len(states) == sum(len(rcpts) for rcpts, _ in real)
+        marcus_password = next(r["password"] for r in handed if r["name"] == "Marcus Chen")
+        to_marcus = next(parse_mail(c) for r, c in real if r == ["marcus.chen@acme.example"])
+        assert opens(attachment(to_marcus), marcus_password)
         shot("deliver-sent")
+
+        # a correction after the send: the build is refused in red, says what would change,
+        # and "Reopen and rebuild" (name and reason, audited) builds it as `build --reopen`
+        corrected = tmp_path / "corrected" / "acme-march.xlsx"
+        corrected.parent.mkdir()
+        book = load_workbook(fixed)
+        book["Actuals"]["N4"] = 45000  # E002 REV, 2026-03 (was 41528.96)
+        book.save(corrected)
+        page.goto(base + "/")
+        page.set_input_files("input[name=workbook]", str(corrected))
+        page.click("text=Upload and check")
+        page.wait_for_selector("text=Ready to build")
+        page.click("text=Build the reports")
+        failure = page.locator(".job.failed [role=alert]")
+        failure.wait_for(timeout=240_000)
+        assert "already sent" in failure.inner_text()
+        assert page.locator("progress").count() == 0  # no full bar over a failure
+        assert page.locator(".job.failed .badge.error").count() == 1
+        would = page.locator("pre.changes").inner_text()
+        assert "Actuals!N4" in would and "41528.96" in would and "45000" in would
+        assert page.locator("text=Back to the workbook").count() == 1
+        assert "--reopen --by NAME --note WHY" in page.locator(".cli pre").inner_text()
+        shot("build-refused-sent-month")
+        page.fill("form.reopen input[name=by]", "Dana Whitfield")
+        page.fill("form.reopen input[name=note]", "March revenue of E002 corrected")
+        page.click("form.reopen button:has-text('Reopen and rebuild')")
+        page.wait_for_url(re.compile(r"/runs/2026-03$"), timeout=240_000)
+        trail = [json.loads(line) for line in
+                 (folder / "reports" / "2026-03" / "audit.jsonl").read_text().splitlines()]
+        reopen = [r for r in trail if r["action"] == "reopen"]
+        assert len(reopen) == 1 and reopen[0]["actor"] == "Dana Whitfield"
+        assert reopen[0]["reason"] == "March revenue of E002 corrected"
+        shot("run-after-reopen")
+        page.click("text=Approve and send →")
+        page.fill("input[name=by]", "Dana Whitfield")
+        page.click("text=Approve these reports")
+        page.wait_for_selector(".badge.ok")
+        before = len(handler.messages)
+        page.click("text=Send the reports")
+        page.wait_for_function("() => (document.querySelector('[data-job-status]') || {})"
+                               ".textContent?.startsWith('Send done')", timeout=180_000)
+        again = [parse_mail(c) for _, c in handler.messages[before:]]
+        assert again and all(m["Subject"].startswith("Correction:") for m in again)
+        shot("deliver-correction-sent")
 
         # the same pages in Vietnamese for a Vietnamese browser (the run's locale is English)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="vi-VN")

@@ -86,22 +86,10 @@ def passwords(out_dir: Path, fmt: str, everyone: bool) -> None:
 
     rows = hand_out(out_dir, everyone=everyone)
     if fmt == "csv":
-        # lazy: csv loads only on the path that needs it
-        import csv
-
-        # lazy: io loads only on the path that needs it
-        import io
-
         # lazy: loaded only when this command runs (start-up stays light)
-        from kpireport.core.files import safe_text
+        from kpireport.deliver.protect import hand_out_csv
 
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["employee_id", "name", "email", "password"])
-        for row in rows:
-            writer.writerow([safe_text(row.employee_id), safe_text(row.name),
-                             safe_text(row.email), row.password])
-        click.echo(buffer.getvalue(), nl=False)
+        click.echo(hand_out_csv(rows), nl=False)
         return
     # lazy: rich loads only on the path that needs it
     from rich.console import Console

@@ -90,8 +90,8 @@ def built_file(manifest: Manifest, entry: FileEntry) -> bytes:
 
 def plan_messages(book: Book, run_dir: Path, sender: str, *,
                   templates: Path | None = None, test_to: str | None = None,
-                  only: str | None = None, corrections: dict[str, dict] | None = None
-                  ) -> Plan:
+                  only: str | None = None, corrections: dict[str, dict] | None = None,
+                  test_password: str | None = None) -> Plan:
     """Build every message of the run folder (nothing is sent).
 
     The reports are the build's manifest's, the recipients the ones the build recorded; a
@@ -99,7 +99,8 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
     ``only`` keeps the reports of one employee, department or COMPANY; ``test_to`` addresses
     every message to that one address instead, its subject marked as a test. After
     ``build --reopen`` a report that changed since the build that was sent is marked as a
-    correction and says what changed (kpireport.month.cycle).
+    correction and says what changed (kpireport.month.cycle). ``test_password`` (a test
+    send) is the one password every protected test copy opens with.
     """
 
     manifest = read_manifest(run_dir)
@@ -114,7 +115,8 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
     fixes = corrections or {}
     fmt = Formatter(book.settings.locale, book.settings.currency)
     env = _mail_environment(book.settings.locale, template_dirs(templates))
-    protection = protect.Protection.start(book, run_dir.parent)
+    protection = protect.Protection.start(book, run_dir.parent,
+                                          test_password=test_password if test else None)
     names = {p.email.lower(): p.name for p in book.people if p.email}
     messages, problems = [], []
     unaddressed = 0

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kpireport.core.errors import KpireportError, UnreadableWorkbook
+from kpireport.core.errors import KpireportError, SentMonthChanged, UnreadableWorkbook
 from kpireport.core.issues import Issue
 from kpireport.web.builds import build_elsewhere
 from kpireport.web.security import BOOK_NAME, PERIOD, RUN_FILE, child, safe_stem
@@ -58,6 +58,11 @@ class Job:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     locale: str = "en_US"  # the workbook's: the language of label and message
+    # a build refused because the period was sent: {summary, changes} of what would change
+    sent_month: dict | None = None
+    reopened: bool = False  # a build with --reopen
+    # a test send of protected reports: the password its copies open with, for the tester
+    test_password: str | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -70,7 +75,9 @@ class Job:
     def as_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "target": self.target, "state": self.state,
                 "label": self.label, "done": self.done, "total": self.total,
-                "message": self.message, "period": self.period}
+                "message": self.message, "period": self.period,
+                "sent_month": self.sent_month is not None,
+                "test_password": self.test_password}
 
 
 def _(text: str) -> str:
@@ -258,6 +265,10 @@ class Workspace:
             try:
                 work(job)
                 job.state = "done"
+            except SentMonthChanged as exc:
+                job.period = exc.period or job.period
+                job.sent_month = {"summary": exc.summary, "changes": list(exc.changes)}
+                job.state, job.message = "failed", str(exc)
             except KpireportError as exc:
                 job.state, job.message = "failed", str(exc)
             except Exception as exc:  # shown on the page, not lost in a thread
@@ -269,7 +280,9 @@ class Workspace:
         threading.Thread(target=run, name=f"kpireport-{kind}", daemon=True).start()
         return job
 
-    def start_build(self, name: str) -> Job:
+    def start_build(self, name: str, *, reopen: tuple[str, str] | None = None) -> Job:
+        """Build ``name`` like ``kpireport build``; ``reopen`` (by, note) like ``build --reopen
+        --by NAME --note WHY``, for a period that was sent (audited by the library)."""
         path = self.book(name)
 
         def work(job: Job) -> None:
@@ -280,7 +293,8 @@ class Workspace:
                 job.locale = locale
 
             outcome = build_elsewhere(path, self.out, _workers(), on_start=started,
-                                      progress=lambda _name: _advance(job), located=located)
+                                      progress=lambda _name: _advance(job), located=located,
+                                      reopen=reopen)
             job.period = outcome["period"]
             if outcome["failures"]:
                 first = sorted(outcome["failures"].values())[0]
@@ -290,10 +304,15 @@ class Workspace:
             job.message = gettext("Rendered {rendered} report(s), {cached} unchanged").format(
                 rendered=outcome["rendered"], cached=outcome["cached"])
 
-        return self._start("build", name, work)
+        job = self._start("build", name, work)
+        job.reopened = reopen is not None
+        return job
 
-    def build_command(self, name: str) -> str:
-        return cli("build", self.book(name), "--out", self.out)
+    def build_command(self, name: str, *, reopen: bool = False) -> str:
+        words: tuple[str | Path, ...] = ("build", self.book(name), "--out", self.out)
+        if reopen:
+            words += ("--reopen", "--by", "NAME", "--note", "WHY")
+        return cli(*words)
 
     # ------------------------------------------------------------------ runs
     def run_summary(self, period: str, *, light: bool = False) -> dict:
@@ -398,8 +417,10 @@ class Workspace:
         def work(job: Job) -> None:
             job.period = period
             job.locale = locale
-            outcome = send(run_dir, book, test_to=test_to,
-                           progress=lambda _report: _advance(job))
+            result = send(run_dir, book, test_to=test_to,
+                          progress=lambda _report: _advance(job))
+            outcome = result.outcome
+            job.test_password = result.test_password
             gettext = _gettext(job.locale)
             job.message = gettext("{sent} sent, {skipped} already sent, {failed} failed, "
                                   "{unknown} unknown").format(
@@ -412,6 +433,33 @@ class Workspace:
                 raise KpireportError(job.message)
 
         return self._start("test" if test_to else "send", period, work)
+
+    def passwords(self, period: str):
+        """Where the PDF passwords of the run's people stand
+        (:class:`kpireport.deliver.protect.HandOutState`), or the reason it is not known."""
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport import api
+
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.deliver.protect import hand_out_state
+
+        run_dir = self.run_dir(period)
+        try:
+            return hand_out_state(api.send_book(run_dir, self._run_book(run_dir)), self.out)
+        except KpireportError as exc:
+            return str(exc)
+
+    def hand_out(self, period: str, *, everyone: bool = False) -> str:
+        """The passwords not handed out yet (``everyone``: all) as CSV, like ``kpireport
+        passwords OUT --format csv [--all]``; they are recorded as handed out."""
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.deliver.protect import hand_out, hand_out_csv
+
+        self.run_dir(period)
+        return hand_out_csv(hand_out(self.out, everyone=everyone))
+
+    def passwords_command(self) -> str:
+        return cli("passwords", self.out, "--format", "csv")
 
     def send_command(self, period: str, *, test_to: str | None = None) -> str:
         run_dir = self.run_dir(period)
@@ -464,7 +512,9 @@ def when(stamp: str | None) -> str:
 
 def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, progress=None):
     """What ``kpireport send RUN_DIR --book BOOK [--test-to ADDRESS]`` does: :func:`api.send`
-    with the server's SMTP settings (a test goes to one address and is not counted as sent)."""
+    with the server's SMTP settings (a test goes to one address and is not counted as sent;
+    its protected copies open with a test password the result carries). A real send is
+    refused while someone's generated PDF password was not handed out."""
     # lazy: loaded only when this command runs (start-up stays light)
     from kpireport import api
 
@@ -477,10 +527,9 @@ def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, progress
     environ = dict(os.environ)
     settings = SmtpSettings.from_env(environ)
     options = SendOptions(sender=settings.sender, book=book_path, test_to=test_to,
-                          backoff=backoff_from_env(environ))
-    result = api.send(run_dir, options, transport=lambda: SmtpTransport(settings),
-                      progress=progress)
-    return result.outcome
+                          backoff=backoff_from_env(environ), require_handed_out=True)
+    return api.send(run_dir, options, transport=lambda: SmtpTransport(settings),
+                    progress=progress)
 
 
 def _advance(job: Job) -> None:

@@ -24,10 +24,15 @@
         return true;
       }
       if (data.state === "done" && data.next) { window.location.assign(data.next); return false; }
-      status.textContent = data.label + ": " + data.message;
+      // a failure (or a job with nowhere to go): the server's page says what and offers a way back
+      window.location.reload();
       return false;
     });
   }
+  // a download that changes the page (passwords handed out): show the new state after it
+  document.querySelectorAll("form[data-reload-after]").forEach(function (form) {
+    form.addEventListener("submit", function () { setTimeout(function () { window.location.reload(); }, 1500); });
+  });
   var delivery = document.querySelector("[data-delivery]");
   if (delivery) {
     var body = delivery.querySelector("[data-rows]"), live = delivery.querySelector("[data-job-status]");
@@ -67,6 +72,11 @@
           (data.job.total ? " · " + data.job.done + "/" + data.job.total : "") +
           (data.job.message ? " · " + data.job.message : "");
         live.setAttribute("data-state", data.job.state);
+        var shown = document.querySelector("[data-test-password]");
+        if (shown && data.job.kind === "test" && data.job.test_password) {
+          shown.querySelector("[data-test-password-value]").textContent = data.job.test_password;
+          shown.hidden = false;
+        }
       }
       return true;
     });
