@@ -14,7 +14,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,9 +23,11 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from openpyxl.comments import Comment
+from openpyxl.styles import PatternFill
 
 from tests.conftest import REQUIRE_TOOLS, Handler, need_tool
-from tests.test_web import SAMPLES, broken_acme, free_port
+from tests.test_web import broken_acme, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -114,9 +115,8 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
     shots = Path(os.environ.get("KPIREPORT_SCREENSHOTS") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     broken = broken_acme(tmp_path / "acme-march.xlsx")
-    fixed = tmp_path / "fixed" / "acme-march.xlsx"
+    fixed = tmp_path / "fixed" / "acme-march.xlsx"  # the marked copy, fixed by hand
     fixed.parent.mkdir()
-    shutil.copy(SAMPLES / "acme.xlsx", fixed)
     counter = iter(range(1, 100))
     scripts_ran = []
 
@@ -144,6 +144,15 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
             page.click("text=Download the workbook with every issue marked")
         assert download.value.suggested_filename.endswith(".checked.xlsx")
         shot("check-with-an-error")
+        # the person fixes the marked cell in the marked copy and keeps a note of their own
+        download.value.save_as(tmp_path / "marked.xlsx")
+        marked = load_workbook(tmp_path / "marked.xlsx")
+        assert "Issues" in marked.sheetnames
+        assert marked["Scorecards"]["C2"].fill.fgColor.rgb == "FFFFC7CE"
+        marked["Scorecards"]["C2"] = 0.4
+        marked["People"]["B2"].comment = Comment("Dana's own reminder", "Dana")
+        marked["People"]["B3"].fill = PatternFill("solid", fgColor="FF00B0F0")
+        marked.save(fixed)
 
         # a file that is not a workbook: the one line of `kpireport check`
         notes = tmp_path / "notes.xlsx"
@@ -155,11 +164,19 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
             "Error: notes.xlsx: this is a text file")
         shot("not-a-workbook")
 
-        # the fixed workbook → build with a progress bar → the run page
+        # the fixed marked copy: kpireport's marks come off, the person's own stay → ready
         page.goto(base + "/")
         page.set_input_files("input[name=workbook]", str(fixed))
         page.click("text=Upload and check")
         page.wait_for_selector("text=Ready to build")
+        assert "marks came off 1 cell(s)" in page.locator("[data-unmarked]").inner_text()
+        assert page.locator("table.issues td", has_text="Issues").count() == 0
+        stored = load_workbook(folder / page.url.split("?")[0].rsplit("/", 1)[-1])
+        assert "Issues" not in stored.sheetnames
+        assert stored["Scorecards"]["C2"].fill.fill_type is None
+        assert stored["Scorecards"]["C2"].comment is None
+        assert stored["People"]["B2"].comment.text.startswith("Dana's own reminder")
+        assert stored["People"]["B3"].fill.fgColor.rgb == "FF00B0F0"
         shot("check-ready")
         page.click("text=Build the reports")
         page.wait_for_url(re.compile(r"/jobs/[0-9a-f]+$"))

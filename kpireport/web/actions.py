@@ -107,6 +107,7 @@ class CheckReport:
     issues: list[Issue]
     locale: str | None  # the workbook's, when it could be read
     unreadable: str | None = None  # the one-line answer for a file that is not a workbook
+    unmarked: int = 0  # kpireport's marks taken off an uploaded marked copy
 
     @property
     def errors(self) -> int:
@@ -213,10 +214,13 @@ class Workspace:
             report = self._check(path)
             if report.unreadable is not None:
                 return None, report
+            unmarked = _unmark(path)
+            if unmarked:  # a fixed copy of the marked workbook: checked again without marks
+                report = self._check(path)
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             name = f"{safe_stem(shown)}-{stamp}-{secrets.token_hex(3)}.xlsx"
             os.replace(path, self.folder / name)
-            return name, CheckReport(name, report.issues, report.locale)
+            return name, CheckReport(name, report.issues, report.locale, unmarked=unmarked)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -478,6 +482,17 @@ class Workspace:
 
     def status_command(self, period: str) -> str:
         return cli("status", self.run_dir(period))
+
+
+def _unmark(path: Path) -> int:
+    """kpireport's marks (fills, notes, the Issues sheet) taken off an uploaded copy."""
+    # lazy: loaded only when this command runs (start-up stays light)
+    from kpireport.data_in.annotate import unmark_workbook
+
+    try:
+        return unmark_workbook(path)
+    except KpireportError:
+        return 0  # the check reports the workbook as it is
 
 
 def _run_locale(run_dir: Path) -> str:

@@ -127,7 +127,8 @@ class App:
         if name is None:
             return self.page(request, "check.html", status=422, report=report, name=None,
                              command=actions.cli("check", report.name))
-        return RedirectResponse(f"/books/{name}", 303)
+        suffix = f"?unmarked={report.unmarked}" if report.unmarked else ""
+        return RedirectResponse(f"/books/{name}{suffix}", 303)
 
     async def check(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -135,8 +136,10 @@ class App:
         rows = [{"severity": i.severity, "sheet": i.sheet, "cell": i.cell, "code": i.code,
                  "message": i.message, "fix": i.fix}
                 for i in sorted(report.issues, key=lambda i: _ORDER.get(i.severity, 3))]
+        unmarked = request.query_params.get("unmarked", "")
         return self.page(request, "check.html", locale=report.locale, report=report, rows=rows,
                          name=name, build_command=self.ws.build_command(name),
+                         unmarked=int(unmarked) if unmarked.isdigit() else 0,
                          command=actions.cli("check", self.ws.book(name), "--annotate"))
 
     async def annotated(self, request: Request) -> Response:
