@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -234,7 +235,8 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         assert "Marcus Chen" in pending.inner_text()
         assert page.locator("button:has-text('Send the reports')").is_disabled()
         refused = page.request.post(base + "/runs/2026-03/send", form={
-            "csrf": page.locator("input[name=csrf]").first.get_attribute("value")})
+            "csrf": page.locator("input[name=csrf]").first.get_attribute("value"),
+            "confirm": "yes"})
         job_id = refused.url.rsplit("job=", 1)[-1]
         for _ in range(100):
             refused_job = page.request.get(f"{base}/jobs/{job_id}.json").json()
@@ -259,6 +261,13 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         marcus = next(m for m in (parse_mail(c) for _, c in tests)
                       if "Marcus Chen" in m["Subject"])
         assert "test password" in marcus.get_body(("plain",)).get_content()
+        # every test message says whose copy it is, in its subject and its first line
+        e002 = [m for m in (parse_mail(c) for _, c in tests)
+                if m["Subject"].startswith("[TEST] Performance review: Marcus Chen")]
+        assert len(e002) == 2 and len({m["Subject"] for m in e002}) == 2
+        assert {m.get_body(("plain",)).get_content().splitlines()[0] for m in e002} == {
+            "Test copy of the message to marcus.chen@acme.example.",
+            "Test copy of the message to dana.whitfield@acme.example."}
         assert opens(attachment(marcus), test_password)
         assert not opens(attachment(marcus), "not-the-password")
         shot("deliver-after-test")
@@ -274,7 +283,15 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         assert page.locator("button:has-text('Send the reports')").is_enabled()
         shot("deliver-passwords-handed-out")
 
+        # a deliberate send: what goes to whom, then a confirmation
         page.click("text=Send the reports")
+        page.wait_for_selector("[data-send-summary]")
+        summary = page.locator("[data-send-summary] tbody tr").all_inner_texts()
+        employee_row = next(r for r in summary if r.startswith("employee"))
+        assert "yes: bonus and salary" in employee_row and "protected" in employee_row
+        planned = int(page.locator("[data-send-total] b").first.inner_text())
+        shot("confirm-send")
+        page.click("text=/Yes, send \\d+ message/")
         # (starts with: "Test send done" of the test above contains "send done")
         page.wait_for_function("() => (document.querySelector('[data-job-status]') || {})"
                                ".textContent?.startsWith('Send done')", timeout=180_000)
@@ -283,10 +300,22 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         assert states and set(states) == {"sent"}, states
         real = handler.messages[len(tests):]
         assert len(states) == sum(len(rcpts) for rcpts, _ in real)
+        assert planned == len(real)  # the summary said how many messages
+        page.wait_for_selector("[data-send-state=nothing-left]")  # the page shows the new state
+        assert page.locator("[data-send-state=nothing-left]").is_disabled()
+        assert page.locator("[data-run-sent]").count() == 1
         marcus_password = next(r["password"] for r in handed if r["name"] == "Marcus Chen")
         to_marcus = next(parse_mail(c) for r, c in real if r == ["marcus.chen@acme.example"])
         assert opens(attachment(to_marcus), marcus_password)
         shot("deliver-sent")
+        page.goto(base + "/runs/2026-03")
+        assert page.locator("[data-nothing-left]").count() == 1
+        assert page.locator("text=Approve and send →").count() == 0
+        departments = page.locator(".reportlist li.department").count()
+        assert departments > 0
+        stat = page.locator(".stat", has=page.locator(".label", has_text="departments"))
+        assert stat.locator(".value").inner_text() == str(departments)
+        shot("run-sent")
 
         # a correction after the send: the build is refused in red, says what would change,
         # and "Reopen and rebuild" (name and reason, audited) builds it as `build --reopen`
@@ -326,11 +355,35 @@ def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):
         page.wait_for_selector(".badge.ok")
         before = len(handler.messages)
         page.click("text=Send the reports")
+        page.click("text=/Yes, send \\d+ message/")
         page.wait_for_function("() => (document.querySelector('[data-job-status]') || {})"
                                ".textContent?.startsWith('Send done')", timeout=180_000)
         again = [parse_mail(c) for _, c in handler.messages[before:]]
         assert again and all(m["Subject"].startswith("Correction:") for m in again)
+        page.wait_for_selector("[data-send-state=nothing-left]", timeout=60_000)
         shot("deliver-correction-sent")
+
+        # a stray link in FOLDER (a workbook and a run folder pointing outside it): listed as
+        # unavailable with the reason; every other page and run keeps working
+        elsewhere = tmp_path / "elsewhere"
+        shutil.copytree(folder / "reports" / "2026-03", elsewhere / "2026-02",
+                        ignore=shutil.ignore_patterns("*.pdf"))
+        shutil.copy(corrected, elsewhere / "payroll-link.xlsx")
+        (folder / "reports" / "2026-02").symlink_to(elsewhere / "2026-02")
+        (folder / "payroll-link.xlsx").symlink_to(elsewhere / "payroll-link.xlsx")
+        response = page.goto(base + "/")
+        assert response.status == 200
+        unavailable = page.locator("tr[data-unavailable]").all_inner_texts()
+        assert len(unavailable) == 2, unavailable
+        assert all("outside the working folder" in row for row in unavailable)
+        assert any("payroll-link.xlsx" in row for row in unavailable)
+        assert any("2026-02" in row for row in unavailable)
+        assert page.locator("a[href='/runs/2026-03']").count() == 1
+        shot("home-with-stray-links")
+        assert page.goto(base + "/runs/2026-02").status == 404
+        assert page.goto(base + "/books/payroll-link.xlsx").status == 404
+        assert page.goto(base + "/runs/2026-03").status == 200
+        assert page.goto(base + "/runs/2026-03/deliver").status == 200
 
         # the same pages in Vietnamese for a Vietnamese browser (the run's locale is English)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="vi-VN")

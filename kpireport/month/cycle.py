@@ -452,22 +452,31 @@ def status(run_dir: str | Path) -> dict:
         recorded = recorded_recipients(run_dir, manifest)
     except KpireportError:  # damaged or edited: send says so; status still reports the rest
         recorded = []
+    fixes = corrections(run_dir, manifest)
+    sent = was_sent(run_dir, trail)
     for report, r in recorded:
         for address in r.all:
             row = latest.pop((report.stem, address.lower()), None)
-            recipients.append(_delivery(report.stem, report.name, address, row))
+            item = _delivery(report.stem, report.name, address, row)
+            if not sent and report.stem in fixes and item["state"] == "sent":
+                # reopened and corrected: what they have is the old report
+                item["state"] = CORRECTION_NOT_SENT
+            recipients.append(item)
     recipients += [_delivery(report, None, rcpt, row) for (report, rcpt), row in latest.items()]
     counts: dict[str, int] = {}
     for item in recipients:
         counts[item["state"]] = counts.get(item["state"], 0) + 1
     return {"run_dir": str(run_dir), "built": built, "changes": changes,
             "approval": approval(run_dir, trail=trail, hashes=hashes),
-            "sent": was_sent(run_dir, trail),
-            "corrections": sorted(corrections(run_dir, manifest)),
+            "sent": sent,
+            "corrections": sorted(fixes),
             "delivery": {"counts": counts, "recipients": recipients},
             "audit": {**trail.as_dict(), "records": [
                 {k: r.get(k) for k in ("n", "time", "action", "actor", "reason")}
                 for r in trail.records]}}
+
+
+CORRECTION_NOT_SENT = "correction not sent"  # sent before the reopen, corrected since
 
 
 def _delivery(report: str, name: str | None, address: str, row) -> dict:

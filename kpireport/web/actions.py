@@ -142,14 +142,22 @@ class Workspace:
 
     # ------------------------------------------------------------------ files
     def books(self) -> list[dict]:
+        """The workbooks of the folder; one that is a link out of it, or unreadable, is listed
+        as unavailable with the reason (and never opened)."""
         found = []
         for path in sorted(self.folder.glob("*.xlsx")):
-            if path.name.startswith((".", "~$")) or not BOOK_NAME.match(path.name) \
-                    or not path.is_file():
+            if path.name.startswith((".", "~$")) or not BOOK_NAME.match(path.name):
                 continue
-            stat = path.stat()
-            found.append({"name": path.name, "size": stat.st_size,
-                          "modified": dt.datetime.fromtimestamp(stat.st_mtime)})
+            reason = _outside(self.folder, path)
+            if reason is None and not path.is_file():
+                continue
+            try:
+                stat = path.lstat() if reason else path.stat()
+            except OSError as exc:
+                reason, stat = f"cannot be read ({exc.strerror or exc})", None
+            found.append({"name": path.name, "size": stat.st_size if stat else 0,
+                          "modified": dt.datetime.fromtimestamp(stat.st_mtime if stat else 0),
+                          "unavailable": reason})
         return sorted(found, key=lambda b: b["modified"], reverse=True)
 
     def book(self, name: str) -> Path:
@@ -166,8 +174,20 @@ class Workspace:
             return []
         runs = []
         for path in sorted(self.out.iterdir(), reverse=True):
-            if PERIOD.match(path.name) and (path / "results.json").is_file():
-                runs.append(self.run_summary(path.name, light=True))
+            if not PERIOD.match(path.name):
+                continue
+            reason = _outside(self.out, path)
+            if reason is None:
+                if not (path / "results.json").is_file():
+                    continue
+                try:
+                    runs.append(self.run_summary(path.name, light=True))
+                    continue
+                except (KpireportError, OSError, ValueError) as exc:
+                    reason = f"cannot be read ({exc})"
+                except Exception as exc:  # noqa: BLE001 (one bad run never hides the others)
+                    reason = f"cannot be read ({getattr(exc, 'detail', exc)})"
+            runs.append({"period": path.name, "unavailable": reason})
         return runs
 
     def run_dir(self, period: str) -> Path:
@@ -347,9 +367,17 @@ class Workspace:
             "changes": state["changes"],
         }
         summary["sendable"] = not summary["require_approval"] or state["approval"]["valid"]
+        summary["recipients"] = len(rows)
+        summary["sent"] = sum(row["state"] == "sent" for row in rows)
+        summary["failed"] = sum(row["state"] in ("failed", "unknown") for row in rows)
+        summary["left"] = summary["recipients"] - summary["sent"]
+        summary["all_sent"] = bool(rows) and summary["left"] == 0
         if not light:
             summary["reports"] = self.reports(run_dir)
             summary["rows"] = rows
+            # a department's review counts as a department, whether or not it has a scorecard
+            summary["departments"] = sum(r["kind"] == "department"
+                                         for r in summary["reports"])
         return summary
 
     @staticmethod
@@ -438,20 +466,25 @@ class Workspace:
 
         return self._start("test" if test_to else "send", period, work)
 
-    def passwords(self, period: str):
-        """Where the PDF passwords of the run's people stand
-        (:class:`kpireport.deliver.protect.HandOutState`), or the reason it is not known."""
+    def deliver_facts(self, period: str) -> tuple[object, object]:
+        """(where the PDF passwords of the run's people stand, what a send would do):
+        :class:`kpireport.deliver.protect.HandOutState` and
+        :class:`kpireport.deliver.messages.SendSummary`, or the reason they are not known."""
         # lazy: loaded only when this command runs (start-up stays light)
         from kpireport import api
+
+        # lazy: loaded only when this command runs (start-up stays light)
+        from kpireport.deliver.messages import send_summary
 
         # lazy: loaded only when this command runs (start-up stays light)
         from kpireport.deliver.protect import hand_out_state
 
         run_dir = self.run_dir(period)
         try:
-            return hand_out_state(api.send_book(run_dir, self._run_book(run_dir)), self.out)
+            book = api.send_book(run_dir, self._run_book(run_dir))
+            return hand_out_state(book, self.out), send_summary(book, run_dir)
         except KpireportError as exc:
-            return str(exc)
+            return str(exc), str(exc)
 
     def hand_out(self, period: str, *, everyone: bool = False) -> str:
         """The passwords not handed out yet (``everyone``: all) as CSV, like ``kpireport
@@ -482,6 +515,15 @@ class Workspace:
 
     def status_command(self, period: str) -> str:
         return cli("status", self.run_dir(period))
+
+
+def _outside(root: Path, path: Path) -> str | None:
+    """Why ``path`` (in ``root``) is not served: a link to a place outside the folder."""
+    real = Path(os.path.realpath(path))
+    real_root = Path(os.path.realpath(root))
+    if real != real_root and real_root not in real.parents:
+        return f"a link to {real}, outside the working folder: not opened (copy it in instead)"
+    return None
 
 
 def _unmark(path: Path) -> int:

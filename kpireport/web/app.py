@@ -197,13 +197,13 @@ class App:
     async def deliver(self, request: Request) -> Response:
         period = request.path_params["period"]
         summary = await run_in_threadpool(self.ws.run_summary, period)
-        passwords = await run_in_threadpool(self.ws.passwords, period)
+        passwords, plan = await run_in_threadpool(self.ws.deliver_facts, period)
         job = self.ws.current
         test_password = job.test_password if job is not None and job.kind == "test" \
             and job.target == period and job.state == "done" else None
         return self.page(request, "deliver.html", locale=summary["locale"], run=summary,
                          rows=summary["rows"], smtp=self.ws.smtp_summary(),
-                         passwords=passwords, test_password=test_password,
+                         passwords=passwords, test_password=test_password, plan=plan,
                          passwords_command=self.ws.passwords_command(),
                          approve_command=self.ws.approve_command(period),
                          test_command=self.ws.send_command(period, test_to="ADDRESS"),
@@ -245,6 +245,13 @@ class App:
         test_to = str(form.get("test_to") or "").strip() or None
         if request.url.path.endswith("/test-send") and not test_to:
             raise HTTPException(400, "Type the address the test goes to.")
+        if test_to is None and form.get("confirm") != "yes":
+            # a deliberate send: what will go to whom, then a confirmation
+            summary = await run_in_threadpool(self.ws.run_summary, period)
+            passwords, plan = await run_in_threadpool(self.ws.deliver_facts, period)
+            return self.page(request, "confirm_send.html", locale=summary["locale"],
+                             run=summary, plan=plan, passwords=passwords,
+                             command=self.ws.send_command(period))
         job = self.ws.start_send(period, test_to=test_to)
         return RedirectResponse(f"/runs/{period}/deliver?job={job.id}", 303)
 

@@ -36,8 +36,12 @@
   var delivery = document.querySelector("[data-delivery]");
   if (delivery) {
     var body = delivery.querySelector("[data-rows]"), live = delivery.querySelector("[data-job-status]");
+    var last = null, watching = null;  // a send seen running here: when it ends, the page shows the new state
     poll(delivery.getAttribute("data-delivery"), 700, function (data) {
-      if (data.rows && data.rows.length) {
+      var signature = JSON.stringify(data.rows || []);
+      var changed = signature !== last;  // rewrite only what changed: the table is aria-live
+      last = signature;
+      if (changed && data.rows && data.rows.length) {
         body.textContent = "";
         data.rows.forEach(function (row) {
           var tr = document.createElement("tr");
@@ -53,7 +57,7 @@
         });
       }
       var counts = delivery.querySelector("[data-counts]");
-      if (counts && data.rows && data.rows.length) {
+      if (changed && counts && data.rows && data.rows.length) {
         var tally = {};
         data.rows.forEach(function (row) { tally[row.state] = (tally[row.state] || 0) + 1; });
         counts.textContent = "";
@@ -67,6 +71,11 @@
       }
       var banner = document.querySelector("[data-banner]");
       if (banner && data.job && data.job.state !== "running") { banner.hidden = true; }
+      if (data.job && data.job.kind === "send" && data.job.state === "running") { watching = data.job.id; }
+      if (data.job && watching === data.job.id && data.job.state !== "running") {
+        watching = null;
+        setTimeout(function () { window.location.reload(); }, 300);
+      }
       if (data.job && data.job.kind !== "build") {
         live.textContent = data.job.label +
           (data.job.total ? " · " + data.job.done + "/" + data.job.total : "") +
