@@ -7,7 +7,7 @@ they run live in the subpackages (kpireport.read, .score, .report, .deliver, .mo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -185,6 +185,8 @@ class SendResult:
     problems: tuple[str, ...]
     outcome: SendOutcome | None = None
     outbox: tuple[Path, ...] = ()
+    # a test send of protected reports: the one password every test copy opens with
+    test_password: str | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -217,6 +219,9 @@ def send(run_dir: str | Path, options: SendOptions | None = None, *,
     from kpireport.deliver.messages import plan_messages, write_outbox
 
     # lazy: this stage loads only when the command reaches it (start-up stays light)
+    from kpireport.deliver.protect import generate_password, require_handed_out
+
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.deliver.send import LEDGER, Ledger, send_messages
 
     # lazy: this stage loads only when the command reaches it (start-up stays light)
@@ -234,13 +239,20 @@ def send(run_dir: str | Path, options: SendOptions | None = None, *,
         loaded = send_book(run_dir, book if book is not None else options.book)
         if not options.dry_run and options.test_to is None:
             cycle.require_approval(run_dir, loaded.settings.require_approval)
+            if options.require_handed_out:
+                require_handed_out(loaded, run_dir.parent)
+        test_password = None
+        if options.test_to is not None and loaded.settings.pdf_protection != "none":
+            test_password = options.test_password or generate_password()
         plan = plan_messages(loaded, run_dir, options.sender or "",
                              templates=options.templates, test_to=options.test_to,
-                             only=options.only, corrections=cycle.corrections(run_dir))
+                             only=options.only, corrections=cycle.corrections(run_dir),
+                             test_password=test_password)
         problems = tuple(plan.problems)
         if options.dry_run:
             written = write_outbox(plan, options.outbox)  # type: ignore[arg-type]
-            return SendResult(run_dir, problems, outbox=tuple(written))
+            return SendResult(run_dir, problems, outbox=tuple(written),
+                              test_password=test_password)
         if not hasattr(transport, "send"):
             transport = transport()  # type: ignore[operator]
         # a test send is never counted as sent
@@ -255,4 +267,4 @@ def send(run_dir: str | Path, options: SendOptions | None = None, *,
             ledger.close()
         cycle.record_send(run_dir, outcome, test_to=options.test_to, only=options.only,
                           clock=clock)
-    return SendResult(run_dir, problems, outcome)
+    return SendResult(run_dir, problems, outcome, test_password=test_password)

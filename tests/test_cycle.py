@@ -217,7 +217,8 @@ def test_test_send_reaches_only_the_test_address_and_leaves_the_ledger_unsent(mo
     assert only.exit_code == 0, only.output
     assert len(handler.messages) == 5
     assert parsed(handler.messages[-1][1])["Subject"] == \
-        "[TEST] Performance review: Bob · February 2026"
+        "[TEST] Performance review: Bob · February 2026 (copy for bob@x.example, " \
+        "alice@x.example)"  # whose copy it is
     assert invoke("send", run, "--test-to", "me@test.example", "--only", "E9",
                   env=env).exit_code == 1
     assert invoke("send", run, env=env).exit_code == 1  # still not approved

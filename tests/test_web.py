@@ -499,13 +499,27 @@ def test_send_from_the_page_is_refused_until_the_run_is_approved(serve, smtp, tm
             time.sleep(0.2)
 
     client.get("/runs/2026-03/deliver")
-    state = finish(client.post("/runs/2026-03/send"))
+    status, _, body = client.post("/runs/2026-03/send")  # a summary and a confirmation first
+    assert status == 200 and b"What will be sent" in body and b'name="confirm"' in body
+    assert handler.messages == []
+    state = finish(client.post("/runs/2026-03/send", {"confirm": "yes"}))
     assert state["state"] == "failed" and "is not approved" in state["message"], state
     assert handler.messages == [] and not (built.run_dir / ".send-ledger.sqlite").exists()
     client.get("/runs/2026-03/deliver")
     assert client.post("/runs/2026-03/approve", {"by": "Dana Whitfield",
                                                  "note": "checked"})[0] == 200
-    state = finish(client.post("/runs/2026-03/send"))
+    # approved, but nobody has their PDF password yet: refused until they are handed out
+    state = finish(client.post("/runs/2026-03/send", {"confirm": "yes"}))
+    assert state["state"] == "failed" and "hand the passwords out first" in state["message"]
+    assert handler.messages == []
+    client.get("/runs/2026-03/deliver")
+    status, head, body = client.post("/runs/2026-03/passwords.csv")
+    assert status == 200 and head["content-type"].startswith("text/csv")
+    assert body.decode().splitlines()[0] == "employee_id,name,email,password"
+    status, _, body = client.post("/runs/2026-03/passwords.csv")  # once: nothing new now
+    assert body.decode().splitlines() == ["employee_id,name,email,password"]
+    client.get("/runs/2026-03/deliver")
+    state = finish(client.post("/runs/2026-03/send", {"confirm": "yes"}))
     assert state["state"] == "done", state
     sent = int(re.match(r"(\d+) sent, 0 already sent, 0 failed", state["message"]).group(1))
     assert sent == sum(len(rcpts) for rcpts, _ in handler.messages) > 0

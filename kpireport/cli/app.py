@@ -407,6 +407,10 @@ def _do_send(run_dir: Path, book_path: Path | None, dry_run: bool, outbox: Path 
                   f"{len(outcome.failed)} failed, {len(outcome.unknown)} unknown"
                   + (f" (a test: every message went to {test_to} alone; the ledger does not "
                      "count them as sent)" if test_to else ""))
+    if result.test_password:
+        console.print(f"The protected test copies open with the test password "
+                      f"{result.test_password} (this test only; employees' own passwords are "
+                      "never used for a test)")
     if not outcome.ok:
         sys.exit(3)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import sys
 from pathlib import Path
@@ -89,15 +87,9 @@ def passwords(out_dir: Path, fmt: str, everyone: bool) -> None:
     rows = hand_out(out_dir, everyone=everyone)
     if fmt == "csv":
         # lazy: this stage loads only when the command reaches it (start-up stays light)
-        from kpireport.core.files import safe_text
+        from kpireport.deliver.protect import hand_out_csv
 
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["employee_id", "name", "email", "password"])
-        for row in rows:
-            writer.writerow([safe_text(row.employee_id), safe_text(row.name),
-                             safe_text(row.email), row.password])
-        click.echo(buffer.getvalue(), nl=False)
+        click.echo(hand_out_csv(rows), nl=False)
         return
     # lazy: rich is loaded only where it is used (start-up stays light)
     from rich.console import Console

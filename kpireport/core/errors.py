@@ -11,6 +11,8 @@ values collected into a report. Exceptions are for what stops the work as a whol
     ├── DeliveryError              e-mail settings or transport failures
     ├── PasswordStoreError         the PDF password store is damaged or readable by others
     ├── AuditError                 the audit trail of a run folder is broken or unwritable
+    ├── SentMonthChanged           build refused: it would change a period already sent
+    ├── PasswordsNotHandedOut      send refused: a protected copy's password is not handed out
     └── NotApproved                send refused: the run is not approved as it is now
 """
 
@@ -60,3 +62,26 @@ class AuditError(KpireportError):
 
 class NotApproved(KpireportError):
     """``send`` refused: require_approval is on and the run is not approved as it is now."""
+
+
+class SentMonthChanged(KpireportError):
+    """``build`` refused: the period was already sent and this build changes it (reopen it).
+
+    ``period`` is the run's; ``summary`` says in one line what would change and ``changes``
+    lists it (inputs with their cells, then outcomes by money moved), from ``diff``."""
+
+    def __init__(self, message: str, *, period: str = "", summary: str = "",
+                 changes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.period = period
+        self.summary = summary
+        self.changes = tuple(changes)
+
+
+class PasswordsNotHandedOut(KpireportError):
+    """``send`` refused: a recipient of a protected copy has a generated PDF password that was
+    not handed out yet (``people``: their names)."""
+
+    def __init__(self, message: str, people: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.people = tuple(people)

@@ -7,7 +7,7 @@ forms. ``of(**keys)`` builds one from keywords and refuses a key it does not kno
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,10 @@ class SendOptions(_Options):
     attempts of a temporarily failing message and the first wait between them, in seconds.
     ``test_to`` sends every message to that one address, marked as a test, needing no
     approval and never counted as sent; ``only`` keeps the reports of one employee id,
-    department or COMPANY (kpireport.month.cycle).
+    department or COMPANY (kpireport.month.cycle). A test of protected reports encrypts every
+    copy with ``test_password`` (default: a new one, returned in the result) so the tester can
+    open them. ``require_handed_out`` refuses a send while someone would get a protected copy
+    whose generated password was not handed out yet (the web app sets it).
     """
 
     sender: str | None = None
@@ -95,6 +98,8 @@ class SendOptions(_Options):
     backoff: float = 1.0
     test_to: str | None = None
     only: str | None = None
+    test_password: str | None = field(default=None, repr=False)
+    require_handed_out: bool = False
 
     def __post_init__(self) -> None:
         for name in ("book", "templates", "outbox"):

@@ -75,6 +75,37 @@ def annotate_workbook(book: Path, issues: list[Issue], out: Path | None = None
     return AnnotateResult(out, marked, listed, cleared, not_kept, kept)
 
 
+def unmark_workbook(path: Path) -> int:
+    """Take kpireport's own marks off a workbook in place (a fixed copy of the annotated one,
+    uploaded again): the Issues sheet goes and each marked cell gets back the fill and note it
+    had before; the user's own formatting and notes stay. How many marks came off (0: the
+    file had none and was not rewritten)."""
+    path = Path(path)
+    if not _has_marks(path):
+        return 0
+    workbook, _ = load_for_editing(path)
+    cleared = _clear_old_marks(workbook)
+    if cleared or any(_is_ours(ws) for ws in workbook.worksheets):
+        save_atomically(workbook, path)
+    return cleared
+
+
+def _has_marks(path: Path) -> bool:
+    """Whether the file carries an Issues sheet or a note of ours (a look inside the zip,
+    without opening the workbook)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name == "xl/sharedStrings.xml" or name.startswith(("xl/worksheets/sheet",
+                                                                     "xl/comments")):
+                    data = archive.read(name)
+                    if RESTORE_HEADER.encode() in data or NOTE_AUTHOR.encode() in data:
+                        return True
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+    return False
+
+
 def _saved_by_someone_else(path: Path) -> bool:
     """Excel and LibreOffice record who saved a file last; our copies say kpireport check."""
     try:

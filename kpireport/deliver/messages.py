@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
@@ -92,8 +93,8 @@ def built_file(manifest: Manifest, entry: FileEntry) -> bytes:
 
 def plan_messages(book: Book, run_dir: Path, sender: str, *,
                   templates: Path | None = None, test_to: str | None = None,
-                  only: str | None = None, corrections: dict[str, dict] | None = None
-                  ) -> Plan:
+                  only: str | None = None, corrections: dict[str, dict] | None = None,
+                  test_password: str | None = None) -> Plan:
     """Build every message of the run folder (nothing is sent).
 
     The reports are the build's manifest's, the recipients the ones the build recorded; a
@@ -101,7 +102,8 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
     ``only`` keeps the reports of one employee, department or COMPANY; ``test_to`` addresses
     every message to that one address instead, its subject marked as a test. After
     ``build --reopen`` a report that changed since the build that was sent is marked as a
-    correction and says what changed (kpireport.month.cycle).
+    correction and says what changed (kpireport.month.cycle). ``test_password`` (a test
+    send) is the one password every protected test copy opens with.
     """
 
     manifest = read_manifest(run_dir)
@@ -116,7 +118,8 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
     fixes = corrections or {}
     fmt = Formatter(book.settings.locale, book.settings.currency)
     env = _mail_environment(book.settings.locale, template_dirs(templates))
-    protection = protect.Protection.start(book, run_dir.parent)
+    protection = protect.Protection.start(book, run_dir.parent,
+                                          test_password=test_password if test else None)
     names = {p.email.lower(): p.name for p in book.people if p.email}
     messages, problems = [], []
     unaddressed = 0
@@ -141,6 +144,8 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
         filename = context["attachment"]
         digest = hashlib.sha256(pdf + subject.encode() + text.encode()).hexdigest()
         if not protected:
+            if test is not None:
+                subject, text, html = whose_copy(fmt, recipients, subject, text, html)
             message = _message(sender, test or recipients, subject, text, html, pdf, filename)
             messages.append(Outgoing(stem, test or recipients, message, digest))
             continue
@@ -156,11 +161,12 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
                    "protected": True, "password_hint": protection.hint,  # greeted by name
                    "correction": context["correction"]}
             own_subject = clean_header(env.get_template("email_subject.txt").render(**own))
-            message = _message(sender, test or alone, mark_subject(own_subject, fmt,
-                                                                         **marks),
-                               env.get_template("email_body.txt").render(**own),
-                               env.get_template("email_body.html").render(**own),
-                               encrypted, filename)
+            parts = (mark_subject(own_subject, fmt, **marks),
+                     env.get_template("email_body.txt").render(**own),
+                     env.get_template("email_body.html").render(**own))
+            if test is not None:
+                parts = whose_copy(fmt, alone, *parts)
+            message = _message(sender, test or alone, *parts, encrypted, filename)
             messages.append(Outgoing(stem, test or alone, message, digest, protected=True))
     if not messages and unaddressed:
         raise DeliveryError(f"no recipient for {unaddressed} reports: {_why_nobody(book)}")
@@ -168,6 +174,42 @@ def plan_messages(book: Book, run_dir: Path, sender: str, *,
         raise DeliveryError("nothing to send: no recipient of these reports has a PDF "
                             f"password ({problems[0] if problems else 'none'})")
     return Plan(messages, problems)
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """What a send of a run would do, before it is done: per report kind, how many reports and
+    messages, whether they are protected and carry pay; the messages and distinct recipients
+    in all. A protected report is one message per recipient (each their own copy); another is
+    one message to all of its recipients."""
+
+    kinds: tuple[dict, ...]  # {kind, reports, messages, protected, pay}
+    messages: int
+    people: int  # distinct addresses
+    unaddressed: int  # reports with no recipient (not sent)
+
+
+def send_summary(book: Book, run_dir: Path) -> SendSummary:
+    """The summary shown before a send (nothing is built or sent): from the build's recorded
+    recipients and Settings ``pdf_protection``. Employee reviews carry pay (bonus, salary)."""
+    manifest = read_manifest(run_dir)
+    kinds: dict[str, dict] = {}
+    people: set[str] = set()
+    unaddressed = 0
+    for report, recipients in recorded_recipients(run_dir, manifest):
+        protected = protect.applies(book.settings, report.kind)
+        row = kinds.setdefault(report.kind, {"kind": report.kind, "reports": 0, "messages": 0,
+                                             "protected": protected,
+                                             "pay": report.kind == "employee"})
+        row["reports"] += 1
+        if not recipients.to:
+            unaddressed += 1
+            continue
+        people.update(a.lower() for a in recipients.all)
+        row["messages"] += len(recipients.all) if protected else 1
+    order = {"employee": 0, "department": 1, "company": 2}
+    rows = tuple(sorted(kinds.values(), key=lambda r: order.get(r["kind"], 3)))
+    return SendSummary(rows, sum(r["messages"] for r in rows), len(people), unaddressed)
 
 
 def _why_nobody(book: Book) -> str:
@@ -372,6 +414,21 @@ def mark_subject(subject: str, fmt, *, test: bool, correction: bool) -> str:
     return subject
 
 
+def whose_copy(fmt, recipients: Recipients, subject: str, text: str, html: str
+               ) -> tuple[str, str, str]:
+    """A test message says whose copy it is, in its subject and its first line, so two tests of
+    the same report to different people can be told apart."""
+    to = ", ".join(recipients.all)
+    line = fmt.gettext(TEST_COPY_LINE).format(to=to)
+    subject = clean_header(f"{subject} ({fmt.gettext(TEST_COPY_SUBJECT).format(to=to)})")
+    banner = f"<p><strong>{escape(line)}</strong></p>"
+    body = re.search(r"<body[^>]*>", html)
+    html = html[:body.end()] + banner + html[body.end():] if body else banner + html
+    return subject, f"{line}\n\n{text}", html
+
+
+TEST_COPY_LINE = N_("Test copy of the message to {to}.")
+TEST_COPY_SUBJECT = N_("copy for {to}")
 CORRECTION_MARK = N_("Correction:")
 TEST_MARK = N_("[TEST]")
 

@@ -12,6 +12,7 @@ error messages name the person or the cell, never the value.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import json
@@ -20,8 +21,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kpireport.core.errors import PasswordStoreError
-from kpireport.core.files import write_atomically
+from kpireport.core.errors import PasswordsNotHandedOut, PasswordStoreError
+from kpireport.core.files import safe_text, write_atomically
 from kpireport.core.i18n import N_, translations
 from kpireport.core.model import Book, Settings
 from kpireport.read.validate.people import MIN_LENGTH, password_problem  # noqa: F401
@@ -187,35 +188,109 @@ def hand_out(out_dir: Path, *, everyone: bool = False) -> list[HandOut]:
     return rows
 
 
+def hand_out_csv(rows: list[HandOut]) -> str:
+    """The hand-out as CSV (``passwords --format csv``): employee_id,name,email,password; text
+    cells that a spreadsheet would run as a formula are defused."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["employee_id", "name", "email", "password"])
+    for row in rows:
+        writer.writerow([safe_text(row.employee_id), safe_text(row.name), safe_text(row.email),
+                         row.password])
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class HandOutState:
+    """Where the PDF passwords of a workbook's people stand (never a password itself).
+
+    ``pending``: names of people whose generated password was not handed out yet (their
+    protected copies cannot be opened); ``handed_out``: generated and handed out; ``chosen``:
+    typed into People ``pdf_password``."""
+
+    protection: str
+    pending: tuple[str, ...] = ()
+    handed_out: int = 0
+    chosen: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.protection == "none" or not self.pending
+
+
+def hand_out_state(book: Book, out_dir: Path) -> HandOutState:
+    """Who can open their protected copies of the reports built into ``out_dir``."""
+    protection = book.settings.pdf_protection
+    if protection == "none":
+        return HandOutState(protection)
+    store = PasswordStore.open(out_dir)
+    pending, handed, chosen = [], 0, 0
+    for person in book.people:
+        if not person.email:
+            continue
+        if person.pdf_password:
+            chosen += 1
+            continue
+        entry = store.entries.get(person.employee_id)
+        if entry and entry.get("handed_out"):
+            handed += 1
+        else:
+            pending.append(person.name or person.employee_id)
+    return HandOutState(protection, tuple(pending), handed, chosen)
+
+
+def require_handed_out(book: Book, out_dir: Path) -> None:
+    """Refuse (PasswordsNotHandedOut) while someone would get a copy they cannot open."""
+    state = hand_out_state(book, out_dir)
+    if not state.ready:
+        shown = ", ".join(state.pending[:3]) + (" …" if len(state.pending) > 3 else "")
+        raise PasswordsNotHandedOut(
+            f"{len(state.pending)} person(s) would get a protected PDF without having their "
+            f"password ({shown}); hand the passwords out first (kpireport passwords "
+            f"{out_dir}), then send", state.pending)
+
+
 DEFAULT_HINT = N_("Your personal PDF password was given to you separately by HR; it is never "
                   "sent by e-mail.")
+
+
+TEST_HINT = N_("This is a test copy: it opens with the test password shown to the person who "
+               "sent the test, not with the employee's own password.")
 
 
 class Protection:
     """What one send run needs to protect its messages: the passwords, one owner password
     for the run, and the hint the e-mails give."""
 
-    def __init__(self, settings: Settings, passwords: Passwords | None) -> None:
+    def __init__(self, settings: Settings, passwords: Passwords | None,
+                 test_password: str | None = None) -> None:
 
         self.settings = settings
         self.passwords = passwords
+        self.test_password = test_password
         self.owner = owner_password()
-        self.hint = settings.pdf_password_hint or \
-            translations(settings.locale).gettext(DEFAULT_HINT)
+        gettext = translations(settings.locale).gettext
+        self.hint = gettext(TEST_HINT) if test_password else \
+            settings.pdf_password_hint or gettext(DEFAULT_HINT)
 
     @classmethod
-    def start(cls, book: Book, out_dir: Path) -> Protection:
+    def start(cls, book: Book, out_dir: Path, *, test_password: str | None = None
+              ) -> Protection:
         """Read the store of ``out_dir`` and fill in missing passwords (when protection is
-        on); a damaged or exposed store raises PasswordStoreError before anything is sent."""
+        on); a damaged or exposed store raises PasswordStoreError before anything is sent.
+        ``test_password`` (a test send): every protected copy opens with it instead, so the
+        person who asked for the test can open them."""
         if book.settings.pdf_protection == "none":
             return cls(book.settings, None)
         store = PasswordStore.open(out_dir)
         store.ensure(book)
-        return cls(book.settings, Passwords(book, store))
+        return cls(book.settings, Passwords(book, store), test_password)
 
     def encrypt(self, pdf: bytes, address: str) -> bytes | None:
         """The PDF encrypted for ``address`` (None: that recipient has no password)."""
         password = self.passwords.get(address) if self.passwords else None
+        if self.test_password and password is not None:
+            password = self.test_password
         return None if password is None else encrypt_pdf(pdf, password, self.owner)
 
 

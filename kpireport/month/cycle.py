@@ -18,10 +18,10 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from kpireport.core.errors import KpireportError, NotApproved
+from kpireport.core.errors import KpireportError, NotApproved, SentMonthChanged
 from kpireport.deliver.messages import recorded_recipients
 from kpireport.month import audit
-from kpireport.month.diff import _outcome_changes, diff_runs
+from kpireport.month.diff import _outcome_changes, diff_runs, format_text
 from kpireport.report.inputs import INPUTS_FILE
 from kpireport.report.manifest import read_manifest
 from kpireport.report.outputs import LEDGER, run_lock
@@ -265,10 +265,12 @@ class BuildGate:
         self.new_hashes = run_hashes(staging.dir, manifest)
         self.changed = self.new_hashes != self.old_hashes
         if self.sent and self.changed and not self.reopen:
-            raise KpireportError(
+            summary, changes = self._would_change(staging.dir)
+            raise SentMonthChanged(
                 f"{self.run_dir} was already sent, and this build changes it; nothing was "
                 f"written. To correct a sent month: kpireport build … --reopen --by NAME "
-                "--note WHY (the reports sent again are marked as corrections)")
+                "--note WHY (the reports sent again are marked as corrections)",
+                period=self.run_dir.name, summary=summary, changes=changes)
         run_dir = self.run_dir
         if self.old_hashes:
             same = all(_same_file(run_dir / n, staging.dir / n)
@@ -281,6 +283,15 @@ class BuildGate:
             self._snapshot(staging, SENT)
         elif (run_dir / SENT).is_dir():
             staging.keep(_files_under(run_dir, SENT))
+
+    def _would_change(self, staged: Path) -> tuple[str, tuple[str, ...]]:
+        """What the refused build would change against the one in place (``diff``): its
+        summary line and the lines of inputs and outcomes (without the folders' names)."""
+        try:
+            document = diff_runs(self.run_dir, staged)
+        except KpireportError:
+            return "", ()
+        return str(document["summary"]), tuple(format_text(document).splitlines()[1:])
 
     def _baseline_kept(self) -> bool:
         """A reopened period reopened again before its correction was sent keeps the first
@@ -441,22 +452,31 @@ def status(run_dir: str | Path) -> dict:
         recorded = recorded_recipients(run_dir, manifest)
     except KpireportError:  # damaged or edited: send says so; status still reports the rest
         recorded = []
+    fixes = corrections(run_dir, manifest)
+    sent = was_sent(run_dir, trail)
     for report, r in recorded:
         for address in r.all:
             row = latest.pop((report.stem, address.lower()), None)
-            recipients.append(_delivery(report.stem, report.name, address, row))
+            item = _delivery(report.stem, report.name, address, row)
+            if not sent and report.stem in fixes and item["state"] == "sent":
+                # reopened and corrected: what they have is the old report
+                item["state"] = CORRECTION_NOT_SENT
+            recipients.append(item)
     recipients += [_delivery(report, None, rcpt, row) for (report, rcpt), row in latest.items()]
     counts: dict[str, int] = {}
     for item in recipients:
         counts[item["state"]] = counts.get(item["state"], 0) + 1
     return {"run_dir": str(run_dir), "built": built, "changes": changes,
             "approval": approval(run_dir, trail=trail, hashes=hashes),
-            "sent": was_sent(run_dir, trail),
-            "corrections": sorted(corrections(run_dir, manifest)),
+            "sent": sent,
+            "corrections": sorted(fixes),
             "delivery": {"counts": counts, "recipients": recipients},
             "audit": {**trail.as_dict(), "records": [
                 {k: r.get(k) for k in ("n", "time", "action", "actor", "reason")}
                 for r in trail.records]}}
+
+
+CORRECTION_NOT_SENT = "correction not sent"  # sent before the reopen, corrected since
 
 
 def _delivery(report: str, name: str | None, address: str, row) -> dict:

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kpireport.core.errors import KpireportError, UnreadableWorkbook
+from kpireport.core.errors import KpireportError, SentMonthChanged, UnreadableWorkbook
 from kpireport.core.issues import Issue
 from kpireport.web.builds import build_elsewhere
 from kpireport.web.security import BOOK_NAME, PERIOD, RUN_FILE, child, safe_stem
@@ -58,6 +58,11 @@ class Job:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     locale: str = "en_US"  # the workbook's: the language of label and message
+    # a build refused because the period was sent: {summary, changes} of what would change
+    sent_month: dict | None = None
+    reopened: bool = False  # a build with --reopen
+    # a test send of protected reports: the password its copies open with, for the tester
+    test_password: str | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -70,7 +75,9 @@ class Job:
     def as_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "target": self.target, "state": self.state,
                 "label": self.label, "done": self.done, "total": self.total,
-                "message": self.message, "period": self.period}
+                "message": self.message, "period": self.period,
+                "sent_month": self.sent_month is not None,
+                "test_password": self.test_password}
 
 
 def _(text: str) -> str:
@@ -100,6 +107,7 @@ class CheckReport:
     issues: list[Issue]
     locale: str | None  # the workbook's, when it could be read
     unreadable: str | None = None  # the one-line answer for a file that is not a workbook
+    unmarked: int = 0  # kpireport's marks taken off an uploaded marked copy
 
     @property
     def errors(self) -> int:
@@ -134,14 +142,22 @@ class Workspace:
 
     # ------------------------------------------------------------------ files
     def books(self) -> list[dict]:
+        """The workbooks of the folder; one that is a link out of it, or unreadable, is listed
+        as unavailable with the reason (and never opened)."""
         found = []
         for path in sorted(self.folder.glob("*.xlsx")):
-            if path.name.startswith((".", "~$")) or not BOOK_NAME.match(path.name) \
-                    or not path.is_file():
+            if path.name.startswith((".", "~$")) or not BOOK_NAME.match(path.name):
                 continue
-            stat = path.stat()
-            found.append({"name": path.name, "size": stat.st_size,
-                          "modified": dt.datetime.fromtimestamp(stat.st_mtime)})
+            reason = _outside(self.folder, path)
+            if reason is None and not path.is_file():
+                continue
+            try:
+                stat = path.lstat() if reason else path.stat()
+            except OSError as exc:
+                reason, stat = f"cannot be read ({exc.strerror or exc})", None
+            found.append({"name": path.name, "size": stat.st_size if stat else 0,
+                          "modified": dt.datetime.fromtimestamp(stat.st_mtime if stat else 0),
+                          "unavailable": reason})
         return sorted(found, key=lambda b: b["modified"], reverse=True)
 
     def book(self, name: str) -> Path:
@@ -158,8 +174,20 @@ class Workspace:
             return []
         runs = []
         for path in sorted(self.out.iterdir(), reverse=True):
-            if PERIOD.match(path.name) and (path / "results.json").is_file():
-                runs.append(self.run_summary(path.name, light=True))
+            if not PERIOD.match(path.name):
+                continue
+            reason = _outside(self.out, path)
+            if reason is None:
+                if not (path / "results.json").is_file():
+                    continue
+                try:
+                    runs.append(self.run_summary(path.name, light=True))
+                    continue
+                except (KpireportError, OSError, ValueError) as exc:
+                    reason = f"cannot be read ({exc})"
+                except Exception as exc:  # noqa: BLE001 (one bad run never hides the others)
+                    reason = f"cannot be read ({getattr(exc, 'detail', exc)})"
+            runs.append({"period": path.name, "unavailable": reason})
         return runs
 
     def run_dir(self, period: str) -> Path:
@@ -206,10 +234,13 @@ class Workspace:
             report = self._check(path)
             if report.unreadable is not None:
                 return None, report
+            unmarked = _unmark(path)
+            if unmarked:  # a fixed copy of the marked workbook: checked again without marks
+                report = self._check(path)
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             name = f"{safe_stem(shown)}-{stamp}-{secrets.token_hex(3)}.xlsx"
             os.replace(path, self.folder / name)
-            return name, CheckReport(name, report.issues, report.locale)
+            return name, CheckReport(name, report.issues, report.locale, unmarked=unmarked)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -258,6 +289,10 @@ class Workspace:
             try:
                 work(job)
                 job.state = "done"
+            except SentMonthChanged as exc:
+                job.period = exc.period or job.period
+                job.sent_month = {"summary": exc.summary, "changes": list(exc.changes)}
+                job.state, job.message = "failed", str(exc)
             except KpireportError as exc:
                 job.state, job.message = "failed", str(exc)
             except Exception as exc:  # shown on the page, not lost in a thread
@@ -269,7 +304,9 @@ class Workspace:
         threading.Thread(target=run, name=f"kpireport-{kind}", daemon=True).start()
         return job
 
-    def start_build(self, name: str) -> Job:
+    def start_build(self, name: str, *, reopen: tuple[str, str] | None = None) -> Job:
+        """Build ``name`` like ``kpireport build``; ``reopen`` (by, note) like ``build --reopen
+        --by NAME --note WHY``, for a period that was sent (audited by the library)."""
         path = self.book(name)
 
         def work(job: Job) -> None:
@@ -280,7 +317,8 @@ class Workspace:
                 job.locale = locale
 
             outcome = build_elsewhere(path, self.out, _workers(), on_start=started,
-                                      progress=lambda _name: _advance(job), located=located)
+                                      progress=lambda _name: _advance(job), located=located,
+                                      reopen=reopen)
             job.period = outcome["period"]
             if outcome["failures"]:
                 first = sorted(outcome["failures"].values())[0]
@@ -290,10 +328,15 @@ class Workspace:
             job.message = gettext("Rendered {rendered} report(s), {cached} unchanged").format(
                 rendered=outcome["rendered"], cached=outcome["cached"])
 
-        return self._start("build", name, work)
+        job = self._start("build", name, work)
+        job.reopened = reopen is not None
+        return job
 
-    def build_command(self, name: str) -> str:
-        return cli("build", self.book(name), "--out", self.out)
+    def build_command(self, name: str, *, reopen: bool = False) -> str:
+        words: tuple[str | Path, ...] = ("build", self.book(name), "--out", self.out)
+        if reopen:
+            words += ("--reopen", "--by", "NAME", "--note", "WHY")
+        return cli(*words)
 
     # ------------------------------------------------------------------ runs
     def run_summary(self, period: str, *, light: bool = False) -> dict:
@@ -324,9 +367,17 @@ class Workspace:
             "changes": state["changes"],
         }
         summary["sendable"] = not summary["require_approval"] or state["approval"]["valid"]
+        summary["recipients"] = len(rows)
+        summary["sent"] = sum(row["state"] == "sent" for row in rows)
+        summary["failed"] = sum(row["state"] in ("failed", "unknown") for row in rows)
+        summary["left"] = summary["recipients"] - summary["sent"]
+        summary["all_sent"] = bool(rows) and summary["left"] == 0
         if not light:
             summary["reports"] = self.reports(run_dir)
             summary["rows"] = rows
+            # a department's review counts as a department, whether or not it has a scorecard
+            summary["departments"] = sum(r["kind"] == "department"
+                                         for r in summary["reports"])
         return summary
 
     @staticmethod
@@ -398,8 +449,10 @@ class Workspace:
         def work(job: Job) -> None:
             job.period = period
             job.locale = locale
-            outcome = send(run_dir, book, test_to=test_to,
-                           progress=lambda _report: _advance(job))
+            result = send(run_dir, book, test_to=test_to,
+                          progress=lambda _report: _advance(job))
+            outcome = result.outcome
+            job.test_password = result.test_password
             gettext = _gettext(job.locale)
             job.message = gettext("{sent} sent, {skipped} already sent, {failed} failed, "
                                   "{unknown} unknown").format(
@@ -412,6 +465,38 @@ class Workspace:
                 raise KpireportError(job.message)
 
         return self._start("test" if test_to else "send", period, work)
+
+    def deliver_facts(self, period: str) -> tuple[object, object]:
+        """(where the PDF passwords of the run's people stand, what a send would do):
+        :class:`kpireport.deliver.protect.HandOutState` and
+        :class:`kpireport.deliver.messages.SendSummary`, or the reason they are not known."""
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
+        from kpireport import api
+
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
+        from kpireport.deliver.messages import send_summary
+
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
+        from kpireport.deliver.protect import hand_out_state
+
+        run_dir = self.run_dir(period)
+        try:
+            book = api.send_book(run_dir, self._run_book(run_dir))
+            return hand_out_state(book, self.out), send_summary(book, run_dir)
+        except KpireportError as exc:
+            return str(exc), str(exc)
+
+    def hand_out(self, period: str, *, everyone: bool = False) -> str:
+        """The passwords not handed out yet (``everyone``: all) as CSV, like ``kpireport
+        passwords OUT --format csv [--all]``; they are recorded as handed out."""
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
+        from kpireport.deliver.protect import hand_out, hand_out_csv
+
+        self.run_dir(period)
+        return hand_out_csv(hand_out(self.out, everyone=everyone))
+
+    def passwords_command(self) -> str:
+        return cli("passwords", self.out, "--format", "csv")
 
     def send_command(self, period: str, *, test_to: str | None = None) -> str:
         run_dir = self.run_dir(period)
@@ -430,6 +515,26 @@ class Workspace:
 
     def status_command(self, period: str) -> str:
         return cli("status", self.run_dir(period))
+
+
+def _outside(root: Path, path: Path) -> str | None:
+    """Why ``path`` (in ``root``) is not served: a link to a place outside the folder."""
+    real = Path(os.path.realpath(path))
+    real_root = Path(os.path.realpath(root))
+    if real != real_root and real_root not in real.parents:
+        return f"a link to {real}, outside the working folder: not opened (copy it in instead)"
+    return None
+
+
+def _unmark(path: Path) -> int:
+    """kpireport's marks (fills, notes, the Issues sheet) taken off an uploaded copy."""
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
+    from kpireport.data_in.annotate import unmark_workbook
+
+    try:
+        return unmark_workbook(path)
+    except KpireportError:
+        return 0  # the check reports the workbook as it is
 
 
 def _run_locale(run_dir: Path) -> str:
@@ -464,7 +569,9 @@ def when(stamp: str | None) -> str:
 
 def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, progress=None):
     """What ``kpireport send RUN_DIR --book BOOK [--test-to ADDRESS]`` does: :func:`api.send`
-    with the server's SMTP settings (a test goes to one address and is not counted as sent)."""
+    with the server's SMTP settings (a test goes to one address and is not counted as sent;
+    its protected copies open with a test password the result carries). A real send is
+    refused while someone's generated PDF password was not handed out."""
     # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport import api
 
@@ -477,10 +584,9 @@ def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, progress
     environ = dict(os.environ)
     settings = SmtpSettings.from_env(environ)
     options = SendOptions(sender=settings.sender, book=book_path, test_to=test_to,
-                          backoff=backoff_from_env(environ))
-    result = api.send(run_dir, options, transport=lambda: SmtpTransport(settings),
-                      progress=progress)
-    return result.outcome
+                          backoff=backoff_from_env(environ), require_handed_out=True)
+    return api.send(run_dir, options, transport=lambda: SmtpTransport(settings),
+                    progress=progress)
 
 
 def _advance(job: Job) -> None:

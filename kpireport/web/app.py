@@ -127,7 +127,8 @@ class App:
         if name is None:
             return self.page(request, "check.html", status=422, report=report, name=None,
                              command=actions.cli("check", report.name))
-        return RedirectResponse(f"/books/{name}", 303)
+        suffix = f"?unmarked={report.unmarked}" if report.unmarked else ""
+        return RedirectResponse(f"/books/{name}{suffix}", 303)
 
     async def check(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -135,8 +136,10 @@ class App:
         rows = [{"severity": i.severity, "sheet": i.sheet, "cell": i.cell, "code": i.code,
                  "message": i.message, "fix": i.fix}
                 for i in sorted(report.issues, key=lambda i: _ORDER.get(i.severity, 3))]
+        unmarked = request.query_params.get("unmarked", "")
         return self.page(request, "check.html", locale=report.locale, report=report, rows=rows,
                          name=name, build_command=self.ws.build_command(name),
+                         unmarked=int(unmarked) if unmarked.isdigit() else 0,
                          command=actions.cli("check", self.ws.book(name), "--annotate"))
 
     async def annotated(self, request: Request) -> Response:
@@ -145,16 +148,23 @@ class App:
         return FileResponse(out, filename=out.name, media_type=_XLSX)
 
     async def build(self, request: Request) -> Response:
-        await self.form(request, max_files=0, max_fields=4)
+        form = await self.form(request, max_files=0, max_fields=6)
         name = request.path_params["name"]
-        job = self.ws.start_build(name)
+        reopen = None
+        if form.get("reopen"):
+            by, note = (str(form.get(k) or "").strip() for k in ("by", "note"))
+            if not by or not note:
+                raise HTTPException(400, "Type your name and why the month is reopened.")
+            reopen = (by, note)
+        job = self.ws.start_build(name, reopen=reopen)
         return RedirectResponse(f"/jobs/{job.id}", 303)
 
     async def job(self, request: Request) -> Response:
         job = self._job(request)
         if job.kind == "build":
-            command = self.ws.build_command(job.target)
-            done = f"/runs/{job.period}" if job.period else None
+            command = self.ws.build_command(job.target, reopen=job.reopened
+                                            or job.sent_month is not None)
+            done = f"/runs/{job.period}" if job.period and job.state == "done" else None
         else:
             command = self.ws.send_command(job.target, test_to="ADDRESS" if job.kind == "test"
                                            else None)
@@ -187,8 +197,14 @@ class App:
     async def deliver(self, request: Request) -> Response:
         period = request.path_params["period"]
         summary = await run_in_threadpool(self.ws.run_summary, period)
+        passwords, plan = await run_in_threadpool(self.ws.deliver_facts, period)
+        job = self.ws.current
+        test_password = job.test_password if job is not None and job.kind == "test" \
+            and job.target == period and job.state == "done" else None
         return self.page(request, "deliver.html", locale=summary["locale"], run=summary,
                          rows=summary["rows"], smtp=self.ws.smtp_summary(),
+                         passwords=passwords, test_password=test_password, plan=plan,
+                         passwords_command=self.ws.passwords_command(),
                          approve_command=self.ws.approve_command(period),
                          test_command=self.ws.send_command(period, test_to="ADDRESS"),
                          command=self.ws.send_command(period),
@@ -205,7 +221,10 @@ class App:
 
         rows = await run_in_threadpool(rows)
         job = self.ws.current
-        return JSONResponse({"rows": rows, "job": job.as_dict() if job else None})
+        data = job.as_dict() if job else None
+        if data is not None and job.target != request.path_params["period"]:
+            data["test_password"] = None  # another run's test
+        return JSONResponse({"rows": rows, "job": data})
 
     async def approve(self, request: Request) -> Response:
         form = await self.form(request, max_files=0, max_fields=6)
@@ -226,8 +245,23 @@ class App:
         test_to = str(form.get("test_to") or "").strip() or None
         if request.url.path.endswith("/test-send") and not test_to:
             raise HTTPException(400, "Type the address the test goes to.")
+        if test_to is None and form.get("confirm") != "yes":
+            # a deliberate send: what will go to whom, then a confirmation
+            summary = await run_in_threadpool(self.ws.run_summary, period)
+            passwords, plan = await run_in_threadpool(self.ws.deliver_facts, period)
+            return self.page(request, "confirm_send.html", locale=summary["locale"],
+                             run=summary, plan=plan, passwords=passwords,
+                             command=self.ws.send_command(period))
         job = self.ws.start_send(period, test_to=test_to)
         return RedirectResponse(f"/runs/{period}/deliver?job={job.id}", 303)
+
+    async def passwords(self, request: Request) -> Response:
+        form = await self.form(request, max_files=0, max_fields=4)
+        period = request.path_params["period"]
+        text = await run_in_threadpool(self.ws.hand_out, period,
+                                       everyone=bool(form.get("everyone")))
+        return Response(text, media_type="text/csv; charset=utf-8", headers={
+            "content-disposition": f'attachment; filename="pdf-passwords-{period}.csv"'})
 
     async def preview(self, request: Request) -> Response:
         path = self.ws.run_file(request.path_params["period"], request.path_params["file"])
@@ -284,6 +318,7 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8750,
         Route("/runs/{period}/revoke", app.approve, methods=["POST"]),
         Route("/runs/{period}/test-send", app.send, methods=["POST"]),
         Route("/runs/{period}/send", app.send, methods=["POST"]),
+        Route("/runs/{period}/passwords.csv", app.passwords, methods=["POST"]),
         Route("/runs/{period}/files/{file:path}", app.preview),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

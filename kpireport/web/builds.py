@@ -15,21 +15,24 @@ import queue as queues
 from collections.abc import Callable
 from pathlib import Path
 
-from kpireport.core.errors import KpireportError
+from kpireport.core.errors import KpireportError, SentMonthChanged
 
 WAIT = 1.0  # seconds between looks at a build process that has not said anything
 
 
 def build_elsewhere(path: Path, out: Path, workers: int | None, *,
                     on_start: Callable[[int], None], progress: Callable[[str], None],
-                    located: Callable[[str], None]) -> dict:
+                    located: Callable[[str], None],
+                    reopen: tuple[str, str] | None = None) -> dict:
     """Build the workbook at ``path`` into ``out`` in a new process; its outcome
     ({period, rendered, cached, failures}). ``located`` gets the workbook's locale as soon as
-    it is known. A failure of the build is raised here as a KpireportError with its message."""
+    it is known; ``reopen`` is (by, note) of ``build --reopen``. A failure of the build is
+    raised here as a KpireportError with its message (SentMonthChanged, with what would
+    change, when the period was sent)."""
     context = multiprocessing.get_context("spawn")
     channel = context.Queue()
     # Not a daemon: the build starts PDF worker processes of its own.
-    process = context.Process(target=_build, args=(str(path), str(out), workers, channel),
+    process = context.Process(target=_build, args=(str(path), str(out), workers, reopen, channel),
                               name="kpireport-build")
     process.start()
     try:
@@ -49,6 +52,9 @@ def build_elsewhere(path: Path, out: Path, workers: int | None, *,
                 progress(value)
             elif kind == "failed":
                 raise KpireportError(value)
+            elif kind == "sent":
+                raise SentMonthChanged(value["message"], period=value["period"],
+                                       summary=value["summary"], changes=value["changes"])
             else:
                 return value
     finally:
@@ -59,7 +65,8 @@ def build_elsewhere(path: Path, out: Path, workers: int | None, *,
         channel.close()
 
 
-def _build(path: str, out: str, workers: int | None, channel) -> None:
+def _build(path: str, out: str, workers: int | None, reopen: tuple[str, str] | None,
+           channel) -> None:
     """In the build process: the same calls as ``kpireport build``."""
     from kpireport import api  # lazy: only in the build process
     from kpireport.core.options import BuildOptions
@@ -67,11 +74,16 @@ def _build(path: str, out: str, workers: int | None, channel) -> None:
     try:
         checked = api.load(path)
         channel.put(("locale", checked[0].settings.locale))
-        result = api.build(checked, BuildOptions(out=out, workers=workers),
+        by, note = reopen or (None, None)
+        options = BuildOptions(out=out, workers=workers, reopen_by=by, reopen_note=note)
+        result = api.build(checked, options,
                            on_start=lambda n: channel.put(("total", n)),
                            progress=lambda name: channel.put(("done", name)))
         channel.put(("result", {"period": result.results.period, "rendered": result.rendered,
                                 "cached": result.cached, "failures": result.failures}))
+    except SentMonthChanged as exc:
+        channel.put(("sent", {"message": str(exc), "period": exc.period,
+                              "summary": exc.summary, "changes": list(exc.changes)}))
     except KpireportError as exc:
         channel.put(("failed", str(exc)))
     except Exception as exc:  # noqa: BLE001 (shown on the page, not lost in a process)

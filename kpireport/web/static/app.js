@@ -24,15 +24,24 @@
         return true;
       }
       if (data.state === "done" && data.next) { window.location.assign(data.next); return false; }
-      status.textContent = data.label + ": " + data.message;
+      // a failure (or a job with nowhere to go): the server's page says what and offers a way back
+      window.location.reload();
       return false;
     });
   }
+  // a download that changes the page (passwords handed out): show the new state after it
+  document.querySelectorAll("form[data-reload-after]").forEach(function (form) {
+    form.addEventListener("submit", function () { setTimeout(function () { window.location.reload(); }, 1500); });
+  });
   var delivery = document.querySelector("[data-delivery]");
   if (delivery) {
     var body = delivery.querySelector("[data-rows]"), live = delivery.querySelector("[data-job-status]");
+    var last = null, watching = null;  // a send seen running here: when it ends, the page shows the new state
     poll(delivery.getAttribute("data-delivery"), 700, function (data) {
-      if (data.rows && data.rows.length) {
+      var signature = JSON.stringify(data.rows || []);
+      var changed = signature !== last;  // rewrite only what changed: the table is aria-live
+      last = signature;
+      if (changed && data.rows && data.rows.length) {
         body.textContent = "";
         data.rows.forEach(function (row) {
           var tr = document.createElement("tr");
@@ -48,7 +57,7 @@
         });
       }
       var counts = delivery.querySelector("[data-counts]");
-      if (counts && data.rows && data.rows.length) {
+      if (changed && counts && data.rows && data.rows.length) {
         var tally = {};
         data.rows.forEach(function (row) { tally[row.state] = (tally[row.state] || 0) + 1; });
         counts.textContent = "";
@@ -62,11 +71,21 @@
       }
       var banner = document.querySelector("[data-banner]");
       if (banner && data.job && data.job.state !== "running") { banner.hidden = true; }
+      if (data.job && data.job.kind === "send" && data.job.state === "running") { watching = data.job.id; }
+      if (data.job && watching === data.job.id && data.job.state !== "running") {
+        watching = null;
+        setTimeout(function () { window.location.reload(); }, 300);
+      }
       if (data.job && data.job.kind !== "build") {
         live.textContent = data.job.label +
           (data.job.total ? " · " + data.job.done + "/" + data.job.total : "") +
           (data.job.message ? " · " + data.job.message : "");
         live.setAttribute("data-state", data.job.state);
+        var shown = document.querySelector("[data-test-password]");
+        if (shown && data.job.kind === "test" && data.job.test_password) {
+          shown.querySelector("[data-test-password-value]").textContent = data.job.test_password;
+          shown.hidden = false;
+        }
       }
       return true;
     });
