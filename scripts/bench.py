@@ -242,6 +242,20 @@ def _weasyprint_only(paths: list[str], css_path: str) -> None:
         HTML(filename=path).write_pdf(stylesheets=[CSS(filename=css_path)])
 
 
+def _render_pool(views: list[dict], dirs, workers: int) -> list:
+    """Render ``views`` to PDF in a :class:`~kpireport.report.render.RenderPool`; the reports
+    that failed, with their errors."""
+    from kpireport.report import render
+
+    pool = render.RenderPool(dirs, ("pdf",), workers)
+    try:
+        done = [item for view in views for item in pool.submit(view)] + pool.drain()
+    finally:
+        pool.close()
+    return [(view["file"], result) for view, result in done
+            if isinstance(result, BaseException)]
+
+
 def _chunks(items: list, n: int) -> list[list]:
     return [items[i::n] for i in range(n)]
 
@@ -260,12 +274,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the 1,000-person html+pdf build (memory figure)")
     parser.add_argument("--cold-html-only", action="store_true",
                         help="measure only the end-to-end `build --format html` ÷ `check`")
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="runs of each whole process in the end-to-end measure (median)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs of each whole process in the end-to-end measures (median; "
+                             "default 5, with --pdf 1)")
+    parser.add_argument("--pdf", action="store_true",
+                        help="measure only the PDF month (scripts/bench_pdf.py): CPU per "
+                             "report against WeasyPrint alone, whole builds, workers, memory")
+    parser.add_argument("--turns", type=int, default=3,
+                        help="with --pdf: turns of the CPU-per-report measure (median)")
     parser.add_argument("--work", type=Path, default=Path.cwd(),
                         help="folder to write the workbook and builds in, as a person's "
                              "project folder (default: here; removed afterwards)")
     args = parser.parse_args(argv)
+    if args.pdf:
+        import bench_pdf  # beside this file
+
+        args.repeat = args.repeat or 1
+        return bench_pdf.main(args)
+    args.repeat = args.repeat or 5
 
     from kpireport import api
     from kpireport.data_in import samples, template
@@ -377,11 +403,10 @@ def main(argv: list[str] | None = None) -> int:
         t_weasy, _ = timed(weasy_two)
         rows.append(Row(f"baseline: WeasyPrint alone, {len(paths)} PDFs, 2 processes",
                         t_weasy))
-        t_pdf2, outcome = timed(lambda: render.render_views(pdf_views, ("pdf",), dirs,
-                                                            workers=2))
-        assert not outcome.failures, outcome.failures
+        t_pdf2, failures = timed(lambda: _render_pool(pdf_views, dirs, workers=2))
+        assert not failures, failures
         rows.append(Row(f"kpireport PDF, {len(pdf_views)} reports, 2 workers", t_pdf2))
-        t_pdf1, _ = timed(lambda: render.render_views(pdf_views, ("pdf",), dirs, workers=1))
+        t_pdf1, _ = timed(lambda: _render_pool(pdf_views, dirs, workers=1))
         rows.append(Row(f"kpireport PDF, {len(pdf_views)} reports, 1 worker", t_pdf1))
         checks.append(("PDF 2 workers / WeasyPrint alone 2 processes", t_pdf2 / t_weasy,
                        "≤ 1.25", t_pdf2 / t_weasy <= 1.25))
