@@ -1,9 +1,11 @@
-"""The PDF's look: charts painted by attributes (kpireport.report.chart_paint) render the same
-pixels as charts carrying charts.css in a <style> each, and a charts.css that cannot be
-resolved still styles the charts."""
+"""The PDF's look: every report renders to the same pixels as in kpireport's earlier form
+(charts.css in a <style> inside each chart, cards and spark axes laid out by flex), the tag
+tree reads in the same order, and a charts.css that cannot be resolved still styles the
+charts."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +20,40 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_workbooks"
 # A rule the resolution refuses (a pseudo-class) and that styles nothing: with it, the built-in
 # charts.css goes into each chart as a <style>, as kpireport did before charts were painted.
 PER_CHART_STYLESHEET = "\nsvg rect:first-child { }\n"
+# The print layout as it was: cards and spark axes in flex boxes.
+FLEX_LAYOUT = """
+.cards { display: flex; width: auto; border-spacing: 0; margin: 6px 0 8px; }
+.card { display: block; } .employee .card.wide { width: auto; }
+.spark-axis { display: flex; } .spark-axis > span:first-child, .spark-axis > span:last-child {
+  float: none; }
+"""
+
+
+@pytest.fixture(scope="module")
+def earlier_run(tmp_path_factory):
+    """earlier_run("acme") → the run folder of the sample's PDFs in the earlier form."""
+    runs: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in runs:
+            folder = tmp_path_factory.mktemp(f"earlier-{name}")
+            runs[name] = _build(SAMPLES / f"{name}.xlsx", folder / "out",
+                                _earlier_form(folder / "templates"))
+        return runs[name]
+
+    return get
+
+
+def _earlier_form(folder: Path) -> Path:
+    """A template folder that renders PDFs in kpireport's earlier form (see the docstring)."""
+    builtin = builtin_templates()
+    folder.mkdir()
+    (folder / "charts.css").write_text((builtin / "charts.css").read_text()
+                                       + PER_CHART_STYLESHEET)
+    (folder / "print.css").write_text((builtin / "print.css").read_text() + FLEX_LAYOUT)
+    shutil.copy(builtin / "report.css", folder / "report.css")  # beside print.css: @import
+    shutil.copytree(builtin / "fonts", folder / "fonts")  # and its @font-face
+    return folder
 
 
 def test_the_builtin_charts_css_is_resolved():
@@ -75,19 +111,16 @@ def _pixels(pdf: Path, folder: Path) -> list:
 
 
 @pytest.mark.parametrize("sample", ["acme", "onlinecrm"])
-def test_every_report_has_the_pixels_of_charts_with_a_stylesheet_each(sample, sample_run,
-                                                                       tmp_path):
+def test_every_report_has_the_pixels_of_the_earlier_form(sample, sample_run, earlier_run,
+                                                         tmp_path):
     """Tolerance: none — the resolved attributes are the attributes WeasyPrint derives from
-    the per-chart stylesheet, so every pixel of every page is the same."""
+    the per-chart stylesheet, and the table and floats put every box where flex did, so every
+    pixel of every page at 150 dpi is the same."""
     import numpy as np
 
     need_tool("pdftoppm")
     painted = sample_run(sample)
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    (templates / "charts.css").write_text(
-        (builtin_templates() / "charts.css").read_text() + PER_CHART_STYLESHEET)
-    styled = _build(SAMPLES / f"{sample}.xlsx", tmp_path / "out", templates)
+    styled = earlier_run(sample)
     pdfs = sorted(p.relative_to(painted) for p in painted.rglob("*.pdf"))
     assert pdfs == sorted(p.relative_to(styled) for p in styled.rglob("*.pdf"))
     assert len(pdfs) > 10
@@ -97,6 +130,23 @@ def test_every_report_has_the_pixels_of_charts_with_a_stylesheet_each(sample, sa
         assert len(new) == len(old), pdf
         for page, (a, b) in enumerate(zip(new, old), 1):
             assert a.shape == b.shape and np.array_equal(a, b), f"{pdf} page {page}"
+
+
+def _struct_texts(pdf: Path) -> list[str]:
+    """The texts of a tagged PDF in the order of its structure tree."""
+    out = subprocess.run([need_tool("pdfinfo"), "-struct-text", str(pdf)], check=True,
+                         capture_output=True, text=True).stdout
+    return [line.strip() for line in out.splitlines() if line.strip().startswith('"')]
+
+
+@pytest.mark.parametrize("report", ["employees/E003.pdf", "company.pdf",
+                                    "departments/sales.pdf"])
+def test_the_tag_tree_reads_as_in_the_earlier_form(report, sample_run, earlier_run):
+    """The cards as a table add grouping levels to the tag tree (a table's anonymous row),
+    never a change of order."""
+    texts = _struct_texts(sample_run("acme") / report)
+    assert len(texts) > 40
+    assert texts == _struct_texts(earlier_run("acme") / report)
 
 
 def test_a_charts_css_that_cannot_be_resolved_still_colours_the_charts(tmp_path):
