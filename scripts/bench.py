@@ -289,11 +289,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-only", action="store_true",
                         help="measure only the peak memory of `build --format html,pdf` at "
                              "--workers 1 and 2, and the web app's server around a build")
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="runs of each whole process in the end-to-end measure (median)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs of each whole process in the end-to-end measures (median; "
+                             "default 5, with --pdf 1)")
+    parser.add_argument("--pdf", action="store_true",
+                        help="measure only the PDF month (scripts/bench_pdf.py): CPU per "
+                             "report against WeasyPrint alone, whole builds, workers, memory")
+    parser.add_argument("--turns", type=int, default=3,
+                        help="with --pdf: turns of the CPU-per-report measure (median)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()),
                         help="folder to write the workbook and builds in (removed afterwards)")
     args = parser.parse_args(argv)
+    if args.pdf:
+        import bench_pdf  # beside this file
+
+        args.repeat = args.repeat or 1
+        return bench_pdf.main(args)
+    args.repeat = args.repeat or 5
 
     from kpireport import api
     from kpireport.data_in import samples, template

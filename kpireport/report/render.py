@@ -26,6 +26,7 @@ from kpireport.core.i18n import translations
 from kpireport.core.resources import builtin_templates
 from kpireport.core.version import __version__
 from kpireport.report import template_cache
+from kpireport.report.chart_paint import ChartPaint
 from kpireport.report.viewmodel import FrozenDict
 
 TEMPLATES = {"employee": "employee.html", "department": "department.html",
@@ -321,6 +322,7 @@ class Renderer:
     _fonts: object | None = None
     _fetcher: SafeFetcher | None = None
     _chart_style: str | None = None
+    _chart_paint: ChartPaint | None = None
 
     def env(self, locale: str):
         if locale not in self._envs:
@@ -351,20 +353,27 @@ class Renderer:
             self._css = CSS(filename=str(self._template_file(PRINT_CSS)),
                             url_fetcher=self._fetcher.fetcher, font_config=self._fonts)
             css = self._template_file(CHARTS_CSS).read_text(encoding="utf-8")
+            self._chart_paint = ChartPaint.from_css(css)
             self._chart_style = "<style>" + css.replace("<", "\\3C ") + "</style>"
         return self._css, self._fonts, self._fetcher
 
     def layout(self, html: str):
         """The laid-out WeasyPrint document of one report's print HTML.
 
-        WeasyPrint styles an inline SVG only from a <style> inside it, never from the page,
-        so charts.css goes into each chart; browsers read it from the page."""
+        WeasyPrint styles an inline SVG only from a <style> inside it, never from the page
+        (browsers read charts.css from the page). charts.css, resolved once, becomes the
+        charts' own attributes (:mod:`~kpireport.report.chart_paint`: the same attributes
+        WeasyPrint would derive, without parsing the stylesheet again for every chart); a
+        charts.css that cannot be resolved goes into each chart as a <style>."""
         # lazy: weasyprint is loaded only where it is used (start-up stays light)
         from weasyprint import HTML
 
         css, fonts, fetcher = self._print_setup()
-        style = self._chart_style
-        html = _SVG_START.sub(lambda m: m.group(0) + style, html)
+        if self._chart_paint is not None:
+            html = self._chart_paint.apply(html)
+        else:
+            style = self._chart_style
+            html = _SVG_START.sub(lambda m: m.group(0) + style, html)
         document = HTML(string=html, base_url=str(self.dirs[0]) + "/",
                         url_fetcher=fetcher.fetcher).render(  # type: ignore[union-attr]
                             stylesheets=[css], font_config=fonts)
