@@ -11,7 +11,9 @@ values collected into a report. Exceptions are for what stops the work as a whol
     ├── DeliveryError              e-mail settings or transport failures
     ├── PasswordStoreError         the PDF password store is damaged or readable by others
     ├── AuditError                 the audit trail of a run folder is broken or unwritable
-    └── NotApproved                send refused: the run is not approved as it is now
+    ├── NotApproved                send refused: the run is not approved as it is now
+    ├── UnknownSubject             explain: the owner or KPI is on no scorecard
+    └── NotVerified                verify: the PDF is not intact, not kpireport's, or differs
 """
 
 from __future__ import annotations
@@ -60,3 +62,12 @@ class AuditError(KpireportError):
 
 class NotApproved(KpireportError):
     """``send`` refused: require_approval is on and the run is not approved as it is now."""
+
+
+class UnknownSubject(KpireportError):
+    """The owner or KPI asked about is not on any scorecard of the workbook."""
+
+
+class NotVerified(KpireportError):
+    """``verify``: the PDF is not a kpireport statement, not intact, or recomputes differently
+    (the message is the first difference in words)."""
