@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from kpireport.api import BuildResult, SendResult, build, check, load, send
+from kpireport.api import BuildResult, SendResult, build, check, explain, load, send, verify
 from kpireport.core.errors import (
     DeliveryError,
     InvalidWorkbook,
     KpireportError,
+    NotVerified,
     OutputError,
     TemplateError,
     UnreadableWorkbook,
@@ -22,6 +23,6 @@ from kpireport.report.manifest import Manifest, ReportEntry, read_manifest
 __all__ = [
     "Book", "BuildOptions", "BuildResult", "DeliveryError", "InvalidWorkbook", "Issue",
     "KpireportError", "Manifest", "OutputError", "ReportEntry", "SendOptions", "SendResult",
-    "TemplateError", "UnreadableWorkbook", "__version__", "build", "check", "load",
-    "read_manifest", "read_workbook", "send", "validate",
+    "NotVerified", "TemplateError", "UnreadableWorkbook", "__version__", "build", "check",
+    "explain", "load", "read_manifest", "read_workbook", "send", "validate", "verify",
 ]

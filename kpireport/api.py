@@ -72,6 +72,32 @@ def with_period(book: Book, period: int) -> Book:
     return replace(book, settings=replace(book.settings, report_period=period))
 
 
+# ---------------------------------------------------------------------------- explain
+def explain(path: str | Path, owner: str, kpi: str | None = None, *,
+            period: int | None = None) -> dict:
+    """The whole path of an owner's numbers (or one KPI's), from the cells read to the rounded
+    money, as a JSON-able document (schema ``kpireport/explain@1``; see docs/explain.md)."""
+    # lazy: scoring is loaded only where it is used (start-up stays light)
+    from kpireport.score.explain import Explainer
+
+    # lazy: scoring is loaded only where it is used (start-up stays light)
+    from kpireport.score.results import compute
+
+    book, issues = load(path, period=period)
+    return Explainer(compute(book, issues)).owner(owner, kpi)
+
+
+def verify(pdf: str | Path, book: str | Path | None = None, *,
+           password: str | None = None):
+    """Verify a kpireport PDF (see docs/verify.md): the ``Verification`` when it is intact
+    and, given ``book``, recomputes to the same figures; else raises ``NotVerified`` with the
+    first difference in words."""
+    # lazy: pikepdf and the statement reader load only on the path that needs them
+    from kpireport.report.statement import verify_pdf
+
+    return verify_pdf(pdf, book, password=password)
+
+
 # ---------------------------------------------------------------------------- build
 def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
           submit: Callable | None = None, progress: Callable[[str], None] | None = None,

@@ -11,7 +11,7 @@ from fontTools.ttLib import TTFont
 
 SOURCE = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 TARGET = Path(__file__).resolve().parents[1] / "templates" / "fonts" / "KpiSymbols.ttf"
-SYMBOLS = "●▲■○→←↑↓✓✗△□◆"
+SYMBOLS = "●▲■○→←↑↓✓✗△□◆−≤≥"  # − ≤ ≥: the formulas of "How this was computed"
 
 font = TTFont(SOURCE)
 options = subset.Options()

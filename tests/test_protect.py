@@ -381,10 +381,13 @@ def test_build_archive_writes_pdfa_copies_with_their_results_attached(tmp_path):
             assert xmp["dc:source"] == f"sha256:{sha}"
             assert xmp["xmp:CreatorTool"] == f"kpireport {__version__}"
             assert str(pdf.docinfo["/Creator"]) == f"kpireport {__version__}"  # Info = XMP
-            assert list(pdf.attachments) == ["results.json"]
+            # results.json and the statement that `kpireport verify` reads (docs/verify.md)
+            assert sorted(pdf.attachments) == ["kpireport-statement.json", "results.json"]
             spec = pdf.attachments["results.json"]
-            assert spec.obj.AFRelationship == "/Data"
-            assert [f.objgen for f in pdf.Root.AF] == [spec.obj.objgen]  # associated file
+            statement = pdf.attachments["kpireport-statement.json"]
+            assert spec.obj.AFRelationship == statement.obj.AFRelationship == "/Data"
+            assert sorted(f.objgen for f in pdf.Root.AF) == \
+                sorted([spec.obj.objgen, statement.obj.objgen])  # associated files
             assert spec.get_file().mime_type == "application/json"
             attached = json.loads(spec.get_file().read_bytes())
             jsonschema.validate(attached, schema)

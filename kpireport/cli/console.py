@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from kpireport.core.i18n import unsigned_zero
 from kpireport.core.issues import Issue
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
@@ -43,8 +44,8 @@ def print_import_plan(plan, *, dry_run: bool, console: Console | None = None) ->
             table.add_column(name, justify="right" if name in ("old", "new") else "left")
         for change in plan.changes:
             table.add_row(escape(change.owner), escape(change.kpi), change.period,
-                          "—" if change.old is None else f"{change.old:,.12g}",
-                          f"{change.new:,.12g}")
+                          "—" if change.old is None else unsigned_zero(f"{change.old:,.12g}"),
+                          unsigned_zero(f"{change.new:,.12g}"))
         console.print(table)
     extra = []
     if plan.new_rows:

@@ -13,7 +13,9 @@ values collected into a report. Exceptions are for what stops the work as a whol
     ├── AuditError                 the audit trail of a run folder is broken or unwritable
     ├── SentMonthChanged           build refused: it would change a period already sent
     ├── PasswordsNotHandedOut      send refused: a protected copy's password is not handed out
-    └── NotApproved                send refused: the run is not approved as it is now
+    ├── NotApproved                send refused: the run is not approved as it is now
+    ├── UnknownSubject             explain: the owner or KPI is on no scorecard
+    └── NotVerified                verify: the PDF is not intact, not kpireport's, or differs
 """
 
 from __future__ import annotations
@@ -85,3 +87,12 @@ class PasswordsNotHandedOut(KpireportError):
     def __init__(self, message: str, people: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.people = tuple(people)
+
+
+class UnknownSubject(KpireportError):
+    """The owner or KPI asked about is not on any scorecard of the workbook."""
+
+
+class NotVerified(KpireportError):
+    """``verify``: the PDF is not a kpireport statement, not intact, or recomputes differently
+    (the message is the first difference in words)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
@@ -109,13 +110,29 @@ def _digits(value: float | Decimal, places: int, style: _Style) -> tuple[bool, s
                 not (dot >= 0 and len(text) - dot - 1 == places + 1 and text[-1] == "5"):
             formatted = format(value, _GROUPED[places]) if places < 10 else \
                 f"{value:,.{places}f}"
-            negative = formatted[0] == "-"
-            return negative, _localise(formatted[1:] if negative else formatted, style)
+            if formatted[0] == "-":
+                digits = formatted[1:]
+                return _NONZERO.search(digits) is not None, _localise(digits, style)
+            return False, _localise(formatted, style)
     number = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
     rounded = number.quantize(_QUANTUM[places], rounding=ROUND_HALF_EVEN)
-    return rounded.is_signed(), _localise(f"{abs(rounded):,.{places}f}", style)
+    # A value that rounds to zero reads 0, never -0 (Decimal keeps the sign of -0.001 → -0.00).
+    return rounded.is_signed() and bool(rounded), _localise(f"{abs(rounded):,.{places}f}", style)
 
 
+_NONZERO = re.compile("[1-9]")
+_MINUSES = "-\u2212\u2012\u2013\ufe63\uff0d"
+
+
+def unsigned_zero(text: str) -> str:
+    """``text`` without its minus sign when no digit of it is other than zero ('-0.00' → '0.00',
+    '−$0' → '$0'): a figure that rounds to zero is zero, whichever side it came from."""
+    if _NONZERO.search(text) is None and any(m in text for m in _MINUSES):
+        return text.translate(_DROP_MINUS)
+    return text
+
+
+_DROP_MINUS = {ord(m): None for m in _MINUSES}
 _QUANTUM = [Decimal(1).scaleb(-n) for n in range(10)]
 _GROUPED = [f",.{n}f" for n in range(10)]  # format specs, built once (formatting is hot)
 _POW10 = [10.0 ** n for n in range(10)]
@@ -132,7 +149,8 @@ class Formatter:
 
     Symbols and patterns come from Babel (CLDR); applying them is done here, because Babel's
     per-call pattern parsing dominated report building (236,000 calls for 1,000 people).
-    ``tests/test_i18n.py`` checks the results against Babel's own functions.
+    ``tests/test_i18n.py`` checks the results against Babel's own functions, except that a
+    value which rounds to zero at the precision shown reads 0 here, never -0 (Babel: '-0.0%').
     """
 
     locale: str
@@ -151,7 +169,7 @@ class Formatter:
         style = self.style
         if not style.fast:
             pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
-            return format_decimal(value, format=pattern, locale=self.locale)
+            return unsigned_zero(format_decimal(value, format=pattern, locale=self.locale))
         negative, digits = _digits(value, decimals, style)
         return style.minus + digits if negative else digits
 
@@ -161,7 +179,7 @@ class Formatter:
         style = self.style
         if not style.fast:
             pattern = "#,##0" + ("." + "0" * decimals if decimals else "") + "%"
-            return format_percent(value, format=pattern, locale=self.locale)
+            return unsigned_zero(format_percent(value, format=pattern, locale=self.locale))
         if type(value) is float and -1e6 < value < 1e6 and decimals <= 3:
             # value × 100 in floating point is within 3e-8 of the exact decimal product
             # Babel rounds; only a remainder within 0.001 of half a unit (checked in floating
@@ -169,8 +187,10 @@ class Formatter:
             scaled = value * 100
             if abs(scaled * _POW10[decimals] % 1.0 - 0.5) > 1e-3:
                 text = format(scaled, _GROUPED[decimals])
-                if text[0] == "-":
+                if text[0] == "-" and _NONZERO.search(text) is not None:
                     return style.minus + _localise(text[1:], style) + style.percent
+                if text[0] == "-":
+                    text = text[1:]
                 return _localise(text, style) + style.percent
         negative, digits = _digits(Decimal(repr(float(value))) * 100, decimals, style)
         return (style.minus if negative else "") + digits + style.percent
@@ -182,9 +202,10 @@ class Formatter:
         style = self.style
         places = style.digits if places is None else places
         if not style.fast:
-            return format_currency(value, self.currency, locale=self.locale,
-                                   format=_whole_pattern(self.locale) if places == 0 else None,
-                                   currency_digits=places != 0)
+            return unsigned_zero(format_currency(
+                value, self.currency, locale=self.locale,
+                format=_whole_pattern(self.locale) if places == 0 else None,
+                currency_digits=places != 0))
         negative, digits = _digits(value, places, style)
         side = 1 if negative else 0
         return (style.currency_prefix[side] if not negative else
@@ -207,9 +228,10 @@ class Formatter:
             from babel.numbers import format_compact_currency, format_compact_decimal
 
             if unit == "currency":
-                return format_compact_currency(value, self.currency, locale=self.locale,
-                                               fraction_digits=2)
-            return format_compact_decimal(value, locale=self.locale, fraction_digits=2)
+                return unsigned_zero(format_compact_currency(
+                    value, self.currency, locale=self.locale, fraction_digits=2))
+            return unsigned_zero(format_compact_decimal(value, locale=self.locale,
+                                                        fraction_digits=2))
         if unit == "percent":
             return self.percent(value, 1 if decimals is None else min(decimals, 2))
         if unit == "currency":

@@ -132,6 +132,69 @@ class Comment:
     comment: str
 
 
+def cell_key(value: object) -> str:
+    """A row key as the index compares it: trimmed, case-folded, 1001.0 read as 1001."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().casefold() if value is not None else ""
+
+
+def _sheet_ref(sheet: str) -> str:
+    """A sheet name as Excel writes it in a reference ('My sheet' needs quotes)."""
+    plain = sheet.replace("_", "").isalnum()
+    return sheet if plain else "'" + sheet.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class CellIndex:
+    """Where the standard sheets' values are: A1 addresses by sheet, row key and column.
+
+    Validation fills it from the sheets it located (``kpireport explain`` names the cells
+    it read through it); an empty index names none."""
+
+    sheets: dict[str, str] = field(default_factory=dict)  # standard name -> name in the book
+    rows: dict[tuple, int] = field(default_factory=dict)  # (sheet, key…) -> 0-based row
+    columns: dict[tuple[str, str], int] = field(default_factory=dict)  # (sheet, column) -> col
+    months: dict[str, dict[Month, int]] = field(default_factory=dict)  # sheet -> month -> col
+
+    def cell(self, sheet: str, column: str, *key: str) -> str | None:
+        """'Scorecards!D5' for the ``column`` cell of the row of ``key``, or None."""
+        row = self.rows.get((sheet, *map(cell_key, key)))
+        col = self.columns.get((sheet, column))
+        if row is None or col is None:
+            return None
+        return f"{_sheet_ref(self.sheets[sheet])}!{_a1(row, col)}"
+
+    def month_cells(self, sheet: str, owner: str, kpi_id: str,
+                    months: list[Month]) -> dict[Month, str]:
+        """The cell of each month's value of (owner, kpi) in Actuals or Targets."""
+        if sheet not in self.sheets:
+            return {}
+        ref = _sheet_ref(self.sheets[sheet])
+        found = {}
+        row = self.rows.get((sheet, cell_key(owner), cell_key(kpi_id)))
+        if row is not None:
+            cols = self.months.get(sheet, {})
+            for m in months:
+                if m in cols:
+                    found[m] = f"{ref}!{_a1(row, cols[m])}"
+        else:
+            col = self.columns.get((sheet, "actual"))
+            for m in months:
+                r = self.rows.get((sheet, cell_key(owner), cell_key(kpi_id), month_label(m)))
+                if r is not None and col is not None:
+                    found[m] = f"{ref}!{_a1(r, col)}"
+        return found
+
+
+def _a1(row: int, col: int) -> str:
+    letters, index = "", col + 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return f"{letters}{row + 1}"
+
+
 @dataclass(frozen=True)
 class Book:
     """Everything kpireport needs from a valid workbook."""
@@ -149,6 +212,7 @@ class Book:
     source_file: str = ""
     source_sha256: str = ""
     source_path: str = field(default="", repr=False, compare=False)  # where it was read from
+    cells: CellIndex = field(default_factory=lambda: CellIndex(), repr=False, compare=False)
 
     @property
     def departments(self) -> list[str]:

@@ -200,7 +200,11 @@ def _formatter(document: dict):
 
 
 def signed_money(fmt, value: float) -> str:
-    return ("+" if value > 0 else "−" if value < 0 else "±") + fmt.money(abs(value))
+    """+$12.00, −$3.50, or ±$0.00 for a change that rounds to nothing at the currency's unit."""
+    shown = fmt.money(abs(value))
+    if not any(c in "123456789" for c in shown):
+        return "±" + shown
+    return ("+" if value > 0 else "−") + shown
 
 
 def summary_line(document: dict) -> str:

@@ -400,13 +400,20 @@ class Renderer:
                 if ("pdf" in formats or archive) and view["kind"] != "index":
                     # Laid out once, written as the tagged PDF and, with --archive, as PDF/A-3b.
                     document = self.layout(self.html(view, for_pdf=True))
+                    # lazy: this stage loads only when the command reaches it (start-up stays light)
+                    from kpireport.report.statement import seal
+
+                    sealed = view.get("statement")
                     if "pdf" in formats:
-                        files[view["file"] + ".pdf"] = document.write_pdf(pdf_tags=True)
+                        pdf = document.write_pdf(pdf_tags=True)
+                        files[view["file"] + ".pdf"] = seal(pdf, sealed) if sealed else pdf
                     if archive:
                         # lazy: only archive copies need it (pikepdf)
                         from kpireport.report.archive import write_archive
 
-                        files[archive["file"]] = write_archive(document, archive)
+                        pdf = write_archive(document, archive)
+                        files[archive["file"]] = seal(pdf, sealed, archive=True) \
+                            if sealed else pdf
         except Exception as exc:
             where = _location(exc, self.dirs)
             raise TemplateError(f"{view['file']}: {where + ': ' if where else ''}"
@@ -424,6 +431,9 @@ def view_key(view: dict, formats: tuple[str, ...], fingerprint: str) -> str:
     """Content hash of a report's inputs: view model, formats, templates and version."""
     import orjson  # lazy: only a build keys reports
 
+    statement = view.get("statement")
+    if statement:  # the workbook's hash is sealed in, not rendered: not part of the key
+        view = {**view, "statement": {k: v for k, v in statement.items() if k != "workbook"}}
     payload = orjson.dumps(view, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
                            default=str)
     return hashlib.sha256(f"{fingerprint}|{','.join(formats)}|".encode() + payload).hexdigest()

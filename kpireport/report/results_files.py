@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from kpireport.core.files import safe_text
-from kpireport.core.i18n import N_, translations
+from kpireport.core.i18n import N_, translations, unsigned_zero
 from kpireport.core.model import month_label
 from kpireport.core.money import minor_units
 from kpireport.score.results import SCHEMA_ID, Results
@@ -21,12 +21,18 @@ from kpireport.score.scoring import Window
 
 # ---------------------------------------------------------------------------- JSON
 def _window(window: Window) -> dict[str, object]:
-    return {"actual": window.actual, "target": window.target,
-            "attainment": window.attainment, "score": window.score, "status": window.status}
+    return {"actual": _num(window.actual), "target": _num(window.target),
+            "attainment": _num(window.attainment), "score": _num(window.score),
+            "status": window.status}
+
+
+def _num(value: float | None) -> float | None:
+    """A number as written: -0.0 becomes 0.0 (IEEE: -0.0 + 0.0 is +0.0), so no file says -0."""
+    return None if value is None else value + 0.0
 
 
 def _money(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
+    return None if value is None else float(value) + 0.0
 
 
 def results_json(results: Results) -> dict[str, object]:
@@ -38,8 +44,8 @@ def results_json(results: Results) -> dict[str, object]:
         scorecards.append({
             "owner": owner.owner, "owner_type": owner.owner_type, "name": owner.name,
             "department": owner.department,
-            "month": {"score": owner.month_score, "status": owner.month_status},
-            "ytd": {"score": owner.ytd_score, "status": owner.ytd_status},
+            "month": {"score": _num(owner.month_score), "status": owner.month_status},
+            "ytd": {"score": _num(owner.ytd_score), "status": owner.ytd_status},
             "band": pay.band if pay else None,
             "bonus_payout": pay.bonus_payout if pay else None,
             "bonus": _money(pay.bonus) if pay else None,
@@ -84,9 +90,8 @@ def payroll_csv(results: Results) -> bytes:
         writer.writerow([safe_text(v) for v in (
             owner.owner, owner.name, owner.department, _plain(owner.ytd_score),
             pay.band or "", _plain(pay.bonus_payout),
-            "" if pay.bonus is None else f"{pay.bonus:.{places}f}",
-            _plain(pay.salary_increase),
-            "" if pay.recommended_salary is None else f"{pay.recommended_salary:.{places}f}",
+            _fixed(pay.bonus, places), _plain(pay.salary_increase),
+            _fixed(pay.recommended_salary, places),
             currency, results.employment(owner.owner))])
     # The byte-order mark makes Excel on Windows read UTF-8 (Vietnamese names) instead of
     # the ANSI code page; csv readers that open with utf-8-sig skip it.
@@ -94,7 +99,11 @@ def payroll_csv(results: Results) -> bytes:
 
 
 def _plain(value: float | None) -> str:
-    return "" if value is None else repr(round(value, 10))
+    return "" if value is None else repr(round(value, 10) + 0.0)
+
+
+def _fixed(value: Decimal | None, places: int) -> str:
+    return "" if value is None else unsigned_zero(f"{value:.{places}f}")
 
 
 # ---------------------------------------------------------------------------- results.xlsx
@@ -168,6 +177,7 @@ def results_xlsx(results: Results) -> bytes:
         return safe[value]
 
     status = {code: text(word) for code, word in words.items()}
+    zero_below = _ZeroBelow()
     kpis: dict[tuple, tuple] = {}  # a KPI's texts and row format, once per KPI and goals
     line_rows, line_units = [], []
     for o in results.owners:
@@ -182,9 +192,13 @@ def results_xlsx(results: Results) -> bytes:
                              _value_format(ln.kpi.unit, ln.kpi.decimals, money) or PLAIN)
             kpi_texts, goal_texts, unit = kpis[key]
             m, y = ln.month, ln.ytd
+            near = zero_below[unit]
             line_rows.append([owner, *kpi_texts, ln.weight, *goal_texts,
-                              m.actual, m.target, m.attainment, m.score, status[m.status],
-                              y.actual, y.target, y.attainment, y.score, status[y.status]])
+                              _zeroed(m.actual, near), _zeroed(m.target, near),
+                              _zeroed(m.attainment, PERCENT_ZERO), m.score, status[m.status],
+                              _zeroed(y.actual, near), _zeroed(y.target, near),
+                              _zeroed(y.attainment, PERCENT_ZERO), y.score,
+                              status[y.status]])
             line_units.append(unit)
     formats: dict[str, object] = {}
 
@@ -221,6 +235,25 @@ def results_xlsx(results: Results) -> bytes:
 
 
 PLAIN = "#,##0.####"  # the actual and target of a KPI that is neither percent nor money
+PERCENT_ZERO = 0.0005  # below this a negative shows as -0.0% in a "0.0%" cell
+
+
+class _ZeroBelow(dict):
+    """Number format → the size under which a negative value shows as -0 in it."""
+
+    def __missing__(self, fmt: str) -> float:
+        body = fmt.split(";")[0]
+        places = len(body.split(".")[1].rstrip("%")) if "." in body else 0
+        self[fmt] = limit = 0.5 * 10.0 ** -(places + (2 if body.endswith("%") else 0))
+        return limit
+
+
+def _zeroed(value: float | None, below: float) -> float | None:
+    """A negative value that Excel would show as -0 (it rounds away from zero at its format's
+    places) is written as 0: a figure that rounds to zero is zero. Others stay exact."""
+    if value is not None and -below < value <= 0:
+        return 0.0
+    return value
 
 
 def _cell(value: object) -> object:

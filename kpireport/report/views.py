@@ -104,7 +104,8 @@ class ViewBuilder:
         self.r = results
         self.formats = formats
         self.archive = archive  # each report but the index carries its archive copy's data
-        self._document: dict | None = None  # results.json, for the archive copies
+        self._document: dict | None = None  # results.json, for statements and archive copies
+        self._rules = ""  # the hash of the scoring rules and settings, for statements
         s = results.book.settings
         self.fmt = Formatter(s.locale, s.currency)
         self._ = self.fmt.gettext
@@ -124,6 +125,7 @@ class ViewBuilder:
         self._directions = {d: self._(label) for d, label in DIRECTION_LABELS.items()}
         self._trend = self._("Year-to-date trend")
         self._charts: dict[tuple[str, str], tuple] | None = None
+        self._explainer = None  # made on the first employee review
         self._short_months: dict[int, str] = {}
         self._kpi_names = {k.kpi_id: k.kpi for k in results.book.kpis}
         self._comments: dict[str, list] = defaultdict(list)
@@ -133,17 +135,24 @@ class ViewBuilder:
 
     # ------------------------------------------------------------------ common pieces
     def _finish(self, view: dict) -> FrozenDict:
-        """The finished, read-only view (with its archive copy's data if the build makes
-        archive copies)."""
+        """The finished, read-only view: every report but the index carries its statement
+        (attached to its PDF, its code in the footer; see kpireport.report.statement), and
+        its archive copy's data if the build makes archive copies."""
+        if view["kind"] != "index":
+            # lazy: this stage loads only when the command reaches it (start-up stays light)
+            from kpireport.report.results_files import results_json
+
+            # lazy: this stage loads only when the command reaches it (start-up stays light)
+            from kpireport.report.statement import rules_sha256, statement_meta
+
+            if self._document is None:
+                self._document = results_json(self.r)
+                self._rules = rules_sha256(self.r.book)
+            view["statement"] = statement_meta(self._document, view, self._rules)
         if self.archive and view["kind"] != "index":
             # lazy: this stage loads only when the command reaches it (start-up stays light)
             from kpireport.report.archive import archive_meta
 
-            # lazy: this stage loads only when the command reaches it (start-up stays light)
-            from kpireport.report.results_files import results_json
-
-            if self._document is None:
-                self._document = results_json(self.r)
             view["archive"] = archive_meta(self._document, view)
         return freeze(view)
 
@@ -308,8 +317,29 @@ class ViewBuilder:
             "kpis": [self.kpi_row(ln) for ln in owner.lines],
             "no_data": self.no_data(owner),
             "comments": self.comments(owner.owner),
+            "explanation": self.explanation(owner.owner),
         })
         return self._finish(view)
+
+    def explanation(self, employee_id: str) -> list[dict]:
+        """The "How this was computed" page: the explanation of ``kpireport explain`` for the
+        bonus-basis window, as titled steps (the cells read, the months, the rule with its
+        figures), then the owner score and the band and bonus."""
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
+        from kpireport.score.explain import Explainer, explanation_blocks
+
+        if self._explainer is None:
+            self._explainer = Explainer(self.r)
+        doc = self._explainer.owner(employee_id)
+        basis = self.r.book.settings.bonus_basis
+        steps = []
+        for block in explanation_blocks(doc, windows=(basis,), compact=True):
+            rows = [{"cells": list(r), "unused": r[0].endswith(" *"),
+                     "total": i == len(block.rows) - 1 and block.total}
+                    for i, r in enumerate(block.rows)]
+            steps.append({"title": block.title, "lines": list(block.lines),
+                          "head": list(block.head), "rows": rows, "notes": list(block.notes)})
+        return steps
 
     def pay(self, employee_id: str) -> dict:
         pay = self.r.pay[employee_id]

@@ -110,6 +110,28 @@ def score_book(book: Book) -> Scores:
     return _Scorer(book).run()
 
 
+class MonthlyActuals:
+    """The monthly actuals scoring uses for one (owner, base KPI) over the fiscal year to the
+    report month: as typed, zero-filled (``missing_actuals = zero``) or rolled up (§2.5).
+
+    ``kpireport explain`` reads them through here, so it shows the numbers that were scored.
+    """
+
+    def __init__(self, book: Book) -> None:
+        self._scorer = _Scorer(book)
+        self.months: tuple[Month, ...] = tuple(self._scorer.months)
+
+    def of(self, owner: str, kpi_id: str) -> tuple[list[float | None], bool]:
+        """(one value or None per month, whether it was rolled up from the owner's people)."""
+        matrix, rolled = self._scorer._series([(owner, kpi_id)])
+        return [None if math.isnan(v) else float(v) for v in matrix[0]], bool(rolled[0])
+
+    def members(self, owner: str, kpi_id: str) -> list[str]:
+        """The people whose actuals a roll-up of ``owner`` (a department or COMPANY) adds."""
+        actuals = self._scorer.book.actuals
+        return [m for m in self._scorer.members.get(owner, ()) if actuals.get((m, kpi_id))]
+
+
 def attainment_and_score(direction: np.ndarray, actual: np.ndarray, target: np.ndarray,
                          threshold: np.ndarray, stretch: np.ndarray, target_max: np.ndarray,
                          cap: float, ts: float) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ of :class:`~kpireport.read.validate.base.Checks`:
 from __future__ import annotations
 
 from kpireport.core.issues import Issue
-from kpireport.core.model import Book
+from kpireport.core.model import Book, CellIndex, cell_key
 from kpireport.core.spec import SETTINGS
 from kpireport.read.glyphs import check_glyphs
 from kpireport.read.validate.actuals import ActualsChecks, _allowed_actuals
@@ -82,5 +82,35 @@ class _Validator(StructureChecks, SettingsChecks, PeopleChecks, KpiChecks, Score
                     scorecards=tuple(lines), bands=tuple(bands), actuals=actuals,
                     targets=targets, recipients=recipients, comments=tuple(comments),
                     source_file=self.raw.path.name, source_sha256=self.raw.sha256,
-                    source_path=str(self.raw.path))
+                    source_path=str(self.raw.path), cells=cell_index(self.tables))
         return book, self.log.items
+
+
+INDEXED = {"Actuals": ("owner", "kpi_id"), "Targets": ("owner", "kpi_id"),
+           "Scorecards": ("owner", "kpi_id"), "People": ("employee_id",), "Bands": ("band",)}
+
+
+def cell_index(tables: dict) -> CellIndex:
+    """Where the values ``explain`` names are: rows by key, columns and month columns."""
+    index = CellIndex()
+    for name, keys in INDEXED.items():
+        table = tables.get(name)
+        if table is None:
+            continue
+        index.sheets[name] = table.name
+        index.months[name] = dict(table.months)
+        for column, col in table.columns.items():
+            index.columns[(name, column)] = col
+        long = "period" in table.columns and name in ("Actuals", "Targets")
+        for r in table.rows:
+            key = (name, *(cell_key(table.value(r, k)) for k in keys))
+            if long:
+                key += (_period_key(table.value(r, "period")),)
+            index.rows.setdefault(key, r)
+    return index
+
+
+def _period_key(value: object) -> str:
+    if hasattr(value, "year") and hasattr(value, "month"):
+        return f"{value.year:04d}-{value.month:02d}"
+    return str(value).strip()[:7]
