@@ -99,6 +99,29 @@ class Archive(TypedDict):
     version: str
 
 
+class Workbook(TypedDict):
+    file: str
+    sha256: str
+
+
+class Statement(TypedDict):
+    """What a report's PDF carries to be verified (kpireport.report.statement)."""
+
+    code: str  # the verification code printed in the footer
+    json: str  # the attached statement
+    workbook: Workbook
+
+
+class ExplanationBlock(TypedDict):
+    """One block of the "How this was computed" page (kpireport.score.explain)."""
+
+    title: str
+    lines: Sequence[str]
+    head: Sequence[str]
+    rows: Sequence[Sequence[str]]
+    notes: Sequence[str]
+
+
 class Common(TypedDict):
     kind: str
     file: str
@@ -149,6 +172,8 @@ class EmployeeView(Common, total=False):
     kpis: Sequence[KpiRow]
     no_data: Sequence[str]
     comments: Sequence[Comment]
+    explanation: Sequence[ExplanationBlock]
+    statement: Statement
     archive: Archive
 
 
@@ -190,6 +215,7 @@ class DepartmentView(Common, total=False):
     bonus_total: str
     bonus_total_size: str
     comments: Sequence[Comment]
+    statement: Statement
     archive: Archive
 
 
@@ -216,6 +242,7 @@ class CompanyView(Common, total=False):
     bonus_target_total: str
     bonus_total_size: str
     comments: Sequence[Comment]
+    statement: Statement
     archive: Archive
 
 
