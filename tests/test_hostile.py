@@ -1150,9 +1150,9 @@ def test_a_previous_build_that_cannot_be_removed_is_named_and_cleaned_next_time(
     assert "\n" not in second.leftover and "next build" in second.leftover
     aside = [p.name for p in out.iterdir() if p.name.startswith(".2026-03.")
              and not p.name.endswith(".lock")]
-    assert len(aside) == 1 and ".old-" in aside[0] and "staging" not in aside[0]
+    assert len(aside) == 1 and ".trash-" in aside[0] and "staging" not in aside[0]
     assert (out / "2026-03" / "index.html").is_file()
     third = api.build(book, out=out, formats=("html",))
     assert third.ok and third.leftover is None
-    assert not [p.name for p in out.iterdir() if ".old-" in p.name or "staging" in p.name]
+    assert not [p.name for p in out.iterdir() if ".trash-" in p.name or "staging" in p.name]
     assert (out / "2026-03" / "index.html").is_file()

@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ CACHE_FILE = ".kpireport-cache.json"
 LEDGER = ".send-ledger.sqlite"  # kpireport.deliver.send: what was sent, per report and recipient
 STAGING = ".staging-"
 OLD = ".old-"
+TRASH = ".trash-"  # a replaced build's folder being removed (never restored)
 # What a build writes (everything else in a run folder is carried over to the next build).
 # previous/ and sent/ (kpireport.month.cycle) are written or kept by the build's gate; audit.jsonl,
 # .audit-head and the send ledger are carried over.
@@ -173,22 +175,29 @@ class Staging:
     def commit(self) -> list[Path]:
         """Swap the staged folder in for ``run_dir``, then remove the previous one.
 
-        The previous folder is first renamed aside (``.2026-03.old-…``), so whatever of it
+        The previous folder is first renamed aside (``.2026-03.trash-…``), so whatever of it
         cannot be removed (a read-only folder, a file held open on Windows) never looks like a
         build in progress: :attr:`leftover` says what is left, in one line, and the next build
         of the period removes it (:func:`clean_leftovers`)."""
+        old = None
         try:
             if self.run_dir.exists():
                 old = _swap(self.dir, self.run_dir)
-                if old.name.startswith(f".{self.run_dir.name}{STAGING}"):
-                    old = _set_aside(old, self.run_dir)
-                self.leftover = remove_tree(old)
             else:
                 os.rename(self.dir, self.run_dir)
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot put the new build in place of {self.run_dir}: "
                               f"{exc.strerror or exc}") from None
+        if old is not None:  # the new build is in place: what follows only tidies up
+            try:
+                if old.name.startswith(f".{self.run_dir.name}{STAGING}"):
+                    old = _set_aside(old, self.run_dir)
+                self.leftover = remove_tree(old)
+            except OSError as exc:
+                self.leftover = (f"the previous build could not be removed from {old} "
+                                 f"({exc.strerror or exc}); the next build of the period "
+                                 "removes it")
         return [self.run_dir / name for name in self.names]
 
     def discard(self) -> None:
@@ -260,7 +269,8 @@ def clean_leftovers(run_dir: Path) -> list[Path]:
     olds = sorted(parent.glob(f".{run_dir.name}{OLD}*"), key=lambda p: p.stat().st_mtime)
     if olds and not run_dir.exists():
         os.rename(olds.pop(), run_dir)
-    removed = olds + list(parent.glob(f".{run_dir.name}{STAGING}*"))
+    removed = olds + list(parent.glob(f".{run_dir.name}{STAGING}*")) \
+        + list(parent.glob(f".{run_dir.name}{TRASH}*"))
     for path in removed:
         remove_tree(path)
     return removed
@@ -268,8 +278,9 @@ def clean_leftovers(run_dir: Path) -> list[Path]:
 
 def _set_aside(folder: Path, run_dir: Path) -> Path:
     """Rename the previous build's folder (after the exchange it has the staging name) to
-    ``.<period>.old-…``: a leftover of it is then never taken for a build in progress."""
-    aside = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}{OLD}", dir=run_dir.parent))
+    ``.<period>.trash-…``: a leftover of it is then never taken for a build in progress, nor
+    for a run folder to restore (``.old-`` is the fallback swap's)."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}{TRASH}", dir=run_dir.parent))
     os.rmdir(aside)
     try:
         os.rename(folder, aside)
@@ -283,21 +294,31 @@ def remove_tree(folder: Path) -> str | None:
     when it is gone; else one line naming what is left and why."""
     problems: list[str] = []
 
+    top = os.path.abspath(folder)
+
+    def writable(path: str) -> None:
+        """Add the owner's rwx to a folder inside ``folder`` (never to anything outside it)."""
+        path = os.path.abspath(path)
+        if (path == top or path.startswith(top + os.sep)) and os.path.isdir(path) \
+                and not os.path.islink(path):
+            os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | stat.S_IRWXU)
+
     def retry(function, path, error) -> None:
         try:  # a read-only folder refuses to lose its entries: make it writable, try again
-            os.chmod(os.path.dirname(path), 0o700)
-            if os.path.isdir(path) and not os.path.islink(path):
-                os.chmod(path, 0o700)
+            writable(os.path.dirname(path))
+            writable(path)
             function(path)
         except OSError as exc:
             problems.append(f"{path}: {exc.strerror or exc}")
 
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(folder, onexc=retry)
-    else:
-        shutil.rmtree(folder, onerror=lambda function, path, info: retry(function, path, info[1]))
-    if not os.path.lexists(folder):
-        return None
+    for _ in range(2):  # a second pass reaches folders whose listing failed the first time
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(folder, onexc=retry)
+        else:
+            shutil.rmtree(folder,
+                          onerror=lambda function, path, info: retry(function, path, info[1]))
+        if not os.path.lexists(folder):
+            return None
     left = sum(len(files) for _, _, files in os.walk(folder))
     first = problems[0] if problems else "it is in use"
     return (f"{left} file(s) of the previous build could not be removed from {folder} "

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -463,10 +465,13 @@ class RenderPool:
         self.limit = max(1, workers) * self.IN_FLIGHT
         self.wait_seconds = (timeout or 600.0) + self.GRACE
         self.pending: dict = {}
+        # The workers' temporary files (WeasyPrint's font folders) go here, removed by close()
+        # however the workers ended (a terminated worker runs no finalizer).
+        self.scratch = tempfile.mkdtemp(prefix="kpireport-render-")
         self.pool = ProcessPoolExecutor(max_workers=max(1, workers),
                                         mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_init_worker,
-                                        initargs=(dirs, timeout, os.getpid()))
+                                        initargs=(dirs, timeout, os.getpid(), self.scratch))
 
     def submit(self, view: dict) -> list[tuple[dict, dict[str, bytes] | BaseException]]:
         """Queue one report; what finished meanwhile (waiting while the queue is full)."""
@@ -513,8 +518,13 @@ class RenderPool:
             self.pool.shutdown(wait=False, cancel_futures=True)
             for process in processes:
                 process.terminate()
+            for process in processes:
+                process.join(2)
+                if process.is_alive():
+                    process.kill()
             self.pending.clear()
         self.pool.shutdown(wait=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 # The renderer of a worker process (set by _init_worker; a worker is kpireport's own process).
@@ -522,8 +532,11 @@ _WORKER: Renderer | None = None
 _RENDERED = 0
 
 
-def _init_worker(dirs: tuple[Path, ...], timeout: float | None, parent: int) -> None:
+def _init_worker(dirs: tuple[Path, ...], timeout: float | None, parent: int,
+                 scratch: str | None = None) -> None:
     global _WORKER
+    if scratch is not None:  # this worker's temporary files, in the pool's folder
+        tempfile.tempdir = scratch
     # Ctrl-C reaches the whole process group: the build stops the workers itself, so they
     # ignore it (no traceback per worker). They end with the build's process however it ends
     # (kill -9 included) instead of finishing their queue for nobody.

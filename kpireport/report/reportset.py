@@ -59,8 +59,8 @@ class Job:
 
     def views(self, specs: list[tuple[str, str]]) -> list[dict]:
         """The views of these reports, their charts drawn in one batch."""
-        self.builder.draw_charts(COMPANY if kind == "company" else subject
-                                 for kind, subject in specs if kind != "index")
+        self.builder.draw_charts((COMPANY if kind == "company" else subject
+                                  for kind, subject in specs if kind != "index"), fresh=True)
         return [build_view(self.builder, spec, self.formats) for spec in specs]
 
     def key(self, view: dict) -> str:

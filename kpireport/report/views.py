@@ -264,9 +264,11 @@ class ViewBuilder:
             found = self._charts[(line.owner, line.kpi_id)]  # type: ignore[index]
         return found
 
-    def draw_charts(self, owners: Iterable[str] | None = None) -> None:
+    def draw_charts(self, owners: Iterable[str] | None = None, *, fresh: bool = False) -> None:
         """Draw the charts of these owners' lines (every line when None) in one batch; a
-        share of the reports draws only the charts its reports show."""
+        share of the reports draws only the charts its reports show. ``fresh`` forgets the
+        charts drawn before (a build draws a chunk of reports at a time: what it keeps does
+        not grow with the number of reports)."""
         wanted = None if owners is None else set(owners)
         lines = [ln for o in self.r.owners if wanted is None or o.owner in wanted
                  for ln in o.lines]
@@ -278,7 +280,7 @@ class ViewBuilder:
         sparks = charts.sparklines([([a for _, a, _ in ln.history],
                                      [t for _, _, t in ln.history],
                                      f"{ln.kpi.kpi}: {self._trend}") for ln in lines])
-        if self._charts is None:
+        if self._charts is None or fresh:
             self._charts = {}
         self._charts.update({(ln.owner, ln.kpi_id): found
                              for ln, found in zip(lines, zip(actuals, bullets, sparks))})

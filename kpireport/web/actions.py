@@ -327,6 +327,8 @@ class Workspace:
             gettext = _gettext(job.locale)
             job.message = gettext("Rendered {rendered} report(s), {cached} unchanged").format(
                 rendered=outcome["rendered"], cached=outcome["cached"])
+            if outcome.get("leftover"):  # the previous build's folder was not fully removed
+                job.message += f" ({outcome['leftover']})"
 
         job = self._start("build", name, work)
         job.reopened = reopen is not None

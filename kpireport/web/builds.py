@@ -25,10 +25,10 @@ def build_elsewhere(path: Path, out: Path, workers: int | None, *,
                     located: Callable[[str], None],
                     reopen: tuple[str, str] | None = None) -> dict:
     """Build the workbook at ``path`` into ``out`` in a new process; its outcome
-    ({period, rendered, cached, failures}). ``located`` gets the workbook's locale as soon as
-    it is known; ``reopen`` is (by, note) of ``build --reopen``. A failure of the build is
-    raised here as a KpireportError with its message (SentMonthChanged, with what would
-    change, when the period was sent)."""
+    ({period, rendered, cached, failures, leftover}). ``located`` gets the workbook's locale
+    as soon as it is known; ``reopen`` is (by, note) of ``build --reopen``. A failure of the
+    build is raised here as a KpireportError with its message (SentMonthChanged, with what
+    would change, when the period was sent)."""
     context = multiprocessing.get_context("spawn")
     channel = context.Queue()
     # Not a daemon: the build starts PDF worker processes of its own.
@@ -40,10 +40,13 @@ def build_elsewhere(path: Path, out: Path, workers: int | None, *,
             try:
                 kind, value = channel.get(timeout=WAIT)
             except queues.Empty:
-                if not process.is_alive():
+                if process.is_alive():
+                    continue
+                try:  # it may have said its last word just before it ended
+                    kind, value = channel.get(timeout=WAIT)
+                except queues.Empty:
                     raise KpireportError(f"the build stopped without a word (exit code "
                                          f"{process.exitcode}); nothing was written") from None
-                continue
             if kind == "locale":
                 located(value)
             elif kind == "total":
@@ -80,7 +83,8 @@ def _build(path: str, out: str, workers: int | None, reopen: tuple[str, str] | N
                            on_start=lambda n: channel.put(("total", n)),
                            progress=lambda name: channel.put(("done", name)))
         channel.put(("result", {"period": result.results.period, "rendered": result.rendered,
-                                "cached": result.cached, "failures": result.failures}))
+                                "cached": result.cached, "failures": result.failures,
+                                "leftover": result.leftover}))
     except SentMonthChanged as exc:
         channel.put(("sent", {"message": str(exc), "period": exc.period,
                               "summary": exc.summary, "changes": list(exc.changes)}))
