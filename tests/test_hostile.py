@@ -1156,3 +1156,33 @@ def test_a_previous_build_that_cannot_be_removed_is_named_and_cleaned_next_time(
     assert third.ok and third.leftover is None
     assert not [p.name for p in out.iterdir() if ".trash-" in p.name or "staging" in p.name]
     assert (out / "2026-03" / "index.html").is_file()
+
+
+def test_removing_a_leftover_never_changes_the_folder_around_it(tmp_path, monkeypatch):
+    """remove_tree makes folders inside what it removes writable, never the folder that holds
+    it (a shared reports folder keeps its group bits), and says what is left in one line."""
+    import os as os_module
+    import stat
+
+    from kpireport.report.outputs import remove_tree
+
+    out = tmp_path / "reports"
+    out.mkdir()
+    out.chmod(0o2775)
+    leftover = out / ".2026-03.trash-x"
+    (leftover / "employees").mkdir(parents=True)
+    (leftover / "employees" / "E1.html").write_text("x")
+    real_rmdir = os_module.rmdir
+
+    def refuse(path, *args, **kwargs):
+        if os_module.path.basename(str(path)) == leftover.name:
+            raise OSError(16, "Device or resource busy")
+        return real_rmdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os_module, "rmdir", refuse)
+    said = remove_tree(leftover)
+    monkeypatch.undo()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o2775
+    assert said is not None and "busy" in said and "\n" not in said
+    assert not (leftover / "employees").exists()
+    assert remove_tree(leftover) is None and not leftover.exists()
