@@ -91,8 +91,12 @@ INDEXED = {"Actuals": ("owner", "kpi_id"), "Targets": ("owner", "kpi_id"),
 
 
 def cell_index(tables: dict) -> CellIndex:
-    """Where the values ``explain`` names are: rows by key, columns and month columns."""
-    index = CellIndex()
+    """Where the values ``explain`` names are: rows by key, columns and month columns,
+    indexed the first time a cell is asked for (see :class:`CellIndex`)."""
+    return CellIndex(fill=lambda index: _fill_index(index, tables))
+
+
+def _fill_index(index: CellIndex, tables: dict) -> None:
     for name, keys in INDEXED.items():
         table = tables.get(name)
         if table is None:
@@ -107,7 +111,6 @@ def cell_index(tables: dict) -> CellIndex:
             if long:
                 key += (_period_key(table.value(r, "period")),)
             index.rows.setdefault(key, r)
-    return index
 
 
 def _period_key(value: object) -> str:
