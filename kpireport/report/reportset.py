@@ -17,6 +17,7 @@ the work elsewhere.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,7 @@ def render_reports(job: Job, specs: list[tuple[str, str]], *, workers: int | Non
     return share
 
 
-class _Sink:
+class _Sink(ABC):
     """Where a stale report's view goes to be rendered; its files go to :meth:`done`."""
 
     def __init__(self, job: Job, share: Share, progress: Callable[[str], None] | None) -> None:
@@ -129,8 +130,9 @@ class _Sink:
         if self.progress:
             self.progress(view["file"])
 
+    @abstractmethod
     def add(self, view: dict) -> None:
-        raise NotImplementedError
+        """Take one stale report's view to be rendered."""
 
     def finish(self) -> None:
         """Every report added has been rendered (or has failed)."""
