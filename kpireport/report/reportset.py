@@ -134,10 +134,10 @@ class _Sink(ABC):
     def add(self, view: dict) -> None:
         """Take one stale report's view to be rendered."""
 
-    def finish(self) -> None:
+    def finish(self) -> None:  # noqa: B027 (a default: nothing to wait for)
         """Every report added has been rendered (or has failed)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a default: nothing to stop)
         """Stop whatever still runs (after an error or an interrupt)."""
 
 
@@ -166,11 +166,11 @@ class _PoolSink(_Sink):
         for done_view, result in self.pool.submit(view):
             self.done(done_view, result)
 
-    def finish(self) -> None:
+    def finish(self) -> None:  # noqa: B027 (a default: nothing to wait for)
         for done_view, result in self.pool.drain():
             self.done(done_view, result)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a default: nothing to stop)
         self.pool.close()
 
 
@@ -184,7 +184,7 @@ class _SubmitSink(_Sink):
     def add(self, view: dict) -> None:
         self.views.append(view)
 
-    def finish(self) -> None:
+    def finish(self) -> None:  # noqa: B027 (a default: nothing to wait for)
         self.submit(self.views, self.job.formats, self.job.dirs, self.done)
 
 
