@@ -166,11 +166,11 @@ class _PoolSink(_Sink):
         for done_view, result in self.pool.submit(view):
             self.done(done_view, result)
 
-    def finish(self) -> None:  # noqa: B027 (a default: nothing to wait for)
+    def finish(self) -> None:
         for done_view, result in self.pool.drain():
             self.done(done_view, result)
 
-    def close(self) -> None:  # noqa: B027 (a default: nothing to stop)
+    def close(self) -> None:
         self.pool.close()
 
 
@@ -184,7 +184,7 @@ class _SubmitSink(_Sink):
     def add(self, view: dict) -> None:
         self.views.append(view)
 
-    def finish(self) -> None:  # noqa: B027 (a default: nothing to wait for)
+    def finish(self) -> None:
         self.submit(self.views, self.job.formats, self.job.dirs, self.done)
 
 
