@@ -152,7 +152,7 @@ def sandbox(dirs: tuple[Path, ...], locale: str, *, mail: bool = False,
     loaded only from ``dirs`` (:func:`template_loader`), translated in ``locale``.
 
     Reports (``mail=False``) are HTML, compiled once per locale and cached; ``fast_paths=False``
-    is stock Jinja (compile-time translation and the output escape off) — tests check both
+    is stock Jinja (no compile-time translation of `_("literal")`) — tests check both
     render the same bytes. E-mails escape only their .html template and keep the final newline.
     """
     # lazy: jinja2 is loaded only where it is used (start-up stays light)
