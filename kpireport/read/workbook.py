@@ -8,6 +8,7 @@ only for what calamine hides: Excel error values and formulas saved without a ca
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import zipfile
@@ -53,6 +54,7 @@ class RawBook:
 
 
 @lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)  # a workbook's columns: every cell address names one
 def column_letter(index: int) -> str:
     """0 → A, 25 → Z, 26 → AA."""
     letters = ""

@@ -143,7 +143,7 @@ class SettingsChecks(Checks):
         if not self.need_period:
             return settings
 
-        latest = max((m for months in actuals.values() for m in months), default=None)
+        latest = max((max(months) for months in actuals.values() if months), default=None)
         period = settings.report_period
         if period is None:
             if latest is None:
