@@ -223,23 +223,24 @@ README_LINES = (
     ("   and the monthly target.", False),
     ("   An owner is an employee_id, a department name, or COMPANY.", False),
     ("6. Bands: salary and bonus bands, from 0% upwards.", False),
-    ("7. Actuals: one row per scorecard line, one column per month (step b below lays them "
-     "out). Type each month's actual value; leave a cell blank when there is no value.", False),
+    ("7. Actuals: one row per scorecard line and one column per month (step b lays them out).",
+     False),
+    ("   Type each month's actual value; leave a cell blank when there is no value.", False),
     ("", False),
     ("Then, in the browser", True),
-    ("a. Start the app with `kpireport serve` and open the address it prints; the rest "
-     "happens on its pages.", False),
-    ("b. Upload this workbook and press “Lay out my Actuals sheet”; download that version and "
-     "type the actuals.", False),
-    ("c. Upload it again: every problem is listed with its sheet, cell and fix. Download the "
-     "copy with every issue marked, correct it and upload it.", False),
+    ("a. Start the app with `kpireport serve` and open the address it prints.", False),
+    ("b. Upload this workbook and press “Lay out my Actuals sheet”; download that version", False),
+    ("   and type the actuals.", False),
+    ("c. Upload it again: every problem is listed with its sheet, cell and fix. Download the",
+     False),
+    ("   copy with every issue marked, correct it and upload it.", False),
     ("d. Build the reports, look them over, approve them and send them.", False),
     ("", False),
     ("Or from a terminal", True),
-    ("`kpireport prepare this.xlsx` lays out the Actuals rows; `kpireport check this.xlsx` "
-     "lists every problem by sheet and cell.", False),
-    ("`kpireport build this.xlsx --out reports` writes the reviews; `kpireport send "
-     "reports/YYYY-MM --book this.xlsx` e-mails them.", False),
+    ("`kpireport prepare this.xlsx` lays out the Actuals rows.", False),
+    ("`kpireport check this.xlsx` lists every problem by sheet and cell.", False),
+    ("`kpireport build this.xlsx --out reports` writes the reviews.", False),
+    ("`kpireport send reports/YYYY-MM --book this.xlsx` e-mails them.", False),
     ("", False),
     ("Hover over a column header to read what it means. Percentages are typed as 25% "
      "(or 0.25).", False),
