@@ -9,14 +9,27 @@ import re
 import shutil
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
-from tests.test_web import SAMPLES, serve  # noqa: F401 (the fixture)
+from tests.test_web import SAMPLES, Server, broken_acme
 
 GENERATED = re.compile(r"team-\d{8}|v\d+/team|\.kpireport-web|[0-9a-f]{10}/v\d")
+
+
+@pytest.fixture
+def serve():
+    """serve(folder) → a Server (tests/test_web.py's) on loopback, stopped after the test."""
+    servers: list[Server] = []
+
+    def start(folder, **options) -> Server:
+        servers.append(Server(folder, **options))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 def acme_bytes(organization: str | None = None) -> bytes:
@@ -81,8 +94,6 @@ def test_a_re_upload_of_the_same_name_is_a_new_version_not_a_new_row(serve, tmp_
 
 
 def test_a_fixed_marked_copy_is_a_version_of_the_workbook_it_marks(serve, tmp_path):
-    from tests.test_web import broken_acme
-
     broken = broken_acme(tmp_path.parent / "broken.xlsx").read_bytes()
     client = serve(tmp_path).client(follow=False)
     client.get("/")

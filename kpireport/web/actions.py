@@ -61,6 +61,7 @@ class Job:
     # a build refused because the period was sent: {summary, changes} of what would change
     sent_month: dict | None = None
     reopened: bool = False  # a build with --reopen
+    version: int | None = None  # a build: the version of the workbook (0: the folder's file)
     # a test send of protected reports: the password its copies open with, for the tester
     test_password: str | None = field(default=None, repr=False)
 
@@ -348,6 +349,8 @@ class Workspace:
 
         job = self._start("build", name, work)
         job.reopened = reopen is not None
+        stored = self.library.get(name) if version is None else None
+        job.version = stored.latest.number if stored is not None else version
         return job
 
     def build_command(self, name: str, *, version: int | None = None,

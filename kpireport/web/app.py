@@ -206,7 +206,7 @@ class App:
     async def job(self, request: Request) -> Response:
         job = self._job(request)
         if job.kind == "build":
-            command = self.ws.build_command(job.target, reopen=job.reopened
+            command = self.ws.build_command(job.target, version=job.version, reopen=job.reopened
                                             or job.sent_month is not None)
             done = f"/runs/{job.period}" if job.period and job.state == "done" else None
         else:

@@ -61,8 +61,9 @@ def template_bytes(private: Path, choice: TemplateChoice) -> bytes:
     from kpireport.data_in.template import write_template
 
     with _scratch(private) as folder:
-        path = write_template(Path(folder) / choice.filename, year=choice.year, locale=choice.locale,
-                              currency=choice.currency, language=choice.language)
+        path = write_template(Path(folder) / choice.filename, year=choice.year,
+                              locale=choice.locale, currency=choice.currency,
+                              language=choice.language)
         return path.read_bytes()
 
 
