@@ -333,3 +333,31 @@ def test_sent_reports_and_test_mails_name_the_uploaded_workbook(serve, smtp, tmp
             else:
                 assert not GENERATED.search(payload.decode("utf-8", "replace"))
     assert checked
+
+
+def test_an_index_that_points_elsewhere_or_a_linked_folder_is_not_believed(tmp_path):
+    from kpireport.web.versions import Library
+
+    library = Library(tmp_path / "books")
+    upload = tmp_path / "team.xlsx"
+    shutil.copy(SAMPLES / "acme.xlsx", upload)
+    book, version, new = library.add("team.xlsx", upload, origin="upload", errors=0,
+                                     warnings=0)
+    assert new and version.number == 1 and not upload.exists()
+    assert library.file("team.xlsx", None) == book.folder / "v1" / "team.xlsx"
+    assert library.file("team.xlsx", 0) is None  # version 0: the folder's own file
+    index = book.folder / "workbook.json"
+    good = index.read_text(encoding="utf-8")
+    for field, value in (("file", "../../../secret.xlsx"), ("file", "v1/other.xlsx"),
+                         ("number", "1; rm")):
+        data = json.loads(good)
+        data["versions"][0][field] = value
+        index.write_text(json.dumps(data), encoding="utf-8")
+        assert library.get("team.xlsx") is None and library.all() == [], (field, value)
+    index.write_text(good, encoding="utf-8")
+    assert [b.name for b in library.all()] == ["team.xlsx"]
+    # a link in place of a workbook's folder is not followed
+    moved = tmp_path / "elsewhere"
+    book.folder.rename(moved)
+    book.folder.symlink_to(moved)
+    assert library.get("team.xlsx") is None and library.all() == []

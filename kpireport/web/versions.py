@@ -133,10 +133,10 @@ class Library:
         sha256 = sha256_of(file)
         with self._lock:
             book = self.get(name)
-            versions = book.versions if book is not None else ()
-            if versions and versions[-1].sha256 == sha256:
+            if book is not None and book.latest.sha256 == sha256:
                 file.unlink(missing_ok=True)
-                return book, versions[-1], False  # type: ignore[return-value]
+                return book, book.latest, False
+            versions = book.versions if book is not None else ()
             folder = self.root / _key(name)
             number = versions[-1].number + 1 if versions else 1
             relative = f"v{number}/{name}"
