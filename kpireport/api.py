@@ -42,20 +42,29 @@ class Checked(tuple):
         return self
 
 
-def check(path: str | Path) -> Checked:
-    """Read and validate a workbook: the typed book (None if invalid) and every issue."""
+def check(path: str | Path, *, source_name: str | None = None) -> Checked:
+    """Read and validate a workbook: the typed book (None if invalid) and every issue.
+
+    ``source_name`` is the workbook's name as people know it, shown on every report, in
+    results.json, the manifest and inputs.json (default: the file's own name). The web app
+    passes the name a file was uploaded as, whatever name the stored copy has on disk.
+    """
     with bounded_step():
         raw = read_workbook(path)
         book, issues = validate(raw)
+    if book is not None and source_name:
+        book = replace(book, source_file=source_name)
     return Checked(book, issues, raw)
 
 
-def load(path: str | Path, *, period: int | None = None) -> Checked:
+def load(path: str | Path, *, period: int | None = None,
+         source_name: str | None = None) -> Checked:
     """Read and validate; raise InvalidWorkbook when there are errors.
 
-    ``period`` (a Month) overrides the workbook's report_period.
+    ``period`` (a Month) overrides the workbook's report_period; ``source_name`` is
+    :func:`check`'s.
     """
-    checked = check(path)
+    checked = check(path, source_name=source_name)
     book, issues = checked
     if book is None:
         raise InvalidWorkbook(issues)

@@ -127,3 +127,28 @@ def test_the_input_snapshot_comes_from_the_cells_already_read(tmp_path):
     built = api.build(checked, out=tmp_path / "reports", formats=("html",))
     assert (built.run_dir / "inputs.json").read_bytes() == expected
     assert built.manifest.data_file("inputs.json").size == len(expected)
+
+
+def test_a_source_name_is_the_workbooks_name_on_every_file_and_report(tmp_path):
+    """The web app stores an upload under a name of its own; the name people gave is the one
+    every report, results.json, the manifest and inputs.json show, and the files equal those
+    of a build from a file of that name."""
+    import json
+
+    stored = tmp_path / "stored" / "team-20261207-171941-2e7e74.xlsx"
+    stored.parent.mkdir()
+    shutil.copy(SAMPLES / "acme.xlsx", stored)
+    named = tmp_path / "team.xlsx"
+    shutil.copy(SAMPLES / "acme.xlsx", named)
+    when = {"clock": lambda: WHEN}
+    web = api.build(api.load(stored, source_name="team.xlsx"), out=tmp_path / "web",
+                    formats=("html",), **when)
+    cli = api.build(named, out=tmp_path / "cli", formats=("html",), **when)
+    assert web.manifest.workbook_file == "team.xlsx"
+    for name in ("results.json", "inputs.json", "company.html", "employees/E001.html"):
+        text = (web.run_dir / name).read_text(encoding="utf-8")
+        assert "team-2026" not in text and "team.xlsx" in text, name
+        assert text == (cli.run_dir / name).read_text(encoding="utf-8"), name
+    assert json.loads((web.run_dir / "results.json").read_text())["source"]["file"] == \
+        "team.xlsx"
+    assert api.check(stored)[0].source_file == stored.name  # the CLI keeps the file's name

@@ -171,17 +171,19 @@ def test_check_page_lists_each_issue_with_its_cell_and_fix(serve, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".kpireport-web", "kpis.xlsx"]
 
 
-def test_upload_is_checked_and_kept_under_a_generated_name(serve, tmp_path):
+def test_upload_is_checked_and_kept_as_a_version_of_its_name(serve, tmp_path):
     client = serve(tmp_path).client(follow=False)
     client.get("/")
     status, head, _ = client.upload("../../My KPIs (final).xlsx",
                                     (SAMPLES / "acme.xlsx").read_bytes())
     assert status == 303
-    name = head["location"].rsplit("/", 1)[1]
-    assert re.fullmatch(r"My-KPIs-final-\d{8}-\d{6}-[0-9a-f]{6}\.xlsx", name)
-    assert (tmp_path / name).read_bytes() == (SAMPLES / "acme.xlsx").read_bytes()
-    assert list((tmp_path / ".kpireport-web").iterdir()) == []  # nothing left half-done
-    status, _, body = client.get(f"/books/{name}")
+    assert head["location"] == "/books/My%20KPIs%20%28final%29.xlsx?version=1"
+    stored = list((tmp_path / ".kpireport-web" / "books").glob("*/v1/*.xlsx"))
+    assert [p.name for p in stored] == ["My KPIs (final).xlsx"]
+    assert stored[0].read_bytes() == (SAMPLES / "acme.xlsx").read_bytes()
+    assert not list(tmp_path.glob("*.xlsx"))  # the folder's own files are left alone
+    assert [p.name for p in (tmp_path / ".kpireport-web").iterdir()] == ["books"]  # no leftovers
+    status, _, body = client.get(head["location"])
     assert status == 200 and b"Ready to build" in body
 
 

@@ -68,13 +68,18 @@ def year_months(year: int, start_month: int = 1) -> list[int]:
 
 
 def write_template(path: str | Path, *, year: int | None = None, force: bool = False,
-                   locale: str | None = None) -> Path:
+                   locale: str | None = None, currency: str | None = None,
+                   language: str | None = None) -> Path:
     """Write the blank standard template to ``path``; with ``locale`` (e.g. vi_VN) its
-    instructions, header notes and prompts are in that language and Settings' locale is set."""
+    instructions, header notes and prompts are in that language and Settings' locale is set.
+    ``currency`` sets Settings' currency; ``language`` puts the texts in another language than
+    the workbook's locale (the web app: the page's language)."""
     year = year or dt.date.today().year
     settings = {"pdf_protection": "employee", **({"locale": locale} if locale else {})}
+    if currency:
+        settings["currency"] = currency
     data = WorkbookData(settings=settings, months=year_months(year))
-    return write_workbook(path, data, force=force, locale=locale)
+    return write_workbook(path, data, force=force, locale=language or locale)
 
 
 TEMPLATE_DOMAIN = "template"  # kpireport/locale/<lang>/LC_MESSAGES/template.po
@@ -217,12 +222,25 @@ README_LINES = (
      False),
     ("   and the monthly target.", False),
     ("   An owner is an employee_id, a department name, or COMPANY.", False),
-    ("6. Run `kpireport prepare this.xlsx` to lay out one Actuals row per scorecard line.", False),
-    ("7. Actuals: type each month's actual value. Leave a cell blank when there is no value.",
+    ("6. Bands: salary and bonus bands, from 0% upwards.", False),
+    ("7. Actuals: one row per scorecard line and one column per month (step b lays them out).",
      False),
-    ("8. Bands: salary and bonus bands, from 0% upwards.", False),
-    ("9. Check: `kpireport check this.xlsx` lists every problem by sheet and cell.", False),
-    ("10. Build: `kpireport build this.xlsx --out reports` writes the reviews.", False),
+    ("   Type each month's actual value; leave a cell blank when there is no value.", False),
+    ("", False),
+    ("Then, in the browser", True),
+    ("a. Start the app with `kpireport serve` and open the address it prints.", False),
+    ("b. Upload this workbook and press “Lay out my Actuals sheet”; download that version", False),
+    ("   and type the actuals.", False),
+    ("c. Upload it again: every problem is listed with its sheet, cell and fix. Download the",
+     False),
+    ("   copy with every issue marked, correct it and upload it.", False),
+    ("d. Build the reports, look them over, approve them and send them.", False),
+    ("", False),
+    ("Or from a terminal", True),
+    ("`kpireport prepare this.xlsx` lays out the Actuals rows.", False),
+    ("`kpireport check this.xlsx` lists every problem by sheet and cell.", False),
+    ("`kpireport build this.xlsx --out reports` writes the reviews.", False),
+    ("`kpireport send reports/YYYY-MM --book this.xlsx` e-mails them.", False),
     ("", False),
     ("Hover over a column header to read what it means. Percentages are typed as 25% "
      "(or 0.25).", False),

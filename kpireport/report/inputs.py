@@ -28,8 +28,9 @@ NOT_RECORDED = {("Settings", "meaning"), ("People", "pdf_password")}  # help tex
 
 
 # ---------------------------------------------------------------------------- the snapshot
-def input_snapshot(raw) -> dict:
-    """Every value of the standard sheets of a RawBook, keyed by sheet, row key and field."""
+def input_snapshot(raw, shown: str | None = None) -> dict:
+    """Every value of the standard sheets of a RawBook, keyed by sheet, row key and field;
+    ``shown`` is the workbook's name as people know it (default: its file's)."""
 
     sheets: dict[str, list[list[object]]] = {}
     for name, table in locate_tables(raw).items():
@@ -60,7 +61,7 @@ def input_snapshot(raw) -> dict:
                 elif not is_blank(value):
                     values[column] = [letters + number, _plain(value)]
             rows.append([key, first, values])
-    return {"schema": SCHEMA, "source": {"file": raw.path.name, "sha256": raw.sha256},
+    return {"schema": SCHEMA, "source": {"file": shown or raw.path.name, "sha256": raw.sha256},
             "sheets": sheets}
 
 
@@ -70,7 +71,7 @@ def inputs_bytes(book, raw=None) -> bytes:
     refused if the file is no longer the workbook (its sha256) the build read a moment ago."""
 
     if raw is not None and raw.sha256 == book.source_sha256:
-        document = input_snapshot(raw)
+        document = input_snapshot(raw, book.source_file)
     elif not book.source_path:  # a Book made in code: nothing to snapshot
         document = {"schema": SCHEMA, "source": {"file": book.source_file,
                                                  "sha256": book.source_sha256}, "sheets": None}
@@ -79,7 +80,7 @@ def inputs_bytes(book, raw=None) -> bytes:
         if raw.sha256 != book.source_sha256:
             raise KpireportError(f"{book.source_path} changed while the reports were being "
                                  "built; build again")
-        document = input_snapshot(raw)
+        document = input_snapshot(raw, book.source_file)
     return orjson.dumps(document) + b"\n"
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -33,7 +32,8 @@ from pathlib import Path
 from kpireport.core.errors import KpireportError, SentMonthChanged, UnreadableWorkbook
 from kpireport.core.issues import Issue
 from kpireport.web.builds import build_elsewhere
-from kpireport.web.security import BOOK_NAME, PERIOD, RUN_FILE, child, safe_stem
+from kpireport.web.security import BOOK_NAME, PERIOD, RUN_FILE, child
+from kpireport.web.versions import Library, shown_name, version_rows, workbook_rows
 
 PRIVATE = ".kpireport-web"
 OUT = "reports"
@@ -61,6 +61,7 @@ class Job:
     # a build refused because the period was sent: {summary, changes} of what would change
     sent_month: dict | None = None
     reopened: bool = False  # a build with --reopen
+    version: int | None = None  # a build: the version of the workbook (0: the folder's file)
     # a test send of protected reports: the password its copies open with, for the tester
     test_password: str | None = field(default=None, repr=False)
 
@@ -108,6 +109,7 @@ class CheckReport:
     locale: str | None  # the workbook's, when it could be read
     unreadable: str | None = None  # the one-line answer for a file that is not a workbook
     unmarked: int = 0  # kpireport's marks taken off an uploaded marked copy
+    version: int | None = None  # the version of the uploaded workbook this is
 
     @property
     def errors(self) -> int:
@@ -136,6 +138,7 @@ class Workspace:
             raise KpireportError(f"{folder}: no such folder")
         self.out = self.folder / OUT
         self.private = self.folder / PRIVATE
+        self.library = Library(self.private / "books")  # uploads, by name, with versions
         self._lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
         self.current: Job | None = None
@@ -158,9 +161,15 @@ class Workspace:
             found.append({"name": path.name, "size": stat.st_size if stat else 0,
                           "modified": dt.datetime.fromtimestamp(stat.st_mtime if stat else 0),
                           "unavailable": reason})
-        return sorted(found, key=lambda b: b["modified"], reverse=True)
+        return workbook_rows(self.library.all(), found)
 
-    def book(self, name: str) -> Path:
+    def book(self, name: str, version: int | None = None) -> Path:
+        """The file of workbook ``name``: an uploaded version (the latest by default), or
+        (version 0, or no upload of that name) the file of that name in the folder. The
+        file's name is always ``name``."""
+        stored = self.library.file(name, version)
+        if stored is not None:
+            return stored
         path = child(self.folder, name, BOOK_NAME)
         if not path.is_file():
             # lazy: starlette is loaded only where it is used (start-up stays light)
@@ -168,6 +177,11 @@ class Workspace:
 
             raise HTTPException(404, f"No workbook {name} in this folder.")
         return path
+
+    def versions(self, name: str) -> list[dict]:
+        """Every version of workbook ``name`` (the folder's own file of that name: 0)."""
+        in_folder = BOOK_NAME.match(name) and not _outside(self.folder, self.folder / name)
+        return version_rows(self.library.get(name), self.folder / name if in_folder else None)
 
     def runs(self) -> list[dict]:
         if not self.out.is_dir():
@@ -218,13 +232,13 @@ class Workspace:
         return path
 
     # ------------------------------------------------------------------ check
-    def store_upload(self, filename: str, source) -> tuple[str | None, CheckReport]:
-        """Check an uploaded file like ``kpireport check``; keep it under a generated name in
-        the folder when it is a workbook. ``source`` is a binary file object."""
+    def store_upload(self, filename: str, source, *,
+                     origin: str = "upload") -> tuple[str | None, CheckReport]:
+        """Check an uploaded file like ``kpireport check``; when it is a workbook, keep it as
+        the next version of the workbook of its name (:mod:`kpireport.web.versions`).
+        ``source`` is a binary file object."""
 
-        shown = Path(filename.replace("\\", "/")).name
-        if not re.match(r"^[\w .()\-]{1,120}$", shown) or shown.startswith("."):
-            shown = "upload.xlsx"
+        shown = shown_name(filename)
         staging = self.private / f"upload-{secrets.token_hex(8)}"
         staging.mkdir(parents=True)
         try:
@@ -237,15 +251,16 @@ class Workspace:
             unmarked = _unmark(path)
             if unmarked:  # a fixed copy of the marked workbook: checked again without marks
                 report = self._check(path)
-            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            name = f"{safe_stem(shown)}-{stamp}-{secrets.token_hex(3)}.xlsx"
-            os.replace(path, self.folder / name)
-            return name, CheckReport(name, report.issues, report.locale, unmarked=unmarked)
+            _, version, _ = self.library.add(
+                shown, path, origin="marked copy" if unmarked else origin,
+                errors=report.errors, warnings=report.warnings)
+            return shown, CheckReport(shown, report.issues, report.locale, unmarked=unmarked,
+                                      version=version.number)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def check(self, name: str) -> CheckReport:
-        return self._check(self.book(name))
+    def check(self, name: str, version: int | None = None) -> CheckReport:
+        return self._check(self.book(name, version))
 
     @staticmethod
     def _check(path: Path) -> CheckReport:
@@ -259,7 +274,7 @@ class Workspace:
         locale = book.settings.locale if book is not None else None
         return CheckReport(path.name, issues, locale)
 
-    def annotated(self, name: str) -> Path:
+    def annotated(self, name: str, version: int | None = None) -> Path:
         """A copy of the workbook with every issue marked (``check --annotate``)."""
         # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport import api
@@ -267,7 +282,7 @@ class Workspace:
         # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport.data_in.annotate import annotate_workbook
 
-        path = self.book(name)
+        path = self.book(name, version)
         _, issues = api.check(path)
         folder = self.private / "annotated"
         folder.mkdir(parents=True, exist_ok=True)
@@ -304,10 +319,12 @@ class Workspace:
         threading.Thread(target=run, name=f"kpireport-{kind}", daemon=True).start()
         return job
 
-    def start_build(self, name: str, *, reopen: tuple[str, str] | None = None) -> Job:
+    def start_build(self, name: str, *, version: int | None = None,
+                    reopen: tuple[str, str] | None = None) -> Job:
         """Build ``name`` like ``kpireport build``; ``reopen`` (by, note) like ``build --reopen
-        --by NAME --note WHY``, for a period that was sent (audited by the library)."""
-        path = self.book(name)
+        --by NAME --note WHY``, for a period that was sent (audited by the library). The
+        reports name the workbook ``name``, whatever its stored copy is called."""
+        path = self.book(name, version)
 
         def work(job: Job) -> None:
             def started(total: int) -> None:
@@ -318,7 +335,7 @@ class Workspace:
 
             outcome = build_elsewhere(path, self.out, _workers(), on_start=started,
                                       progress=lambda _name: _advance(job), located=located,
-                                      reopen=reopen)
+                                      reopen=reopen, source_name=name)
             job.period = outcome["period"]
             if outcome["failures"]:
                 first = sorted(outcome["failures"].values())[0]
@@ -332,10 +349,13 @@ class Workspace:
 
         job = self._start("build", name, work)
         job.reopened = reopen is not None
+        stored = self.library.get(name) if version is None else None
+        job.version = stored.latest.number if stored is not None else version
         return job
 
-    def build_command(self, name: str, *, reopen: bool = False) -> str:
-        words: tuple[str | Path, ...] = ("build", self.book(name), "--out", self.out)
+    def build_command(self, name: str, *, version: int | None = None,
+                      reopen: bool = False) -> str:
+        words: tuple[str | Path, ...] = ("build", self.book(name, version), "--out", self.out)
         if reopen:
             words += ("--reopen", "--by", "NAME", "--note", "WHY")
         return cli(*words)
@@ -353,9 +373,13 @@ class Workspace:
 
         state = cycle.status(run_dir)
         rows = delivery(state)
+        source = results.get("source") or {}
+        stored = self.library.version_of(str(source.get("file", "")),
+                                         str(source.get("sha256", "")))
         summary = {
             "period": period, "organization": results.get("organization", ""),
-            "source": results.get("source", {}).get("file", ""), "built": built,
+            "source": source.get("file", ""), "built": built,
+            "version": stored[1].number if stored else None,
             "locale": results.get("locale") or "en_US",
             "currency": results.get("currency") or "USD",
             "employees": len(employees),
@@ -510,7 +534,10 @@ class Workspace:
         # lazy: this stage loads only when the command reaches it (start-up stays light)
         from kpireport import api
 
-        name = _source(run_dir)
+        name, sha256 = _source(run_dir)
+        stored = self.library.version_of(name, sha256)
+        if stored is not None:  # the uploaded version it was built from
+            return stored[0].path(stored[1])
         if name and BOOK_NAME.match(name) and (self.folder / name).is_file():
             return self.folder / name
         return api.source_book(run_dir)
@@ -595,11 +622,13 @@ def _advance(job: Job) -> None:
     job.done += 1
 
 
-def _source(run_dir: Path) -> str:
+def _source(run_dir: Path) -> tuple[str, str]:
+    """(name, sha256) of the workbook a run was built from."""
     try:
-        return str(json.loads((run_dir / "results.json").read_text())["source"]["file"])
+        source = json.loads((run_dir / "results.json").read_text())["source"]
+        return str(source["file"]), str(source["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
-        return ""
+        return "", ""
 
 
 def _count(values) -> dict[str, int]:

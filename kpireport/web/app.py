@@ -9,10 +9,13 @@ ledger. Every page shows the command that does the same from a terminal. See
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from kpireport.core.errors import KpireportError
-from kpireport.web import actions, security
+from kpireport.web import actions, security, start
 
 HERE = Path(__file__).parent
 LANGUAGES = ("en", "vi")
@@ -102,7 +105,11 @@ class App:
     async def home(self, request: Request) -> Response:
         books = await run_in_threadpool(self.ws.books)
         runs = await run_in_threadpool(self.ws.runs)
+        language = _language(request)
         return self.page(request, "home.html", books=books, runs=runs,
+                         template_locales=start.LOCALES, currencies=start.CURRENCIES,
+                         default_locale="vi_VN" if language == "vi" else "en_US",
+                         samples=start.SAMPLES, year=dt.date.today().year,
                          command=actions.cli("check", self.ws.folder / "BOOK.xlsx"))
 
     async def login(self, request: Request) -> Response:
@@ -127,42 +134,79 @@ class App:
         if name is None:
             return self.page(request, "check.html", status=422, report=report, name=None,
                              command=actions.cli("check", report.name))
-        suffix = f"?unmarked={report.unmarked}" if report.unmarked else ""
-        return RedirectResponse(f"/books/{name}{suffix}", 303)
+        suffix = f"&unmarked={report.unmarked}" if report.unmarked else ""
+        return RedirectResponse(f"{_book_url(name)}?version={report.version}{suffix}", 303)
 
     async def check(self, request: Request) -> Response:
         name = request.path_params["name"]
-        report = await run_in_threadpool(self.ws.check, name)
+        version = _version(request)
+        report = await run_in_threadpool(self.ws.check, name, version)
+        versions = await run_in_threadpool(self.ws.versions, name)
+        shown = version if version is not None else versions[0]["number"] if versions else 0
         rows = [{"severity": i.severity, "sheet": i.sheet, "cell": i.cell, "code": i.code,
                  "message": i.message, "fix": i.fix}
                 for i in sorted(report.issues, key=lambda i: _ORDER.get(i.severity, 3))]
         unmarked = request.query_params.get("unmarked", "")
         return self.page(request, "check.html", locale=report.locale, report=report, rows=rows,
-                         name=name, build_command=self.ws.build_command(name),
+                         name=name, version=shown, versions=versions,
+                         at=f"?version={shown}", prepared=_prepared(request),
+                         build_command=self.ws.build_command(name, version=version),
                          unmarked=int(unmarked) if unmarked.isdigit() else 0,
-                         command=actions.cli("check", self.ws.book(name), "--annotate"))
+                         command=actions.cli("check", self.ws.book(name, version), "--annotate"),
+                         prepare_command=actions.cli("prepare", self.ws.book(name, version)))
 
     async def annotated(self, request: Request) -> Response:
         name = request.path_params["name"]
-        out = await run_in_threadpool(self.ws.annotated, name)
+        out = await run_in_threadpool(self.ws.annotated, name, _version(request))
         return FileResponse(out, filename=out.name, media_type=_XLSX)
+
+    async def workbook(self, request: Request) -> Response:
+        """A version of a workbook, under the name it was uploaded as."""
+        path = self.ws.book(request.path_params["name"], _version(request))
+        return FileResponse(path, filename=path.name, media_type=_XLSX)
+
+    async def prepare(self, request: Request) -> Response:
+        await self.form(request, max_files=0, max_fields=4)
+        name = request.path_params["name"]
+        prepared, report = await run_in_threadpool(start.prepare_version, self.ws, name,
+                                                   _version(request))
+        version = report.version if report is not None else _version(request)
+        at = f"?version={version}" if version is not None else "?"
+        return RedirectResponse(f"{_book_url(name)}{at}&prepared={prepared.rows}"
+                                f"-{prepared.months}", 303)
+
+    async def template(self, request: Request) -> Response:
+        choice = start.TemplateChoice.of(_language(request), request.query_params)
+        data = await run_in_threadpool(start.template_bytes, self.ws.private, choice)
+        return _download(data, choice.filename)
+
+    async def sample(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        data = await run_in_threadpool(start.sample_bytes, self.ws.private, name)
+        if request.method == "GET":
+            return _download(data, start.SAMPLES[name])
+        await self.form(request, max_files=0, max_fields=4)
+        stored, report = await run_in_threadpool(self.ws.store_upload, start.SAMPLES[name],
+                                                 io.BytesIO(data), origin="sample")
+        return RedirectResponse(f"{_book_url(stored or name)}?version={report.version}", 303)
 
     async def build(self, request: Request) -> Response:
         form = await self.form(request, max_files=0, max_fields=6)
         name = request.path_params["name"]
+        version = _version(request)
         reopen = None
         if form.get("reopen"):
             by, note = (str(form.get(k) or "").strip() for k in ("by", "note"))
             if not by or not note:
                 raise HTTPException(400, "Type your name and why the month is reopened.")
             reopen = (by, note)
-        job = self.ws.start_build(name, reopen=reopen)
+        job = self.ws.start_build(name, version=version, reopen=reopen)
         return RedirectResponse(f"/jobs/{job.id}", 303)
 
     async def job(self, request: Request) -> Response:
         job = self._job(request)
         if job.kind == "build":
-            command = self.ws.build_command(job.target, reopen=job.reopened
+            command = self.ws.build_command(job.target, version=job.version, reopen=job.reopened
                                             or job.sent_month is not None)
             done = f"/runs/{job.period}" if job.period and job.state == "done" else None
         else:
@@ -289,6 +333,27 @@ _ORDER = {"error": 0, "warning": 1, "info": 2}
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+def _version(request: Request) -> int | None:
+    """The ``version`` a page or form is about (0: the file in the folder); None: the latest."""
+    text = request.query_params.get("version", "")
+    return int(text) if text.isdigit() and len(text) < 7 else None
+
+
+def _prepared(request: Request) -> tuple[int, int] | None:
+    """(rows, month columns) "Lay out my Actuals sheet" just added, from the redirect."""
+    rows, _, months = request.query_params.get("prepared", "").partition("-")
+    return (int(rows), int(months)) if rows.isdigit() and months.isdigit() else None
+
+
+def _book_url(name: str) -> str:
+    return "/books/" + quote(name, safe="")
+
+
+def _download(data: bytes, filename: str) -> Response:
+    return Response(data, media_type=_XLSX, headers={
+        "content-disposition": f"attachment; filename=\"{filename}\""})
+
+
 def _money(summary: dict) -> str:
     # lazy: this stage loads only when the command reaches it (start-up stays light)
     from kpireport.core.i18n import Formatter
@@ -308,6 +373,11 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8750,
         Route("/upload", app.upload, methods=["POST"]),
         Route("/books/{name}", app.check),
         Route("/books/{name}/annotated.xlsx", app.annotated),
+        Route("/books/{name}/workbook.xlsx", app.workbook),
+        Route("/books/{name}/prepare", app.prepare, methods=["POST"]),
+        Route("/template.xlsx", app.template),
+        Route("/samples/{name}.xlsx", app.sample),
+        Route("/samples/{name}", app.sample, methods=["POST"]),
         Route("/books/{name}/build", app.build, methods=["POST"]),
         Route("/jobs/{id}.json", app.job_json),
         Route("/jobs/{id}", app.job),

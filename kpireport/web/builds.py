@@ -23,17 +23,19 @@ WAIT = 1.0  # seconds between looks at a build process that has not said anythin
 def build_elsewhere(path: Path, out: Path, workers: int | None, *,
                     on_start: Callable[[int], None], progress: Callable[[str], None],
                     located: Callable[[str], None],
-                    reopen: tuple[str, str] | None = None) -> dict:
+                    reopen: tuple[str, str] | None = None,
+                    source_name: str | None = None) -> dict:
     """Build the workbook at ``path`` into ``out`` in a new process; its outcome
     ({period, rendered, cached, failures, leftover}). ``located`` gets the workbook's locale
-    as soon as it is known; ``reopen`` is (by, note) of ``build --reopen``. A failure of the
+    as soon as it is known; ``reopen`` is (by, note) of ``build --reopen``; ``source_name`` the
+    workbook's name on the reports (see :func:`kpireport.api.check`). A failure of the
     build is raised here as a KpireportError with its message (SentMonthChanged, with what
     would change, when the period was sent)."""
     context = multiprocessing.get_context("spawn")
     channel = context.Queue()
     # Not a daemon: the build starts PDF worker processes of its own.
-    process = context.Process(target=_build, args=(str(path), str(out), workers, reopen, channel),
-                              name="kpireport-build")
+    process = context.Process(target=_build, name="kpireport-build",
+                              args=(str(path), str(out), workers, reopen, source_name, channel))
     process.start()
     try:
         while True:
@@ -69,13 +71,13 @@ def build_elsewhere(path: Path, out: Path, workers: int | None, *,
 
 
 def _build(path: str, out: str, workers: int | None, reopen: tuple[str, str] | None,
-           channel) -> None:
+           source_name: str | None, channel) -> None:
     """In the build process: the same calls as ``kpireport build``."""
     from kpireport import api  # lazy: only in the build process
     from kpireport.core.options import BuildOptions
 
     try:
-        checked = api.load(path)
+        checked = api.load(path, source_name=source_name)
         channel.put(("locale", checked[0].settings.locale))
         by, note = reopen or (None, None)
         options = BuildOptions(out=out, workers=workers, reopen_by=by, reopen_note=note)
