@@ -291,7 +291,8 @@ class Workspace:
                 job.state = "done"
             except SentMonthChanged as exc:
                 job.period = exc.period or job.period
-                job.sent_month = {"summary": exc.summary, "changes": list(exc.changes)}
+                job.sent_month = {"summary": exc.summary, "changes": list(exc.changes),
+                                  "facts": exc.facts}
                 job.state, job.message = "failed", str(exc)
             except KpireportError as exc:
                 job.state, job.message = "failed", str(exc)

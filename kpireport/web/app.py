@@ -59,6 +59,7 @@ def _environment(language: str):
     env.filters["number"] = lambda n: Formatter(locale, "USD").number(n)
     # a word of the program's (severity, report kind, delivery state) in the page's language
     env.filters["label"] = lambda word: labels.label(word, translations(locale).gettext)
+    env.filters["summary"] = lambda facts: labels.summary(facts, translations(locale).gettext)
     return env
 
 

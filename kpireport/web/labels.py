@@ -33,6 +33,15 @@ def label(word: str, gettext: Gettext) -> str:
     return gettext(LABELS[word]) if word in LABELS else word
 
 
+def summary(facts: dict, gettext: Gettext) -> str:
+    """What a build changed (``diff``'s summary line) from its numbers, in the language of
+    ``gettext``."""
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
+    from kpireport.month.diff import summary_in
+
+    return summary_in(facts, gettext)
+
+
 def issue_rows(issues: list[Issue], gettext: Gettext) -> list[dict]:
     """The check page's table: errors first; each message in the language of ``gettext``,
     without the sheet and cell its row shows in their own columns."""
