@@ -11,6 +11,7 @@ from kpireport.core.i18n import translations
 from kpireport.core.issues import (
     Issue,
     fix_in,
+    in_table,
     issue,
     text_in,
     title_in,
@@ -66,3 +67,25 @@ def test_composed_phrases_are_translated_inside_the_message():
 def test_an_issue_without_its_fields_keeps_its_text():
     read_back = Issue("error", "not-a-number", "Scorecards", "C2", "'x' is not a number")
     assert text_in(read_back, VI) == "'x' is not a number"
+
+
+def test_check_prints_each_message_once_beside_its_place(tmp_path):
+    """`kpireport check` stays in English, and its message column never repeats the place
+    its 'where' column shows (a merged range, a place of its own, stays in front)."""
+    from click.testing import CliRunner
+    from openpyxl import load_workbook
+
+    from kpireport.cli.app import main
+    from tests.test_web import broken_acme
+
+    book = load_workbook(broken_acme(tmp_path / "kpis.xlsx"))
+    book["People"].merge_cells("K2:L2")
+    book.save(tmp_path / "kpis.xlsx")
+    result = CliRunner().invoke(main, ["check", str(tmp_path / "kpis.xlsx")],
+                                terminal_width=200)
+    row = next(line for line in result.output.splitlines() if "not-a-number" in line)
+    assert "Scorecards!C2" in row and "'forty' is not a number" in row
+    assert "Scorecards!C2: 'forty'" not in result.output
+    merged = issue("merged-cells", "People", "K2", range="K2:L2")
+    assert in_table(merged) == "People!K2:L2: merged cells; only the top-left cell keeps a " \
+                               "value, unmerge them"

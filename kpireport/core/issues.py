@@ -17,7 +17,7 @@ from functools import lru_cache
 from kpireport.core.catalogue import CATALOGUE, CELL, SEVERITIES, CatalogueError, fix_for
 
 __all__ = ["Issue", "IssueLog", "CatalogueError", "issue", "flatten", "fix_for", "SEVERITIES",
-           "text_in", "fix_in", "title_in", "Gettext"]
+           "text_in", "fix_in", "title_in", "in_table", "Gettext"]
 
 Gettext = Callable[[str], str]
 
@@ -119,6 +119,16 @@ def text_in(item: Issue, gettext: Gettext) -> str:
     fields = {name: _phrase(value, gettext) if isinstance(value, str) else value
               for name, value in item.fields.items()}
     return gettext(form.text).format(**fields)
+
+
+def in_table(item: Issue, text: str | None = None) -> str:
+    """The message (``text``, by default the issue's own) for a table whose columns already
+    show the issue's sheet and cell: without that place. A place of its own (a merged range)
+    stays in front."""
+    text = item.text if text is None else text
+    if item.where and item.where not in (item.location, item.sheet):
+        return f"{item.where}: {text}"
+    return text
 
 
 def fix_in(code: str, gettext: Gettext) -> str:

@@ -85,6 +85,8 @@ def locale_currency(locale: str) -> str | None:
     a country)."""
     # lazy: babel is loaded only where it is used (start-up stays light)
     from babel import Locale
+
+    # lazy: babel is loaded only where it is used (start-up stays light)
     from babel.numbers import get_territory_currencies
 
     territory = Locale.parse(locale).territory

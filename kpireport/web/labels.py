@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kpireport.core.issues import Issue, fix_in, text_in
+from kpireport.core.issues import Issue, fix_in, in_table, text_in
 
 Gettext = Callable[[str], str]
 
@@ -47,10 +47,7 @@ def issue_rows(issues: list[Issue], gettext: Gettext) -> list[dict]:
     without the sheet and cell its row shows in their own columns."""
     rows = []
     for i in sorted(issues, key=lambda i: _ORDER.get(i.severity, 3)):
-        text = text_in(i, gettext)
-        # a place other than the row's own (a merged range) stays in front of the message
-        if i.where and i.where not in (f"{i.sheet}!{i.cell}", i.sheet):
-            text = f"{i.where}: {text}"
+        text = in_table(i, text_in(i, gettext))
         rows.append({"severity": i.severity, "label": label(i.severity, gettext),
                      "sheet": i.sheet, "cell": i.cell, "code": i.code, "message": text,
                      "fix": fix_in(i.code, gettext)})
