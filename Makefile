@@ -4,7 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= demo
 
-.PHONY: demo test install bench lint clean
+# axe-core (npm) for the accessibility checks of the browser tests (tests/test_web_a11y.py)
+AXE_VERSION := 4.14.1
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
+
+.PHONY: demo test test-deps install bench lint clean
 
 $(BIN)/kpireport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +24,12 @@ demo: install
 	$(BIN)/kpireport init $(OUT)/acme.xlsx --sample acme --force
 	$(BIN)/kpireport run $(OUT)/acme.xlsx --out $(OUT)/reports
 
-test: $(BIN)/kpireport
-	@scripts/system-deps.sh --test
+test: $(BIN)/kpireport test-deps
 	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
+
+test-deps:
+	@scripts/system-deps.sh --test
+	@scripts/test-deps.sh $(AXE_VERSION)
 
 bench: install
 	$(BIN)/python scripts/bench.py
@@ -31,4 +38,4 @@ lint: $(BIN)/kpireport
 	$(BIN)/ruff check kpireport tests scripts
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache .cache/axe

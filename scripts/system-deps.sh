@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # System packages kpireport uses beyond Python. WeasyPrint needs Pango (present on most
 # Debian/Ubuntu images); libharfbuzz-subset0 makes PDF font subsetting ~2.5x faster;
-# poppler-utils, chromium and libreoffice-calc-nogui are used by the test suite only.
+# poppler-utils, chromium, libreoffice-calc-nogui and npm (which installs axe-core, see
+# scripts/test-deps.sh) are used by the test suite only.
 # Installs with apt-get when run as root on Debian/Ubuntu; otherwise prints what is missing.
 set -u
 runtime=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
-testing=(poppler-utils chromium libreoffice-calc-nogui)
+testing=(poppler-utils chromium libreoffice-calc-nogui npm)
 want=("${runtime[@]}")
 [ "${1:-}" = "--test" ] && want+=("${testing[@]}")
 missing=()

@@ -73,9 +73,33 @@ def test_init_locale_writes_the_texts_in_that_language(tmp_path):
                   if c.type == "decimal" and "C2" in str(c.sqref))
     assert weight.error == "Nhập tỷ lệ phần trăm như 25% (hoặc 0,25) — không nhập 25."
     assert weight.prompt.startswith("Phần đóng góp vào điểm")
+    assert settings["currency"][0] == "VND"  # the locale's country's currency
     refused = CliRunner().invoke(main, ["init", str(tmp_path / "fr.xlsx"), "--locale", "fr_FR"])
     assert refused.exit_code == 2 and "available: en, vi" in refused.output
     assert not (tmp_path / "fr.xlsx").exists()
+
+
+def settings_of(path: Path) -> dict:
+    return {r[0].value: r[1].value for r in load_workbook(path)["Settings"].iter_rows(min_row=2)}
+
+
+def test_init_currency_follows_the_locale_unless_given(tmp_path):
+    assert settings_of(init(tmp_path / "en.xlsx"))["currency"] in (None, "USD")
+    assert settings_of(init(tmp_path / "vi.xlsx", "--locale", "vi_VN"))["currency"] == "VND"
+    assert settings_of(init(tmp_path / "en-us.xlsx", "--locale", "en_US"))["currency"] == "USD"
+    given = settings_of(init(tmp_path / "vi-usd.xlsx", "--locale", "vi_VN", "--currency", "usd"))
+    assert (given["locale"], given["currency"]) == ("vi_VN", "USD")
+    bad = CliRunner().invoke(main, ["init", str(tmp_path / "x.xlsx"), "--currency", "DONG"])
+    assert bad.exit_code == 2 and "'DONG' is not an ISO 4217 currency code" in bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "x.xlsx").exists()
+    sample = CliRunner().invoke(main, ["init", str(tmp_path / "s.xlsx"), "--sample", "acme",
+                                       "--currency", "EUR"])
+    assert sample.exit_code == 2 and "--currency is for the blank template" in sample.output
+    # the workbook checks as Vietnamese with dong: the settings are valid values
+    from kpireport import api
+
+    book, issues = api.check(tmp_path / "vi.xlsx")
+    assert not [i for i in issues if i.code in ("bad-currency", "bad-locale")]
 
 
 def test_every_template_text_has_a_vietnamese_translation():

@@ -112,14 +112,18 @@ def _month(value: str | None) -> int | None:
 @click.option("--locale", "locale_", metavar="LOCALE",
               help="Language of the instructions, notes and prompts (e.g. vi_VN); also the "
                    "Settings locale of a blank template. Sheet and column names stay English.")
+@click.option("--currency", metavar="CODE",
+              help="Settings currency of a blank template (ISO 4217, e.g. EUR); by default "
+                   "the currency of --locale's country (vi_VN: VND), else USD.")
 def init(path: Path, sample: str | None, employees: int, year: int | None, force: bool,
-         locale_: str | None) -> None:
+         locale_: str | None, currency: str | None) -> None:
     """Write the blank standard template (or a sample) to PATH.
 
     \b
     Example:
       kpireport init kpis.xlsx --year 2026
       kpireport init kpis.xlsx --locale vi_VN
+      kpireport init kpis.xlsx --locale vi_VN --currency USD
       kpireport init acme.xlsx --sample acme
     """
     # lazy: this stage loads only when the command reaches it (start-up stays light)
@@ -129,8 +133,15 @@ def init(path: Path, sample: str | None, employees: int, year: int | None, force
         raise click.BadParameter(
             f"{locale_!r} has no template texts; available: "
             f"{', '.join(template.template_locales())}", param_hint="--locale")
+    if currency is not None and sample is not None:
+        raise click.BadParameter("a sample has its own currency; --currency is for the blank "
+                                 "template", param_hint="--currency")
+    if currency is not None and not template.is_currency(currency):
+        raise click.BadParameter(f"{currency!r} is not an ISO 4217 currency code (e.g. USD, "
+                                 "EUR, VND)", param_hint="--currency")
     if sample is None:
-        written = template.write_template(path, year=year, force=force, locale=locale_)
+        written = template.write_template(path, year=year, force=force, locale=locale_,
+                                          currency=currency)
     else:
         if sample == "synthetic":
             data = samples.synthetic(employees, year=year or 2025)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kpireport.core.i18n import unsigned_zero
-from kpireport.core.issues import Issue
+from kpireport.core.issues import Issue, in_table
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
@@ -24,7 +24,7 @@ def print_issues(book: Path, issues: list[Issue], *, show_all: bool = False,
             table.add_column(name, overflow="fold")
         for issue in shown:
             table.add_row(f"[{STYLE[issue.severity]}]{issue.severity}[/]", issue.location,
-                          issue.code, issue.message)
+                          issue.code, in_table(issue))
         console.print(table)
     verdict = "[bold red]invalid[/]" if counts["error"] else "[bold green]valid[/]"
     console.print(f"{book.name}: {verdict} — {counts['error']} error(s), "

@@ -11,8 +11,10 @@ the message shown begins with them (``People!E3: manager E99 is not …``) as ``
 :data:`CELL` (``Sheet!A1``), :data:`SHEET` (``Sheet``), :data:`NOWHERE` (nothing), or a template
 of its own over the fields (``merged-cells`` names the whole range).
 
-Messages are English; they are not translated (the catalogs translate the reports and
-e-mails). The table in docs/issue-codes.md is tested against this one (tests/test_catalogue.py).
+Titles, fixes and message templates are written in English here and translated by the
+project's catalogs (``kpireport/locale``): :func:`extract` hands them to Babel's extraction, and
+:func:`kpireport.core.issues.text_in` fills a template in the language of a workbook. The table
+in docs/issue-codes.md is tested against this one (tests/test_catalogue.py).
 """
 
 from __future__ import annotations
@@ -101,6 +103,19 @@ def load(path: Path = TABLE) -> tuple[Entry, ...]:
 
 ENTRIES: tuple[Entry, ...] = load()
 CATALOGUE: Mapping[str, Entry] = MappingProxyType({e.code: e for e in ENTRIES})
+
+
+def extract(fileobj, keywords, comment_tags, options):
+    """Babel extraction of the table's titles, fixes and templates (``babel.cfg`` names it):
+    (line, funcname, message, comments) for each, so the catalogs translate them."""
+    table = tomllib.loads(fileobj.read().decode("utf-8"))
+    for code, row in table.items():
+        texts = [row.get("title"), row.get("fix"), row.get("message"),
+                 *dict(row.get("messages", {})).values()]
+        for text in texts:
+            if text:
+                yield 0, None, text, [f"issue code {code}"]
+    yield 0, None, UNKNOWN_FIX, []
 
 
 def fix_for(code: str) -> str:

@@ -70,14 +70,16 @@ class SentMonthChanged(KpireportError):
     """``build`` refused: the period was already sent and this build changes it (reopen it).
 
     ``period`` is the run's; ``summary`` says in one line what would change and ``changes``
-    lists it (inputs with their cells, then outcomes by money moved), from ``diff``."""
+    lists it (inputs with their cells, then outcomes by money moved), from ``diff``; ``facts``
+    are the summary's numbers, to say it in another language (``month.diff.summary_in``)."""
 
     def __init__(self, message: str, *, period: str = "", summary: str = "",
-                 changes: tuple[str, ...] = ()) -> None:
+                 changes: tuple[str, ...] = (), facts: dict | None = None) -> None:
         super().__init__(message)
         self.period = period
         self.summary = summary
         self.changes = tuple(changes)
+        self.facts = dict(facts or {})
 
 
 class PasswordsNotHandedOut(KpireportError):

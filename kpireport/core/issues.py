@@ -8,12 +8,40 @@ front of it the way ``kpireport check`` has always shown it (``People!E3: manage
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import string
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from kpireport.core.catalogue import CATALOGUE, CELL, SEVERITIES, CatalogueError, fix_for
 
-__all__ = ["Issue", "IssueLog", "CatalogueError", "issue", "flatten", "fix_for", "SEVERITIES"]
+__all__ = ["Issue", "IssueLog", "CatalogueError", "issue", "flatten", "fix_for", "SEVERITIES",
+           "text_in", "fix_in", "title_in", "in_table", "Gettext"]
+
+Gettext = Callable[[str], str]
+
+
+def N_(message: str) -> str:
+    """Mark a phrase for the catalogs (it is translated in :func:`text_in`)."""
+    return message
+
+
+# Parts of messages the checks compose in code (a hint after the value, why a password or a
+# report period is unusable). Made from these templates, they are translated with the message.
+HINT_NEAR = N_("; did you mean {names}?")
+HINT_ALONE = N_("; type the address alone: {address}")
+HINT_ONE = N_("; type one address per cell")
+PASSWORD_SHORT = N_("is shorter than {n} characters")
+PASSWORD_CONTROL = N_("contains a control character (a line break, tab or invisible character)")
+PASSWORD_TEXT = N_("must be text")
+PERIOD_NOBODY = N_("{month}: nobody has an actual in that month; {where}")
+PERIOD_LATEST = N_("the latest month with actuals is {month}")
+PERIOD_NONE = N_("there are no actuals at all")
+PHRASES = (HINT_NEAR, HINT_ALONE, HINT_ONE, PASSWORD_SHORT, PASSWORD_CONTROL, PASSWORD_TEXT,
+           PERIOD_NOBODY, PERIOD_LATEST, PERIOD_NONE)
+# single words a check puts in a message: what a reference is, a KPI's direction
+WORDS = frozenset({N_("goal"), N_("manager"), N_("higher"), N_("lower")})
 
 
 @dataclass(frozen=True)
@@ -77,6 +105,63 @@ def issue(code: str, sheet: str = "", cell: str = "", *, form: str = "",
         where = "{sheet}"
     return Issue(entry.severity, code, sheet, cell, template.text.format(**fields),
                  where.format(sheet=sheet, cell=cell, **fields), form, fields)
+
+
+def text_in(item: Issue, gettext: Gettext) -> str:
+    """The issue's message (without its place) in the language of ``gettext``: the
+    catalogue's template translated, filled with the issue's fields (their composed phrases
+    translated too). An issue whose fields were not kept (read back from a file) keeps its
+    text."""
+    entry = CATALOGUE.get(item.code)
+    form = entry.forms.get(item.form) if entry is not None else None
+    if form is None or not form.fields <= set(item.fields):
+        return item.text
+    fields = {name: _phrase(value, gettext) if isinstance(value, str) else value
+              for name, value in item.fields.items()}
+    return gettext(form.text).format(**fields)
+
+
+def in_table(item: Issue, text: str | None = None) -> str:
+    """The message (``text``, by default the issue's own) for a table whose columns already
+    show the issue's sheet and cell: without that place. A place of its own (a merged range)
+    stays in front."""
+    text = item.text if text is None else text
+    if item.where and item.where not in (item.location, item.sheet):
+        return f"{item.where}: {text}"
+    return text
+
+
+def fix_in(code: str, gettext: Gettext) -> str:
+    """What to do about an issue of ``code``, in the language of ``gettext``."""
+    return gettext(fix_for(code))
+
+
+def title_in(code: str, gettext: Gettext) -> str:
+    """The short title of ``code`` in the language of ``gettext`` (the code when unknown)."""
+    entry = CATALOGUE.get(code)
+    return gettext(entry.title) if entry is not None else code
+
+
+def _phrase(value: str, gettext: Gettext) -> str:
+    if value in WORDS:
+        return gettext(value)
+    for template, pattern in _patterns():
+        match = pattern.fullmatch(value)
+        if match is not None:
+            parts = {k: _phrase(v, gettext) for k, v in match.groupdict().items()}
+            return gettext(template).format(**parts)
+    return value
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """Each phrase template as a pattern that reads its fields back from a composed phrase."""
+    compiled = []
+    for template in PHRASES:
+        pattern = "".join(re.escape(literal) + (f"(?P<{name}>.+?)" if name else "")
+                          for literal, name, _, _ in string.Formatter().parse(template))
+        compiled.append((template, re.compile(pattern, re.S)))
+    return tuple(compiled)
 
 
 class IssueLog:

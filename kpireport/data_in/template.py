@@ -71,15 +71,38 @@ def write_template(path: str | Path, *, year: int | None = None, force: bool = F
                    locale: str | None = None, currency: str | None = None,
                    language: str | None = None) -> Path:
     """Write the blank standard template to ``path``; with ``locale`` (e.g. vi_VN) its
-    instructions, header notes and prompts are in that language and Settings' locale is set.
-    ``currency`` sets Settings' currency; ``language`` puts the texts in another language than
-    the workbook's locale (the web app: the page's language)."""
+    instructions, header notes and prompts are in that language and Settings' locale is set,
+    and so is its currency: ``currency``, else the locale's country's (vi_VN: VND).
+    ``language`` puts the texts in another language than the workbook's locale (the web app:
+    the page's language)."""
     year = year or dt.date.today().year
-    settings = {"pdf_protection": "employee", **({"locale": locale} if locale else {})}
-    if currency:
-        settings["currency"] = currency
+    currency = currency or (locale_currency(locale) if locale else None)
+    settings = {"pdf_protection": "employee", **({"locale": locale} if locale else {}),
+                **({"currency": currency.upper()} if currency else {})}
     data = WorkbookData(settings=settings, months=year_months(year))
     return write_workbook(path, data, force=force, locale=language or locale)
+
+
+def locale_currency(locale: str) -> str | None:
+    """The currency of the locale's country today (vi_VN: VND, en_US: USD; None without
+    a country)."""
+    # lazy: babel is loaded only where it is used (start-up stays light)
+    from babel import Locale
+
+    # lazy: babel is loaded only where it is used (start-up stays light)
+    from babel.numbers import get_territory_currencies
+
+    territory = Locale.parse(locale).territory
+    found = get_territory_currencies(territory, tender=True) if territory else []
+    return found[0] if found else None
+
+
+def is_currency(code: str) -> bool:
+    """Whether ``code`` is an ISO 4217 currency code Babel knows (any case)."""
+    # lazy: babel is loaded only where it is used (start-up stays light)
+    from babel.numbers import list_currencies
+
+    return code.upper() in list_currencies()
 
 
 TEMPLATE_DOMAIN = "template"  # kpireport/locale/<lang>/LC_MESSAGES/template.po

@@ -21,7 +21,7 @@ from pathlib import Path
 from kpireport.core.errors import KpireportError, NotApproved, SentMonthChanged
 from kpireport.deliver.messages import recorded_recipients
 from kpireport.month import audit
-from kpireport.month.diff import _outcome_changes, diff_runs, format_text
+from kpireport.month.diff import _outcome_changes, diff_runs, format_text, summary_facts
 from kpireport.report.inputs import INPUTS_FILE
 from kpireport.report.manifest import read_manifest
 from kpireport.report.outputs import LEDGER, run_lock
@@ -265,12 +265,12 @@ class BuildGate:
         self.new_hashes = run_hashes(staging.dir, manifest)
         self.changed = self.new_hashes != self.old_hashes
         if self.sent and self.changed and not self.reopen:
-            summary, changes = self._would_change(staging.dir)
+            summary, changes, facts = self._would_change(staging.dir)
             raise SentMonthChanged(
                 f"{self.run_dir} was already sent, and this build changes it; nothing was "
                 f"written. To correct a sent month: kpireport build … --reopen --by NAME "
                 "--note WHY (the reports sent again are marked as corrections)",
-                period=self.run_dir.name, summary=summary, changes=changes)
+                period=self.run_dir.name, summary=summary, changes=changes, facts=facts)
         run_dir = self.run_dir
         if self.old_hashes:
             same = all(_same_file(run_dir / n, staging.dir / n)
@@ -284,14 +284,16 @@ class BuildGate:
         elif (run_dir / SENT).is_dir():
             staging.keep(_files_under(run_dir, SENT))
 
-    def _would_change(self, staged: Path) -> tuple[str, tuple[str, ...]]:
+    def _would_change(self, staged: Path) -> tuple[str, tuple[str, ...], dict]:
         """What the refused build would change against the one in place (``diff``): its
-        summary line and the lines of inputs and outcomes (without the folders' names)."""
+        summary line, the lines of inputs and outcomes (without the folders' names) and the
+        summary's numbers."""
         try:
             document = diff_runs(self.run_dir, staged)
         except KpireportError:
-            return "", ()
-        return str(document["summary"]), tuple(format_text(document).splitlines()[1:])
+            return "", (), {}
+        return (str(document["summary"]), tuple(format_text(document).splitlines()[1:]),
+                summary_facts(document))
 
     def _baseline_kept(self) -> bool:
         """A reopened period reopened again before its correction was sent keeps the first
@@ -440,7 +442,8 @@ def status(run_dir: str | Path) -> dict:
     previous = previous_build(run_dir)
     if previous is not None:
         document = diff_runs(previous, run_dir)
-        changes = {"summary": document["summary"], "inputs": len(document["inputs"]),
+        changes = {"summary": document["summary"], "facts": summary_facts(document),
+                   "inputs": len(document["inputs"]),
                    "outcomes": len(document["outcomes"]),
                    "bonuses_changed": document["bonuses_changed"],
                    "bonus_total": document["bonus_total"]}

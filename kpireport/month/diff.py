@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from kpireport.core.errors import KpireportError
-from kpireport.core.i18n import Formatter
+from kpireport.core.i18n import N_, Formatter
 from kpireport.core.money import minor_units
 from kpireport.report.inputs import (
     INPUTS_FILE,  # noqa: F401 (part of diff's API)
@@ -223,6 +223,34 @@ def summary_line(document: dict) -> str:
         parts.append(f"{others} other result{'s' if others != 1 else ''} changed "
                      "(scores, bands, status)")
     return "; ".join(parts) if parts else "no change"
+
+
+# summary_in's parts: a count each, in a language without plurals as in one with them
+SUMMARY_INPUTS = N_("input cells changed: {n}")
+SUMMARY_BONUSES = N_("bonuses changed: {n}, {total} in total")
+SUMMARY_OTHERS = N_("other results changed (scores, bands, status): {n}")
+SUMMARY_NONE = N_("no change")
+
+
+def summary_facts(document: dict) -> dict:
+    """The numbers of :func:`summary_line` (the bonus total already formatted), for
+    :func:`summary_in` to say in another language."""
+    return {"inputs": len(document["inputs"]) if document["inputs_recorded"] else 0,
+            "bonuses": document["bonuses_changed"],
+            "total": signed_money(_formatter(document), document["bonus_total"]["change"]),
+            "others": sum(1 for o in document["outcomes"] if "bonus" not in o["changes"])}
+
+
+def summary_in(facts: dict, gettext) -> str:
+    """:func:`summary_line` from its :func:`summary_facts`, in the language of ``gettext``."""
+    parts = []
+    if facts["inputs"]:
+        parts.append(gettext(SUMMARY_INPUTS).format(n=facts["inputs"]))
+    if facts["bonuses"]:
+        parts.append(gettext(SUMMARY_BONUSES).format(n=facts["bonuses"], total=facts["total"]))
+    if facts["others"]:
+        parts.append(gettext(SUMMARY_OTHERS).format(n=facts["others"]))
+    return "; ".join(parts) if parts else gettext(SUMMARY_NONE)
 
 
 def _value(fmt, name: str, value: object) -> str:

@@ -291,12 +291,12 @@ class Workspace:
         return annotate_workbook(path, issues, out).out
 
     # ------------------------------------------------------------------ jobs
-    def _start(self, kind: str, target: str, work) -> Job:
+    def _start(self, kind: str, target: str, work, locale: str = "en_US") -> Job:
         with self._lock:
             if self.current is not None and self.current.state == "running":
                 raise Busy(f"a {self.current.kind} of {self.current.target} is running; wait "
                            "for it to finish")
-            job = Job(secrets.token_hex(6), kind, target)
+            job = Job(secrets.token_hex(6), kind, target, locale=locale)
             self.jobs[job.id] = job
             self.current = job
 
@@ -306,7 +306,8 @@ class Workspace:
                 job.state = "done"
             except SentMonthChanged as exc:
                 job.period = exc.period or job.period
-                job.sent_month = {"summary": exc.summary, "changes": list(exc.changes)}
+                job.sent_month = {"summary": exc.summary, "changes": list(exc.changes),
+                                  "facts": exc.facts}
                 job.state, job.message = "failed", str(exc)
             except KpireportError as exc:
                 job.state, job.message = "failed", str(exc)
@@ -320,10 +321,11 @@ class Workspace:
         return job
 
     def start_build(self, name: str, *, version: int | None = None,
-                    reopen: tuple[str, str] | None = None) -> Job:
+                    reopen: tuple[str, str] | None = None, locale: str = "en_US") -> Job:
         """Build ``name`` like ``kpireport build``; ``reopen`` (by, note) like ``build --reopen
         --by NAME --note WHY``, for a period that was sent (audited by the library). The
-        reports name the workbook ``name``, whatever its stored copy is called."""
+        reports name the workbook ``name``, whatever its stored copy is called.
+        ``locale``: the workbook's as its check found it, until the build reads it again."""
         path = self.book(name, version)
 
         def work(job: Job) -> None:
@@ -347,7 +349,7 @@ class Workspace:
             if outcome.get("leftover"):  # the previous build's folder was not fully removed
                 job.message += f" ({outcome['leftover']})"
 
-        job = self._start("build", name, work)
+        job = self._start("build", name, work, locale)
         job.reopened = reopen is not None
         stored = self.library.get(name) if version is None else None
         job.version = stored.latest.number if stored is not None else version
@@ -470,7 +472,7 @@ class Workspace:
         run_dir = self.run_dir(period)
         book = self._run_book(run_dir)
 
-        locale = _run_locale(run_dir)
+        locale = run_locale(run_dir)
 
         def work(job: Job) -> None:
             job.period = period
@@ -566,7 +568,7 @@ def _unmark(path: Path) -> int:
         return 0  # the check reports the workbook as it is
 
 
-def _run_locale(run_dir: Path) -> str:
+def run_locale(run_dir: Path) -> str:
     try:
         return str(json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
                    .get("locale") or "en_US")

@@ -34,10 +34,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from kpireport.core.errors import KpireportError
-from kpireport.web import actions, security, start
+from kpireport.web import actions, labels, security, start
 
 HERE = Path(__file__).parent
 LANGUAGES = ("en", "vi")
+LOCALES = {"en": "en_US", "vi": "vi_VN"}
 
 
 @lru_cache(maxsize=4)
@@ -51,7 +52,7 @@ def _environment(language: str):
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(["html"]), extensions=["jinja2.ext.i18n"],
                       trim_blocks=True, lstrip_blocks=True)
-    locale = {"en": "en_US", "vi": "vi_VN"}[language]
+    locale = LOCALES[language]
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.globals["lang"] = language
     env.filters["megabytes"] = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e5 else \
@@ -59,7 +60,17 @@ def _environment(language: str):
     env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M")
     env.filters["stamp"] = actions.when
     env.filters["number"] = lambda n: Formatter(locale, "USD").number(n)
+    # a word of the program's (severity, report kind, delivery state) in the page's language
+    env.filters["label"] = lambda word: labels.label(word, translations(locale).gettext)
+    env.filters["summary"] = lambda facts: labels.summary(facts, translations(locale).gettext)
     return env
+
+
+def _gettext(language: str):
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
+    from kpireport.core.i18n import translations
+
+    return translations(LOCALES[language]).gettext
 
 
 def _language(request: Request, locale: str | None = None) -> str:
@@ -143,9 +154,8 @@ class App:
         report = await run_in_threadpool(self.ws.check, name, version)
         versions = await run_in_threadpool(self.ws.versions, name)
         shown = version if version is not None else versions[0]["number"] if versions else 0
-        rows = [{"severity": i.severity, "sheet": i.sheet, "cell": i.cell, "code": i.code,
-                 "message": i.message, "fix": i.fix}
-                for i in sorted(report.issues, key=lambda i: _ORDER.get(i.severity, 3))]
+        # the page is in the workbook's language, and so are its messages and fixes
+        rows = labels.issue_rows(report.issues, _gettext(_language(request, report.locale)))
         unmarked = request.query_params.get("unmarked", "")
         return self.page(request, "check.html", locale=report.locale, report=report, rows=rows,
                          name=name, version=shown, versions=versions,
@@ -200,7 +210,9 @@ class App:
             if not by or not note:
                 raise HTTPException(400, "Type your name and why the month is reopened.")
             reopen = (by, note)
-        job = self.ws.start_build(name, version=version, reopen=reopen)
+        # the language the check page was in (the workbook's), until the build reads it
+        locale = LOCALES[_language(request, str(form.get("locale") or "") or None)]
+        job = self.ws.start_build(name, version=version, reopen=reopen, locale=locale)
         return RedirectResponse(f"/jobs/{job.id}", 303)
 
     async def job(self, request: Request) -> Response:
@@ -213,7 +225,8 @@ class App:
             command = self.ws.send_command(job.target, test_to="ADDRESS" if job.kind == "test"
                                            else None)
             done = f"/runs/{job.target}/deliver"
-        return self.page(request, "job.html", job=job, command=command, done=done)
+        return self.page(request, "job.html", locale=job.locale, job=job, command=command,
+                         done=done)
 
     async def job_json(self, request: Request) -> Response:
         job = self._job(request)
@@ -264,6 +277,9 @@ class App:
             return actions.delivery(cycle.status(run_dir))
 
         rows = await run_in_threadpool(rows)
+        gettext = _gettext(_language(request, actions.run_locale(run_dir)))
+        for row in rows:
+            row["label"] = labels.label(row["state"], gettext)
         job = self.ws.current
         data = job.as_dict() if job else None
         if data is not None and job.target != request.path_params["period"]:
@@ -325,11 +341,12 @@ class App:
             status, message = 400, str(exc)
         if request.url.path.endswith(".json"):
             return JSONResponse({"error": message}, status_code=status)
+        if status == 404 and message == "Not Found":  # no route: the router's own words
+            message = _gettext(_language(request))(labels.NO_PAGE)
         return self.page(request, "error.html", status=status, message=message,
                          code=status, command=None)
 
 
-_ORDER = {"error": 0, "warning": 1, "info": 2}
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 

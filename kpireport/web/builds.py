@@ -59,7 +59,8 @@ def build_elsewhere(path: Path, out: Path, workers: int | None, *,
                 raise KpireportError(value)
             elif kind == "sent":
                 raise SentMonthChanged(value["message"], period=value["period"],
-                                       summary=value["summary"], changes=value["changes"])
+                                       summary=value["summary"], changes=value["changes"],
+                                       facts=value["facts"])
             else:
                 return value
     finally:
@@ -89,7 +90,8 @@ def _build(path: str, out: str, workers: int | None, reopen: tuple[str, str] | N
                                 "leftover": result.leftover}))
     except SentMonthChanged as exc:
         channel.put(("sent", {"message": str(exc), "period": exc.period,
-                              "summary": exc.summary, "changes": list(exc.changes)}))
+                              "summary": exc.summary, "changes": list(exc.changes),
+                              "facts": exc.facts}))
     except KpireportError as exc:
         channel.put(("failed", str(exc)))
     except Exception as exc:  # noqa: BLE001 (shown on the page, not lost in a process)

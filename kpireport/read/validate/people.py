@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from kpireport.core.issues import PASSWORD_CONTROL, PASSWORD_SHORT, PASSWORD_TEXT
 from kpireport.core.model import Goal, Person
 from kpireport.read.cells import is_blank
 from kpireport.read.validate.base import Checks, Table
@@ -14,9 +15,9 @@ MIN_LENGTH = 8  # a PDF password's least length (Settings pdf_protection)
 def password_problem(text: str) -> str | None:
     """What is wrong with a password (None: nothing), worded without the value."""
     if len(text) < MIN_LENGTH:
-        return f"is shorter than {MIN_LENGTH} characters"
+        return PASSWORD_SHORT.format(n=MIN_LENGTH)
     if any(not ch.isprintable() for ch in text):
-        return "contains a control character (a line break, tab or invisible character)"
+        return PASSWORD_CONTROL
     return None
 
 
@@ -81,7 +82,7 @@ class PeopleChecks(Checks):
         if is_blank(raw) or (r, table.columns.get("pdf_password")) in self._bad_cells(table):
             return None
         if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-            problem = "must be text"
+            problem = PASSWORD_TEXT
         else:
             text = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
             problem = password_problem(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from kpireport.core.issues import PERIOD_LATEST, PERIOD_NOBODY, PERIOD_NONE
 from kpireport.core.model import Band, Kpi, Month, ScorecardLine, Settings, month_label
 from kpireport.core.spec import SETTINGS_BY_NAME, normalise
 from kpireport.read.cells import CellReader, did_you_mean, is_blank
@@ -170,6 +171,6 @@ def no_actuals_in_period(actuals: dict[tuple[str, str], dict[Month, float]],
     if any(period in months for months in actuals.values()):
         return ""
     latest = max((m for months in actuals.values() for m in months), default=None)
-    where = (f"the latest month with actuals is {month_label(latest)}" if latest is not None
-             else "there are no actuals at all")
-    return f"{month_label(period)}: nobody has an actual in that month; {where}"
+    where = (PERIOD_LATEST.format(month=month_label(latest)) if latest is not None
+             else PERIOD_NONE)
+    return PERIOD_NOBODY.format(month=month_label(period), where=where)

@@ -49,7 +49,7 @@
             var td = document.createElement("td");
             if (text === null) {
               var badge = document.createElement("span");
-              badge.className = "badge " + row.state.replace(/ /g, "-"); badge.textContent = row.state; td.appendChild(badge);
+              badge.className = "badge " + row.state.replace(/ /g, "-"); badge.textContent = row.label || row.state; td.appendChild(badge);
             } else { td.textContent = text; }
             tr.appendChild(td);
           });
@@ -59,12 +59,13 @@
       var counts = delivery.querySelector("[data-counts]");
       if (changed && counts && data.rows && data.rows.length) {
         var tally = {};
-        data.rows.forEach(function (row) { tally[row.state] = (tally[row.state] || 0) + 1; });
+        var labels = {};
+        data.rows.forEach(function (row) { tally[row.state] = (tally[row.state] || 0) + 1; labels[row.state] = row.label || row.state; });
         counts.textContent = "";
         Object.keys(tally).sort().forEach(function (state) {
           var badge = document.createElement("span");
           badge.className = "badge " + state.replace(/ /g, "-");
-          badge.textContent = tally[state] + " " + state;
+          badge.textContent = tally[state] + " " + labels[state];
           counts.appendChild(badge);
           counts.appendChild(document.createTextNode(" "));
         });
