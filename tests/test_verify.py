@@ -58,6 +58,12 @@ def test_every_kind_of_report_verifies_against_its_workbook(sample_run, sample, 
         sha = hashlib.sha256((SAMPLES / f"{sample}.xlsx").read_bytes()).hexdigest()
         assert pdf.docinfo[DOCINFO["workbook"]] == attached["workbook"]["sha256"] == sha
         assert statement["kpireport"] and len(statement["rules_sha256"]) == 64
+        assert pdf.docinfo[DOCINFO["version"]] == statement["kpireport"]
+        assert pdf.docinfo[DOCINFO["rules"]] == statement["rules_sha256"]
+        # The attachment is the whole written once with sorted keys (the statement's text
+        # goes in as the view carries it, not parsed and written again).
+        assert pdf.attachments[ATTACHMENT].get_file().read_bytes() == (json.dumps(
+            attached, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
         assert [c["owner"] for c in statement["results"]["scorecards"]] == \
             [statement["report"]["subject"]]
     text = subprocess.run(["pdftotext", str(run / pdfs[0]), "-"], capture_output=True,

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kpireport.core.errors import KpireportError
-from kpireport.report.render import Renderer, bundle_fingerprint, template_bundle
+from kpireport.report.render import (Renderer, bundle_fingerprint, render_in_place,
+                                     template_bundle)
 
 STALL_SECONDS = float(os.environ.get("KPIREPORT_DASK_STALL_SECONDS", "120"))
 _RENDERERS: dict[str, object] = {}
@@ -24,7 +25,9 @@ _RENDERERS: dict[str, object] = {}
 
 def render_remote(view: dict, formats: tuple[str, ...], key: str,
                   bundle: dict[str, bytes]) -> dict[str, bytes]:
-    """Runs on a worker: unpack the templates once per bundle, then render one report."""
+    """Runs on a worker: unpack the templates once per bundle, then render one report with
+    the per-report garbage-collector policy (:func:`~kpireport.report.render.render_in_place`:
+    a Dask worker is not kpireport's process, so the bounded form)."""
 
     renderer = _RENDERERS.get(key)
     if renderer is None:
@@ -34,7 +37,7 @@ def render_remote(view: dict, formats: tuple[str, ...], key: str,
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         renderer = _RENDERERS[key] = Renderer((folder.resolve(),))
-    return renderer.render(view, formats)  # type: ignore[attr-defined]
+    return render_in_place(renderer, view, formats)  # type: ignore[arg-type]
 
 
 def dask_submitter(address: str, *, connect_timeout: float = 10.0,

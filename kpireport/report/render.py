@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from kpireport.core.collector import bounded_step
 from kpireport.core.errors import TemplateError
 from kpireport.core.i18n import translations
 from kpireport.core.resources import builtin_templates
@@ -421,6 +422,20 @@ class Renderer:
             raise TemplateError(f"{view['file']}: {where + ': ' if where else ''}"
                                 f"{type(exc).__name__}: {exc}") from None
         return files
+
+
+def render_in_place(renderer: Renderer, view: dict, formats: tuple[str, ...]
+                    ) -> dict[str, bytes]:
+    """One report in a process kpireport does not own (the build's own process, a Dask
+    worker), with the per-report garbage-collector policy in its bounded form
+    (:func:`~kpireport.core.collector.bounded_step`): no automatic collection while the report
+    renders; one collection of the young generations after it, which frees the report's
+    cycles and moves what the renderer set up during its first report (stylesheets, fonts,
+    compiled templates) into the oldest generation, where no later report's collection walks
+    it. ``gc.freeze`` would also spare the full collections of the rest of the process, but it
+    is process-wide: only kpireport's own render workers use it (:func:`_render_task`)."""
+    with bounded_step():
+        return renderer.render(view, formats)
 
 
 # ---------------------------------------------------------------------------- parallel

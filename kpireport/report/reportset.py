@@ -98,13 +98,15 @@ def render_reports(job: Job, specs: list[tuple[str, str]], *, workers: int | Non
                  len(specs) if stale is None else len(stale))
     try:
         for n, chunk in enumerate(_chunks(specs)):
-            with bounded_step():
-                for i, view in enumerate(job.views(chunk), start=n * CHUNK):
+            with bounded_step():  # a chunk's views: its own step, apart from the rendering
+                views = job.views(chunk)
+                for view in views:
                     share.keys[view["file"]] = job.key(view)
                     share.views.append({"kind": view["kind"], "file": view["file"],
                                         "archive": view.get("archive")})
-                    if stale is None or i in stale:
-                        sink.add(view)
+            for i, view in enumerate(views, start=n * CHUNK):
+                if stale is None or i in stale:
+                    sink.add(view)
         sink.finish()
     finally:
         sink.close()
@@ -142,14 +144,16 @@ class _Sink(ABC):
 
 
 class _HereSink(_Sink):
-    """Renders in this process, report by report."""
+    """Renders in this process, report by report, each a bounded step of its own
+    (:func:`kpireport.report.render.render_in_place`)."""
 
     def add(self, view: dict) -> None:
         job = self.job
         if job.renderer is None:
             job.renderer = render.Renderer(job.dirs)  # built-in templates: no time limit here
         try:
-            result: dict[str, bytes] | BaseException = job.renderer.render(view, job.formats)
+            result: dict[str, bytes] | BaseException = render.render_in_place(
+                job.renderer, view, job.formats)
         except Exception as exc:  # one report's failure does not stop the others
             result = exc
         self.done(view, result)

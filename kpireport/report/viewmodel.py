@@ -110,6 +110,8 @@ class Statement(TypedDict):
     code: str  # the verification code printed in the footer
     json: str  # the attached statement
     workbook: Workbook
+    version: str  # the statement's kpireport version and rules hash, for the PDF's metadata
+    rules_sha256: str
 
 
 class ExplanationBlock(TypedDict):
