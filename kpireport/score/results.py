@@ -7,12 +7,14 @@ them into bytes, so the caller decides where (and how atomically) they are writt
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cached_property
 
 from kpireport.core.issues import Issue
 from kpireport.core.model import Book, Month, Person, first_day, last_day, month_label
 from kpireport.core.spec import COMPANY
 from kpireport.score.bands import Pay, pay_for
+from kpireport.score.pool import BonusPool, bonus_pool
 from kpireport.score.scoring import (
     LineResult,
     OwnerScore,
@@ -31,6 +33,12 @@ class Results:
     scores: Scores
     pay: dict[str, Pay]  # employee_id -> pay
     issues: tuple[Issue, ...]
+    paid: dict[str, Decimal] | None = None  # bonus paid so far this fiscal year; None: no record
+
+    @cached_property
+    def pool(self) -> BonusPool:
+        """The bonus pool: paid and earned to date, the year end projected (score/pool.py)."""
+        return bonus_pool(self.book, self.scores, self.pay, self.paid)
 
     @property
     def period(self) -> str:

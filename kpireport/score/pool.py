@@ -1,0 +1,377 @@
+"""The bonus pool: paid to date, earned to date, and the year end projected at the current pace.
+
+``earned_to_date`` is the sum of every employee's bonus earned so far in the fiscal year
+(SPEC §2.7's ytd bonus; on the month basis the monthly bonuses of the year through the report
+month). ``paid_to_date`` comes from the record of payments (SPEC §2.8), or is unknown.
+
+The projection (docs/payments.md, "How the projection is made") is a seeded bootstrap: in each
+of :data:`DRAWS` draws, every scorecard line of every employee takes, for each month left in
+the fiscal year in which the person is employed, the actual of one of its own months so far
+(chosen at random, each equally likely; a formula KPI's components from the same month). The
+year is then scored by the functions scoring uses (:func:`~kpireport.score.scoring.aggregate`,
+:func:`~kpireport.score.scoring.attainment_and_score`), the owner scores weighted as SPEC §2.4,
+banded and paid as §2.6–2.7, and the draw's pool is the sum. Low, expected and high are the
+10th, 50th and 90th percentiles of the draws' pools. The generator is seeded with
+:data:`SEED`, so the same workbook gives the same band on every machine and every build.
+
+Lines are sampled independently of each other: a KPI varies by its own month-to-month
+variation, not by another's. A line with no actual yet stays without data, as it would be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+
+from kpireport.core import formula as formula_mod
+from kpireport.core.model import Book, ScorecardLine, first_day, last_day
+from kpireport.core.money import minor_units, round_money
+from kpireport.score.bands import Pay, days_employed, pay_for
+from kpireport.score.scoring import (
+    AGG_CODES,
+    DIRECTIONS,
+    FiscalYear,
+    Scores,
+    aggregate,
+    attainment_and_score,
+)
+
+SEED = 20261207  # the bootstrap's seed: the same workbook, the same band
+DRAWS = 400  # draws of the year's remaining months
+PERCENTILES = (10, 50, 90)  # low, expected, high
+_CHUNK_CELLS = 2_000_000  # draws × lines × months scored at once (bounds the memory)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The pool at the end of the fiscal year at the current pace: low / expected / high are
+    the 10th / 50th / 90th percentiles of :data:`DRAWS` seeded draws (equal when no month is
+    left)."""
+
+    months_left: int
+    low: Decimal
+    expected: Decimal
+    high: Decimal
+    draws: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class BonusPool:
+    """The company's bonus pool at the report month (money in the workbook's currency)."""
+
+    currency: str
+    earned_to_date: Decimal
+    paid_to_date: Decimal | None  # None: no record of payments (bonus_payment none, no sheet)
+    projection: Projection
+
+    @property
+    def unpaid(self) -> Decimal | None:
+        """Earned but not paid yet (negative: more was paid than is earned now)."""
+        return None if self.paid_to_date is None else self.earned_to_date - self.paid_to_date
+
+
+def bonus_pool(book: Book, scores: Scores, pay: dict[str, Pay],
+               paid: dict[str, Decimal] | None = None) -> BonusPool:
+    """The pool of ``book`` scored as ``scores`` and paid as ``pay`` (see the module)."""
+    currency = book.settings.currency
+    earned = earned_by_employee(book, scores, pay)
+    earned_total = sum(earned.values(), Decimal(0))
+    paid_total = None if paid is None else sum(paid.values(), Decimal(0))
+    projection = _Projector(book, scores, pay).run(earned_total)
+    return BonusPool(currency, earned_total, paid_total, projection)
+
+
+def earned_by_employee(book: Book, scores: Scores, pay: dict[str, Pay]) -> dict[str, Decimal]:
+    """Each employee's bonus earned so far in the fiscal year (SPEC §2.8): the ytd bonus, or
+    on the month basis the sum of the year's monthly bonuses through the report month."""
+    if book.settings.bonus_basis != "month":
+        return {owner: p.bonus for owner, p in pay.items() if p.bonus is not None}
+    return _monthly_earned(book, scores, pay)
+
+
+def _monthly_earned(book: Book, scores: Scores, pay: dict[str, Pay]) -> dict[str, Decimal]:
+    """The month basis: each past month scored alone (its month window), paid by §2.7."""
+    year = FiscalYear(book)
+    s = book.settings
+    lines = _employee_lines(scores)
+    if not lines:
+        return {}
+    matrices = _LineSet(book, year, lines)
+    month_scores = matrices.month_scores(matrices.past_actual())  # employees × past months
+    earned: dict[str, Decimal] = {}
+    people = {p.employee_id: p for p in book.people}
+    for row, owner in enumerate(matrices.owners):
+        if owner not in pay:
+            continue
+        total, known = Decimal(0), False
+        for col, month in enumerate(year.months[:year.elapsed]):
+            score = month_scores[row, col]
+            monthly = pay_for(people[owner], None if np.isnan(score) else float(score),
+                              None, _at(s, month), book.bands, scores.fiscal_start)
+            if monthly.bonus is not None:
+                total += monthly.bonus
+                known = True
+        if known:
+            earned[owner] = total
+    return earned
+
+
+def _at(settings, month):
+    # lazy: dataclasses.replace is only needed on the month basis
+    from dataclasses import replace
+
+    return replace(settings, report_period=month)
+
+
+def _employee_lines(scores: Scores) -> list[ScorecardLine]:
+    """The scored lines (weight > 0) of every employee, grouped by employee."""
+    return [line.line for o in scores.owners if o.person is not None
+            for line in o.lines if line.weight > 0]
+
+
+class _LineSet:
+    """The employees' scored lines over the fiscal year, as matrices (one row a line)."""
+
+    def __init__(self, book: Book, year: FiscalYear, lines: list[ScorecardLine]) -> None:
+        self.book, self.year, self.lines = book, year, lines
+        s = book.settings
+        kpis = {k.kpi_id: k for k in book.kpis}
+        self.kpis = kpis
+        n_months = len(year.months)
+        self.elapsed = year.elapsed
+        self.target, self.threshold, self.stretch, self.target_max = year.targets(lines)
+        self.direction = np.array([DIRECTIONS[kpis[ln.kpi_id].direction] for ln in lines])
+        self.formula_rows = [i for i, ln in enumerate(lines) if kpis[ln.kpi_id].formula]
+        formula_set = set(self.formula_rows)
+        self.plain_rows = [i for i in range(len(lines)) if i not in formula_set]
+        self.codes = np.ones(len(lines), dtype=int)  # formula lines: their target is a mean
+        self.codes[self.plain_rows] = [AGG_CODES[kpis[lines[i].kpi_id].aggregation or "sum"]
+                                       for i in self.plain_rows]
+        # plain lines: their monthly actuals; formula lines: each component's, and the
+        # months where all components have one
+        self.actual = np.full((len(lines), n_months), np.nan)
+        if self.plain_rows:
+            self.actual[self.plain_rows] = year.series(
+                [(lines[i].owner, lines[i].kpi_id) for i in self.plain_rows])
+        self.components: dict[str, dict[str, np.ndarray]] = {}  # kpi -> comp -> rows × months
+        self.formula_groups: dict[str, list[int]] = {}
+        for i in self.formula_rows:
+            self.formula_groups.setdefault(lines[i].kpi_id, []).append(i)
+        present = ~np.isnan(self.actual)
+        for kpi_id, rows in self.formula_groups.items():
+            comps = kpis[kpi_id].components
+            series = year.series([(lines[i].owner, c) for i in rows for c in comps])
+            k = len(comps)
+            per_comp = {c: series[j::k] for j, c in enumerate(comps)}
+            common = np.logical_and.reduce([~np.isnan(v) for v in per_comp.values()])
+            self.components[kpi_id] = {c: np.where(common, v, np.nan)
+                                       for c, v in per_comp.items()}
+            present[rows] = common
+            tree = formula_mod.parse(kpis[kpi_id].formula or "")
+            monthly, _ = formula_mod.evaluate(tree, self.components[kpi_id])
+            self.actual[rows] = np.where(np.isfinite(monthly), monthly, np.nan)
+            present[rows] &= np.isfinite(monthly)
+        self.present = present
+        owners = [ln.owner for ln in lines]
+        self.owners: list[str] = list(dict.fromkeys(owners))
+        self.starts = np.array([owners.index(o) for o in self.owners])
+        self.weight = np.array([ln.weight for ln in lines], dtype=float)
+        employed = {o: year.employed(o) for o in self.owners}
+        self.employed = np.array([employed[o] for o in owners], dtype=bool).reshape(
+            len(lines), n_months)
+        self.cap, self.ts = s.score_cap, s.threshold_score
+
+    def past_actual(self) -> np.ndarray:
+        return self.actual[:, :self.elapsed]
+
+    def owner_scores(self, score: np.ndarray) -> np.ndarray:
+        """SPEC §2.4 over the last axis's lines (grouped by owner): … × owners, NaN no data."""
+        has = ~np.isnan(score)
+        weighted = np.where(has, score * self.weight, 0.0)
+        weights = np.where(has, self.weight, 0.0)
+        total = np.add.reduceat(weighted, self.starts, axis=-1)
+        count = np.add.reduceat(weights, self.starts, axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+
+    def month_scores(self, actual: np.ndarray) -> np.ndarray:
+        """Each month alone (the month window) of ``actual`` (lines × months from the year's
+        start): owners × months."""
+        n = actual.shape[1]
+        _, score = attainment_and_score(
+            self.direction[:, None].repeat(n, axis=1), actual, self.target[:, :n],
+            self.threshold[:, :n], self.stretch[:, :n], self.target_max[:, :n],
+            self.cap, self.ts)
+        return self.owner_scores(score.T).T
+
+
+class _Projector:
+    """The seeded bootstrap of the module's docstring."""
+
+    def __init__(self, book: Book, scores: Scores, pay: dict[str, Pay]) -> None:
+        self.book, self.scores, self.pay = book, scores, pay
+        self.year = FiscalYear(book)
+        self.earned = 0.0
+
+    def run(self, earned: Decimal) -> Projection:
+        self.earned = float(earned)
+        year = self.year
+        left = len(year.months) - year.elapsed
+        currency = self.book.settings.currency
+        lines = [ln for ln in _employee_lines(self.scores) if ln.owner in self.pay]
+        if left == 0 or not lines:
+            return Projection(left, earned, earned, earned, 0, SEED)
+        pools = self.pools(_LineSet(self.book, year, lines), DRAWS)
+        values = np.percentile(pools, PERCENTILES, method="linear")
+        low, mid, high = (round_money(Fraction(Decimal(repr(float(v)))), currency)
+                          for v in values)
+        return Projection(left, low, mid, high, DRAWS, SEED)
+
+    def pools(self, ls: _LineSet, draws: int) -> np.ndarray:
+        """The year-end pool of each of ``draws`` draws (floats, in currency units)."""
+        rng = np.random.default_rng(SEED)
+        n_lines, n_months = ls.actual.shape
+        left = n_months - ls.elapsed
+        future = ls.employed[:, ls.elapsed:]
+        observed = [np.flatnonzero(ls.present[i, :ls.elapsed]) for i in range(n_lines)]
+        counts = np.array([len(o) for o in observed])
+        future &= (counts > 0)[:, None]
+        # each line's observed months, left-aligned: picks[i, j] < counts[i]
+        months = np.zeros((n_lines, max(1, counts.max(initial=1))), dtype=int)
+        for i, obs in enumerate(observed):
+            months[i, :len(obs)] = obs
+        pay = _PayRule(self.book, ls, self.pay, self.earned)
+        chunk = max(1, _CHUNK_CELLS // max(1, n_lines * n_months))
+        out = []
+        for begin in range(0, draws, chunk):
+            size = min(chunk, draws - begin)
+            # one uniform number per (draw, line, month left): the month it repeats
+            u = rng.random((size, n_lines, left))
+            pick = np.minimum((u * counts[None, :, None]).astype(int),
+                              np.maximum(counts - 1, 0)[None, :, None])
+            source = np.take_along_axis(months[None].repeat(size, axis=0), pick, axis=2)
+            out.append(pay.pools(source, future))
+        return np.concatenate(out)
+
+
+class _PayRule:
+    """The year end of each draw, scored and paid (SPEC §2.3–2.7, vectorised over draws)."""
+
+    def __init__(self, book: Book, ls: _LineSet, pay: dict[str, Pay], earned: float) -> None:
+        s = book.settings
+        self.ls, self.basis, self.mode = ls, s.bonus_basis, s.band_mode
+        bands = book.bands
+        self.edges = np.array([round(b.min_score, 6) for b in bands])
+        self.payouts = np.array([b.bonus_payout for b in bands])
+        self.scale = 10 ** minor_units(s.currency)
+        people = {p.employee_id: p for p in book.people}
+        year = ls.year
+        start, end = first_day(year.months[0]), last_day(year.months[-1])
+        d_year = (end - start).days + 1
+        base = []
+        monthly = []
+        for owner in ls.owners:
+            p, person = pay[owner], people[owner]
+            target = (p.base_salary or 0.0) * (p.target_bonus_pct or 0.0)
+            if p.base_salary is None or p.target_bonus_pct is None:
+                target = np.nan
+            base.append(target * days_employed(person, start, end) / d_year)
+            monthly.append([target / 12 * days_employed(person, first_day(m), last_day(m))
+                            / ((last_day(m) - first_day(m)).days + 1)
+                            for m in year.months[year.elapsed:]])
+        self.year_bonus = np.array(base)  # at 100% payout, for the ytd basis
+        self.month_bonus = np.array(monthly).reshape(len(ls.owners), -1)  # month basis
+        self.earned = earned  # the month basis: what the months so far have earned
+
+    def payout(self, score: np.ndarray) -> np.ndarray:
+        """SPEC §2.6 over an array of owner scores (NaN: no score, no payout)."""
+        rounded = np.round(score, 6)
+        index = np.searchsorted(self.edges, np.nan_to_num(rounded, nan=-1.0), side="right") - 1
+        valid = (index >= 0) & ~np.isnan(rounded)
+        index = np.maximum(index, 0)
+        paid = self.payouts[index]
+        if self.mode == "linear" and len(self.edges) > 1:
+            upper = np.minimum(index + 1, len(self.edges) - 1)
+            span = self.edges[upper] - self.edges[index]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(span > 0, (rounded - self.edges[index]) / span, 0.0)
+            paid = np.where(upper > index, paid + share * (self.payouts[upper] - paid), paid)
+        return np.where(valid, paid, np.nan)
+
+    def money(self, amount: np.ndarray) -> np.ndarray:
+        """Half-up to the currency's minor unit, per person (NaN: no bonus, counts 0)."""
+        rounded = np.floor(np.abs(amount) * self.scale + 0.5 - 1e-9) / self.scale
+        return np.where(np.isnan(amount), 0.0, np.sign(amount) * rounded)
+
+    def pools(self, source: np.ndarray, future: np.ndarray) -> np.ndarray:
+        """The pool of each draw; ``source`` (draws × lines × months left) names the month
+        each future month repeats, ``future`` (lines × months left) where one is drawn."""
+        ls = self.ls
+        if self.basis == "month":
+            return self._monthly(source, future)
+        actual = self._ytd_actuals(source, future)
+        draws = actual.shape[0]
+        mask = np.concatenate([ls.present[:, :ls.elapsed], future], axis=1)
+        _, t, lo, hi, tmax = aggregate(np.zeros_like(ls.target), mask, ls.codes, ls.target,
+                                       ls.threshold, ls.stretch, ls.target_max)
+        _, score = attainment_and_score(
+            np.tile(ls.direction, draws), actual.ravel(), np.tile(t, draws),
+            np.tile(lo, draws), np.tile(hi, draws), np.tile(tmax, draws), ls.cap, ls.ts)
+        owner = ls.owner_scores(score.reshape(draws, -1))
+        bonus = self.money(self.year_bonus[None, :] * self.payout(owner))
+        return bonus.sum(axis=1)
+
+    def _drawn(self, monthly: np.ndarray, source: np.ndarray, future: np.ndarray) -> np.ndarray:
+        """draws × lines × months of the year: the past as it is, the future as drawn."""
+        draws = source.shape[0]
+        past = monthly[:, :self.ls.elapsed]
+        picked = np.take_along_axis(np.broadcast_to(past, (draws, *past.shape)), source, axis=2)
+        picked = np.where(future[None], picked, np.nan)
+        return np.concatenate([np.broadcast_to(past, (draws, *past.shape)), picked], axis=2)
+
+    def _ytd_actuals(self, source: np.ndarray, future: np.ndarray) -> np.ndarray:
+        """draws × lines: each line's year-to-date actual at the year's end."""
+        ls = self.ls
+        draws, n_lines = source.shape[0], len(ls.lines)
+        out = np.full((draws, n_lines), np.nan)
+        if ls.plain_rows:
+            rows = np.array(ls.plain_rows)
+            values = self._drawn(ls.actual[rows], source[:, rows], future[rows])
+            flat = values.reshape(-1, values.shape[2])
+            (agg,) = aggregate(flat, ~np.isnan(flat), np.tile(ls.codes[rows], draws))
+            out[:, rows] = agg.reshape(draws, len(rows))
+        for kpi_id, rows in ls.formula_groups.items():
+            idx = np.array(rows)
+            comps = {}
+            for comp, matrix in ls.components[kpi_id].items():
+                values = self._drawn(matrix, source[:, idx], future[idx])
+                flat = values.reshape(-1, values.shape[2])
+                code = AGG_CODES[ls.kpis[comp].aggregation or "sum"]
+                (comps[comp],) = aggregate(flat, ~np.isnan(flat),
+                                           np.full(flat.shape[0], code))
+            tree = formula_mod.parse(ls.kpis[kpi_id].formula or "")
+            value, _ = formula_mod.evaluate(tree, comps)
+            out[:, idx] = np.where(np.isfinite(value), value, np.nan).reshape(draws, len(idx))
+        return out
+
+    def _monthly(self, source: np.ndarray, future: np.ndarray) -> np.ndarray:
+        """The month basis: the bonus earned so far plus each month left scored alone."""
+        ls = self.ls
+        draws = source.shape[0]
+        actual = self._drawn(ls.actual, source, future)  # formula lines: the monthly value
+        elapsed = ls.elapsed
+        total = np.full(draws, self.earned)
+        for k in range(actual.shape[2] - elapsed):
+            col = elapsed + k
+            _, score = attainment_and_score(
+                np.tile(ls.direction, draws), actual[:, :, col].ravel(),
+                np.tile(ls.target[:, col], draws), np.tile(ls.threshold[:, col], draws),
+                np.tile(ls.stretch[:, col], draws), np.tile(ls.target_max[:, col], draws),
+                ls.cap, ls.ts)
+            owner = ls.owner_scores(score.reshape(draws, -1))
+            total += self.money(self.month_bonus[None, :, k] * self.payout(owner)).sum(axis=1)
+        return total
