@@ -15,6 +15,7 @@ from kpireport.core.files import safe_text
 from kpireport.core.i18n import N_, translations, unsigned_zero
 from kpireport.core.model import month_label
 from kpireport.core.money import minor_units
+from kpireport.score.pool import PERCENTILES
 from kpireport.score.results import SCHEMA_ID, Results
 from kpireport.score.scoring import Window
 
@@ -60,7 +61,20 @@ def results_json(results: Results) -> dict[str, object]:
         "fiscal_year_start": month_label(results.scores.fiscal_start), "currency": s.currency,
         "locale": s.locale, "source": {"file": book.source_file, "sha256": book.source_sha256},
         "scorecards": scorecards,
+        "pool": pool_json(results),
         "issues": [i.as_dict() for i in results.issues if i.severity != "info"]}
+
+
+def pool_json(results: Results) -> dict[str, object]:
+    """The bonus pool (kpireport.score.pool): paid and earned to date, the year end projected."""
+    pool = results.pool
+    band = pool.projection
+    return {"earned_to_date": _money(pool.earned_to_date),
+            "paid_to_date": _money(pool.paid_to_date),
+            "projection": {"months_left": band.months_left, "low": _money(band.low),
+                           "expected": _money(band.expected), "high": _money(band.high),
+                           "method": "bootstrap", "percentiles": list(PERCENTILES),
+                           "draws": band.draws, "seed": band.seed}}
 
 
 def results_json_bytes(results: Results) -> bytes:

@@ -20,6 +20,7 @@ from kpireport.core.names import base_name, safe_names
 from kpireport.core.options import FORMATS
 from kpireport.core.spec import COMPANY
 from kpireport.report import charts
+from kpireport.report.pool_view import pool_view
 from kpireport.report.viewmodel import FrozenDict, freeze
 from kpireport.score.results import Results, employment
 from kpireport.score.scoring import LineResult, OwnerScore, Window
@@ -506,6 +507,7 @@ class ViewBuilder:
             "bonus_total_size": fit(self.fmt.money(total)),
             "bonus_target_total": self.fmt.money(sum(target_total) if target_total else None),
             "comments": self.comments(COMPANY),
+            "pool": pool_view(self.r.pool, self.fmt, self.ytd_label, fit),
         })
         return self._finish(view)
 

@@ -40,7 +40,7 @@ from kpireport.score.scoring import (
 )
 
 SEED = 20261207  # the bootstrap's seed: the same workbook, the same band
-DRAWS = 400  # draws of the year's remaining months
+DRAWS = 200  # draws of the year's remaining months
 PERCENTILES = (10, 50, 90)  # low, expected, high
 _CHUNK_CELLS = 2_000_000  # draws × lines × months scored at once (bounds the memory)
 
@@ -178,7 +178,10 @@ class _LineSet:
         self.present = present
         owners = [ln.owner for ln in lines]
         self.owners: list[str] = list(dict.fromkeys(owners))
-        self.starts = np.array([owners.index(o) for o in self.owners])
+        first = {}
+        for i, o in enumerate(owners):
+            first.setdefault(o, i)
+        self.starts = np.array([first[o] for o in self.owners])  # lines come by owner
         self.weight = np.array([ln.weight for ln in lines], dtype=float)
         employed = {o: year.employed(o) for o in self.owners}
         self.employed = np.array([employed[o] for o in owners], dtype=bool).reshape(
@@ -234,36 +237,39 @@ class _Projector:
     def pools(self, ls: _LineSet, draws: int) -> np.ndarray:
         """The year-end pool of each of ``draws`` draws (floats, in currency units)."""
         rng = np.random.default_rng(SEED)
-        n_lines, n_months = ls.actual.shape
-        left = n_months - ls.elapsed
-        future = ls.employed[:, ls.elapsed:]
-        observed = [np.flatnonzero(ls.present[i, :ls.elapsed]) for i in range(n_lines)]
-        counts = np.array([len(o) for o in observed])
-        future &= (counts > 0)[:, None]
-        # each line's observed months, left-aligned: picks[i, j] < counts[i]
-        months = np.zeros((n_lines, max(1, counts.max(initial=1))), dtype=int)
-        for i, obs in enumerate(observed):
-            months[i, :len(obs)] = obs
-        pay = _PayRule(self.book, ls, self.pay, self.earned)
-        chunk = max(1, _CHUNK_CELLS // max(1, n_lines * n_months))
+        n_lines = len(ls.lines)
+        elapsed = ls.elapsed
+        left = ls.actual.shape[1] - elapsed
+        seen = ls.present[:, :elapsed]
+        counts = seen.sum(axis=1)
+        future = ls.employed[:, elapsed:] & (counts > 0)[:, None]
+        # each line's observed months first, in order (a pick j < counts[i] names months[i, j])
+        months = np.argsort(~seen, axis=1, kind="stable")
+        width = elapsed
+        pay = _PayRule(self.book, ls, self.pay, self.earned, future)
+        chunk = max(1, _CHUNK_CELLS // max(1, n_lines * left))
+        line_base = (np.arange(n_lines) * width)[None, :, None]
         out = []
         for begin in range(0, draws, chunk):
             size = min(chunk, draws - begin)
-            # one uniform number per (draw, line, month left): the month it repeats
-            u = rng.random((size, n_lines, left))
-            pick = np.minimum((u * counts[None, :, None]).astype(int),
+            # one uniform number per (draw, line, month left): which of the line's months
+            # so far that month repeats
+            u = rng.random((size, n_lines, left), dtype=np.float32)
+            pick = np.minimum((u * counts[None, :, None]).astype(np.intp),
                               np.maximum(counts - 1, 0)[None, :, None])
-            source = np.take_along_axis(months[None].repeat(size, axis=0), pick, axis=2)
-            out.append(pay.pools(source, future))
+            out.append(pay.pools(months.ravel()[line_base + pick]))
         return np.concatenate(out)
 
 
 class _PayRule:
     """The year end of each draw, scored and paid (SPEC §2.3–2.7, vectorised over draws)."""
 
-    def __init__(self, book: Book, ls: _LineSet, pay: dict[str, Pay], earned: float) -> None:
+    def __init__(self, book: Book, ls: _LineSet, pay: dict[str, Pay], earned: float,
+                 future: np.ndarray) -> None:
         s = book.settings
         self.ls, self.basis, self.mode = ls, s.bonus_basis, s.band_mode
+        self.future = future  # lines × months left: where a month is drawn
+        self.earned = earned  # the month basis: what the months so far have earned
         bands = book.bands
         self.edges = np.array([round(b.min_score, 6) for b in bands])
         self.payouts = np.array([b.bonus_payout for b in bands])
@@ -285,7 +291,10 @@ class _PayRule:
                             for m in year.months[year.elapsed:]])
         self.year_bonus = np.array(base)  # at 100% payout, for the ytd basis
         self.month_bonus = np.array(monthly).reshape(len(ls.owners), -1)  # month basis
-        self.earned = earned  # the month basis: what the months so far have earned
+        # the year window's targets: over the months with an actual, drawn ones included
+        mask = np.concatenate([ls.present[:, :ls.elapsed], future], axis=1)
+        _, *self.year_targets = aggregate(np.zeros_like(ls.target), mask, ls.codes, ls.target,
+                                          ls.threshold, ls.stretch, ls.target_max)
 
     def payout(self, score: np.ndarray) -> np.ndarray:
         """SPEC §2.6 over an array of owner scores (NaN: no score, no payout)."""
@@ -307,71 +316,96 @@ class _PayRule:
         rounded = np.floor(np.abs(amount) * self.scale + 0.5 - 1e-9) / self.scale
         return np.where(np.isnan(amount), 0.0, np.sign(amount) * rounded)
 
-    def pools(self, source: np.ndarray, future: np.ndarray) -> np.ndarray:
+    def pools(self, source: np.ndarray) -> np.ndarray:
         """The pool of each draw; ``source`` (draws × lines × months left) names the month
-        each future month repeats, ``future`` (lines × months left) where one is drawn."""
-        ls = self.ls
+        so far that each month left repeats."""
         if self.basis == "month":
-            return self._monthly(source, future)
-        actual = self._ytd_actuals(source, future)
+            return self._monthly(source)
+        ls = self.ls
+        actual = self._ytd_actuals(source)
         draws = actual.shape[0]
-        mask = np.concatenate([ls.present[:, :ls.elapsed], future], axis=1)
-        _, t, lo, hi, tmax = aggregate(np.zeros_like(ls.target), mask, ls.codes, ls.target,
-                                       ls.threshold, ls.stretch, ls.target_max)
-        _, score = attainment_and_score(
-            np.tile(ls.direction, draws), actual.ravel(), np.tile(t, draws),
-            np.tile(lo, draws), np.tile(hi, draws), np.tile(tmax, draws), ls.cap, ls.ts)
+        t, lo, hi, tmax = self.year_targets
+        _, score = attainment_and_score(ls.direction[None], actual, t[None], lo[None],
+                                        hi[None], tmax[None], ls.cap, ls.ts)
         owner = ls.owner_scores(score.reshape(draws, -1))
         bonus = self.money(self.year_bonus[None, :] * self.payout(owner))
         return bonus.sum(axis=1)
 
-    def _drawn(self, monthly: np.ndarray, source: np.ndarray, future: np.ndarray) -> np.ndarray:
-        """draws × lines × months of the year: the past as it is, the future as drawn."""
-        draws = source.shape[0]
-        past = monthly[:, :self.ls.elapsed]
-        picked = np.take_along_axis(np.broadcast_to(past, (draws, *past.shape)), source, axis=2)
-        picked = np.where(future[None], picked, np.nan)
-        return np.concatenate([np.broadcast_to(past, (draws, *past.shape)), picked], axis=2)
+    def _drawn(self, monthly: np.ndarray, rows: np.ndarray, source: np.ndarray) -> np.ndarray:
+        """draws × rows × months left: the value of ``monthly`` (rows × months) in the month
+        each month left repeats; NaN where none is drawn."""
+        elapsed = self.ls.elapsed
+        flat = monthly[:, :elapsed].ravel()
+        picked = flat[(np.arange(len(rows)) * elapsed)[None, :, None] + source[:, rows]]
+        return np.where(self.future[rows][None], picked, np.nan)
 
-    def _ytd_actuals(self, source: np.ndarray, future: np.ndarray) -> np.ndarray:
+    def _ytd_actuals(self, source: np.ndarray) -> np.ndarray:
         """draws × lines: each line's year-to-date actual at the year's end."""
         ls = self.ls
         draws, n_lines = source.shape[0], len(ls.lines)
         out = np.full((draws, n_lines), np.nan)
         if ls.plain_rows:
             rows = np.array(ls.plain_rows)
-            values = self._drawn(ls.actual[rows], source[:, rows], future[rows])
-            flat = values.reshape(-1, values.shape[2])
-            (agg,) = aggregate(flat, ~np.isnan(flat), np.tile(ls.codes[rows], draws))
-            out[:, rows] = agg.reshape(draws, len(rows))
+            out[:, rows] = year_aggregate(ls.codes[rows], ls.actual[rows, :ls.elapsed],
+                                          self._drawn(ls.actual[rows], rows, source))
         for kpi_id, rows in ls.formula_groups.items():
             idx = np.array(rows)
             comps = {}
             for comp, matrix in ls.components[kpi_id].items():
-                values = self._drawn(matrix, source[:, idx], future[idx])
-                flat = values.reshape(-1, values.shape[2])
-                code = AGG_CODES[ls.kpis[comp].aggregation or "sum"]
-                (comps[comp],) = aggregate(flat, ~np.isnan(flat),
-                                           np.full(flat.shape[0], code))
+                code = np.full(len(idx), AGG_CODES[ls.kpis[comp].aggregation or "sum"])
+                comps[comp] = year_aggregate(code, matrix[:, :ls.elapsed],
+                                             self._drawn(matrix, idx, source))
             tree = formula_mod.parse(ls.kpis[kpi_id].formula or "")
-            value, _ = formula_mod.evaluate(tree, comps)
-            out[:, idx] = np.where(np.isfinite(value), value, np.nan).reshape(draws, len(idx))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value, _ = formula_mod.evaluate(tree, comps)
+            out[:, idx] = np.where(np.isfinite(value), value, np.nan)
         return out
 
-    def _monthly(self, source: np.ndarray, future: np.ndarray) -> np.ndarray:
+    def _monthly(self, source: np.ndarray) -> np.ndarray:
         """The month basis: the bonus earned so far plus each month left scored alone."""
         ls = self.ls
         draws = source.shape[0]
-        actual = self._drawn(ls.actual, source, future)  # formula lines: the monthly value
-        elapsed = ls.elapsed
+        rows = np.arange(len(ls.lines))
+        drawn = self._drawn(ls.actual, rows, source)  # formula lines: the monthly value
         total = np.full(draws, self.earned)
-        for k in range(actual.shape[2] - elapsed):
-            col = elapsed + k
+        for k in range(drawn.shape[2]):
+            col = ls.elapsed + k
             _, score = attainment_and_score(
-                np.tile(ls.direction, draws), actual[:, :, col].ravel(),
-                np.tile(ls.target[:, col], draws), np.tile(ls.threshold[:, col], draws),
-                np.tile(ls.stretch[:, col], draws), np.tile(ls.target_max[:, col], draws),
-                ls.cap, ls.ts)
-            owner = ls.owner_scores(score.reshape(draws, -1))
+                ls.direction[None], drawn[:, :, k], ls.target[None, :, col],
+                ls.threshold[None, :, col], ls.stretch[None, :, col],
+                ls.target_max[None, :, col], ls.cap, ls.ts)
+            owner = ls.owner_scores(score)
             total += self.money(self.month_bonus[None, :, k] * self.payout(owner)).sum(axis=1)
         return total
+
+
+def year_aggregate(codes: np.ndarray, past: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """draws × rows: SPEC §2.2's aggregate of each row over the whole year, from its months so
+    far (``past``: rows × months, NaN none) and the months drawn (``drawn``: draws × rows ×
+    months left, NaN none) — what :func:`~kpireport.score.scoring.aggregate` gives over the
+    joined months, worked from each side's sum, count, last, min and max so that the draws
+    never copy the months so far."""
+    has_past, has_drawn = ~np.isnan(past), ~np.isnan(drawn)
+    count = has_past.sum(axis=1)[None] + has_drawn.sum(axis=2)
+    total = np.where(has_past, past, 0.0).sum(axis=1)[None] + \
+        np.where(has_drawn, drawn, 0.0).sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(codes[None] == AGG_CODES["average"], total / count, total)
+    for name, pick in (("last", None), ("min", np.fmin), ("max", np.fmax)):
+        rows = np.flatnonzero(codes == AGG_CODES[name])
+        if len(rows) == 0:
+            continue
+        (past_value,) = aggregate(past[rows], has_past[rows], codes[rows])
+        sub, sub_has = drawn[:, rows], has_drawn[:, rows]
+        if pick is None:  # the latest month with a value: a drawn one, else the past's
+            n = sub.shape[2]
+            last_col = n - 1 - np.argmax(sub_has[..., ::-1], axis=2)
+            latest = np.take_along_axis(sub, last_col[..., None], axis=2)[..., 0]
+            value = np.where(sub_has.any(axis=2), latest, past_value[None])
+        else:
+            with np.errstate(invalid="ignore"):
+                extreme = pick.reduce(np.where(sub_has, sub, np.nan), axis=2) \
+                    if sub.shape[2] else np.full(sub.shape[:2], np.nan)
+            value = pick(extreme, past_value[None])
+        out[:, rows] = value
+    return np.where(count > 0, out, np.nan)
