@@ -151,3 +151,142 @@ def test_month_basis_earned_is_the_sum_of_the_monthly_bonuses(make_workbook):
     band = results.pool.projection
     assert Decimal("1250.00") <= band.low <= band.expected <= band.high \
         <= Decimal("1250.00") + 9 * Decimal("750.00")
+
+
+# ---------------------------------------------------------------------------- where it shows
+@pytest.fixture(scope="module")
+def crm_run(tmp_path_factory):
+    """An HTML build of the onlinecrm sample (October: two months left in its fiscal year)."""
+    folder = tmp_path_factory.mktemp("pool-run")
+    result = api.build(SAMPLES / "onlinecrm.xlsx", out=folder / "reports", formats=("html",))
+    assert result.ok
+    return result.run_dir
+
+
+def crm_pool():
+    book, issues = api.load(SAMPLES / "onlinecrm.xlsx")
+    return compute(book, issues).pool
+
+
+def test_results_json_carries_the_pool(crm_run):
+    import json
+
+    document = json.loads((crm_run / "results.json").read_text(encoding="utf-8"))
+    pool = crm_pool()
+    assert document["pool"] == {
+        "earned_to_date": float(pool.earned_to_date), "paid_to_date": None,
+        "projection": {"months_left": 2, "low": float(pool.projection.low),
+                       "expected": float(pool.projection.expected),
+                       "high": float(pool.projection.high), "method": "bootstrap",
+                       "percentiles": [10, 50, 90], "draws": DRAWS, "seed": SEED}}
+
+
+def test_the_company_review_shows_the_pool_and_only_its_statement_carries_it():
+    import json
+
+    from kpireport.core.i18n import Formatter
+    from kpireport.report.views import ViewBuilder
+
+    book, issues = api.load(SAMPLES / "onlinecrm.xlsx")
+    results = compute(book, issues)
+    builder = ViewBuilder(results, ("html",))
+    company = builder.company()
+    fmt = Formatter(book.settings.locale, book.settings.currency)
+    band = results.pool.projection
+    assert company["pool"]["earned"] == fmt.money(results.pool.earned_to_date)
+    assert company["pool"]["expected"] == fmt.money(band.expected)
+    assert fmt.money(band.low) in company["pool"]["likely"]
+    assert fmt.money(band.high) in company["pool"]["likely"]
+    assert company["pool"]["paid"] == "—"
+    assert "pool" in json.loads(company["statement"]["json"])["results"]
+    employee = builder.employee(next(o for o in results.owners if o.owner_type == "employee"))
+    assert "pool" not in json.loads(employee["statement"]["json"])["results"]
+
+
+def test_the_company_page_lays_out_the_pool(crm_run):
+    html = (crm_run / "company.html").read_text(encoding="utf-8")
+    pool = crm_pool()
+    from kpireport.core.i18n import Formatter
+
+    fmt = Formatter("vi_VN", "VND")
+    section = html[html.index('class="cards pool"'):]
+    section = section[:section.index("</section>")]
+    for amount in (pool.earned_to_date, pool.projection.expected, pool.projection.low,
+                   pool.projection.high):
+        assert fmt.money(amount) in section
+
+
+def test_diff_and_status_show_the_pool(crm_run):
+    import json
+
+    from click.testing import CliRunner
+
+    from kpireport.cli.app import main
+
+    pool = crm_pool()
+    from kpireport.core.i18n import Formatter
+
+    fmt = Formatter("vi_VN", "VND")
+    runner = CliRunner()
+    status = runner.invoke(main, ["status", str(crm_run)])
+    assert status.exit_code == 0, status.output
+    line = next(x for x in status.output.splitlines() if x.startswith("Bonus pool:"))
+    assert line == (f"Bonus pool: paid to date —; earned to date "
+                    f"{fmt.money(pool.earned_to_date)}; projected at year end "
+                    f"{fmt.money(pool.projection.expected)} (likely "
+                    f"{fmt.money(pool.projection.low)} – {fmt.money(pool.projection.high)}, "
+                    "2 months left)")
+    document = json.loads(runner.invoke(main, ["status", str(crm_run), "--format",
+                                               "json"]).output)
+    assert document["pool"]["earned_to_date"] == float(pool.earned_to_date)
+    diff = runner.invoke(main, ["diff", str(crm_run), str(crm_run)])
+    assert diff.exit_code == 0 and line in diff.output.splitlines()
+    document = json.loads(runner.invoke(main, ["diff", str(crm_run), str(crm_run),
+                                               "--format", "json"]).output)
+    assert document["pool"]["new"]["projection"]["expected"] == float(pool.projection.expected)
+
+
+def test_diff_says_how_the_pool_moved(tmp_path, crm_run):
+    import json
+    import shutil
+
+    from kpireport.month.diff import diff_runs, format_text
+
+    old = tmp_path / "old"
+    shutil.copytree(crm_run, old)
+    document = json.loads((old / "results.json").read_text(encoding="utf-8"))
+    document["pool"]["earned_to_date"] -= 1000
+    (old / "results.json").write_text(json.dumps(document), encoding="utf-8")
+    text = format_text(diff_runs(old, crm_run))
+    pool = crm_pool()
+    from kpireport.core.i18n import Formatter
+
+    fmt = Formatter("vi_VN", "VND")
+    assert (f"earned to date {fmt.money(pool.earned_to_date - 1000)} → "
+            f"{fmt.money(pool.earned_to_date)} (+{fmt.money(1000)})") in text
+
+
+def test_the_run_page_shows_the_pool_beside_the_approve_button(crm_run):
+    from tests.test_web import Server
+
+    server = Server(crm_run.parents[1])
+    try:
+        client = server.client()
+        pool = crm_pool()
+        from kpireport.core.i18n import Formatter
+
+        fmt = Formatter("vi_VN", "VND")
+        status, _, body = client.get(f"/runs/{crm_run.name}")
+        assert status == 200
+        html = body.decode("utf-8")
+        beside = html[html.index('class="approve-with-pool"'):]
+        beside = beside[:beside.index("</span>\n")]
+        assert 'data-pool' in beside and f'/runs/{crm_run.name}/deliver' in beside
+        for amount in (pool.earned_to_date, pool.projection.expected, pool.projection.low,
+                       pool.projection.high):
+            assert fmt.money(amount) in beside
+        _, _, body = client.get(f"/runs/{crm_run.name}/deliver")
+        approve = body.decode("utf-8")
+        assert approve.index("data-pool") < approve.index(f'action="/runs/{crm_run.name}/approve"')
+    finally:
+        server.stop()

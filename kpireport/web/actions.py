@@ -367,6 +367,8 @@ class Workspace:
             "approval": state["approval"],
             "require_approval": state["built"].get("require_approval") is not False,
             "changes": state["changes"],
+            "pool": pool_figures(results.get("pool"), results.get("locale") or "en_US",
+                                 results.get("currency") or "USD"),
         }
         summary["sendable"] = not summary["require_approval"] or state["approval"]["valid"]
         summary["recipients"] = len(rows)
@@ -600,6 +602,22 @@ def _source(run_dir: Path) -> str:
         return str(json.loads((run_dir / "results.json").read_text())["source"]["file"])
     except (OSError, ValueError, KeyError, TypeError):
         return ""
+
+
+def pool_figures(pool: object, locale: str, currency: str) -> dict | None:
+    """results.json's bonus pool as the run and approve pages show it (None: not recorded,
+    a build made before kpireport kept it)."""
+    if not isinstance(pool, dict) or not isinstance(pool.get("projection"), dict):
+        return None
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
+    from kpireport.core.i18n import Formatter
+
+    fmt = Formatter(locale, currency)
+    band = pool["projection"]
+    return {"paid": fmt.money(pool.get("paid_to_date")),
+            "earned": fmt.money(pool.get("earned_to_date")),
+            "expected": fmt.money(band.get("expected")), "low": fmt.money(band.get("low")),
+            "high": fmt.money(band.get("high")), "months_left": band.get("months_left") or 0}
 
 
 def _count(values) -> dict[str, int]:
