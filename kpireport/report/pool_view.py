@@ -1,10 +1,12 @@
-"""The bonus pool as the company review and the web app show it (resolved, ready to lay out)."""
+"""The bonus pool (company review) and an employee's payable now (employee review), resolved
+to text, ready to lay out."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from kpireport.core.i18n import Formatter
+from kpireport.core.i18n import N_, Formatter
+from kpireport.score.payments import Payable
 from kpireport.score.pool import BonusPool
 
 
@@ -37,3 +39,28 @@ def pool_view(pool: BonusPool, fmt: Formatter, ytd_label: str,
             "expected": expected, "likely": likely,
             "low": fmt.money(band.low), "high": fmt.money(band.high),
             "months_left": str(band.months_left), "method": method}
+
+
+SCHEDULE_WORDS = {"monthly": N_("bonuses are paid every month"),
+                  "quarterly": N_("bonuses are paid in the last month of each fiscal quarter"),
+                  "annual": N_("bonuses are paid in the last month of the fiscal year")}
+
+
+def payment_view(line: Payable | None, schedule: str, fmt: Formatter) -> dict[str, str] | None:
+    """An employee's payable now, earned and paid to date (SPEC §2.8) as the review says it;
+    None without a payment schedule."""
+    if line is None:
+        return None
+    _ = fmt.gettext
+    if line.earned_to_date is None:
+        note = _("No bonus: there is no score for this period.")
+    elif line.clawback is not None:
+        note = _("earned to date is {amount} less than paid to date: a clawback for approval, "
+                 "never deducted by kpireport").format(amount=fmt.money(-line.clawback))
+    elif not line.payment_month:
+        note = _(SCHEDULE_WORDS[schedule]) + "; " + _("nothing is payable this month")
+    else:
+        note = _(SCHEDULE_WORDS[schedule])
+    return {"payable": fmt.money(line.payable_now), "earned": fmt.money(line.earned_to_date),
+            "paid": fmt.money(line.paid_to_date), "note": note,
+            "clawback": "" if line.clawback is None else fmt.money(line.clawback)}
