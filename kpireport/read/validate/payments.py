@@ -14,8 +14,8 @@ class PaymentChecks(Checks):
     def _payments(self, settings: Settings | None,
                   people: dict[str, Person]) -> tuple[Payment, ...] | None:
         table = self.tables.get("Payments")
-        if table is None:
-            return None
+        if table is None or not table.rows:  # no sheet, or no rows (as the template writes
+            return None                       # it): paid to date comes from the runs
         read = self._reader(table)
         year = _fiscal_year(settings)
         found: list[Payment] = []
