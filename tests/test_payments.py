@@ -16,6 +16,7 @@ import shutil
 from decimal import Decimal
 from pathlib import Path
 
+import jsonschema
 import openpyxl
 import pytest
 from click.testing import CliRunner
@@ -25,6 +26,8 @@ from kpireport.cli.app import main
 from kpireport.score.results import compute
 
 SENDER = "hr@test.example"
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "kpireport" / "schemas" /
+                     "results-1.schema.json").read_text(encoding="utf-8"))
 PEOPLE = [["employee_id", "name", "department", "email", "manager_id", "base_salary",
            "target_bonus_pct", "start_date", "end_date"],
           ["E1", "Alice", "Sales", "alice@x.example", None, 60000, 0.1, None, None],
@@ -131,6 +134,7 @@ def test_payroll_and_results_json_carry_the_lines_and_mark_the_clawback(make_wor
                                r["clawback"] or None) for r in rows} == {
         e: (earned, paid, now, claw) for e, (earned, paid, now, claw) in HAND_WORKED.items()}
     document = json.loads((result.run_dir / "results.json").read_text(encoding="utf-8"))
+    jsonschema.validate(document, SCHEMA)
     e4 = next(c for c in document["scorecards"] if c["owner"] == "E4")
     assert (e4["earned_to_date"], e4["paid_to_date"], e4["payable_now"], e4["clawback"]) == \
         (0.0, 969.86, 0.0, -969.86)

@@ -62,8 +62,8 @@ def results_json(results: Results) -> dict[str, object]:
         "fiscal_year_start": month_label(results.scores.fiscal_start), "currency": s.currency,
         "locale": s.locale, "source": {"file": book.source_file, "sha256": book.source_sha256},
         "scorecards": scorecards,
-        "pool": pool_json(results),
-        "issues": [i.as_dict() for i in results.issues if i.severity != "info"]}
+        "issues": [i.as_dict() for i in results.issues if i.severity != "info"],
+        "pool": pool_json(results)}  # after SPEC §4's keys (docs/payments.md)
 
 
 def payable_json(results: Results, owner: str) -> dict[str, object]:
