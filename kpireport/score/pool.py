@@ -248,15 +248,22 @@ class _Projector:
         width = elapsed
         pay = _PayRule(self.book, ls, self.pay, self.earned, future)
         chunk = max(1, _CHUNK_CELLS // max(1, n_lines * left))
+        every_month = bool(np.all((counts == elapsed) | (counts == 0)))
         line_base = (np.arange(n_lines) * width)[None, :, None]
+        scale = counts.astype(np.uint64)[None, :, None]
         out = []
         for begin in range(0, draws, chunk):
             size = min(chunk, draws - begin)
-            # one uniform number per (draw, line, month left): which of the line's months
-            # so far that month repeats
-            u = rng.random((size, n_lines, left), dtype=np.float32)
-            pick = np.minimum((u * counts[None, :, None]).astype(np.intp),
-                              np.maximum(counts - 1, 0)[None, :, None])
+            # one draw per (draw, line, month left): which of the line's months so far that
+            # month repeats (a line with none: never used — its months are not drawn)
+            if every_month:  # the common case: every line has every month so far
+                pick = rng.integers(0, elapsed, size=(size, n_lines, left), dtype=np.uint8)
+                out.append(pay.pools(pick))
+                continue
+            # a line with fewer months: ⌊r·count / 2³²⌋ of a uniform 32-bit r (equally
+            # likely to within 2⁻³²)
+            r = rng.integers(0, 1 << 32, size=(size, n_lines, left), dtype=np.uint64)
+            pick = ((r * scale) >> np.uint64(32)).astype(np.intp)
             out.append(pay.pools(months.ravel()[line_base + pick]))
         return np.concatenate(out)
 
@@ -331,13 +338,15 @@ class _PayRule:
         bonus = self.money(self.year_bonus[None, :] * self.payout(owner))
         return bonus.sum(axis=1)
 
-    def _drawn(self, monthly: np.ndarray, rows: np.ndarray, source: np.ndarray) -> np.ndarray:
+    def _drawn(self, monthly: np.ndarray, rows: np.ndarray, source: np.ndarray, *,
+               masked: bool = True) -> np.ndarray:
         """draws × rows × months left: the value of ``monthly`` (rows × months) in the month
-        each month left repeats; NaN where none is drawn."""
+        each month left repeats; NaN where none is drawn (``masked`` False: left as picked,
+        for a caller that weighs by ``future`` itself)."""
         elapsed = self.ls.elapsed
         flat = monthly[:, :elapsed].ravel()
         picked = flat[(np.arange(len(rows)) * elapsed)[None, :, None] + source[:, rows]]
-        return np.where(self.future[rows][None], picked, np.nan)
+        return np.where(self.future[rows][None], picked, np.nan) if masked else picked
 
     def _ytd_actuals(self, source: np.ndarray) -> np.ndarray:
         """draws × lines: each line's year-to-date actual at the year's end."""
@@ -347,14 +356,16 @@ class _PayRule:
         if ls.plain_rows:
             rows = np.array(ls.plain_rows)
             out[:, rows] = year_aggregate(ls.codes[rows], ls.actual[rows, :ls.elapsed],
-                                          self._drawn(ls.actual[rows], rows, source))
+                                          self._drawn(ls.actual[rows], rows, source,
+                                                      masked=False), self.future[rows])
         for kpi_id, rows in ls.formula_groups.items():
             idx = np.array(rows)
             comps = {}
             for comp, matrix in ls.components[kpi_id].items():
                 code = np.full(len(idx), AGG_CODES[ls.kpis[comp].aggregation or "sum"])
                 comps[comp] = year_aggregate(code, matrix[:, :ls.elapsed],
-                                             self._drawn(matrix, idx, source))
+                                             self._drawn(matrix, idx, source, masked=False),
+                                             self.future[idx])
             tree = formula_mod.parse(ls.kpis[kpi_id].formula or "")
             with np.errstate(invalid="ignore", divide="ignore"):
                 value, _ = formula_mod.evaluate(tree, comps)
@@ -379,24 +390,28 @@ class _PayRule:
         return total
 
 
-def year_aggregate(codes: np.ndarray, past: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+def year_aggregate(codes: np.ndarray, past: np.ndarray, drawn: np.ndarray,
+                   future: np.ndarray) -> np.ndarray:
     """draws × rows: SPEC §2.2's aggregate of each row over the whole year, from its months so
     far (``past``: rows × months, NaN none) and the months drawn (``drawn``: draws × rows ×
-    months left, NaN none) — what :func:`~kpireport.score.scoring.aggregate` gives over the
-    joined months, worked from each side's sum, count, last, min and max so that the draws
-    never copy the months so far."""
-    has_past, has_drawn = ~np.isnan(past), ~np.isnan(drawn)
-    count = has_past.sum(axis=1)[None] + has_drawn.sum(axis=2)
+    months left, each a value of one of the row's months so far; only those where ``future``,
+    rows × months left, count) — what :func:`~kpireport.score.scoring.aggregate` gives over
+    the joined months, worked from each side's sum, count, last, min and max so that the draws
+    never copy the months so far (one pass over the draws for a sum or an average)."""
+    has_past = ~np.isnan(past)
+    weights = future.astype(drawn.dtype)
+    count = has_past.sum(axis=1) + future.sum(axis=1)
     total = np.where(has_past, past, 0.0).sum(axis=1)[None] + \
-        np.where(has_drawn, drawn, 0.0).sum(axis=2)
+        np.einsum("drk,rk->dr", drawn, weights)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(codes[None] == AGG_CODES["average"], total / count, total)
+        out = np.where(codes[None] == AGG_CODES["average"], total / count[None], total)
     for name, pick in (("last", None), ("min", np.fmin), ("max", np.fmax)):
         rows = np.flatnonzero(codes == AGG_CODES[name])
         if len(rows) == 0:
             continue
         (past_value,) = aggregate(past[rows], has_past[rows], codes[rows])
-        sub, sub_has = drawn[:, rows], has_drawn[:, rows]
+        sub = np.where(future[rows][None], drawn[:, rows], np.nan)
+        sub_has = ~np.isnan(sub)
         if pick is None:  # the latest month with a value: a drawn one, else the past's
             n = sub.shape[2]
             last_col = n - 1 - np.argmax(sub_has[..., ::-1], axis=2)
@@ -404,8 +419,8 @@ def year_aggregate(codes: np.ndarray, past: np.ndarray, drawn: np.ndarray) -> np
             value = np.where(sub_has.any(axis=2), latest, past_value[None])
         else:
             with np.errstate(invalid="ignore"):
-                extreme = pick.reduce(np.where(sub_has, sub, np.nan), axis=2) \
+                extreme = pick.reduce(sub, axis=2) \
                     if sub.shape[2] else np.full(sub.shape[:2], np.nan)
             value = pick(extreme, past_value[None])
         out[:, rows] = value
-    return np.where(count > 0, out, np.nan)
+    return np.where(count[None] > 0, out, np.nan)
