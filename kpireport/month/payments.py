@@ -13,7 +13,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from kpireport.core.model import Book, Month, month_label
+from kpireport.core.model import Book, month_label
 from kpireport.month import audit
 from kpireport.month.cycle import SENT, approval, was_sent
 

@@ -34,7 +34,8 @@ def pool_view(pool: BonusPool, fmt: Formatter, ytd_label: str,
                    "Expected is the median; the range runs from the 10th to the 90th "
                    "percentile.").format(draws=band.draws, months=band.months_left)
     earned, expected = fmt.money(pool.earned_to_date), fmt.money(band.expected)
-    return {"size": fit(max((paid, earned, expected), key=len)), "paid": paid, "paid_note": paid_note,
+    return {"size": fit(max((paid, earned, expected), key=len)), "paid": paid,
+            "paid_note": paid_note,
             "earned": earned, "earned_note": ytd_label,
             "expected": expected, "likely": likely,
             "low": fmt.money(band.low), "high": fmt.money(band.high),

@@ -20,14 +20,14 @@ variation, not by another's. A line with no actual yet stays without data, as it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
 
 from kpireport.core import formula as formula_mod
-from kpireport.core.model import Book, ScorecardLine, first_day, last_day
+from kpireport.core.model import Book, Month, ScorecardLine, Settings, first_day, last_day
 from kpireport.core.money import minor_units, round_money
 from kpireport.score.bands import Pay, days_employed, pay_for
 from kpireport.score.scoring import (
@@ -40,7 +40,7 @@ from kpireport.score.scoring import (
 )
 
 SEED = 20261207  # the bootstrap's seed: the same workbook, the same band
-DRAWS = 200  # draws of the year's remaining months
+DRAWS = 100  # draws of the year's remaining months
 PERCENTILES = (10, 50, 90)  # low, expected, high
 _CHUNK_CELLS = 2_000_000  # draws × lines × months scored at once (bounds the memory)
 
@@ -120,10 +120,8 @@ def _monthly_earned(book: Book, scores: Scores, pay: dict[str, Pay]) -> dict[str
     return earned
 
 
-def _at(settings, month):
-    # lazy: dataclasses.replace is only needed on the month basis
-    from dataclasses import replace
-
+def _at(settings: Settings, month: Month) -> Settings:
+    """``settings`` reporting on ``month`` (pay_for reads the month from them)."""
     return replace(settings, report_period=month)
 
 
@@ -293,11 +291,12 @@ class _PayRule:
             if p.base_salary is None or p.target_bonus_pct is None:
                 target = np.nan
             base.append(target * days_employed(person, start, end) / d_year)
-            monthly.append([target / 12 * days_employed(person, first_day(m), last_day(m))
-                            / ((last_day(m) - first_day(m)).days + 1)
-                            for m in year.months[year.elapsed:]])
+            if self.basis == "month":
+                monthly.append([target / 12 * days_employed(person, first_day(m), last_day(m))
+                                / ((last_day(m) - first_day(m)).days + 1)
+                                for m in year.months[year.elapsed:]])
         self.year_bonus = np.array(base)  # at 100% payout, for the ytd basis
-        self.month_bonus = np.array(monthly).reshape(len(ls.owners), -1)  # month basis
+        self.month_bonus = np.array(monthly).reshape(len(monthly), -1)  # month basis only
         # the year window's targets: over the months with an actual, drawn ones included
         mask = np.concatenate([ls.present[:, :ls.elapsed], future], axis=1)
         _, *self.year_targets = aggregate(np.zeros_like(ls.target), mask, ls.codes, ls.target,
