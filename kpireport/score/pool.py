@@ -296,7 +296,9 @@ class _PayRule:
                                 / ((last_day(m) - first_day(m)).days + 1)
                                 for m in year.months[year.elapsed:]])
         self.year_bonus = np.array(base)  # at 100% payout, for the ytd basis
-        self.month_bonus = np.array(monthly).reshape(len(monthly), -1)  # month basis only
+        left = len(year.months) - year.elapsed
+        # month basis only: each month left's bonus at 100% payout, owners × months left
+        self.month_bonus = np.array(monthly, dtype=float).reshape(len(monthly), left)
         # the year window's targets: over the months with an actual, drawn ones included
         mask = np.concatenate([ls.present[:, :ls.elapsed], future], axis=1)
         _, *self.year_targets = aggregate(np.zeros_like(ls.target), mask, ls.codes, ls.target,
