@@ -27,13 +27,14 @@ from fractions import Fraction
 import numpy as np
 
 from kpireport.core import formula as formula_mod
-from kpireport.core.model import Book, Month, ScorecardLine, Settings, first_day, last_day
+from kpireport.core.model import Book, Month, Settings, first_day, last_day
 from kpireport.core.money import minor_units, round_money
 from kpireport.score.bands import Pay, days_employed, pay_for
 from kpireport.score.scoring import (
     AGG_CODES,
     DIRECTIONS,
     FiscalYear,
+    LineResult,
     Scores,
     aggregate,
     attainment_and_score,
@@ -125,16 +126,17 @@ def _at(settings: Settings, month: Month) -> Settings:
     return replace(settings, report_period=month)
 
 
-def _employee_lines(scores: Scores) -> list[ScorecardLine]:
+def _employee_lines(scores: Scores) -> list[LineResult]:
     """The scored lines (weight > 0) of every employee, grouped by employee."""
-    return [line.line for o in scores.owners if o.person is not None
+    return [line for o in scores.owners if o.person is not None
             for line in o.lines if line.weight > 0]
 
 
 class _LineSet:
     """The employees' scored lines over the fiscal year, as matrices (one row a line)."""
 
-    def __init__(self, book: Book, year: FiscalYear, lines: list[ScorecardLine]) -> None:
+    def __init__(self, book: Book, year: FiscalYear, scored: list[LineResult]) -> None:
+        lines = [r.line for r in scored]
         self.book, self.year, self.lines = book, year, lines
         s = book.settings
         kpis = {k.kpi_id: k for k in book.kpis}
@@ -152,9 +154,11 @@ class _LineSet:
         # plain lines: their monthly actuals; formula lines: each component's, and the
         # months where all components have one
         self.actual = np.full((len(lines), n_months), np.nan)
-        if self.plain_rows:
-            self.actual[self.plain_rows] = year.series(
-                [(lines[i].owner, lines[i].kpi_id) for i in self.plain_rows])
+        if self.plain_rows:  # as scoring read them (zero-filled, rolled up): its history
+            nan = np.nan
+            self.actual[self.plain_rows, :self.elapsed] = [
+                [nan if a is None else a for _, a, _ in scored[i].history]
+                for i in self.plain_rows]
         self.components: dict[str, dict[str, np.ndarray]] = {}  # kpi -> comp -> rows × months
         self.formula_groups: dict[str, list[int]] = {}
         for i in self.formula_rows:
