@@ -271,3 +271,22 @@ def test_a_run_built_but_not_sent_paid_nothing(make_workbook, tmp_path):
     set_cells(path, "Settings", B3="2026-02")
     assert api.build(path, out=out, formats=("html",)).ok
     assert e1_line(out, "2026-02")[1] == 0.0
+
+
+def test_the_approve_step_of_the_web_app_lists_the_clawbacks(make_workbook, tmp_path):
+    from tests.test_web import Server
+
+    path = book_with(make_workbook, "2026-03", Payments=PAYMENTS)
+    assert api.build(path, out=tmp_path / "reports", formats=("html",)).ok
+    server = Server(tmp_path)
+    try:
+        status, _, body = server.client().get("/runs/2026-03/deliver")
+    finally:
+        server.stop()
+    assert status == 200
+    page = body.decode("utf-8")
+    listed = page[page.index("data-clawbacks"):]
+    listed = listed[:listed.index("</div>")]
+    assert "Dan (E4): earned $0.00, paid $969.86, clawback -$969.86" in listed
+    assert "Alice" not in listed
+    assert page.index("data-clawbacks") < page.index('action="/runs/2026-03/approve"')

@@ -283,7 +283,7 @@ def test_the_run_page_shows_the_pool_beside_the_approve_button(crm_run):
         assert status == 200
         html = body.decode("utf-8")
         beside = html[html.index('class="approve-with-pool"'):]
-        beside = beside[:beside.index("</span>\n")]
+        beside = beside[:beside.index("</a></div>")]
         assert 'data-pool' in beside and f'/runs/{crm_run.name}/deliver' in beside
         for amount in (pool.earned_to_date, pool.projection.expected, pool.projection.low,
                        pool.projection.high):

@@ -369,6 +369,7 @@ class Workspace:
             "changes": state["changes"],
             "pool": pool_figures(results.get("pool"), results.get("locale") or "en_US",
                                  results.get("currency") or "USD"),
+            "clawbacks": clawback_lines(results),
         }
         summary["sendable"] = not summary["require_approval"] or state["approval"]["valid"]
         summary["recipients"] = len(rows)
@@ -618,6 +619,20 @@ def pool_figures(pool: object, locale: str, currency: str) -> dict | None:
             "earned": fmt.money(pool.get("earned_to_date")),
             "expected": fmt.money(band.get("expected")), "low": fmt.money(band.get("low")),
             "high": fmt.money(band.get("high")), "months_left": band.get("months_left") or 0}
+
+
+def clawback_lines(results: dict) -> list[dict]:
+    """The clawback lines of results.json (with bonus_payment), as the approve step lists
+    them: kpireport never deducts one."""
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
+    from kpireport.core.i18n import Formatter
+
+    fmt = Formatter(results.get("locale") or "en_US", results.get("currency") or "USD")
+    return [{"name": c.get("name"), "owner": c.get("owner"),
+             "earned": fmt.money(c.get("earned_to_date")), "paid": fmt.money(c.get("paid_to_date")),
+             "clawback": fmt.money(c["clawback"])}
+            for c in results.get("scorecards", [])
+            if isinstance(c, dict) and isinstance(c.get("clawback"), (int, float))]
 
 
 def _count(values) -> dict[str, int]:
