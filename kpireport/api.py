@@ -169,8 +169,14 @@ def build(source: str | Path | Checked, options: BuildOptions | None = None, *,
     def recipients(results: Results, reports: tuple[ReportEntry, ...]) -> dict[str, bytes]:
         return {RECIPIENTS_FILE: recipients_record(book, results.scores.period, reports)}
 
+    paid = None
+    if book.settings.bonus_payment != "none" and book.payments is None:
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
+        from kpireport.month.payments import paid_from_runs
+
+        paid = paid_from_runs(options.out, book)
     result = Build(book, list(issues), options, raw=getattr(checked, "raw", None), gate=gate,
-                   extra_files=recipients, submit=submit, progress=progress,
+                   extra_files=recipients, submit=submit, progress=progress, paid=paid,
                    on_start=on_start, **({"clock": clock} if clock else {})).run()
     if passwords is not None and result.ok:
         passwords.ensure(book)  # ready for `kpireport passwords` before the first send

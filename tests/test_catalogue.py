@@ -353,6 +353,9 @@ CASES = {
                                ["E1", "2026-02", "ok", "Revenue"],
                                ["Nobody", "2026-02", "x", None]]),
     "formula-cells": base(),
+    "payments": plus("Settings", ["bonus_payment", "weekly"], sheets=base(Payments=[
+        ["employee_id", "period", "amount"], ["E9", "2026-01", 100],
+        ["E1", "2025-12", 100], ["E2", "2026-01", -5]])),
 }
 # Forms that no workbook check makes: they are made by the reader, cli.py or a build.
 ELSEWHERE = {("unreadable-file", ""), ("not-finite", "number"), ("division-by-zero", "")}

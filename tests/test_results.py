@@ -31,7 +31,7 @@ def test_results_json_matches_schema_and_spec_shape(acme):
     doc = results_json(acme)
     jsonschema.validate(doc, SCHEMA)
     assert list(doc) == ["schema", "organization", "period", "fiscal_year_start", "currency",
-                         "locale", "source", "scorecards", "issues"]
+                         "locale", "source", "scorecards", "issues", "pool"]
     assert doc["period"] == "2026-03" and doc["fiscal_year_start"] == "2025-04"
     owners = {s["owner"] for s in doc["scorecards"]}
     assert {"COMPANY", "Sales", "Marketing", "E001", "E015"} <= owners

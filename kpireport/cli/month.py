@@ -53,7 +53,8 @@ def approve(run_dir: Path, by: str, note: str | None, revoke: bool) -> None:
 
     Records the SHA-256 of results.json, payroll.csv, the recipients and every report, the
     time, the approver and the note in RUN_DIR/audit.jsonl. A rebuild that changes any of
-    them needs a new approval. --revoke --note TEXT withdraws it.
+    them needs a new approval. --revoke --note TEXT withdraws it. With a payment schedule
+    (Settings bonus_payment), every clawback line is listed: kpireport never deducts one.
 
     \b
     Example:
@@ -68,7 +69,12 @@ def approve(run_dir: Path, by: str, note: str | None, revoke: bool) -> None:
         record = cycle.revoke(run_dir, by=by, note=note or "")
         click.echo(f"Approval of {run_dir} revoked by {record['actor']} at {record['time']}.")
         return
+    # lazy: this stage loads only when the command reaches it (start-up stays light)
+    from kpireport.month.payments import clawback_text
+
     record = cycle.approve(run_dir, by=by, note=note)
+    for line in clawback_text(run_dir):
+        click.echo(line)
     click.echo(f"Approved {run_dir}: {len(record['hashes'])} file(s) by {record['actor']} at "
                f"{record['time']} (audit line {record['n']}). Send it: kpireport send "
                f"{run_dir}")

@@ -53,6 +53,7 @@ class Settings:
     require_approval: bool = True  # send only an approved, unchanged run (SPEC §3.1)
     pdf_protection: str = "none"  # none / employee / all
     pdf_password_hint: str | None = None  # None: the localized default
+    bonus_payment: str = "none"  # none / monthly / quarterly / annual (SPEC §2.8)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,16 @@ class Band:
     min_score: float
     bonus_payout: float
     salary_increase: float = 0.0
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A row of the Payments sheet: bonus already paid to a person in a month."""
+
+    employee_id: str
+    period: Month
+    amount: float
+    row: int = 0  # Excel row in Payments, for messages
 
 
 @dataclass(frozen=True)
@@ -221,6 +232,7 @@ class Book:
     targets: dict[tuple[str, str], dict[Month, float]] = field(default_factory=dict)
     recipients: tuple[Recipient, ...] | None = None
     comments: tuple[Comment, ...] = ()
+    payments: tuple[Payment, ...] | None = None  # None: no Payments sheet
     source_file: str = ""
     source_sha256: str = ""
     source_path: str = field(default="", repr=False, compare=False)  # where it was read from

@@ -101,6 +101,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pdf_password_hint", "text",
             "Told in the e-mail instead of the password, e.g. where HR handed it out. Blank: "
             "a standard sentence."),
+    Setting("bonus_payment", "choice",
+            "When bonuses are paid: none (kpireport only reports them); monthly, quarterly or "
+            "annual: payroll shows earned, paid to date and payable now.",
+            ("none", "monthly", "quarterly", "annual")),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -199,6 +203,13 @@ SHEETS: tuple[Sheet, ...] = (
         Column("author", "text", False, "Who wrote it.", width=18),
         Column("comment", "text", True, "The comment.", width=60),
     ), help="Comments printed on the reports (optional)."),
+    Sheet("Payments", False, (
+        Column("employee_id", "id", True, "Who was paid.", width=13,
+               refers_to=("People", "employee_id")),
+        Column("period", "month", True, "Month paid, YYYY-MM, in the fiscal year.", width=10),
+        Column("amount", "money", True, "Bonus paid (0 or more).", width=14),
+    ), help="Bonus already paid this fiscal year (optional; when present it is the record "
+            "of what was paid)."),
 )
 SHEETS_BY_NAME = {s.name: s for s in SHEETS}
 SHEETS_BY_KEY = {normalise(s.name): s for s in SHEETS}

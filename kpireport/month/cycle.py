@@ -21,7 +21,14 @@ from pathlib import Path
 from kpireport.core.errors import KpireportError, NotApproved, SentMonthChanged
 from kpireport.deliver.messages import recorded_recipients
 from kpireport.month import audit
-from kpireport.month.diff import _outcome_changes, diff_runs, format_text, summary_facts
+from kpireport.month.diff import (
+    _formatter,
+    _outcome_changes,
+    diff_runs,
+    format_text,
+    pool_text,
+    summary_facts,
+)
 from kpireport.report.inputs import INPUTS_FILE
 from kpireport.report.manifest import read_manifest
 from kpireport.report.outputs import LEDGER, run_lock
@@ -469,7 +476,13 @@ def status(run_dir: str | Path) -> dict:
     counts: dict[str, int] = {}
     for item in recipients:
         counts[item["state"]] = counts.get(item["state"], 0) + 1
+    try:
+        results = _results(run_dir)
+    except KpireportError:
+        results = {}
     return {"run_dir": str(run_dir), "built": built, "changes": changes,
+            "pool": results.get("pool"), "currency": results.get("currency"),
+            "locale": results.get("locale"),
             "approval": approval(run_dir, trail=trail, hashes=hashes),
             "sent": sent,
             "corrections": sorted(fixes),
@@ -500,6 +513,8 @@ def format_status(document: dict) -> str:
     changes = document["changes"]
     lines.append("Changes since the previous build: "
                  + (changes["summary"] if changes else "none kept (first build)"))
+    if document.get("pool"):
+        lines.append("Bonus pool: " + pool_text(_formatter(document), document["pool"]))
     state = approval_["state"]
     text = {"approved": f"approved by {approval_['by']} at {approval_['at']}, still valid",
             "changed": f"approved by {approval_['by']} at {approval_['at']}, NO LONGER VALID: "

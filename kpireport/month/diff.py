@@ -70,6 +70,7 @@ def diff_runs(old: str | Path, new: str | Path) -> dict:
         "bonuses_changed": sum(1 for o in outcomes if "bonus" in o["changes"]),
         "bonus_total": {"old": total_old, "new": total_new,
                         "change": float(Decimal(str(total_new)) - Decimal(str(total_old)))},
+        "pool": {"old": old_results.get("pool"), "new": new_results.get("pool")},
     }
     document["summary"] = summary_line(document)
     return document
@@ -310,7 +311,39 @@ def format_text(document: dict) -> str:
     total = document["bonus_total"]
     lines.append(f"Total bonus cost: {fmt.money(total['old'])} → {fmt.money(total['new'])} "
                  f"({signed_money(fmt, total['change'])})")
+    pools = document.get("pool") or {}
+    if pools.get("new"):
+        lines.append("Bonus pool: " + pool_text(fmt, pools["new"], pools.get("old")))
     return "\n".join(lines)
+
+
+def pool_text(fmt, pool: dict, old: dict | None = None) -> str:
+    """results.json's bonus pool in one line (with ``old``, what moved since that build):
+    'paid to date —; earned to date $1.00; projected at year end $2.00 (likely …)'."""
+
+    def money(part: dict | None, *keys: str) -> float | None:
+        for key in keys:
+            part = part.get(key) if isinstance(part, dict) else None
+        return part if isinstance(part, (int, float)) else None  # type: ignore[return-value]
+
+    def figure(*keys: str) -> str:
+        new_value, text = money(pool, *keys), _value(fmt, "bonus", money(pool, *keys))
+        old_value = money(old, *keys) if old else None
+        if old_value is not None and new_value is not None and old_value != new_value:
+            text = f"{_value(fmt, 'bonus', old_value)} → {text} " \
+                   f"({signed_money(fmt, new_value - old_value)})"
+        return text
+
+    band = pool.get("projection") or {}
+    text = (f"paid to date {figure('paid_to_date')}; earned to date "
+            f"{figure('earned_to_date')}; projected at year end "
+            f"{figure('projection', 'expected')}")
+    left = band.get("months_left")
+    if left:
+        text += (f" (likely {_value(fmt, 'bonus', band.get('low'))} – "
+                 f"{_value(fmt, 'bonus', band.get('high'))}, {left} month"
+                 f"{'s' if left != 1 else ''} left)")
+    return text
 
 
 def _input_text(value: object) -> str:

@@ -25,8 +25,8 @@ def archive_name(report_file: str) -> str:
 
 def results_slice(document: dict, view: dict) -> dict:
     """The part of results.json a report shows: an employee's own scorecard; a department's
-    scorecard and its people's; the company's, every scorecard. Issues are left out (they
-    may name other people)."""
+    scorecard and its people's; the company's, every scorecard and the bonus pool. Issues
+    are left out (they may name other people)."""
     cards = document["scorecards"]
     if view["kind"] == "employee":
         chosen = [c for c in cards if c["owner_type"] == "employee"
@@ -36,7 +36,10 @@ def results_slice(document: dict, view: dict) -> dict:
                   and c["owner_type"] in ("employee", "department")]
     else:
         chosen = list(cards)
-    return {**document, "scorecards": chosen, "issues": []}
+    document = {**document, "scorecards": chosen, "issues": []}
+    if view["kind"] != "company":  # the bonus pool is the company's (and would make every
+        document.pop("pool", None)  # statement change whenever anyone's figures do)
+    return document
 
 
 def archive_meta(document: dict, view: dict) -> dict:

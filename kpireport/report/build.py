@@ -65,7 +65,8 @@ class Build:
     and locked; ``extra_files`` gives files that later stages need recorded with the build (the
     recipients of each report), from the results and the manifest's report entries. ``submit``
     renders elsewhere (a Dask cluster, :mod:`kpireport.report.cluster`), ``progress`` is called
-    with each rendered report, ``on_start`` with how many will be, ``clock`` stamps the manifest.
+    with each rendered report, ``on_start`` with how many will be, ``clock`` stamps the manifest,
+    ``paid`` is what the fiscal year's earlier approved and sent runs made payable, per employee.
     """
 
     book: Book
@@ -78,6 +79,7 @@ class Build:
     progress: Callable[[str], None] | None = None
     on_start: Callable[[int], None] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    paid: dict | None = None  # bonus the year's earlier sent runs made payable (SPEC §2.8)
 
     def run(self) -> BuildResult:
         options = self.options
@@ -87,7 +89,7 @@ class Build:
         renderer = render.Renderer(dirs)
         render.check_templates(dirs, self.book.settings.locale, renderer)
         with bounded_step():
-            results = compute(self.book, self.issues)
+            results = compute(self.book, self.issues, paid_from_runs=self.paid)
         run_dir = Path(options.out) / results.period
         with run_lock(run_dir):
             gate = self.gate(run_dir) if self.gate is not None else None

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kpireport.core.errors import KpireportError
-from kpireport.report.render import (Renderer, bundle_fingerprint, render_in_place,
-                                     template_bundle)
+from kpireport.report.render import Renderer, bundle_fingerprint, render_in_place, template_bundle
 
 STALL_SECONDS = float(os.environ.get("KPIREPORT_DASK_STALL_SECONDS", "120"))
 _RENDERERS: dict[str, object] = {}

@@ -15,6 +15,7 @@ from kpireport.core.files import safe_text
 from kpireport.core.i18n import N_, translations, unsigned_zero
 from kpireport.core.model import month_label
 from kpireport.core.money import minor_units
+from kpireport.score.pool import PERCENTILES
 from kpireport.score.results import SCHEMA_ID, Results
 from kpireport.score.scoring import Window
 
@@ -52,6 +53,7 @@ def results_json(results: Results) -> dict[str, object]:
             "salary_increase": pay.salary_increase if pay else None,
             "recommended_salary": _money(pay.recommended_salary) if pay else None,
             "employment": results.employment(owner.owner),
+            **payable_json(results, owner.owner),
             "kpis": [{"kpi_id": line.kpi_id, "weight": line.weight,
                       "month": _window(line.month), "ytd": _window(line.ytd)}
                      for line in owner.lines]})
@@ -60,7 +62,30 @@ def results_json(results: Results) -> dict[str, object]:
         "fiscal_year_start": month_label(results.scores.fiscal_start), "currency": s.currency,
         "locale": s.locale, "source": {"file": book.source_file, "sha256": book.source_sha256},
         "scorecards": scorecards,
-        "issues": [i.as_dict() for i in results.issues if i.severity != "info"]}
+        "issues": [i.as_dict() for i in results.issues if i.severity != "info"],
+        "pool": pool_json(results)}  # after SPEC §4's keys (docs/payments.md)
+
+
+def payable_json(results: Results, owner: str) -> dict[str, object]:
+    """With a payment schedule, an employee's earned, paid and payable now (SPEC §2.8)."""
+    line = results.payables.get(owner) if results.schedule else None
+    if line is None:
+        return {}
+    return {"earned_to_date": _money(line.earned_to_date),
+            "paid_to_date": _money(line.paid_to_date),
+            "payable_now": _money(line.payable_now), "clawback": _money(line.clawback)}
+
+
+def pool_json(results: Results) -> dict[str, object]:
+    """The bonus pool (kpireport.score.pool): paid and earned to date, the year end projected."""
+    pool = results.pool
+    band = pool.projection
+    return {"earned_to_date": _money(pool.earned_to_date),
+            "paid_to_date": _money(pool.paid_to_date),
+            "projection": {"months_left": band.months_left, "low": _money(band.low),
+                           "expected": _money(band.expected), "high": _money(band.high),
+                           "method": "bootstrap", "percentiles": list(PERCENTILES),
+                           "draws": band.draws, "seed": band.seed}}
 
 
 def results_json_bytes(results: Results) -> bytes:
@@ -75,6 +100,7 @@ def results_json_bytes(results: Results) -> bytes:
 # ---------------------------------------------------------------------------- payroll.csv
 PAYROLL_COLUMNS = ("employee_id", "name", "department", "ytd_score", "band", "bonus_payout",
                    "bonus", "salary_increase", "recommended_salary", "currency", "employment")
+PAYMENT_COLUMNS = ("earned_to_date", "paid_to_date", "payable_now", "clawback")
 
 
 def payroll_csv(results: Results) -> bytes:
@@ -82,17 +108,23 @@ def payroll_csv(results: Results) -> bytes:
     places = minor_units(currency)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(PAYROLL_COLUMNS)
+    schedule = results.schedule
+    writer.writerow(PAYROLL_COLUMNS + (PAYMENT_COLUMNS if schedule else ()))
     for owner in results.owners:
         pay = results.pay.get(owner.owner)
         if pay is None:
             continue
-        writer.writerow([safe_text(v) for v in (
-            owner.owner, owner.name, owner.department, _plain(owner.ytd_score),
-            pay.band or "", _plain(pay.bonus_payout),
-            _fixed(pay.bonus, places), _plain(pay.salary_increase),
-            _fixed(pay.recommended_salary, places),
-            currency, results.employment(owner.owner))])
+        row = [owner.owner, owner.name, owner.department, _plain(owner.ytd_score),
+               pay.band or "", _plain(pay.bonus_payout),
+               _fixed(pay.bonus, places), _plain(pay.salary_increase),
+               _fixed(pay.recommended_salary, places),
+               currency, results.employment(owner.owner)]
+        row = [safe_text(v) for v in row]
+        if schedule:  # numbers as numbers: a clawback's minus sign is not a formula
+            line = results.payables[owner.owner]
+            row += [_fixed(line.earned_to_date, places), _fixed(line.paid_to_date, places),
+                    _fixed(line.payable_now, places), _fixed(line.clawback, places)]
+        writer.writerow(row)
     # The byte-order mark makes Excel on Windows read UTF-8 (Vietnamese names) instead of
     # the ANSI code page; csv readers that open with utf-8-sig skip it.
     return out.getvalue().encode("utf-8-sig")

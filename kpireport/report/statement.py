@@ -126,7 +126,7 @@ def attachment_bytes(meta: dict, pages: str) -> bytes:
 
     return (f'{{"code": {text(meta["code"])}, "pages_sha256": {text(pages)}, '
             f'"statement": {meta["json"]}, "workbook": {text(meta["workbook"])}}}\n'
-            ).encode("utf-8")
+            ).encode()
 
 
 def seal(pdf_bytes: bytes, meta: dict, *, archive: bool = False) -> bytes:

@@ -167,10 +167,37 @@ class Pay(TypedDict):
     payout_explanation: str
 
 
+class Payment(TypedDict):
+    """Payable this month (SPEC §2.8; kpireport.report.pool_view), with bonus_payment."""
+
+    payable: str
+    earned: str
+    paid: str
+    note: str
+    clawback: str
+
+
+class Pool(TypedDict):
+    """The bonus pool of the company review (kpireport.report.pool_view)."""
+
+    size: str
+    paid: str
+    paid_note: str
+    earned: str
+    earned_note: str
+    expected: str
+    likely: str
+    low: str
+    high: str
+    months_left: str
+    method: str
+
+
 class EmployeeView(Common, total=False):
     person: Person
     summary: Summary
     pay: Pay
+    payment: Payment | None  # None without a payment schedule
     kpis: Sequence[KpiRow]
     no_data: Sequence[str]
     comments: Sequence[Comment]
@@ -244,6 +271,7 @@ class CompanyView(Common, total=False):
     bonus_target_total: str
     bonus_total_size: str
     comments: Sequence[Comment]
+    pool: Pool
     statement: Statement
     archive: Archive
 

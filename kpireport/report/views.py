@@ -20,6 +20,7 @@ from kpireport.core.names import base_name, safe_names
 from kpireport.core.options import FORMATS
 from kpireport.core.spec import COMPANY
 from kpireport.report import charts
+from kpireport.report.pool_view import payment_view, pool_view
 from kpireport.report.viewmodel import FrozenDict, freeze
 from kpireport.score.results import Results, employment
 from kpireport.score.scoring import LineResult, OwnerScore, Window
@@ -316,6 +317,8 @@ class ViewBuilder:
                        "department_href": f"../departments/{self.slugs[person.department]}.html"},
             "summary": self.summary(owner),
             "pay": self.pay(owner.owner),
+            "payment": payment_view(self.r.payables.get(owner.owner),
+                                    self.r.book.settings.bonus_payment, self.fmt),
             "kpis": [self.kpi_row(ln) for ln in owner.lines],
             "no_data": self.no_data(owner),
             "comments": self.comments(owner.owner),
@@ -506,6 +509,7 @@ class ViewBuilder:
             "bonus_total_size": fit(self.fmt.money(total)),
             "bonus_target_total": self.fmt.money(sum(target_total) if target_total else None),
             "comments": self.comments(COMPANY),
+            "pool": pool_view(self.r.pool, self.fmt, self.ytd_label, fit),
         })
         return self._finish(view)
 

@@ -7,12 +7,15 @@ them into bytes, so the caller decides where (and how atomically) they are writt
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cached_property
 
 from kpireport.core.issues import Issue
 from kpireport.core.model import Book, Month, Person, first_day, last_day, month_label
 from kpireport.core.spec import COMPANY
 from kpireport.score.bands import Pay, pay_for
+from kpireport.score.payments import SCHEDULES, Payable, paid_to_date, payables
+from kpireport.score.pool import BonusPool, bonus_pool, earned_by_employee
 from kpireport.score.scoring import (
     LineResult,
     OwnerScore,
@@ -31,6 +34,25 @@ class Results:
     scores: Scores
     pay: dict[str, Pay]  # employee_id -> pay
     issues: tuple[Issue, ...]
+    paid: dict[str, Decimal] | None = None  # bonus paid so far this fiscal year; None: no record
+
+    @cached_property
+    def pool(self) -> BonusPool:
+        """The bonus pool: paid and earned to date, the year end projected (score/pool.py)."""
+        return bonus_pool(self.book, self.scores, self.pay, self.paid)
+
+    @cached_property
+    def payables(self) -> dict[str, Payable]:
+        """With a payment schedule, each employee's earned, paid and payable now (SPEC §2.8;
+        score/payments.py); empty with ``bonus_payment`` none."""
+        return payables(self.book, self.scores.fiscal_start,
+                        earned_by_employee(self.book, self.scores, self.pay), self.paid,
+                        list(self.pay))
+
+    @property
+    def schedule(self) -> bool:
+        """Whether bonuses are paid on a schedule (``bonus_payment`` other than none)."""
+        return self.book.settings.bonus_payment in SCHEDULES
 
     @property
     def period(self) -> str:
@@ -153,12 +175,17 @@ def employment(person: Person, period: Month) -> str:
     return "employed"
 
 
-def compute(book: Book, issues: list[Issue] | tuple[Issue, ...] = ()) -> Results:
-    """Score the book and work out each employee's band, bonus and salary."""
+def compute(book: Book, issues: list[Issue] | tuple[Issue, ...] = (), *,
+            paid_from_runs: dict[str, Decimal] | None = None) -> Results:
+    """Score the book and work out each employee's band, bonus and salary.
+
+    ``paid_from_runs``: the bonus the fiscal year's earlier approved and sent runs made payable,
+    per employee (kpireport.month.payments); a Payments sheet in the book wins over it."""
     scores = score_book(book)
     pay = {}
     for owner in scores.owners:
         if owner.person is not None:
             pay[owner.owner] = pay_for(owner.person, owner.month_score, owner.ytd_score,
                                        book.settings, book.bands, scores.fiscal_start)
-    return Results(book, scores, pay, tuple(issues) + scores.issues)
+    return Results(book, scores, pay, tuple(issues) + scores.issues,
+                   paid_to_date(book, scores.fiscal_start, paid_from_runs))

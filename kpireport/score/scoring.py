@@ -15,7 +15,7 @@ import math
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -130,6 +130,38 @@ class MonthlyActuals:
         """The people whose actuals a roll-up of ``owner`` (a department or COMPANY) adds."""
         actuals = self._scorer.book.actuals
         return [m for m in self._scorer.members.get(owner, ()) if actuals.get((m, kpi_id))]
+
+
+class FiscalYear:
+    """The whole fiscal year of the report month, as scoring sees it, for a projection:
+    monthly actuals through the report month (the months after it left out, NaN), and the
+    monthly targets, thresholds, stretches and target_max of every month of the year.
+
+    :mod:`kpireport.score.pool` projects the year's bonus pool through these and through
+    :func:`aggregate` and :func:`attainment_and_score`, the functions scoring uses."""
+
+    def __init__(self, book: Book) -> None:
+        s = book.settings
+        assert s.report_period is not None
+        start = fiscal_year_start(s.report_period, s.fiscal_year_start_month)
+        year_end = replace(s, report_period=start + 11)
+        self._scorer = _Scorer(replace(book, settings=year_end))
+        self.months: tuple[Month, ...] = tuple(self._scorer.months)
+        self.elapsed = s.report_period - start + 1  # months through the report month
+
+    def series(self, keys: list[tuple[str, str]]) -> np.ndarray:
+        """(owner, base KPI) rows × the year's months; NaN after the report month."""
+        matrix, _ = self._scorer._series(keys)
+        matrix[:, self.elapsed:] = np.nan
+        return matrix
+
+    def targets(self, lines: list[ScorecardLine]) -> tuple[np.ndarray, ...]:
+        """(target, threshold, stretch, target_max), each lines × the year's months."""
+        return self._scorer._targets(lines)
+
+    def employed(self, owner: str) -> list[bool]:
+        """Whether ``owner`` worked any day of each month of the year (True for groups)."""
+        return self._scorer._employed(owner)
 
 
 def attainment_and_score(direction: np.ndarray, actual: np.ndarray, target: np.ndarray,

@@ -32,6 +32,7 @@ from pathlib import Path
 from kpireport.core.errors import KpireportError, SentMonthChanged, UnreadableWorkbook
 from kpireport.core.issues import Issue
 from kpireport.web.builds import build_elsewhere
+from kpireport.web.runview import _count, clawback_lines, delivery, pool_figures, run_locale
 from kpireport.web.security import BOOK_NAME, PERIOD, RUN_FILE, child
 from kpireport.web.versions import Library, shown_name, version_rows, workbook_rows
 
@@ -393,6 +394,9 @@ class Workspace:
             "approval": state["approval"],
             "require_approval": state["built"].get("require_approval") is not False,
             "changes": state["changes"],
+            "pool": pool_figures(results.get("pool"), results.get("locale") or "en_US",
+                                 results.get("currency") or "USD"),
+            "clawbacks": clawback_lines(results),
         }
         summary["sendable"] = not summary["require_approval"] or state["approval"]["valid"]
         summary["recipients"] = len(rows)
@@ -568,36 +572,6 @@ def _unmark(path: Path) -> int:
         return 0  # the check reports the workbook as it is
 
 
-def run_locale(run_dir: Path) -> str:
-    try:
-        return str(json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-                   .get("locale") or "en_US")
-    except (OSError, ValueError, AttributeError):
-        return "en_US"
-
-
-def delivery(state: dict) -> list[dict]:
-    """Every recipient of the run with its state (sent, failed, not sent …), from
-    :func:`kpireport.month.cycle.status`."""
-    return [{"report": r["report"], "name": r.get("name"), "recipient": r["recipient"],
-             "state": r["state"], "detail": r.get("detail") or "",
-             "updated": when(r.get("updated"))}
-            for r in state["delivery"]["recipients"]]
-
-
-def when(stamp: str | None) -> str:
-    """An ISO 8601 time of the ledger or the audit log as people read it (UTC)."""
-    if not stamp:
-        return ""
-    try:
-        moment = dt.datetime.fromisoformat(stamp)
-    except ValueError:
-        return stamp
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if moment.tzinfo else "")
-
-
 def send(run_dir: Path, book_path: Path, *, test_to: str | None = None, progress=None):
     """What ``kpireport send RUN_DIR --book BOOK [--test-to ADDRESS]`` does: :func:`api.send`
     with the server's SMTP settings (a test goes to one address and is not counted as sent;
@@ -631,13 +605,6 @@ def _source(run_dir: Path) -> tuple[str, str]:
         return str(source["file"]), str(source["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
         return "", ""
-
-
-def _count(values) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
 
 
 def _workers() -> int | None:

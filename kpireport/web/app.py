@@ -34,7 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from kpireport.core.errors import KpireportError
-from kpireport.web import actions, labels, security, start
+from kpireport.web import actions, labels, runview, security, start
 
 HERE = Path(__file__).parent
 LANGUAGES = ("en", "vi")
@@ -58,7 +58,7 @@ def _environment(language: str):
     env.filters["megabytes"] = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e5 else \
         f"{n / 1e3:.0f} kB"
     env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M")
-    env.filters["stamp"] = actions.when
+    env.filters["stamp"] = runview.when
     env.filters["number"] = lambda n: Formatter(locale, "USD").number(n)
     # a word of the program's (severity, report kind, delivery state) in the page's language
     env.filters["label"] = lambda word: labels.label(word, translations(locale).gettext)
@@ -274,10 +274,10 @@ class App:
             # lazy: this stage loads only when the command reaches it (start-up stays light)
             from kpireport.month import cycle
 
-            return actions.delivery(cycle.status(run_dir))
+            return runview.delivery(cycle.status(run_dir))
 
         rows = await run_in_threadpool(rows)
-        gettext = _gettext(_language(request, actions.run_locale(run_dir)))
+        gettext = _gettext(_language(request, runview.run_locale(run_dir)))
         for row in rows:
             row["label"] = labels.label(row["state"], gettext)
         job = self.ws.current

@@ -27,6 +27,7 @@ from kpireport.core.spec import SETTINGS
 from kpireport.read.glyphs import check_glyphs
 from kpireport.read.validate.actuals import ActualsChecks, _allowed_actuals
 from kpireport.read.validate.kpis import KpiChecks
+from kpireport.read.validate.payments import PaymentChecks
 from kpireport.read.validate.people import PeopleChecks
 from kpireport.read.validate.percents import PercentChecks
 from kpireport.read.validate.recipients import RecipientChecks, split_addresses
@@ -57,7 +58,7 @@ def locate_tables(raw: RawBook) -> dict:
 
 
 class _Validator(StructureChecks, SettingsChecks, PeopleChecks, KpiChecks, ScorecardChecks,
-                 ActualsChecks, PercentChecks, RecipientChecks):
+                 ActualsChecks, PercentChecks, RecipientChecks, PaymentChecks):
     def run(self) -> tuple[Book | None, list[Issue]]:
         if not self._structure():
             return None, self.log.items
@@ -73,6 +74,7 @@ class _Validator(StructureChecks, SettingsChecks, PeopleChecks, KpiChecks, Score
         comments = self._comments(people, kpis)
         self._percent_slips(kpis, lines, actuals, targets)
         settings = self._report_period(settings, actuals, lines, kpis)
+        payments = self._payments(settings, people)
         self._cell_errors()
         check_glyphs(self.tables, self.log)
         if not self.log.valid or settings is None:
@@ -81,6 +83,7 @@ class _Validator(StructureChecks, SettingsChecks, PeopleChecks, KpiChecks, Score
                     goals=tuple(goals.values()), kpis=tuple(kpis.values()),
                     scorecards=tuple(lines), bands=tuple(bands), actuals=actuals,
                     targets=targets, recipients=recipients, comments=tuple(comments),
+                    payments=payments,
                     source_file=self.raw.path.name, source_sha256=self.raw.sha256,
                     source_path=str(self.raw.path), cells=cell_index(self.tables))
         return book, self.log.items
