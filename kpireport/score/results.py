@@ -13,6 +13,7 @@ from kpireport.core.issues import Issue
 from kpireport.core.model import Book, Month, Person, first_day, last_day, month_label
 from kpireport.core.spec import COMPANY
 from kpireport.score.bands import Pay, pay_for
+from kpireport.score.outlook import Outlook, outlooks
 from kpireport.score.scoring import (
     LineResult,
     OwnerScore,
@@ -42,6 +43,11 @@ class Results:
 
     def owner(self, owner_id: str) -> OwnerScore:
         return self._by_owner[owner_id]
+
+    @cached_property
+    def outlooks(self) -> dict[str, Outlook]:
+        """What the rest of the fiscal year takes, per employee (kpireport.score.outlook)."""
+        return outlooks(self.book, self.scores)
 
     @cached_property
     def _by_owner(self) -> dict[str, OwnerScore]:

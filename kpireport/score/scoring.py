@@ -15,7 +15,7 @@ import math
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -130,6 +130,27 @@ class MonthlyActuals:
         """The people whose actuals a roll-up of ``owner`` (a department or COMPANY) adds."""
         actuals = self._scorer.book.actuals
         return [m for m in self._scorer.members.get(owner, ()) if actuals.get((m, kpi_id))]
+
+
+class FiscalYearSeries:
+    """Monthly actuals and levels over the whole fiscal year ending ``year_end``, read as
+    scoring at that month would read them (Targets phasing, zero-fill, scaled thresholds).
+
+    ``kpireport.score.outlook`` asks of them what the rest of the year needs.
+    """
+
+    def __init__(self, book: Book, year_end: Month) -> None:
+        settings = replace(book.settings, report_period=year_end)
+        self._scorer = _Scorer(replace(book, settings=settings))
+        self.months: tuple[Month, ...] = tuple(self._scorer.months)
+
+    def levels(self, lines: list[ScorecardLine]) -> tuple[np.ndarray, ...]:
+        """(target, threshold, stretch, target_max) of each line by month (NaN: not set)."""
+        return self._scorer._targets(lines)
+
+    def actuals(self, keys: list[tuple[str, str]]) -> np.ndarray:
+        """The monthly actuals of (owner, base KPI) pairs (NaN: no actual)."""
+        return self._scorer._series(keys)[0]
 
 
 def attainment_and_score(direction: np.ndarray, actual: np.ndarray, target: np.ndarray,
