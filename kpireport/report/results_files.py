@@ -74,7 +74,7 @@ def _outlook(outlook: Outlook | None) -> dict[str, object] | None:
         "year_end": month_label(outlook.year_end), "months_left": len(outlook.months_left),
         "final": outlook.final,
         "kpis": [{"kpi_id": k.kpi_id, "pace_of": k.driver or k.kpi_id,
-                  "held": {c: _num(v) for c, v in k.held},
+                  "held": {c: _num(v) for c, v in k.held}, "step": k.step,
                   "levels": [{"level": n.level, "score": n.score, "state": n.state,
                               "at_least": _num(n.at_least), "at_most": _num(n.at_most)}
                              for n in k.needs]}

@@ -86,6 +86,7 @@ class KpiOutlook:
     driver: str | None  # formula KPIs: the component whose pace is stated
     held: tuple[tuple[str, float], ...]  # … and the others, at their pace so far
     needs: tuple[Need, ...]
+    step: float  # the precision of the pace: one step less (more) would not reach
 
 
 @dataclass(frozen=True)
@@ -379,8 +380,9 @@ class _LineSolver:
         guesses = {level: self._guesses(level) for level in levels}
         self._rows(np.array(self.first_candidates(), dtype=np.int64))
         needs = tuple(self._need(level, guesses[level]) for level in levels)
+        step = float(self._paces(np.array([1]))[0])
         return KpiOutlook(self.kpi.kpi_id, self.line.weight, self.unit, self.shown, self.driver,
-                          tuple(sorted(self.held.items())), needs)
+                          tuple(sorted(self.held.items())), needs, step)
 
     def _levels(self) -> tuple[str, ...]:
         return ("target",) if self.direction == DIRECTIONS["range"] else LEVELS
