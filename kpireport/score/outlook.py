@@ -167,16 +167,19 @@ def _score_together(solvers: list[_LineSolver]) -> None:
     if not candidates:
         return
     index = np.array(owners)
-    values = np.array([solvers[i].values for i in owners])
-    rem = np.array([solvers[i].rem for i in owners])
-    paces = np.array([float(solvers[i]._paces(np.array([k]))[0])
-                      for i, k in zip(owners, candidates)])
-    values = np.where(rem, paces[:, None], values)
+    places = np.array([sv.places for sv in solvers])[index]
+    scale = 10.0 ** np.abs(places)  # exact powers of ten, as _paces divides or multiplies
+    steps = np.array(candidates, dtype=np.int64)
+    paces = np.where(places >= 0, steps / scale, steps * scale)
+    base = np.array([sv.values for sv in solvers])[index]
+    rem = np.array([sv.rem for sv in solvers])[index]
+    values = np.where(rem, paces[:, None], base)
     rows = _plain_rows(values, codes[index], [m[index] for m in stacked],
                        np.array([solvers[i].direction for i in owners]),
                        solvers[0].cap, solvers[0].ts)
+    table = np.column_stack(rows)
     for j, (i, k) in enumerate(zip(owners, candidates)):
-        solvers[i]._cache[k] = tuple(arr[j] for arr in rows)
+        solvers[i]._cache[k] = table[j]
 
 
 def _plain_rows(values: np.ndarray, codes: np.ndarray, levels: list[np.ndarray],
@@ -251,8 +254,9 @@ class _LineSolver:
         self.k_top = math.floor(self._paces(np.array([SCALE * biggest]), inverse=True)[0])
         negative = bool(np.any(known[~np.isnan(known)] < 0))
         self.k_floor = -self.k_top if negative else 0
-        self._cache: dict[int, tuple[float, ...]] = {}
+        self._cache: dict[int, np.ndarray] = {}  # pace in steps -> its year-end row
         self._year_levels: tuple[float, ...] | None = None
+        self._guessed: dict[str, list[int | None]] = {}
 
     # ------------------------------------------------------------------ inputs
     def _formula_inputs(self, kpis: dict[str, Kpi],
@@ -319,13 +323,14 @@ class _LineSolver:
 
     def _rows(self, ks: np.ndarray) -> tuple[np.ndarray, ...]:
         """``_year`` of the paces ``ks`` (in steps), each pace scored once per line."""
-        missing = [k for k in dict.fromkeys(ks.tolist()) if k not in self._cache]
+        cache = self._cache
+        wanted = ks.tolist()
+        missing = [k for k in dict.fromkeys(wanted) if k not in cache]
         if missing:
-            fresh = self._year(self._paces(np.array(missing, dtype=np.int64)))
+            fresh = np.column_stack(self._year(self._paces(np.array(missing, dtype=np.int64))))
             for i, k in enumerate(missing):
-                self._cache[k] = tuple(arr[i] for arr in fresh)
-        rows = [self._cache[k] for k in ks.tolist()]
-        return tuple(np.array(col, dtype=float) for col in zip(*rows))
+                cache[k] = fresh[i]
+        return tuple(np.array([cache[k] for k in wanted]).T)
 
     def _conditions(self, level: str, ks: np.ndarray) -> list[np.ndarray]:
         """Each monotone condition the level needs, per pace (range: two, else one)."""
@@ -339,6 +344,11 @@ class _LineSolver:
     def _guesses(self, level: str) -> list[int | None]:
         """Where each condition of the level turns, worked out directly for a plain KPI (the
         search then only confirms it); None for a formula KPI."""
+        if level not in self._guessed:
+            self._guessed[level] = self._guess(level)
+        return self._guessed[level]
+
+    def _guess(self, level: str) -> list[int | None]:
         if self.kpi.formula or not self.rem.any():
             return [None, None]
         past = ~np.isnan(self.values)
