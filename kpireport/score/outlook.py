@@ -36,16 +36,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import cached_property
 
 import numpy as np
 
 from kpireport.core import formula as formula_mod
 from kpireport.core.model import Book, Kpi, Month, Person, ScorecardLine, first_day, last_day
 from kpireport.score.bands import band_for, pay_for
+from kpireport.score.pace_search import first_true, formula_rows, plain_rows, reading_order
 from kpireport.score.scoring import (
     AGG_CODES,
     DIRECTIONS,
     FiscalYearSeries,
+    LineResult,
     OwnerScore,
     Scores,
     aggregate,
@@ -56,7 +59,6 @@ LEVELS = ("threshold", "target", "stretch")
 REACHABLE = ("pace", "secured", "reached")
 SCALE = 1e6  # the highest pace: a million times the line's largest figure
 SIGNIFICANT = 4  # a pace is stated to at most four significant digits of the line's scale
-SEARCH_WIDTH = 64  # candidates scored at once while narrowing a search
 
 
 @dataclass(frozen=True)
@@ -120,25 +122,36 @@ def outlooks(book: Book, scores: Scores) -> dict[str, Outlook]:
     if not employees:
         return {}
     year_end = scores.fiscal_start + 11
-    series = FiscalYearSeries(book, year_end)
-    lines = [ln.line for o in employees for ln in o.lines]
-    levels = series.levels(lines)
     kpis = {k.kpi_id: k for k in book.kpis}
-    keys = list(dict.fromkeys(
-        (ln.owner, c) for ln in lines
-        for c in (kpis[ln.kpi_id].components if kpis[ln.kpi_id].formula else (ln.kpi_id,))))
-    past = np.arange(len(series.months)) <= scores.period - scores.fiscal_start
-    known = dict(zip(keys, np.where(past, series.actuals(keys), np.nan)))
-    solvers, row, months_left = [], 0, {}
+    months_left = {o.owner: _months_left(o.person, scores.period, year_end) for o in employees}
+    # The lines with months left, read over the whole fiscal year (none at the year's end).
+    open_lines = [ln.line for o in employees if months_left[o.owner] for ln in o.lines]
+    if open_lines:
+        series = FiscalYearSeries(book, year_end)
+        levels = series.levels(open_lines)
+        keys = list(dict.fromkeys(
+            (ln.owner, c) for ln in open_lines
+            for c in (kpis[ln.kpi_id].components if kpis[ln.kpi_id].formula
+                      else (ln.kpi_id,))))
+        past = np.arange(len(series.months)) <= scores.period - scores.fiscal_start
+        known = dict(zip(keys, np.where(past, series.actuals(keys), np.nan)))
+    solvers: list = []
+    row = 0
     for owner in employees:
-        left = months_left[owner.owner] = _months_left(owner.person, scores.period, year_end)
+        left = months_left[owner.owner]
+        if not left:
+            solvers += [_final(result, kpis[result.kpi_id], book) for result in owner.lines]
+            continue
         rem = np.array([m in left for m in series.months])
         for result in owner.lines:
             monthly = tuple(arr[row] for arr in levels)
             row += 1
             solvers.append(_LineSolver(book, kpis, result.line, monthly, rem, past, known))
-    _score_together([sv for sv in solvers if not sv.kpi.formula])
-    found, outlook_lines = {}, iter(sv.outlook() for sv in solvers)
+    open_solvers = [sv for sv in solvers if isinstance(sv, _LineSolver)]
+    _score_together([sv for sv in open_solvers if not sv.kpi.formula])
+    _score_formulas_together([sv for sv in open_solvers if sv.kpi.formula])
+    found = {}
+    outlook_lines = iter(sv if isinstance(sv, KpiOutlook) else sv.outlook() for sv in solvers)
     for owner in employees:
         mine = [next(outlook_lines) for _ in owner.lines]
         left = months_left[owner.owner]
@@ -159,9 +172,10 @@ def _score_together(solvers: list[_LineSolver]) -> None:
     year_levels = aggregate(stacked[0], window, codes, *stacked[1:])
     for i, sv in enumerate(solvers):
         sv._year_levels = tuple(float(v[i]) for v in year_levels)
-    owners, candidates = [], []
+    owners, candidates, slots = [], [], []
     for i, sv in enumerate(solvers):
         ks = sv.first_candidates()
+        slots.append(dict(zip(ks, range(len(candidates), len(candidates) + len(ks)))))
         owners += [i] * len(ks)
         candidates += ks
     if not candidates:
@@ -174,21 +188,66 @@ def _score_together(solvers: list[_LineSolver]) -> None:
     base = np.array([sv.values for sv in solvers])[index]
     rem = np.array([sv.rem for sv in solvers])[index]
     values = np.where(rem, paces[:, None], base)
-    rows = _plain_rows(values, codes[index], [m[index] for m in stacked],
+    rows = plain_rows(values, codes[index], [m[index] for m in stacked],
                        np.array([solvers[i].direction for i in owners]),
                        solvers[0].cap, solvers[0].ts)
     table = np.column_stack(rows)
-    for j, (i, k) in enumerate(zip(owners, candidates)):
-        solvers[i]._cache[k] = table[j]
+    # Each level's conditions at every candidate, as plain booleans the searches read.
+    a, t, _lo, _hi, tmax, score = rows
+    rounded = np.round(score, 6)
+    cap, ts = solvers[0].cap, solvers[0].ts
+    ranged = np.array([sv.direction == DIRECTIONS["range"] for sv in solvers])[index]
+    with np.errstate(invalid="ignore"):
+        flags = {("target", 0): np.where(ranged, a >= t, rounded >= 1.0).tolist(),
+                 ("target", 1): (a <= tmax).tolist(),
+                 ("threshold", 0): (rounded >= round(ts, 6)).tolist(),
+                 ("stretch", 0): (rounded >= round(cap, 6)).tolist()}
+    for sv, slot in zip(solvers, slots):
+        sv._scored = (slot, table, flags)
 
 
-def _plain_rows(values: np.ndarray, codes: np.ndarray, levels: list[np.ndarray],
-                directions: np.ndarray, cap: float, ts: float) -> tuple[np.ndarray, ...]:
-    """(actual, target, threshold, stretch, target_max, score) of year-end windows, one per
-    row of monthly values: scoring's aggregation and score rule."""
-    windows = aggregate(values, ~np.isnan(values), codes, *levels)
-    _, score = attainment_and_score(directions, *windows, cap, ts)
-    return (*windows, score)
+def _score_formulas_together(solvers: list[_LineSolver]) -> None:
+    """Score the ends of the range of every formula line in one pass per formula KPI."""
+    groups: dict[str, list[_LineSolver]] = {}
+    for sv in solvers:
+        if len(sv.held) == len(sv.components) - 1:  # every other component has a pace
+            groups.setdefault(sv.kpi.kpi_id, []).append(sv)
+    for group in groups.values():
+        owners = [sv for sv in group for _ in sv.first_candidates()]
+        steps = [k for sv in group for k in sv.first_candidates()]
+        paces = np.array([float(sv._paces(np.array([k]))[0]) for sv, k in zip(owners, steps)])
+        first = group[0]
+        per_comp = {}
+        for c in first.components:
+            rows = np.array([sv.components[c] for sv in owners])
+            rem = np.array([sv.rem for sv in owners])
+            fill = paces if c == first.driver else \
+                np.array([sv.held.get(c, np.nan) for sv in owners])
+            per_comp[c] = np.where(rem, fill[:, None], rows)
+        levels = [np.array([sv.monthly[i] for sv in owners]) for i in range(4)]
+        rows = formula_rows(first.tree, per_comp, first.comp_codes, levels,
+                             np.array([sv.direction for sv in owners]), first.cap, first.ts)
+        table = np.column_stack(rows)
+        for j, (sv, k) in enumerate(zip(owners, steps)):
+            sv._cache[k] = table[j]
+
+
+
+def _final(result: LineResult, kpi: Kpi, book: Book) -> KpiOutlook:
+    """A line with no month left: its year to date is the year's, already scored by the
+    build, so each level is reached or missed by that score."""
+    s = book.settings
+    if kpi.direction == "range":
+        levels = (("target", 1.0),)
+    else:
+        levels = (("threshold", s.threshold_score), ("target", 1.0), ("stretch", s.score_cap))
+    score = result.ytd.score
+    needs = tuple(Need(level, need, "no_data" if score is None else
+                       "reached" if round(score, 6) >= round(need, 6) else "missed")
+                  for level, need in levels)
+    shown, places = pace_decimals(kpi, np.array([]))
+    return KpiOutlook(kpi.kpi_id, result.weight, kpi.unit, shown, None, (), needs,
+                      10.0 ** -places)
 
 
 def _months_left(person: Person | None, period: Month, year_end: Month) -> tuple[Month, ...]:
@@ -257,6 +316,10 @@ class _LineSolver:
         self._cache: dict[int, np.ndarray] = {}  # pace in steps -> its year-end row
         self._year_levels: tuple[float, ...] | None = None
         self._guessed: dict[str, list[int | None]] = {}
+        self._flags: dict[tuple[str, int, int], bool] = {}  # (level, condition, k) -> holds
+        self._first: list[int] | None = None
+        # Scored together with other lines: (pace in steps -> row, the rows, the flags).
+        self._scored: tuple[dict[int, int], np.ndarray, dict] = ({}, np.empty((0, 6)), {})
 
     # ------------------------------------------------------------------ inputs
     def _formula_inputs(self, kpis: dict[str, Kpi],
@@ -264,7 +327,7 @@ class _LineSolver:
         kpi = self.kpi
         self.tree = formula_mod.parse(kpi.formula or "")
         comps = list(kpi.components)
-        order = _reading_order(self.tree)
+        order = reading_order(self.tree)
         names = {c.casefold(): c for c in comps}
         self.driver = next((names[r.casefold()] for r in order if r.casefold() in names),
                            comps[0])
@@ -288,32 +351,23 @@ class _LineSolver:
             return self._formula_year(paces)
         values = np.tile(self.values, (k, 1))
         values[:, self.rem] = paces[:, None]
-        return _plain_rows(values, np.full(k, self.code),
+        return plain_rows(values, np.full(k, self.code),
                            [np.tile(m, (k, 1)) for m in self.monthly],
                            np.full(k, self.direction), self.cap, self.ts)
 
     def _formula_year(self, paces: np.ndarray) -> tuple[np.ndarray, ...]:
         k = len(paces)
-        per_comp = {}
-        for c, row in self.components.items():
-            values = np.tile(row, (k, 1))
-            if c == self.driver:
-                values[:, self.rem] = paces[:, None]
-            else:
-                values[:, self.rem] = self.held.get(c, np.nan)
-            per_comp[c] = values
-        common = np.logical_and.reduce([~np.isnan(v) for v in per_comp.values()])
-        monthly, _ = formula_mod.evaluate(self.tree, {c: np.where(common, v, np.nan)
-                                                      for c, v in per_comp.items()})
-        has_value = common & np.isfinite(monthly)
-        aggs = {c: aggregate(v, common, np.full(k, self.comp_codes[c]))[0]
-                for c, v in per_comp.items()}
-        value, _ = formula_mod.evaluate(self.tree, aggs)
-        value = np.where(np.isfinite(value), value, np.nan)
-        levels = [np.tile(m, (k, 1)) for m in self.monthly]
-        means = aggregate(levels[0], has_value, np.ones(k, dtype=int), *levels[1:])
-        windows = [value, *means]
-        return (*windows, self._score(windows))
+        per_comp = {c: self._component(c, np.tile(row, (k, 1)), paces)
+                    for c, row in self.components.items()}
+        return formula_rows(self.tree, per_comp, self.comp_codes,
+                             [np.tile(m, (k, 1)) for m in self.monthly],
+                             np.full(k, self.direction), self.cap, self.ts)
+
+    def _component(self, c: str, values: np.ndarray, paces: np.ndarray) -> np.ndarray:
+        """A component's months with the months left filled: the pace for the driver, the
+        pace so far for the others."""
+        values[:, self.rem] = paces[:, None] if c == self.driver else self.held.get(c, np.nan)
+        return values
 
     def _score(self, windows: list[np.ndarray]) -> np.ndarray:
         a, t, lo, hi, tmax = windows
@@ -325,6 +379,10 @@ class _LineSolver:
         """``_year`` of the paces ``ks`` (in steps), each pace scored once per line."""
         cache = self._cache
         wanted = ks.tolist()
+        slot, table, _ = self._scored
+        for k in wanted:
+            if k not in cache and k in slot:
+                cache[k] = table[slot[k]]
         missing = [k for k in dict.fromkeys(wanted) if k not in cache]
         if missing:
             fresh = np.column_stack(self._year(self._paces(np.array(missing, dtype=np.int64))))
@@ -348,6 +406,17 @@ class _LineSolver:
             self._guessed[level] = self._guess(level)
         return self._guessed[level]
 
+    @cached_property
+    def _no_data(self) -> bool:
+        """A formula whose other components have no month yet: no pace to hold them at."""
+        return bool(self.kpi.formula) and len(self.held) < len(self.components) - 1
+
+    @cached_property
+    def _so_far(self) -> tuple[float, int, int]:
+        """(sum of the actuals so far, their count, the months left) of a plain line."""
+        past = ~np.isnan(self.values)
+        return float(self.values[past].sum()), int(past.sum()), int(self.rem.sum())
+
     def _guess(self, level: str) -> list[int | None]:
         if self.kpi.formula or not self.rem.any():
             return [None, None]
@@ -370,8 +439,7 @@ class _LineSolver:
                      (t / ts if ts > 0 else math.inf) if lower else ts * t]
         else:
             edges = [hi if not math.isnan(hi) else t / cap if lower else cap * t]
-        known = self.values[past]
-        total, count, months = float(known.sum()), int(past.sum()), int(self.rem.sum())
+        total, count, months = self._so_far
         found: list[int | None] = []
         for edge in edges:
             if self.code == AGG_CODES["sum"]:
@@ -380,15 +448,17 @@ class _LineSolver:
                 pace = (edge * (count + months) - total) / months
             else:
                 pace = edge
-            found.append(round(float(self._paces(np.array([pace]), inverse=True)[0]))
-                         if math.isfinite(pace) else None)
+            scale = 10 ** abs(self.places)
+            steps = pace * scale if self.places >= 0 else pace / scale
+            found.append(round(steps) if math.isfinite(steps) else None)
         return found
 
     # ------------------------------------------------------------------ the needs
     def outlook(self) -> KpiOutlook:
         levels = self._levels()
         guesses = {level: self._guesses(level) for level in levels}
-        self._rows(np.array(self.first_candidates(), dtype=np.int64))
+        if not self._no_data:
+            self._rows(np.array(self.first_candidates(), dtype=np.int64))
         needs = tuple(self._need(level, guesses[level]) for level in levels)
         step = float(self._paces(np.array([1]))[0])
         return KpiOutlook(self.kpi.kpi_id, self.line.weight, self.unit, self.shown, self.driver,
@@ -400,17 +470,18 @@ class _LineSolver:
     def first_candidates(self) -> list[int]:
         """The paces (in steps) worth scoring first: the ends of the range and the steps
         around each level's worked-out edge; [0] with no month left."""
-        if not self.rem.any():
-            return [0]
-        near = [k for level in self._levels() for g in self._guesses(level) if g is not None
-                for k in range(g - 2, g + 3) if self.k_floor < k < self.k_top]
-        return list(dict.fromkeys([self.k_floor, self.k_top, *near]))
+        if self._first is None:
+            near = [k for level in self._levels() for g in self._guesses(level)
+                    if g is not None for k in range(g - 2, g + 3)
+                    if self.k_floor < k < self.k_top]
+            self._first = list(dict.fromkeys([self.k_floor, self.k_top, *near]))
+        return self._first
 
     def _need(self, level: str, guesses: list[int | None]) -> Need:
         score = {"threshold": self.ts, "target": 1.0, "stretch": self.cap}[level]
         if self.direction == DIRECTIONS["range"]:
             score = 1.0
-        if self.kpi.formula and len(self.held) < len(self.components) - 1:
+        if self._no_data:
             return Need(level, score, "no_data")
         if not self.rem.any():
             zero = np.array([0], dtype=np.int64)
@@ -418,26 +489,19 @@ class _LineSolver:
                 return Need(level, score, "no_data")
             met = all(bool(c[0]) for c in self._conditions(level, zero))
             return Need(level, score, "reached" if met else "missed")
-        ends = np.array([self.k_floor, self.k_top], dtype=np.int64)
         low, high = None, None
-        for index, at_ends in enumerate(self._conditions(level, ends)):
-            def holds(ks: np.ndarray, index: int = index) -> np.ndarray:
-                return self._conditions(level, ks)[index]
-
-            def fails(ks: np.ndarray, index: int = index) -> np.ndarray:
-                return ~self._conditions(level, ks)[index]
-
-            at_floor, at_top = bool(at_ends[0]), bool(at_ends[1])
+        for index in range(2 if self.direction == DIRECTIONS["range"] else 1):
+            at_floor = self._holds(level, index, self.k_floor)
+            at_top = self._holds(level, index, self.k_top)
             if at_floor and at_top:
                 continue
             if not at_floor and not at_top:
                 return Need(level, score, "out_of_reach")
             guess = guesses[index] if index < len(guesses) else None
+            k = self._edge(level, index, guess, upward=at_top)
             if at_top:  # reached from some pace upwards
-                k = _first_true(holds, self.k_floor, self.k_top, guess)
                 low = k if low is None else max(low, k)
             else:  # reached up to some pace
-                k = _first_true(fails, self.k_floor, self.k_top, guess) - 1
                 high = k if high is None else min(high, k)
         if low is None and high is None:
             return Need(level, score, "secured")
@@ -447,6 +511,39 @@ class _LineSolver:
                     None if low is None else float(self._paces(np.array([low]))[0]),
                     None if high is None else float(self._paces(np.array([high]))[0]))
 
+    def _holds(self, level: str, index: int, k: int) -> bool:
+        """Whether condition ``index`` of ``level`` holds at pace ``k`` (in steps)."""
+        slot, _, flags = self._scored
+        j = slot.get(k)
+        if j is not None:
+            return flags[(level, index)][j]
+        known = self._flags.get((level, index, k))
+        if known is None:
+            known = bool(self._conditions(level, np.array([k], dtype=np.int64))[index][0])
+            self._flags[(level, index, k)] = known
+        return known
+
+    def _edge(self, level: str, index: int, guess: int | None, *, upward: bool) -> int:
+        """The first pace (upward) or the last pace (downward) at which the condition holds:
+        read from the steps around the worked-out guess when the edge is among them, else
+        searched."""
+        holds = self._holds
+        if guess is not None:
+            for k in (guess, guess + 1, guess - 1, guess + 2, guess - 2):
+                if not self.k_floor < k < self.k_top:
+                    continue
+                if upward and holds(level, index, k) and not holds(level, index, k - 1):
+                    return k
+                if not upward and holds(level, index, k) and not holds(level, index, k + 1):
+                    return k
+
+        def test(ks: np.ndarray) -> np.ndarray:
+            found = self._conditions(level, ks)[index]
+            return found if upward else ~found
+
+        k = first_true(test, self.k_floor, self.k_top, guess)
+        return k if upward else k - 1
+
     def _paces(self, ks: np.ndarray, *, inverse: bool = False) -> np.ndarray:
         """Steps of the pace's precision → paces (``inverse``: paces → steps): a division or
         product by an exact power of ten, so 98.1 is 981 / 10, not 981 × 0.1."""
@@ -454,44 +551,6 @@ class _LineSolver:
         if (self.places >= 0) != inverse:
             return ks / scale
         return ks * scale
-
-
-def _first_true(holds, lo: int, hi: int, guess: int | None = None) -> int:
-    """The smallest k in (lo, hi] where ``holds`` is true, for ``holds`` false at lo, true at
-    hi and monotone between: first the five steps around ``guess``, then ``SEARCH_WIDTH``
-    candidates scored at once per round."""
-    first = guess is not None
-    while hi - lo > 1:
-        if first:
-            ks = np.arange(guess - 2, guess + 3, dtype=np.int64)
-            first = False
-        elif lo >= 0 and hi > 4096 * (lo + 1):  # far apart: the order of magnitude first
-            ks = np.unique(np.geomspace(lo + 1, hi, SEARCH_WIDTH + 1).round().astype(np.int64))
-        else:
-            ks = np.unique(np.linspace(lo, hi, SEARCH_WIDTH + 1).round().astype(np.int64))
-        ks = ks[(ks > lo) & (ks < hi)]
-        if not ks.size:
-            break
-        ok = holds(ks)
-        trues = ks[ok]
-        if trues.size:
-            hi = int(trues.min())
-        falses = ks[~ok]
-        below = falses[falses < hi]
-        if below.size:
-            lo = int(below.max())
-    return hi
-
-
-def _reading_order(node: formula_mod.Node) -> list[str]:
-    """The formula's references left to right (the first is the component that moves)."""
-    if node.op == "ref":
-        return [node.name]
-    found: list[str] = []
-    for child in (node.left, node.right):
-        if child is not None:
-            found += _reading_order(child)
-    return found
 
 
 def _owner_levels(book: Book, owner: OwnerScore, outlook_lines: list[KpiOutlook],
