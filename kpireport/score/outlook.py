@@ -207,29 +207,42 @@ def _score_together(solvers: list[_LineSolver]) -> None:
 
 
 def _score_formulas_together(solvers: list[_LineSolver]) -> None:
-    """Score the ends of the range of every formula line in one pass per formula KPI."""
+    """Score every formula line's candidates in passes per formula KPI: the ends of the range
+    and two probes (its driver's pace so far, and half as much again), then the steps around
+    the edge each level's straight line through the probes points to."""
     groups: dict[str, list[_LineSolver]] = {}
     for sv in solvers:
-        if len(sv.held) == len(sv.components) - 1:  # every other component has a pace
+        if not sv._no_data:
             groups.setdefault(sv.kpi.kpi_id, []).append(sv)
     for group in groups.values():
-        owners = [sv for sv in group for _ in sv.first_candidates()]
-        steps = [k for sv in group for k in sv.first_candidates()]
-        paces = np.array([float(sv._paces(np.array([k]))[0]) for sv, k in zip(owners, steps)])
-        first = group[0]
-        per_comp = {}
-        for c in first.components:
-            rows = np.array([sv.components[c] for sv in owners])
-            rem = np.array([sv.rem for sv in owners])
-            fill = paces if c == first.driver else \
-                np.array([sv.held.get(c, np.nan) for sv in owners])
-            per_comp[c] = np.where(rem, fill[:, None], rows)
-        levels = [np.array([sv.monthly[i] for sv in owners]) for i in range(4)]
-        rows = formula_rows(first.tree, per_comp, first.comp_codes, levels,
-                             np.array([sv.direction for sv in owners]), first.cap, first.ts)
-        table = np.column_stack(rows)
-        for j, (sv, k) in enumerate(zip(owners, steps)):
-            sv._cache[k] = table[j]
+        _score_formula_group(group, {sv: sv.first_candidates() for sv in group})
+        _score_formula_group(group, {sv: [k for level in sv._levels()
+                                          for g in sv._guesses(level) if g is not None
+                                          for k in range(g - 2, g + 3)
+                                          if sv.k_floor < k < sv.k_top and k not in sv._cache]
+                                     for sv in group})
+
+
+def _score_formula_group(group: list[_LineSolver], wanted: dict[_LineSolver, list[int]]) -> None:
+    owners = [sv for sv in group for _ in wanted[sv]]
+    if not owners:
+        return
+    steps = [k for sv in group for k in wanted[sv]]
+    paces = np.array([float(sv._paces(np.array([k]))[0]) for sv, k in zip(owners, steps)])
+    first = group[0]
+    per_comp = {}
+    rem = np.array([sv.rem for sv in owners])
+    for c in first.components:
+        rows = np.array([sv.components[c] for sv in owners])
+        fill = paces if c == first.driver else \
+            np.array([sv.held.get(c, np.nan) for sv in owners])
+        per_comp[c] = np.where(rem, fill[:, None], rows)
+    levels = [np.array([sv.monthly[i] for sv in owners]) for i in range(4)]
+    rows = formula_rows(first.tree, per_comp, first.comp_codes, levels,
+                        np.array([sv.direction for sv in owners]), first.cap, first.ts)
+    table = np.column_stack(rows)
+    for j, (sv, k) in enumerate(zip(owners, steps)):
+        sv._cache[k] = table[j]
 
 
 
@@ -418,8 +431,10 @@ class _LineSolver:
         return float(self.values[past].sum()), int(past.sum()), int(self.rem.sum())
 
     def _guess(self, level: str) -> list[int | None]:
-        if self.kpi.formula or not self.rem.any():
+        if not self.rem.any():
             return [None, None]
+        if self.kpi.formula:
+            return self._formula_guess(level)
         past = ~np.isnan(self.values)
         if self._year_levels is None:
             window = past | self.rem
@@ -427,21 +442,9 @@ class _LineSolver:
             self._year_levels = tuple(float(v[0]) for v in aggregate(
                 self.monthly[0][None], window[None], code,
                 *(m[None] for m in self.monthly[1:])))
-        t, lo, hi, tmax = self._year_levels
-        lower = self.direction == DIRECTIONS["lower"]
-        ts, cap = self.ts, self.cap
-        if self.direction == DIRECTIONS["range"]:
-            edges = [t, tmax]
-        elif level == "target":
-            edges = [t]
-        elif level == "threshold":
-            edges = [lo if not math.isnan(lo) else
-                     (t / ts if ts > 0 else math.inf) if lower else ts * t]
-        else:
-            edges = [hi if not math.isnan(hi) else t / cap if lower else cap * t]
         total, count, months = self._so_far
         found: list[int | None] = []
-        for edge in edges:
+        for edge in self._edges(level, *self._year_levels):
             if self.code == AGG_CODES["sum"]:
                 pace = (edge - total) / months
             elif self.code == AGG_CODES["average"]:
@@ -453,12 +456,47 @@ class _LineSolver:
             found.append(round(steps) if math.isfinite(steps) else None)
         return found
 
+    def _formula_guess(self, level: str) -> list[int | None]:
+        """Where the straight line through the two probes meets each edge (exact when the
+        driver enters the formula linearly, as in a ratio of sums; else the search goes on)."""
+        (k1, k2), cache = self._probes, self._cache
+        if k1 not in cache or k2 not in cache:
+            return [None, None]
+        a1, a2 = float(cache[k1][0]), float(cache[k2][0])
+        found: list[int | None] = []
+        for edge in self._edges(level, *(float(v) for v in cache[k1][1:5])):
+            steps = k1 + (edge - a1) * (k2 - k1) / (a2 - a1) if a2 != a1 else math.nan
+            found.append(round(steps) if math.isfinite(steps) else None)
+        return found
+
+    @cached_property
+    def _probes(self) -> tuple[int, int]:
+        """Two paces of a formula's driver (in steps): its pace so far and half as much again."""
+        known = self.components[self.driver] if self.driver else np.array([])
+        known = known[~np.isnan(known)]
+        pace = float(known.mean()) if known.size else 1.0
+        scale = 10 ** abs(self.places)
+        k1 = round(pace * scale if self.places >= 0 else pace / scale)
+        k1 = min(max(k1, self.k_floor + 1), self.k_top - 2)
+        return k1, min(k1 + max(1, abs(k1) // 2), self.k_top - 1)
+
+    def _edges(self, level: str, t: float, lo: float, hi: float, tmax: float) -> list[float]:
+        """The year's actual at which each condition of ``level`` turns (range: both ends)."""
+        lower = self.direction == DIRECTIONS["lower"]
+        ts, cap = self.ts, self.cap
+        if self.direction == DIRECTIONS["range"]:
+            return [t, tmax]
+        if level == "target":
+            return [t]
+        if level == "threshold":
+            return [lo if not math.isnan(lo) else
+                    (t / ts if ts > 0 else math.inf) if lower else ts * t]
+        return [hi if not math.isnan(hi) else t / cap if lower else cap * t]
+
     # ------------------------------------------------------------------ the needs
     def outlook(self) -> KpiOutlook:
         levels = self._levels()
         guesses = {level: self._guesses(level) for level in levels}
-        if not self._no_data:
-            self._rows(np.array(self.first_candidates(), dtype=np.int64))
         needs = tuple(self._need(level, guesses[level]) for level in levels)
         step = float(self._paces(np.array([1]))[0])
         return KpiOutlook(self.kpi.kpi_id, self.line.weight, self.unit, self.shown, self.driver,
@@ -471,9 +509,12 @@ class _LineSolver:
         """The paces (in steps) worth scoring first: the ends of the range and the steps
         around each level's worked-out edge; [0] with no month left."""
         if self._first is None:
-            near = [k for level in self._levels() for g in self._guesses(level)
-                    if g is not None for k in range(g - 2, g + 3)
-                    if self.k_floor < k < self.k_top]
+            if self.kpi.formula:  # the probes; the steps around the edges come after
+                near = list(self._probes) if self.rem.any() else []
+            else:
+                near = [k for level in self._levels() for g in self._guesses(level)
+                        if g is not None for k in range(g - 2, g + 3)
+                        if self.k_floor < k < self.k_top]
             self._first = list(dict.fromkeys([self.k_floor, self.k_top, *near]))
         return self._first
 
