@@ -134,6 +134,8 @@ def outlooks(book: Book, scores: Scores) -> dict[str, Outlook]:
             for c in (kpis[ln.kpi_id].components if kpis[ln.kpi_id].formula
                       else (ln.kpi_id,))))
         past = np.arange(len(series.months)) <= scores.period - scores.fiscal_start
+        sizes = np.abs(np.stack(levels))
+        level_sizes = np.where(np.isfinite(sizes), sizes, 0.0).max(axis=(0, 2))
         known = dict(zip(keys, np.where(past, series.actuals(keys), np.nan)))
     solvers: list = []
     row = 0
@@ -146,7 +148,8 @@ def outlooks(book: Book, scores: Scores) -> dict[str, Outlook]:
         for result in owner.lines:
             monthly = tuple(arr[row] for arr in levels)
             row += 1
-            solvers.append(_LineSolver(book, kpis, result.line, monthly, rem, past, known))
+            solvers.append(_LineSolver(book, kpis, result.line, monthly, rem, past, known,
+                                       float(level_sizes[row - 1])))
     open_solvers = [sv for sv in solvers if isinstance(sv, _LineSolver)]
     _score_together([sv for sv in open_solvers if not sv.kpi.formula])
     _score_formulas_together([sv for sv in open_solvers if sv.kpi.formula])
@@ -292,7 +295,7 @@ class _LineSolver:
 
     def __init__(self, book: Book, kpis: dict[str, Kpi], line: ScorecardLine,
                  monthly: tuple[np.ndarray, ...], rem: np.ndarray, past: np.ndarray,
-                 known: dict[tuple[str, str], np.ndarray]) -> None:
+                 known: dict[tuple[str, str], np.ndarray], level_size: float) -> None:
         s = book.settings
         self.cap, self.ts = s.score_cap, s.threshold_score
         self.kpi = kpis[line.kpi_id]
@@ -313,10 +316,9 @@ class _LineSolver:
         unit_kpi = kpis[self.driver] if self.driver else self.kpi
         self.unit = unit_kpi.unit
         self.shown, self.places = pace_decimals(unit_kpi, known)
-        seen = np.concatenate([known[~np.isnan(known)]] +
-                              [m[np.isfinite(m)] for m in monthly] +
-                              [np.array(list(self.held.values()), dtype=float)])
-        biggest = max(1.0, float(np.max(np.abs(seen))) if seen.size else 1.0)
+        typed = known[~np.isnan(known)]
+        biggest = max(1.0, level_size, float(np.abs(typed).max()) if typed.size else 1.0,
+                      *(abs(v) for v in self.held.values()))
         # No finer than four significant digits of the line's largest figure: 9,377,000,000 ₫
         # a month, not 9,376,988,001 ₫.
         coarsest = SIGNIFICANT - 1 - math.floor(math.log10(biggest))
@@ -324,7 +326,7 @@ class _LineSolver:
             self.places = coarsest
             self.shown = max(0, coarsest - 2 if self.unit == "percent" else coarsest)
         self.k_top = math.floor(self._paces(np.array([SCALE * biggest]), inverse=True)[0])
-        negative = bool(np.any(known[~np.isnan(known)] < 0))
+        negative = bool((typed < 0).any())
         self.k_floor = -self.k_top if negative else 0
         self._cache: dict[int, np.ndarray] = {}  # pace in steps -> its year-end row
         self._year_levels: tuple[float, ...] | None = None
