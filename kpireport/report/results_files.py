@@ -15,6 +15,7 @@ from kpireport.core.files import safe_text
 from kpireport.core.i18n import N_, translations, unsigned_zero
 from kpireport.core.model import month_label
 from kpireport.core.money import minor_units
+from kpireport.score.outlook import Outlook
 from kpireport.score.pool import PERCENTILES
 from kpireport.score.results import SCHEMA_ID, Results
 from kpireport.score.scoring import Window
@@ -54,6 +55,7 @@ def results_json(results: Results) -> dict[str, object]:
             "recommended_salary": _money(pay.recommended_salary) if pay else None,
             "employment": results.employment(owner.owner),
             **payable_json(results, owner.owner),
+            "what_it_takes": _outlook(results.outlooks.get(owner.owner)),
             "kpis": [{"kpi_id": line.kpi_id, "weight": line.weight,
                       "month": _window(line.month), "ytd": _window(line.ytd)}
                      for line in owner.lines]})
@@ -86,6 +88,25 @@ def pool_json(results: Results) -> dict[str, object]:
                            "expected": _money(band.expected), "high": _money(band.high),
                            "method": "bootstrap", "percentiles": list(PERCENTILES),
                            "draws": band.draws, "seed": band.seed}}
+
+
+def _outlook(outlook: Outlook | None) -> dict[str, object] | None:
+    """What the rest of the fiscal year takes (kpireport.score.outlook); null but for
+    employees."""
+    if outlook is None:
+        return None
+    return {
+        "year_end": month_label(outlook.year_end), "months_left": len(outlook.months_left),
+        "final": outlook.final,
+        "kpis": [{"kpi_id": k.kpi_id, "pace_of": k.driver or k.kpi_id,
+                  "held": {c: _num(v) for c, v in k.held}, "step": k.step,
+                  "levels": [{"level": n.level, "score": n.score, "state": n.state,
+                              "at_least": _num(n.at_least), "at_most": _num(n.at_most)}
+                             for n in k.needs]}
+                 for k in outlook.kpis],
+        "levels": [{"level": lv.level, "score": _num(lv.score), "band": lv.band,
+                    "bonus_payout": _num(lv.bonus_payout), "bonus": _money(lv.bonus),
+                    "reachable": lv.reachable} for lv in outlook.levels]}
 
 
 def results_json_bytes(results: Results) -> bytes:

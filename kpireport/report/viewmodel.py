@@ -193,6 +193,33 @@ class Pool(TypedDict):
     method: str
 
 
+class OutlookCell(TypedDict):
+    text: str
+    state: str  # pace / secured / out_of_reach / reached / missed / no_data / na
+
+
+class OutlookRow(TypedDict):
+    name: str
+    note: str
+    cells: Sequence[OutlookCell]
+
+
+class OutlookOwner(TypedDict):
+    score: str
+    band: str
+    bonus: str
+    short: bool
+
+
+class WhatItTakes(TypedDict):
+    intro: str
+    final: bool
+    heads: Sequence[str]
+    rows: Sequence[OutlookRow]
+    owner: Sequence[OutlookOwner]
+    short: bool
+
+
 class EmployeeView(Common, total=False):
     person: Person
     summary: Summary
@@ -202,6 +229,7 @@ class EmployeeView(Common, total=False):
     no_data: Sequence[str]
     comments: Sequence[Comment]
     explanation: Sequence[ExplanationBlock]
+    what_it_takes: WhatItTakes
     statement: Statement
     archive: Archive
 

@@ -20,6 +20,7 @@ from kpireport.core.names import base_name, safe_names
 from kpireport.core.options import FORMATS
 from kpireport.core.spec import COMPANY
 from kpireport.report import charts
+from kpireport.report.outlook_view import OutlookView
 from kpireport.report.pool_view import payment_view, pool_view
 from kpireport.report.viewmodel import FrozenDict, freeze
 from kpireport.score.results import Results, employment
@@ -127,6 +128,7 @@ class ViewBuilder:
         self._trend = self._("Year-to-date trend")
         self._charts: dict[tuple[str, str], tuple] | None = None
         self._explainer = None  # made on the first employee review
+        self._outlook = OutlookView(self.fmt, results.book.kpis, self.period_label)
         self._short_months: dict[int, str] = {}
         self._kpi_names = {k.kpi_id: k.kpi for k in results.book.kpis}
         self._comments: dict[str, list] = defaultdict(list)
@@ -323,6 +325,7 @@ class ViewBuilder:
             "no_data": self.no_data(owner),
             "comments": self.comments(owner.owner),
             "explanation": self.explanation(owner.owner),
+            "what_it_takes": self._outlook.view(self.r.outlooks.get(owner.owner)),
         })
         return self._finish(view)
 

@@ -14,6 +14,7 @@ from kpireport.core.issues import Issue
 from kpireport.core.model import Book, Month, Person, first_day, last_day, month_label
 from kpireport.core.spec import COMPANY
 from kpireport.score.bands import Pay, pay_for
+from kpireport.score.outlook import Outlook, outlooks
 from kpireport.score.payments import SCHEDULES, Payable, paid_to_date, payables
 from kpireport.score.pool import BonusPool, bonus_pool, earned_by_employee
 from kpireport.score.scoring import (
@@ -64,6 +65,11 @@ class Results:
 
     def owner(self, owner_id: str) -> OwnerScore:
         return self._by_owner[owner_id]
+
+    @cached_property
+    def outlooks(self) -> dict[str, Outlook]:
+        """What the rest of the fiscal year takes, per employee (kpireport.score.outlook)."""
+        return outlooks(self.book, self.scores)
 
     @cached_property
     def _by_owner(self) -> dict[str, OwnerScore]:
