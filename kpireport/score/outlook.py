@@ -43,6 +43,12 @@ import numpy as np
 from kpireport.core import formula as formula_mod
 from kpireport.core.model import Book, Kpi, Month, Person, ScorecardLine, first_day, last_day
 from kpireport.score.bands import band_for, pay_for
+from kpireport.score.pace_batch import (
+    PlainLines,
+    plain_edges,
+    score_formulas_together,
+    score_together,
+)
 from kpireport.score.pace_search import first_true, formula_rows, plain_rows, reading_order
 from kpireport.score.scoring import (
     AGG_CODES,
@@ -151,10 +157,12 @@ def outlooks(book: Book, scores: Scores) -> dict[str, Outlook]:
             solvers.append(_LineSolver(book, kpis, result.line, monthly, rem, past, known,
                                        float(level_sizes[row - 1])))
     open_solvers = [sv for sv in solvers if isinstance(sv, _LineSolver)]
-    _score_together([sv for sv in open_solvers if not sv.kpi.formula])
-    _score_formulas_together([sv for sv in open_solvers if sv.kpi.formula])
+    solved = _solve_plain([sv for sv in open_solvers if not sv.kpi.formula])
+    score_together([sv for sv in open_solvers if not sv.kpi.formula and sv not in solved])
+    score_formulas_together([sv for sv in open_solvers if sv.kpi.formula])
     found = {}
-    outlook_lines = iter(sv if isinstance(sv, KpiOutlook) else sv.outlook() for sv in solvers)
+    outlook_lines = iter(sv if isinstance(sv, KpiOutlook) else solved.get(sv) or sv.outlook()
+                         for sv in solvers)
     for owner in employees:
         mine = [next(outlook_lines) for _ in owner.lines]
         left = months_left[owner.owner]
@@ -164,89 +172,67 @@ def outlooks(book: Book, scores: Scores) -> dict[str, Outlook]:
     return found
 
 
-def _score_together(solvers: list[_LineSolver]) -> None:
-    """Score the first candidates of many plain lines in one pass (10,000 lines of 1,000
-    people: two numpy passes instead of 20,000 small ones); the searches then find them."""
+def _solve_plain(solvers: list[_LineSolver]) -> dict[_LineSolver, KpiOutlook]:
+    """The outlooks of the plain lines whose every edge lies where its closed form puts it,
+    read from one scoring pass over all of them (the others are left to the searches)."""
     if not solvers:
-        return
-    window = np.array([~np.isnan(sv.values) | sv.rem for sv in solvers])
-    codes = np.array([sv.code for sv in solvers])
-    stacked = [np.array([sv.monthly[i] for sv in solvers]) for i in range(4)]
-    year_levels = aggregate(stacked[0], window, codes, *stacked[1:])
-    for i, sv in enumerate(solvers):
-        sv._year_levels = tuple(float(v[i]) for v in year_levels)
-    owners, candidates, slots = [], [], []
-    for i, sv in enumerate(solvers):
-        ks = sv.first_candidates()
-        slots.append(dict(zip(ks, range(len(candidates), len(candidates) + len(ks)))))
-        owners += [i] * len(ks)
-        candidates += ks
-    if not candidates:
-        return
-    index = np.array(owners)
-    places = np.array([sv.places for sv in solvers])[index]
-    scale = 10.0 ** np.abs(places)  # exact powers of ten, as _paces divides or multiplies
-    steps = np.array(candidates, dtype=np.int64)
-    paces = np.where(places >= 0, steps / scale, steps * scale)
-    base = np.array([sv.values for sv in solvers])[index]
-    rem = np.array([sv.rem for sv in solvers])[index]
-    values = np.where(rem, paces[:, None], base)
-    rows = plain_rows(values, codes[index], [m[index] for m in stacked],
-                       np.array([solvers[i].direction for i in owners]),
-                       solvers[0].cap, solvers[0].ts)
-    table = np.column_stack(rows)
-    # Each level's conditions at every candidate, as plain booleans the searches read.
-    a, t, _lo, _hi, tmax, score = rows
-    rounded = np.round(score, 6)
-    cap, ts = solvers[0].cap, solvers[0].ts
-    ranged = np.array([sv.direction == DIRECTIONS["range"] for sv in solvers])[index]
-    with np.errstate(invalid="ignore"):
-        flags = {("target", 0): np.where(ranged, a >= t, rounded >= 1.0).tolist(),
-                 ("target", 1): (a <= tmax).tolist(),
-                 ("threshold", 0): (rounded >= round(ts, 6)).tolist(),
-                 ("stretch", 0): (rounded >= round(cap, 6)).tolist()}
-    for sv, slot in zip(solvers, slots):
-        sv._scored = (slot, table, flags)
+        return {}
+    first = solvers[0]
+    lines = PlainLines(
+        np.array([sv.values for sv in solvers]), np.array([sv.rem for sv in solvers]),
+        [np.array([sv.monthly[i] for sv in solvers]) for i in range(4)],
+        np.array([sv.code for sv in solvers]), np.array([sv.direction for sv in solvers]),
+        np.array([sv.places for sv in solvers]), np.array([sv.k_floor for sv in solvers]),
+        np.array([sv.k_top for sv in solvers]))
+    edges = plain_edges(lines, first.cap, first.ts)
+    at_floor, at_top, edge = (x.tolist() for x in (edges.at_floor, edges.at_top, edges.edge))
+    scores = {"threshold": first.ts, "target": 1.0, "stretch": first.cap}
+    found = {}
+    for i in np.flatnonzero(edges.solved).tolist():
+        sv = solvers[i]
+        scale = float(10 ** abs(sv.places))
+
+        def pace(k: int, sv: _LineSolver = sv, scale: float = scale) -> float:
+            return k / scale if sv.places >= 0 else k * scale
+
+        conditions = [(at_floor[i][j], at_top[i][j], edge[i][j]) for j in range(3)]
+        if sv.direction == DIRECTIONS["range"]:
+            needs: tuple[Need, ...] = (_range_need(conditions[:2], pace),)
+        else:
+            needs = tuple(_plain_need(level, scores[level], *conditions[j], pace)
+                          for j, level in enumerate(LEVELS))
+        found[sv] = KpiOutlook(sv.kpi.kpi_id, sv.line.weight, sv.unit, sv.shown, None, (),
+                               needs, pace(1))
+    return found
 
 
-def _score_formulas_together(solvers: list[_LineSolver]) -> None:
-    """Score every formula line's candidates in passes per formula KPI: the ends of the range
-    and two probes (its driver's pace so far, and half as much again), then the steps around
-    the edge each level's straight line through the probes points to."""
-    groups: dict[str, list[_LineSolver]] = {}
-    for sv in solvers:
-        if not sv._no_data:
-            groups.setdefault(sv.kpi.kpi_id, []).append(sv)
-    for group in groups.values():
-        _score_formula_group(group, {sv: sv.first_candidates() for sv in group})
-        _score_formula_group(group, {sv: [k for level in sv._levels()
-                                          for g in sv._guesses(level) if g is not None
-                                          for k in range(g - 2, g + 3)
-                                          if sv.k_floor < k < sv.k_top and k not in sv._cache]
-                                     for sv in group})
+def _plain_need(level: str, score: float, at_floor: bool, at_top: bool, k: int,
+                pace) -> Need:
+    if at_floor and at_top:
+        return Need(level, score, "secured")
+    if not at_floor and not at_top:
+        return Need(level, score, "out_of_reach")
+    return Need(level, score, "pace", pace(k), None) if at_top else \
+        Need(level, score, "pace", None, pace(k))
 
 
-def _score_formula_group(group: list[_LineSolver], wanted: dict[_LineSolver, list[int]]) -> None:
-    owners = [sv for sv in group for _ in wanted[sv]]
-    if not owners:
-        return
-    steps = [k for sv in group for k in wanted[sv]]
-    paces = np.array([float(sv._paces(np.array([k]))[0]) for sv, k in zip(owners, steps)])
-    first = group[0]
-    per_comp = {}
-    rem = np.array([sv.rem for sv in owners])
-    for c in first.components:
-        rows = np.array([sv.components[c] for sv in owners])
-        fill = paces if c == first.driver else \
-            np.array([sv.held.get(c, np.nan) for sv in owners])
-        per_comp[c] = np.where(rem, fill[:, None], rows)
-    levels = [np.array([sv.monthly[i] for sv in owners]) for i in range(4)]
-    rows = formula_rows(first.tree, per_comp, first.comp_codes, levels,
-                        np.array([sv.direction for sv in owners]), first.cap, first.ts)
-    table = np.column_stack(rows)
-    for j, (sv, k) in enumerate(zip(owners, steps)):
-        sv._cache[k] = table[j]
-
+def _range_need(conditions: list[tuple[bool, bool, int]], pace) -> Need:
+    low = high = None
+    for at_floor, at_top, k in conditions:
+        if at_floor and at_top:
+            continue
+        if not at_floor and not at_top:
+            return Need("target", 1.0, "out_of_reach")
+        if at_top:
+            low = k if low is None else max(low, k)
+        else:
+            high = k if high is None else min(high, k)
+    if low is None and high is None:
+        return Need("target", 1.0, "secured")
+    if low is not None and high is not None and low > high:
+        return Need("target", 1.0, "out_of_reach")
+    return Need("target", 1.0, "pace", None if low is None else pace(low),
+                None if high is None else pace(high))
 
 
 def _final(result: LineResult, kpi: Kpi, book: Book) -> KpiOutlook:
