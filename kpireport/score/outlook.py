@@ -247,7 +247,7 @@ def _final(result: LineResult, kpi: Kpi, book: Book) -> KpiOutlook:
     needs = tuple(Need(level, need, "no_data" if score is None else
                        "reached" if round(score, 6) >= round(need, 6) else "missed")
                   for level, need in levels)
-    shown, places = pace_decimals(kpi, np.array([]))
+    shown, places = pace_decimals(kpi, [])
     return KpiOutlook(kpi.kpi_id, result.weight, kpi.unit, shown, None, (), needs,
                       10.0 ** -places)
 
@@ -260,7 +260,7 @@ def _months_left(person: Person | None, period: Month, year_end: Month) -> tuple
                   (person.end_date is None or person.end_date >= first_day(m))))
 
 
-def pace_decimals(kpi: Kpi, known: np.ndarray) -> tuple[int, int]:
+def pace_decimals(kpi: Kpi, known: list[float]) -> tuple[int, int]:
     """(decimals of the pace as shown, decimals of its value): a KPI's own ``decimals``, else
     as its figures are shown — a percent to 0.1%, money in whole units, a number whole when its
     months are whole numbers, else to 0.01."""
@@ -271,8 +271,7 @@ def pace_decimals(kpi: Kpi, known: np.ndarray) -> tuple[int, int]:
         return kpi.decimals, kpi.decimals
     if kpi.unit == "currency":
         return 0, 0
-    values = known[~np.isnan(known)]
-    whole = bool(np.all(np.floor(values) == values))
+    whole = all(math.isinf(v) or v.is_integer() for v in known if v == v)
     return (0, 0) if whole else (2, 2)
 
 
@@ -298,12 +297,11 @@ class _LineSolver:
         else:
             values = self.values = known[(line.owner, line.kpi_id)]
             self.code = AGG_CODES[self.kpi.aggregation or "sum"]
-        known = values
+        typed = [v for v in values.tolist() if v == v]  # plain floats: a dozen at most
         unit_kpi = kpis[self.driver] if self.driver else self.kpi
         self.unit = unit_kpi.unit
-        self.shown, self.places = pace_decimals(unit_kpi, known)
-        typed = known[~np.isnan(known)]
-        biggest = max(1.0, level_size, float(np.abs(typed).max()) if typed.size else 1.0,
+        self.shown, self.places = pace_decimals(unit_kpi, typed)
+        biggest = max(1.0, level_size, max(map(abs, typed)) if typed else 1.0,
                       *(abs(v) for v in self.held.values()))
         # No finer than four significant digits of the line's largest figure: 9,377,000,000 ₫
         # a month, not 9,376,988,001 ₫.
@@ -311,8 +309,10 @@ class _LineSolver:
         if coarsest < self.places:
             self.places = coarsest
             self.shown = max(0, coarsest - 2 if self.unit == "percent" else coarsest)
-        self.k_top = math.floor(self._paces(np.array([SCALE * biggest]), inverse=True)[0])
-        negative = bool((typed < 0).any())
+        scale = float(10 ** abs(self.places))
+        top = SCALE * biggest
+        self.k_top = math.floor(top / scale if self.places < 0 else top * scale)
+        negative = any(v < 0 for v in typed)
         self.k_floor = -self.k_top if negative else 0
         self._cache: dict[int, np.ndarray] = {}  # pace in steps -> its year-end row
         self._year_levels: tuple[float, ...] | None = None
