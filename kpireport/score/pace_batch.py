@@ -60,10 +60,8 @@ def plain_edges(lines: PlainLines, cap: float, ts: float) -> Edges:
     past = ~np.isnan(lines.values)
     year = aggregate(lines.levels[0], past | lines.rem, lines.codes, *lines.levels[1:])
     guess = _guesses(lines, year, cap, ts)  # lines × CONDITIONS, NaN where none
-    finite = np.isfinite(guess)
-    centre = np.where(finite, guess, 0).astype(np.int64)
     floor, top = lines.k_floor[:, None], lines.k_top[:, None]
-    around = (centre[:, :, None] + AROUND).reshape(n, -1)  # lines × (CONDITIONS · 7)
+    around = _around(guess)
     ks = np.concatenate([floor, top, np.clip(around, floor, top)], axis=1)
     width = ks.shape[1]
     index = np.repeat(np.arange(n), width)
@@ -73,15 +71,37 @@ def plain_edges(lines: PlainLines, cap: float, ts: float) -> Edges:
     a = aggregate(values, ~np.isnan(values), lines.codes[index])[0]
     t, lo, hi, tmax = (v[index] for v in year)
     _, score = attainment_and_score(lines.directions[index], a, t, lo, hi, tmax, cap, ts)
+    holds = _holds(a, t, tmax, score, lines.directions[index], cap, ts).reshape(n, width, -1)
+    return _read(holds[:, 0, :], holds[:, 1, :], holds[:, 2:, :], around, guess,
+                 lines.k_floor, lines.k_top, lines.directions)
+
+
+def _around(guess: np.ndarray) -> np.ndarray:
+    """The steps scored around each condition's guess: lines × (CONDITIONS · 7)."""
+    centre = np.where(np.isfinite(guess), guess, 0).astype(np.int64)
+    return (centre[:, :, None] + AROUND).reshape(len(guess), -1)
+
+
+def _holds(a: np.ndarray, t: np.ndarray, tmax: np.ndarray, score: np.ndarray,
+           directions: np.ndarray, cap: float, ts: float) -> np.ndarray:
+    """Each condition at each scored pace (the line solver's tests): candidates × CONDITIONS."""
     rounded = np.round(score, 6)
-    ranged = lines.directions[index] == DIRECTIONS["range"]
+    ranged = directions == DIRECTIONS["range"]
     with np.errstate(invalid="ignore"):
-        holds = np.stack([np.where(ranged, a >= t, rounded >= round(ts, 6)),
-                          np.where(ranged, a <= tmax, rounded >= 1.0),
-                          np.where(ranged, False, rounded >= round(cap, 6))], axis=1)
-    holds = holds.reshape(n, width, CONDITIONS)
-    at_floor, at_top = holds[:, 0, :], holds[:, 1, :]
-    near = holds[:, 2:, :].reshape(n, CONDITIONS, len(AROUND), CONDITIONS)
+        return np.stack([np.where(ranged, a >= t, rounded >= round(ts, 6)),
+                         np.where(ranged, a <= tmax, rounded >= 1.0),
+                         np.where(ranged, False, rounded >= round(cap, 6))], axis=1)
+
+
+def _read(at_floor: np.ndarray, at_top: np.ndarray, near: np.ndarray, around: np.ndarray,
+          guess: np.ndarray, k_floor: np.ndarray, k_top: np.ndarray,
+          directions: np.ndarray) -> Edges:
+    """Where each condition turns among the steps around its guess, read in the line
+    solver's order (the guess, then outwards); ``near``: lines × steps × CONDITIONS."""
+    n = len(directions)
+    finite = np.isfinite(guess)
+    floor, top = k_floor[:, None], k_top[:, None]
+    near = near.reshape(n, CONDITIONS, len(AROUND), CONDITIONS)
     near = near[:, np.arange(CONDITIONS), :, np.arange(CONDITIONS)].transpose(1, 0, 2)
     steps = around.reshape(n, CONDITIONS, len(AROUND))
     upward = at_top & ~at_floor
@@ -99,24 +119,31 @@ def plain_edges(lines: PlainLines, cap: float, ts: float) -> Edges:
         found |= take
     needed = at_floor != at_top  # the level turns somewhere in the range
     used = np.ones((n, CONDITIONS), dtype=bool)
-    used[:, 2] = lines.directions != DIRECTIONS["range"]
+    used[:, 2] = directions != DIRECTIONS["range"]
     solved = ~(needed & used & ~found).any(axis=1)
     return Edges(at_floor, at_top, edge, solved)
+
+
+def level_edges(t: np.ndarray, lo: np.ndarray, hi: np.ndarray, tmax: np.ndarray,
+                directions: np.ndarray, cap: float, ts: float) -> np.ndarray:
+    """The year's actual at which each condition turns: lines × CONDITIONS (the solver's
+    ``_edges``; a range KPI: target and target_max, and NaN)."""
+    lower = directions == DIRECTIONS["lower"]
+    ranged = directions == DIRECTIONS["range"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        threshold = np.where(~np.isnan(lo), lo,
+                             np.where(lower, t / ts if ts > 0 else np.inf, ts * t))
+        stretch = np.where(~np.isnan(hi), hi, np.where(lower, t / cap, cap * t))
+        return np.stack([np.where(ranged, t, threshold), np.where(ranged, tmax, t),
+                         np.where(ranged, np.nan, stretch)], axis=1)
 
 
 def _guesses(lines: PlainLines, year: list[np.ndarray], cap: float, ts: float) -> np.ndarray:
     """Where each condition turns, in steps, worked out directly: the year's level at the
     level's edge, less the actuals so far, spread over the months left."""
     past = ~np.isnan(lines.values)
-    t, lo, hi, tmax = year
-    lower = lines.directions == DIRECTIONS["lower"]
-    ranged = lines.directions == DIRECTIONS["range"]
+    edges = level_edges(*year, lines.directions, cap, ts)
     with np.errstate(invalid="ignore", divide="ignore"):
-        threshold = np.where(~np.isnan(lo), lo,
-                             np.where(lower, t / ts if ts > 0 else np.inf, ts * t))
-        stretch = np.where(~np.isnan(hi), hi, np.where(lower, t / cap, cap * t))
-        edges = np.stack([np.where(ranged, t, threshold), np.where(ranged, tmax, t),
-                          np.where(ranged, np.nan, stretch)], axis=1)
         total = np.where(past, lines.values, 0.0).sum(axis=1)[:, None]
         count = past.sum(axis=1)[:, None]
         months = lines.rem.sum(axis=1)[:, None]
@@ -126,10 +153,15 @@ def _guesses(lines: PlainLines, year: list[np.ndarray], cap: float, ts: float) -
                                  (edges * (count + months) - total) / months, edges))
         scale = (10.0 ** np.abs(lines.places)).astype(float)[:, None]
         steps = np.where(lines.places[:, None] >= 0, pace * scale, pace / scale)
-        # Beyond the range the guess is no help (and would not fit the steps' integers).
-        bound = np.abs(lines.k_top).astype(float)[:, None] + 10
-        return np.where(np.abs(steps) <= bound, np.rint(steps), np.nan)
+        return _steps(steps, lines.k_top)
 
+
+def _steps(steps: np.ndarray, k_top: np.ndarray) -> np.ndarray:
+    """Whole steps (half to even, as ``round``); NaN beyond the range, where a guess is no
+    help (and would not fit the steps' integers)."""
+    bound = np.abs(k_top).astype(float)[:, None] + 10
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(steps) <= bound, np.rint(steps), np.nan)
 
 # The lines the closed forms leave to the search: their first candidates scored together.
 def score_together(solvers: list) -> None:
