@@ -44,7 +44,9 @@ from kpireport.core import formula as formula_mod
 from kpireport.core.model import Book, Kpi, Month, Person, ScorecardLine, first_day, last_day
 from kpireport.score.bands import band_for, pay_for
 from kpireport.score.pace_batch import (
+    Edges,
     PlainLines,
+    formula_edges,
     plain_edges,
     score_formulas_together,
     score_together,
@@ -159,7 +161,8 @@ def outlooks(book: Book, scores: Scores) -> dict[str, Outlook]:
     open_solvers = [sv for sv in solvers if isinstance(sv, _LineSolver)]
     solved = _solve_plain([sv for sv in open_solvers if not sv.kpi.formula])
     score_together([sv for sv in open_solvers if not sv.kpi.formula and sv not in solved])
-    score_formulas_together([sv for sv in open_solvers if sv.kpi.formula])
+    solved.update(_solve_formulas([sv for sv in open_solvers if sv.kpi.formula]))
+    score_formulas_together([sv for sv in open_solvers if sv.kpi.formula and sv not in solved])
     found = {}
     outlook_lines = iter(sv if isinstance(sv, KpiOutlook) else solved.get(sv) or sv.outlook()
                          for sv in solvers)
@@ -184,7 +187,25 @@ def _solve_plain(solvers: list[_LineSolver]) -> dict[_LineSolver, KpiOutlook]:
         np.array([sv.code for sv in solvers]), np.array([sv.direction for sv in solvers]),
         np.array([sv.places for sv in solvers]), np.array([sv.k_floor for sv in solvers]),
         np.array([sv.k_top for sv in solvers]))
-    edges = plain_edges(lines, first.cap, first.ts)
+    return _from_edges(solvers, plain_edges(lines, first.cap, first.ts))
+
+
+def _solve_formulas(solvers: list[_LineSolver]) -> dict[_LineSolver, KpiOutlook]:
+    """The outlooks of the formula lines whose every edge lies where the straight line
+    through two probes puts it, scored in two passes per formula KPI."""
+    groups: dict[str, list[_LineSolver]] = {}
+    for sv in solvers:
+        if not sv._no_data:
+            groups.setdefault(sv.kpi.kpi_id, []).append(sv)
+    found: dict[_LineSolver, KpiOutlook] = {}
+    for group in groups.values():
+        found.update(_from_edges(group, formula_edges(group, group[0].cap, group[0].ts)))
+    return found
+
+
+def _from_edges(solvers: list[_LineSolver], edges: Edges) -> dict[_LineSolver, KpiOutlook]:
+    """The needs of each solved line, as its solver would state them."""
+    first = solvers[0]
     at_floor, at_top, edge = (x.tolist() for x in (edges.at_floor, edges.at_top, edges.edge))
     scores = {"threshold": first.ts, "target": 1.0, "stretch": first.cap}
     found = {}
@@ -201,8 +222,8 @@ def _solve_plain(solvers: list[_LineSolver]) -> dict[_LineSolver, KpiOutlook]:
         else:
             needs = tuple(_plain_need(level, scores[level], *conditions[j], pace)
                           for j, level in enumerate(LEVELS))
-        found[sv] = KpiOutlook(sv.kpi.kpi_id, sv.line.weight, sv.unit, sv.shown, None, (),
-                               needs, pace(1))
+        found[sv] = KpiOutlook(sv.kpi.kpi_id, sv.line.weight, sv.unit, sv.shown, sv.driver,
+                               tuple(sorted(sv.held.items())), needs, pace(1))
     return found
 
 

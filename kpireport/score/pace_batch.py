@@ -76,6 +76,54 @@ def plain_edges(lines: PlainLines, cap: float, ts: float) -> Edges:
                  lines.k_floor, lines.k_top, lines.directions)
 
 
+def formula_edges(group: list, cap: float, ts: float) -> Edges:
+    """The edges of a formula KPI's lines (its driver moving, the others at their pace so
+    far), in two scoring passes over all of them: the ends of the range and two probes, then
+    the steps around where each level's straight line through the probes meets its edge."""
+    k_floor = np.array([sv.k_floor for sv in group])
+    k_top = np.array([sv.k_top for sv in group])
+    directions = np.array([sv.direction for sv in group])
+    probes = np.array([sv._probes for sv in group], dtype=np.int64)
+    ks = np.column_stack([k_floor, k_top, probes])
+    a, t, lo, hi, tmax, score = _formula_rows(group, ks, cap, ts)
+    ends = _holds(*(v[:, :2].ravel() for v in (a, t, tmax, score)), np.repeat(directions, 2),
+                  cap, ts).reshape(len(group), 2, -1)
+    edges = level_edges(t[:, 2], lo[:, 2], hi[:, 2], tmax[:, 2], directions, cap, ts)
+    k1, k2 = probes[:, :1], probes[:, 1:]
+    a1, a2 = a[:, 2:3], a[:, 3:4]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        steps = np.where(a2 != a1, k1 + (edges - a1) * (k2 - k1) / (a2 - a1), np.nan)
+    guess = _steps(steps, k_top)
+    around = _around(guess)
+    near_ks = np.clip(around, k_floor[:, None], k_top[:, None])
+    rows = _formula_rows(group, near_ks, cap, ts)
+    width = near_ks.shape[1]
+    near = _holds(*(rows[i].ravel() for i in (0, 1, 4, 5)), np.repeat(directions, width),
+                  cap, ts).reshape(len(group), width, -1)
+    return _read(ends[:, 0, :], ends[:, 1, :], near, around, guess, k_floor, k_top,
+                 directions)
+
+
+def _formula_rows(group: list, ks: np.ndarray, cap: float,
+                  ts: float) -> tuple[np.ndarray, ...]:
+    """``formula_rows`` of every line's paces ``ks`` (lines × paces in steps), as lines × paces
+    each."""
+    n, width = ks.shape
+    first = group[0]
+    index = np.repeat(np.arange(n), width)
+    flat = paces(ks.reshape(-1), np.array([sv.places for sv in group])[index])
+    rem = np.array([sv.rem for sv in group])[index]
+    per_comp = {}
+    for c in first.components:
+        rows = np.array([sv.components[c] for sv in group])[index]
+        fill = flat if c == first.driver else \
+            np.array([sv.held.get(c, np.nan) for sv in group])[index]
+        per_comp[c] = np.where(rem, fill[:, None], rows)
+    levels = [np.array([sv.monthly[i] for sv in group])[index] for i in range(4)]
+    directions = np.array([sv.direction for sv in group])[index]
+    found = formula_rows(first.tree, per_comp, first.comp_codes, levels, directions, cap, ts)
+    return tuple(v.reshape(n, width) for v in found)
+
 def _around(guess: np.ndarray) -> np.ndarray:
     """The steps scored around each condition's guess: lines × (CONDITIONS · 7)."""
     centre = np.where(np.isfinite(guess), guess, 0).astype(np.int64)
