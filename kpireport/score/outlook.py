@@ -41,7 +41,16 @@ from functools import cached_property
 import numpy as np
 
 from kpireport.core import formula as formula_mod
-from kpireport.core.model import Book, Kpi, Month, Person, ScorecardLine, first_day, last_day
+from kpireport.core.model import (
+    Book,
+    Kpi,
+    Month,
+    Person,
+    ScorecardLine,
+    Settings,
+    first_day,
+    last_day,
+)
 from kpireport.score.bands import band_for, pay_for
 from kpireport.score.pace_batch import (
     Edges,
@@ -164,6 +173,7 @@ def outlooks(book: Book, scores: Scores) -> dict[str, Outlook]:
     solved.update(_solve_formulas([sv for sv in open_solvers if sv.kpi.formula]))
     score_formulas_together([sv for sv in open_solvers if sv.kpi.formula and sv not in solved])
     found = {}
+    year = replace(book.settings, report_period=year_end)  # the settings at the year's end
     outlook_lines = iter(sv if isinstance(sv, KpiOutlook) else solved.get(sv) or sv.outlook()
                          for sv in solvers)
     for owner in employees:
@@ -171,7 +181,7 @@ def outlooks(book: Book, scores: Scores) -> dict[str, Outlook]:
         left = months_left[owner.owner]
         found[owner.owner] = Outlook(
             owner.owner, year_end, left, tuple(mine),
-            _owner_levels(book, owner, mine, year_end, scores.fiscal_start) if left else ())
+            _owner_levels(book, year, owner, mine, scores.fiscal_start) if left else ())
     return found
 
 
@@ -603,13 +613,12 @@ class _LineSolver:
         return ks * scale
 
 
-def _owner_levels(book: Book, owner: OwnerScore, outlook_lines: list[KpiOutlook],
-                  year_end: Month, fiscal_start: Month) -> tuple[OwnerLevel, ...]:
+def _owner_levels(book: Book, year: Settings, owner: OwnerScore,
+                  outlook_lines: list[KpiOutlook], fiscal_start: Month) -> tuple[OwnerLevel, ...]:
     s = book.settings
     scores = {"threshold": s.threshold_score, "target": 1.0, "stretch": s.score_cap}
     person = owner.person
     assert person is not None
-    year = replace(s, report_period=year_end)
     found = []
     for index, level in enumerate(LEVELS):
         total = weighted = 0.0
