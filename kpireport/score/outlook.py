@@ -56,6 +56,7 @@ from kpireport.score.pace_batch import (
     Edges,
     PlainLines,
     formula_edges,
+    paces,
     plain_edges,
     score_formulas_together,
     score_together,
@@ -216,54 +217,51 @@ def _solve_formulas(solvers: list[_LineSolver]) -> dict[_LineSolver, KpiOutlook]
 def _from_edges(solvers: list[_LineSolver], edges: Edges) -> dict[_LineSolver, KpiOutlook]:
     """The needs of each solved line, as its solver would state them."""
     first = solvers[0]
+    places = np.array([sv.places for sv in solvers])
     at_floor, at_top, edge = (x.tolist() for x in (edges.at_floor, edges.at_top, edges.edge))
+    at_pace = paces(edges.edge, places[:, None]).tolist()  # the solver's _paces, all at once
+    steps = paces(np.ones(len(solvers), dtype=np.int64), places).tolist()
     scores = {"threshold": first.ts, "target": 1.0, "stretch": first.cap}
+    # A state without a pace is the same value on every line (Needs are frozen).
+    plain = {(level, state): Need(level, scores[level], state) for level in LEVELS
+             for state in ("secured", "out_of_reach")}
     found = {}
     for i in np.flatnonzero(edges.solved).tolist():
         sv = solvers[i]
-        scale = float(10 ** abs(sv.places))
-
-        def pace(k: int, sv: _LineSolver = sv, scale: float = scale) -> float:
-            return k / scale if sv.places >= 0 else k * scale
-
-        conditions = [(at_floor[i][j], at_top[i][j], edge[i][j]) for j in range(3)]
         if sv.direction == DIRECTIONS["range"]:
-            needs: tuple[Need, ...] = (_range_need(conditions[:2], pace),)
+            needs: tuple[Need, ...] = (_range_need(at_floor[i], at_top[i], edge[i],
+                                                   at_pace[i]),)
         else:
-            needs = tuple(_plain_need(level, scores[level], *conditions[j], pace)
-                          for j, level in enumerate(LEVELS))
+            needs = tuple(
+                plain[level, "secured" if at_floor[i][j] else "out_of_reach"]
+                if at_floor[i][j] == at_top[i][j] else
+                Need(level, scores[level], "pace", at_pace[i][j], None) if at_top[i][j] else
+                Need(level, scores[level], "pace", None, at_pace[i][j])
+                for j, level in enumerate(LEVELS))
         found[sv] = KpiOutlook(sv.kpi.kpi_id, sv.line.weight, sv.unit, sv.shown, sv.driver,
-                               tuple(sorted(sv.held.items())), needs, pace(1))
+                               tuple(sorted(sv.held.items())), needs, steps[i])
     return found
 
 
-def _plain_need(level: str, score: float, at_floor: bool, at_top: bool, k: int,
-                pace) -> Need:
-    if at_floor and at_top:
-        return Need(level, score, "secured")
-    if not at_floor and not at_top:
-        return Need(level, score, "out_of_reach")
-    return Need(level, score, "pace", pace(k), None) if at_top else \
-        Need(level, score, "pace", None, pace(k))
-
-
-def _range_need(conditions: list[tuple[bool, bool, int]], pace) -> Need:
+def _range_need(at_floor: list[bool], at_top: list[bool], edge: list[int],
+                at_pace: list[float]) -> Need:
+    """A range KPI's one need from its two ends' conditions (the solver's ``_need``)."""
     low = high = None
-    for at_floor, at_top, k in conditions:
-        if at_floor and at_top:
+    for j in range(2):
+        if at_floor[j] and at_top[j]:
             continue
-        if not at_floor and not at_top:
+        if not at_floor[j] and not at_top[j]:
             return Need("target", 1.0, "out_of_reach")
-        if at_top:
-            low = k if low is None else max(low, k)
+        if at_top[j]:
+            low = j if low is None or edge[j] > edge[low] else low
         else:
-            high = k if high is None else min(high, k)
+            high = j if high is None or edge[j] < edge[high] else high
     if low is None and high is None:
         return Need("target", 1.0, "secured")
-    if low is not None and high is not None and low > high:
+    if low is not None and high is not None and edge[low] > edge[high]:
         return Need("target", 1.0, "out_of_reach")
-    return Need("target", 1.0, "pace", None if low is None else pace(low),
-                None if high is None else pace(high))
+    return Need("target", 1.0, "pace", None if low is None else at_pace[low],
+                None if high is None else at_pace[high])
 
 
 def _final(result: LineResult, kpi: Kpi, book: Book) -> KpiOutlook:
