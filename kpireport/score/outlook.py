@@ -618,13 +618,12 @@ def _owner_levels(book: Book, year: Settings, owner: OwnerScore,
     person = owner.person
     assert person is not None
     found = []
+    scored = [(kpi, {n.level: n for n in kpi.needs}) for kpi in outlook_lines
+              if kpi.weight > 0 and not any(n.state == "no_data" for n in kpi.needs)]
     for index, level in enumerate(LEVELS):
         total = weighted = 0.0
         reachable = True
-        for kpi in outlook_lines:
-            if kpi.weight <= 0 or any(n.state == "no_data" for n in kpi.needs):
-                continue
-            by_level = {n.level: n for n in kpi.needs}
+        for kpi, by_level in scored:
             if len(kpi.needs) == 1:  # a range KPI: in range or not
                 earned = 1.0 if kpi.needs[0].reachable else 0.0
                 reachable &= kpi.needs[0].reachable
