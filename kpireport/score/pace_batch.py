@@ -13,9 +13,16 @@ from kpireport.score.pace_search import formula_rows, plain_rows
 from kpireport.score.scoring import AGG_CODES, DIRECTIONS, aggregate, attainment_and_score
 
 # The steps scored around each worked-out edge, and the order they are read in: the edge,
-# then outwards (one further each side, so each step's neighbour is scored too).
+# then outwards (one further each side, so each step's neighbour is scored too), each for
+# edges found going up and going down.
 AROUND = np.arange(-3, 4)
-READ_ORDER = (0, 1, -1, 2, -2)
+READ_ORDER = ((0, True, True), (1, True, True), (-1, True, True), (2, True, True),
+              (-2, True, True))
+# First the steps where an edge worked out exactly usually is (the guess rounds it: the first
+# step up is the guess or the next, the last step down the guess or the one before), and
+# only as far in the order as these steps can be read; the rest are read in full.
+NEAR = np.arange(-1, 3)
+NEAR_ORDER = ((0, True, True), (1, True, True), (-1, False, True))
 CONDITIONS = 3  # threshold, target, stretch (a range KPI: its two ends, and a spare)
 
 
@@ -54,14 +61,32 @@ def paces(ks: np.ndarray, places: np.ndarray) -> np.ndarray:
 
 
 def plain_edges(lines: PlainLines, cap: float, ts: float) -> Edges:
-    """Every condition's edge of every line, read from one scoring pass."""
+    """Every condition's edge of every line: the steps next to the worked-out edges scored in
+    one pass, then the lines whose edge is not among them over more steps."""
+    near = _plain_edges(lines, cap, ts, NEAR, NEAR_ORDER)
+    rest = np.flatnonzero(~near.solved)
+    if not rest.size:
+        return near
+    wider = _plain_edges(PlainLines(*(v[rest] for v in (lines.values, lines.rem)),
+                                    [m[rest] for m in lines.levels],
+                                    *(v[rest] for v in (lines.codes, lines.directions,
+                                                        lines.places, lines.k_floor,
+                                                        lines.k_top))),
+                         cap, ts, AROUND, READ_ORDER)
+    edge, solved = near.edge.copy(), near.solved.copy()
+    edge[rest], solved[rest] = wider.edge, wider.solved
+    return Edges(near.at_floor, near.at_top, edge, solved)
+
+
+def _plain_edges(lines: PlainLines, cap: float, ts: float, offsets: np.ndarray,
+                 order: tuple[tuple[int, bool, bool], ...]) -> Edges:
     n = len(lines.codes)
     # The year's target, threshold, stretch and target_max do not move with the pace.
     past = ~np.isnan(lines.values)
     year = aggregate(lines.levels[0], past | lines.rem, lines.codes, *lines.levels[1:])
     guess = _guesses(lines, year, cap, ts)  # lines × CONDITIONS, NaN where none
     floor, top = lines.k_floor[:, None], lines.k_top[:, None]
-    around = _around(guess)
+    around = _around(guess, offsets)
     ks = np.concatenate([floor, top, np.clip(around, floor, top)], axis=1)
     width = ks.shape[1]
     index = np.repeat(np.arange(n), width)
@@ -73,7 +98,7 @@ def plain_edges(lines: PlainLines, cap: float, ts: float) -> Edges:
     _, score = attainment_and_score(lines.directions[index], a, t, lo, hi, tmax, cap, ts)
     holds = _holds(a, t, tmax, score, lines.directions[index], cap, ts).reshape(n, width, -1)
     return _read(holds[:, 0, :], holds[:, 1, :], holds[:, 2:, :], around, guess,
-                 lines.k_floor, lines.k_top, lines.directions)
+                 lines.k_floor, lines.k_top, lines.directions, offsets, order)
 
 
 def formula_edges(group: list, cap: float, ts: float) -> Edges:
@@ -124,10 +149,10 @@ def _formula_rows(group: list, ks: np.ndarray, cap: float,
     found = formula_rows(first.tree, per_comp, first.comp_codes, levels, directions, cap, ts)
     return tuple(v.reshape(n, width) for v in found)
 
-def _around(guess: np.ndarray) -> np.ndarray:
-    """The steps scored around each condition's guess: lines × (CONDITIONS · 7)."""
+def _around(guess: np.ndarray, offsets: np.ndarray = AROUND) -> np.ndarray:
+    """The steps scored around each condition's guess: lines × (CONDITIONS · offsets)."""
     centre = np.where(np.isfinite(guess), guess, 0).astype(np.int64)
-    return (centre[:, :, None] + AROUND).reshape(len(guess), -1)
+    return (centre[:, :, None] + offsets).reshape(len(guess), -1)
 
 
 def _holds(a: np.ndarray, t: np.ndarray, tmax: np.ndarray, score: np.ndarray,
@@ -143,28 +168,35 @@ def _holds(a: np.ndarray, t: np.ndarray, tmax: np.ndarray, score: np.ndarray,
 
 def _read(at_floor: np.ndarray, at_top: np.ndarray, near: np.ndarray, around: np.ndarray,
           guess: np.ndarray, k_floor: np.ndarray, k_top: np.ndarray,
-          directions: np.ndarray) -> Edges:
+          directions: np.ndarray, offsets: np.ndarray = AROUND,
+          order: tuple[tuple[int, bool, bool], ...] = READ_ORDER) -> Edges:
     """Where each condition turns among the steps around its guess, read in the line
-    solver's order (the guess, then outwards); ``near``: lines × steps × CONDITIONS."""
+    solver's order (the guess, then outwards) as far as ``order`` goes, each step read only
+    for the edges (up, down) whose neighbour was scored; ``near``: lines × steps ×
+    CONDITIONS."""
     n = len(directions)
     finite = np.isfinite(guess)
     floor, top = k_floor[:, None], k_top[:, None]
-    near = near.reshape(n, CONDITIONS, len(AROUND), CONDITIONS)
+    width = len(offsets)
+    near = near.reshape(n, CONDITIONS, width, CONDITIONS)
     near = near[:, np.arange(CONDITIONS), :, np.arange(CONDITIONS)].transpose(1, 0, 2)
-    steps = around.reshape(n, CONDITIONS, len(AROUND))
+    steps = around.reshape(n, CONDITIONS, width)
     upward = at_top & ~at_floor
     edge = np.zeros((n, CONDITIONS), dtype=np.int64)
     found = np.zeros((n, CONDITIONS), dtype=bool)
-    middle = len(AROUND) // 2
-    for offset in READ_ORDER:
-        i = middle + offset
+    blocked = np.zeros((n, CONDITIONS), dtype=bool)  # an earlier step could not be read
+    where = {int(o): i for i, o in enumerate(offsets)}
+    for offset, up, down in order:
+        i = where[offset]
         k = steps[:, :, i]
+        readable = np.where(upward, up, down)
         inside = (floor < k) & (k < top)
-        turns = np.where(upward, near[:, :, i] & ~near[:, :, i - 1],
-                         near[:, :, i] & ~near[:, :, i + 1])
-        take = finite & inside & turns & ~found
+        turns = np.where(upward, near[:, :, i] & ~near[:, :, max(i - 1, 0)],
+                         near[:, :, i] & ~near[:, :, min(i + 1, width - 1)])
+        take = finite & readable & ~blocked & inside & turns & ~found
         edge = np.where(take, k, edge)
         found |= take
+        blocked |= ~readable
     needed = at_floor != at_top  # the level turns somewhere in the range
     used = np.ones((n, CONDITIONS), dtype=bool)
     used[:, 2] = directions != DIRECTIONS["range"]
