@@ -104,7 +104,20 @@ def _plain_edges(lines: PlainLines, cap: float, ts: float, offsets: np.ndarray,
 def formula_edges(group: list, cap: float, ts: float) -> Edges:
     """The edges of a formula KPI's lines (its driver moving, the others at their pace so
     far), in two scoring passes over all of them: the ends of the range and two probes, then
-    the steps around where each level's straight line through the probes meets its edge."""
+    the steps next to where each level's straight line through the probes meets its edge
+    (the lines whose edge is not there: again, over more steps)."""
+    near = _formula_edges(group, cap, ts, NEAR, NEAR_ORDER)
+    rest = np.flatnonzero(~near.solved)
+    if not rest.size:
+        return near
+    wider = _formula_edges([group[i] for i in rest], cap, ts, AROUND, READ_ORDER)
+    edge, solved = near.edge.copy(), near.solved.copy()
+    edge[rest], solved[rest] = wider.edge, wider.solved
+    return Edges(near.at_floor, near.at_top, edge, solved)
+
+
+def _formula_edges(group: list, cap: float, ts: float, offsets: np.ndarray,
+                   order: tuple[tuple[int, bool, bool], ...]) -> Edges:
     k_floor = np.array([sv.k_floor for sv in group])
     k_top = np.array([sv.k_top for sv in group])
     directions = np.array([sv.direction for sv in group])
@@ -119,14 +132,14 @@ def formula_edges(group: list, cap: float, ts: float) -> Edges:
     with np.errstate(invalid="ignore", divide="ignore"):
         steps = np.where(a2 != a1, k1 + (edges - a1) * (k2 - k1) / (a2 - a1), np.nan)
     guess = _steps(steps, k_top)
-    around = _around(guess)
+    around = _around(guess, offsets)
     near_ks = np.clip(around, k_floor[:, None], k_top[:, None])
     rows = _formula_rows(group, near_ks, cap, ts)
     width = near_ks.shape[1]
     near = _holds(*(rows[i].ravel() for i in (0, 1, 4, 5)), np.repeat(directions, width),
                   cap, ts).reshape(len(group), width, -1)
     return _read(ends[:, 0, :], ends[:, 1, :], near, around, guess, k_floor, k_top,
-                 directions)
+                 directions, offsets, order)
 
 
 def _formula_rows(group: list, ks: np.ndarray, cap: float,
