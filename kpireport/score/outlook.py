@@ -41,8 +41,26 @@ from functools import cached_property
 import numpy as np
 
 from kpireport.core import formula as formula_mod
-from kpireport.core.model import Book, Kpi, Month, Person, ScorecardLine, first_day, last_day
+from kpireport.core.model import (
+    Book,
+    Kpi,
+    Month,
+    Person,
+    ScorecardLine,
+    Settings,
+    first_day,
+    last_day,
+)
 from kpireport.score.bands import band_for, pay_for
+from kpireport.score.pace_batch import (
+    Edges,
+    PlainLines,
+    formula_edges,
+    paces,
+    plain_edges,
+    score_formulas_together,
+    score_together,
+)
 from kpireport.score.pace_search import first_true, formula_rows, plain_rows, reading_order
 from kpireport.score.scoring import (
     AGG_CODES,
@@ -151,102 +169,99 @@ def outlooks(book: Book, scores: Scores) -> dict[str, Outlook]:
             solvers.append(_LineSolver(book, kpis, result.line, monthly, rem, past, known,
                                        float(level_sizes[row - 1])))
     open_solvers = [sv for sv in solvers if isinstance(sv, _LineSolver)]
-    _score_together([sv for sv in open_solvers if not sv.kpi.formula])
-    _score_formulas_together([sv for sv in open_solvers if sv.kpi.formula])
+    solved = _solve_plain([sv for sv in open_solvers if not sv.kpi.formula])
+    score_together([sv for sv in open_solvers if not sv.kpi.formula and sv not in solved])
+    solved.update(_solve_formulas([sv for sv in open_solvers if sv.kpi.formula]))
+    score_formulas_together([sv for sv in open_solvers if sv.kpi.formula and sv not in solved])
     found = {}
-    outlook_lines = iter(sv if isinstance(sv, KpiOutlook) else sv.outlook() for sv in solvers)
+    year = replace(book.settings, report_period=year_end)  # the settings at the year's end
+    outlook_lines = iter(sv if isinstance(sv, KpiOutlook) else solved.get(sv) or sv.outlook()
+                         for sv in solvers)
     for owner in employees:
         mine = [next(outlook_lines) for _ in owner.lines]
         left = months_left[owner.owner]
         found[owner.owner] = Outlook(
             owner.owner, year_end, left, tuple(mine),
-            _owner_levels(book, owner, mine, year_end, scores.fiscal_start) if left else ())
+            _owner_levels(book, year, owner, mine, scores.fiscal_start) if left else ())
     return found
 
 
-def _score_together(solvers: list[_LineSolver]) -> None:
-    """Score the first candidates of many plain lines in one pass (10,000 lines of 1,000
-    people: two numpy passes instead of 20,000 small ones); the searches then find them."""
+def _solve_plain(solvers: list[_LineSolver]) -> dict[_LineSolver, KpiOutlook]:
+    """The outlooks of the plain lines whose every edge lies where its closed form puts it,
+    read from one scoring pass over all of them (the others are left to the searches)."""
     if not solvers:
-        return
-    window = np.array([~np.isnan(sv.values) | sv.rem for sv in solvers])
-    codes = np.array([sv.code for sv in solvers])
-    stacked = [np.array([sv.monthly[i] for sv in solvers]) for i in range(4)]
-    year_levels = aggregate(stacked[0], window, codes, *stacked[1:])
-    for i, sv in enumerate(solvers):
-        sv._year_levels = tuple(float(v[i]) for v in year_levels)
-    owners, candidates, slots = [], [], []
-    for i, sv in enumerate(solvers):
-        ks = sv.first_candidates()
-        slots.append(dict(zip(ks, range(len(candidates), len(candidates) + len(ks)))))
-        owners += [i] * len(ks)
-        candidates += ks
-    if not candidates:
-        return
-    index = np.array(owners)
-    places = np.array([sv.places for sv in solvers])[index]
-    scale = 10.0 ** np.abs(places)  # exact powers of ten, as _paces divides or multiplies
-    steps = np.array(candidates, dtype=np.int64)
-    paces = np.where(places >= 0, steps / scale, steps * scale)
-    base = np.array([sv.values for sv in solvers])[index]
-    rem = np.array([sv.rem for sv in solvers])[index]
-    values = np.where(rem, paces[:, None], base)
-    rows = plain_rows(values, codes[index], [m[index] for m in stacked],
-                       np.array([solvers[i].direction for i in owners]),
-                       solvers[0].cap, solvers[0].ts)
-    table = np.column_stack(rows)
-    # Each level's conditions at every candidate, as plain booleans the searches read.
-    a, t, _lo, _hi, tmax, score = rows
-    rounded = np.round(score, 6)
-    cap, ts = solvers[0].cap, solvers[0].ts
-    ranged = np.array([sv.direction == DIRECTIONS["range"] for sv in solvers])[index]
-    with np.errstate(invalid="ignore"):
-        flags = {("target", 0): np.where(ranged, a >= t, rounded >= 1.0).tolist(),
-                 ("target", 1): (a <= tmax).tolist(),
-                 ("threshold", 0): (rounded >= round(ts, 6)).tolist(),
-                 ("stretch", 0): (rounded >= round(cap, 6)).tolist()}
-    for sv, slot in zip(solvers, slots):
-        sv._scored = (slot, table, flags)
+        return {}
+    first = solvers[0]
+    lines = PlainLines(
+        np.array([sv.values for sv in solvers]), np.array([sv.rem for sv in solvers]),
+        [np.array([sv.monthly[i] for sv in solvers]) for i in range(4)],
+        np.array([sv.code for sv in solvers]), np.array([sv.direction for sv in solvers]),
+        np.array([sv.places for sv in solvers]), np.array([sv.k_floor for sv in solvers]),
+        np.array([sv.k_top for sv in solvers]))
+    return _from_edges(solvers, plain_edges(lines, first.cap, first.ts))
 
 
-def _score_formulas_together(solvers: list[_LineSolver]) -> None:
-    """Score every formula line's candidates in passes per formula KPI: the ends of the range
-    and two probes (its driver's pace so far, and half as much again), then the steps around
-    the edge each level's straight line through the probes points to."""
+def _solve_formulas(solvers: list[_LineSolver]) -> dict[_LineSolver, KpiOutlook]:
+    """The outlooks of the formula lines whose every edge lies where the straight line
+    through two probes puts it, scored in two passes per formula KPI."""
     groups: dict[str, list[_LineSolver]] = {}
     for sv in solvers:
         if not sv._no_data:
             groups.setdefault(sv.kpi.kpi_id, []).append(sv)
+    found: dict[_LineSolver, KpiOutlook] = {}
     for group in groups.values():
-        _score_formula_group(group, {sv: sv.first_candidates() for sv in group})
-        _score_formula_group(group, {sv: [k for level in sv._levels()
-                                          for g in sv._guesses(level) if g is not None
-                                          for k in range(g - 2, g + 3)
-                                          if sv.k_floor < k < sv.k_top and k not in sv._cache]
-                                     for sv in group})
+        found.update(_from_edges(group, formula_edges(group, group[0].cap, group[0].ts)))
+    return found
 
 
-def _score_formula_group(group: list[_LineSolver], wanted: dict[_LineSolver, list[int]]) -> None:
-    owners = [sv for sv in group for _ in wanted[sv]]
-    if not owners:
-        return
-    steps = [k for sv in group for k in wanted[sv]]
-    paces = np.array([float(sv._paces(np.array([k]))[0]) for sv, k in zip(owners, steps)])
-    first = group[0]
-    per_comp = {}
-    rem = np.array([sv.rem for sv in owners])
-    for c in first.components:
-        rows = np.array([sv.components[c] for sv in owners])
-        fill = paces if c == first.driver else \
-            np.array([sv.held.get(c, np.nan) for sv in owners])
-        per_comp[c] = np.where(rem, fill[:, None], rows)
-    levels = [np.array([sv.monthly[i] for sv in owners]) for i in range(4)]
-    rows = formula_rows(first.tree, per_comp, first.comp_codes, levels,
-                        np.array([sv.direction for sv in owners]), first.cap, first.ts)
-    table = np.column_stack(rows)
-    for j, (sv, k) in enumerate(zip(owners, steps)):
-        sv._cache[k] = table[j]
+def _from_edges(solvers: list[_LineSolver], edges: Edges) -> dict[_LineSolver, KpiOutlook]:
+    """The needs of each solved line, as its solver would state them."""
+    first = solvers[0]
+    places = np.array([sv.places for sv in solvers])
+    at_floor, at_top, edge = (x.tolist() for x in (edges.at_floor, edges.at_top, edges.edge))
+    at_pace = paces(edges.edge, places[:, None]).tolist()  # the solver's _paces, all at once
+    steps = paces(np.ones(len(solvers), dtype=np.int64), places).tolist()
+    scores = {"threshold": first.ts, "target": 1.0, "stretch": first.cap}
+    # A state without a pace is the same value on every line (Needs are frozen).
+    plain = {(level, state): Need(level, scores[level], state) for level in LEVELS
+             for state in ("secured", "out_of_reach")}
+    found = {}
+    for i in np.flatnonzero(edges.solved).tolist():
+        sv = solvers[i]
+        if sv.direction == DIRECTIONS["range"]:
+            needs: tuple[Need, ...] = (_range_need(at_floor[i], at_top[i], edge[i],
+                                                   at_pace[i]),)
+        else:
+            needs = tuple(
+                plain[level, "secured" if at_floor[i][j] else "out_of_reach"]
+                if at_floor[i][j] == at_top[i][j] else
+                Need(level, scores[level], "pace", at_pace[i][j], None) if at_top[i][j] else
+                Need(level, scores[level], "pace", None, at_pace[i][j])
+                for j, level in enumerate(LEVELS))
+        found[sv] = KpiOutlook(sv.kpi.kpi_id, sv.line.weight, sv.unit, sv.shown, sv.driver,
+                               tuple(sorted(sv.held.items())), needs, steps[i])
+    return found
 
+
+def _range_need(at_floor: list[bool], at_top: list[bool], edge: list[int],
+                at_pace: list[float]) -> Need:
+    """A range KPI's one need from its two ends' conditions (the solver's ``_need``)."""
+    low = high = None
+    for j in range(2):
+        if at_floor[j] and at_top[j]:
+            continue
+        if not at_floor[j] and not at_top[j]:
+            return Need("target", 1.0, "out_of_reach")
+        if at_top[j]:
+            low = j if low is None or edge[j] > edge[low] else low
+        else:
+            high = j if high is None or edge[j] < edge[high] else high
+    if low is None and high is None:
+        return Need("target", 1.0, "secured")
+    if low is not None and high is not None and edge[low] > edge[high]:
+        return Need("target", 1.0, "out_of_reach")
+    return Need("target", 1.0, "pace", None if low is None else at_pace[low],
+                None if high is None else at_pace[high])
 
 
 def _final(result: LineResult, kpi: Kpi, book: Book) -> KpiOutlook:
@@ -261,7 +276,7 @@ def _final(result: LineResult, kpi: Kpi, book: Book) -> KpiOutlook:
     needs = tuple(Need(level, need, "no_data" if score is None else
                        "reached" if round(score, 6) >= round(need, 6) else "missed")
                   for level, need in levels)
-    shown, places = pace_decimals(kpi, np.array([]))
+    shown, places = pace_decimals(kpi, [])
     return KpiOutlook(kpi.kpi_id, result.weight, kpi.unit, shown, None, (), needs,
                       10.0 ** -places)
 
@@ -274,7 +289,7 @@ def _months_left(person: Person | None, period: Month, year_end: Month) -> tuple
                   (person.end_date is None or person.end_date >= first_day(m))))
 
 
-def pace_decimals(kpi: Kpi, known: np.ndarray) -> tuple[int, int]:
+def pace_decimals(kpi: Kpi, known: list[float]) -> tuple[int, int]:
     """(decimals of the pace as shown, decimals of its value): a KPI's own ``decimals``, else
     as its figures are shown — a percent to 0.1%, money in whole units, a number whole when its
     months are whole numbers, else to 0.01."""
@@ -285,8 +300,7 @@ def pace_decimals(kpi: Kpi, known: np.ndarray) -> tuple[int, int]:
         return kpi.decimals, kpi.decimals
     if kpi.unit == "currency":
         return 0, 0
-    values = known[~np.isnan(known)]
-    whole = bool(np.all(np.floor(values) == values))
+    whole = all(math.isinf(v) or v.is_integer() for v in known if v == v)
     return (0, 0) if whole else (2, 2)
 
 
@@ -312,12 +326,11 @@ class _LineSolver:
         else:
             values = self.values = known[(line.owner, line.kpi_id)]
             self.code = AGG_CODES[self.kpi.aggregation or "sum"]
-        known = values
+        typed = [v for v in values.tolist() if v == v]  # plain floats: a dozen at most
         unit_kpi = kpis[self.driver] if self.driver else self.kpi
         self.unit = unit_kpi.unit
-        self.shown, self.places = pace_decimals(unit_kpi, known)
-        typed = known[~np.isnan(known)]
-        biggest = max(1.0, level_size, float(np.abs(typed).max()) if typed.size else 1.0,
+        self.shown, self.places = pace_decimals(unit_kpi, typed)
+        biggest = max(1.0, level_size, max(map(abs, typed)) if typed else 1.0,
                       *(abs(v) for v in self.held.values()))
         # No finer than four significant digits of the line's largest figure: 9,377,000,000 ₫
         # a month, not 9,376,988,001 ₫.
@@ -325,8 +338,10 @@ class _LineSolver:
         if coarsest < self.places:
             self.places = coarsest
             self.shown = max(0, coarsest - 2 if self.unit == "percent" else coarsest)
-        self.k_top = math.floor(self._paces(np.array([SCALE * biggest]), inverse=True)[0])
-        negative = bool((typed < 0).any())
+        scale = float(10 ** abs(self.places))
+        top = SCALE * biggest
+        self.k_top = math.floor(top / scale if self.places < 0 else top * scale)
+        negative = any(v < 0 for v in typed)
         self.k_floor = -self.k_top if negative else 0
         self._cache: dict[int, np.ndarray] = {}  # pace in steps -> its year-end row
         self._year_levels: tuple[float, ...] | None = None
@@ -596,21 +611,19 @@ class _LineSolver:
         return ks * scale
 
 
-def _owner_levels(book: Book, owner: OwnerScore, outlook_lines: list[KpiOutlook],
-                  year_end: Month, fiscal_start: Month) -> tuple[OwnerLevel, ...]:
+def _owner_levels(book: Book, year: Settings, owner: OwnerScore,
+                  outlook_lines: list[KpiOutlook], fiscal_start: Month) -> tuple[OwnerLevel, ...]:
     s = book.settings
     scores = {"threshold": s.threshold_score, "target": 1.0, "stretch": s.score_cap}
     person = owner.person
     assert person is not None
-    year = replace(s, report_period=year_end)
     found = []
+    scored = [(kpi, {n.level: n for n in kpi.needs}) for kpi in outlook_lines
+              if kpi.weight > 0 and not any(n.state == "no_data" for n in kpi.needs)]
     for index, level in enumerate(LEVELS):
         total = weighted = 0.0
         reachable = True
-        for kpi in outlook_lines:
-            if kpi.weight <= 0 or any(n.state == "no_data" for n in kpi.needs):
-                continue
-            by_level = {n.level: n for n in kpi.needs}
+        for kpi, by_level in scored:
             if len(kpi.needs) == 1:  # a range KPI: in range or not
                 earned = 1.0 if kpi.needs[0].reachable else 0.0
                 reachable &= kpi.needs[0].reachable
