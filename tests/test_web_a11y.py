@@ -173,7 +173,7 @@ def test_every_page_is_accessible_and_in_the_workbooks_language(server, mailbox,
 
         page.goto(base + "/")
         page.set_input_files("input[name=workbook]", str(broken))
-        page.click("button[type=submit]")
+        page.click("form[action='/upload'] button[type=submit]")
         page.wait_for_selector("table.issues")
         look("check-errors")
         # the message never repeats the place its row names in the sheet and cell columns
@@ -187,10 +187,10 @@ def test_every_page_is_accessible_and_in_the_workbooks_language(server, mailbox,
 
         page.goto(base + "/")
         page.set_input_files("input[name=workbook]", str(fixed))
-        page.click("button[type=submit]")
-        page.wait_for_selector("form[action$='/build'] button")
+        page.click("form[action='/upload'] button[type=submit]")
+        page.wait_for_selector("form[action*='/build'] button")
         look("check-ready")
-        page.click("form[action$='/build'] button")
+        page.click("form[action*='/build'] button")
         page.wait_for_url(re.compile(r"/jobs/[0-9a-f]+$"))
         look("job-build")
         # the progress is labelled and its status announced
@@ -237,8 +237,8 @@ def test_every_page_is_accessible_and_in_the_workbooks_language(server, mailbox,
         book.save(corrected)
         page.goto(base + "/")
         page.set_input_files("input[name=workbook]", str(corrected))
-        page.click("button[type=submit]")
-        page.click("form[action$='/build'] button")
+        page.click("form[action='/upload'] button[type=submit]")
+        page.click("form[action*='/build'] button")
         page.locator(".job.failed [role=alert]").wait_for(timeout=240_000)
         look("job-refused")
         if page.locator(".job.failed .badge.error").count() != 1:
