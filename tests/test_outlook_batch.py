@@ -32,7 +32,7 @@ def test_batched_edges_match_each_lines_search(book, months_before_end, monkeypa
             solved[name] = solved.get(name, 0) + len(found)
             return found
         monkeypatch.setattr(outlook_mod, name, count)
-    compute(shifted, issues).outlooks
+    assert compute(shifted, issues).outlooks  # computed (a cached property), counting searches
     # Most lines (plain and formula) are read from the batched passes, not searched.
     lines = sum(len(o.kpis) for o in batched.values())
     assert solved["_solve_plain"] > lines / 2

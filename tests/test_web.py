@@ -549,3 +549,29 @@ def test_job_states_and_messages_are_in_the_workbooks_language(serve, tmp_path):
     assert state["state"] == "done", state
     assert state["label"] == "Tạo báo cáo: xong"
     assert re.fullmatch(r"Đã tạo \d+ báo cáo, \d+ không đổi", state["message"]), state
+
+
+def test_the_apps_own_refusals_are_in_the_pages_language(serve, tmp_path):
+    """The app's own error words (not the library's) follow the page's language: the
+    browser's, or the run's workbook's on a run page; JSON answers keep the English text."""
+    from kpireport.core.i18n import translations
+
+    vi = translations("vi_VN").gettext
+    run = tmp_path / "reports" / "2026-03"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text('{"locale": "vi_VN"}', encoding="utf-8")
+    client = serve(tmp_path).client()
+    client.get("/", headers={"accept-language": "vi"})
+    status, _, page = client.get("/books/nothing.xlsx", headers={"accept-language": "vi"})
+    assert status == 404
+    assert vi("No workbook {name} in this folder.").format(name="nothing.xlsx") in text(page)
+    assert "No workbook" not in text(page)
+    # a run in Vietnamese: its refusal is Vietnamese even for an English browser
+    status, _, page = client.post("/runs/2026-03/approve", {"by": " "},
+                                  headers={"accept-language": "en"})
+    assert status == 400
+    assert vi("Type your name to approve.") in text(page)
+    assert "Type your name" not in text(page)
+    status, _, body = client.get("/runs/2099-01/delivery.json",
+                                 headers={"accept-language": "vi"})
+    assert status == 404 and b"No run 2099-01 in this folder" in body

@@ -32,6 +32,7 @@ from pathlib import Path
 from kpireport.core.errors import KpireportError, SentMonthChanged, UnreadableWorkbook
 from kpireport.core.issues import Issue
 from kpireport.web.builds import build_elsewhere
+from kpireport.web.labels import _ as N_
 from kpireport.web.runview import _count, clawback_lines, delivery, pool_figures, run_locale
 from kpireport.web.security import BOOK_NAME, PERIOD, RUN_FILE, child
 from kpireport.web.versions import Library, shown_name, version_rows, workbook_rows
@@ -174,9 +175,9 @@ class Workspace:
         path = child(self.folder, name, BOOK_NAME)
         if not path.is_file():
             # lazy: starlette is loaded only where it is used (start-up stays light)
-            from starlette.exceptions import HTTPException
+            from kpireport.web.errors import PageError
 
-            raise HTTPException(404, f"No workbook {name} in this folder.")
+            raise PageError(404, N_("No workbook {name} in this folder."), name=name)
         return path
 
     def versions(self, name: str) -> list[dict]:
@@ -209,9 +210,10 @@ class Workspace:
         path = child(self.out, period, PERIOD) if self.out.is_dir() else None
         if path is None or not (path / "results.json").is_file():
             # lazy: starlette is loaded only where it is used (start-up stays light)
-            from starlette.exceptions import HTTPException
+            from kpireport.web.errors import PageError
 
-            raise HTTPException(404, f"No run {period} in this folder; build it first.")
+            raise PageError(404, N_("No run {period} in this folder; build it first."),
+                            period=period)
         return path
 
     def run_file(self, period: str, name: str) -> Path:
@@ -227,9 +229,9 @@ class Workspace:
             listed = {}
         if name not in listed or not path.is_file():
             # lazy: starlette is loaded only where it is used (start-up stays light)
-            from starlette.exceptions import HTTPException
+            from kpireport.web.errors import PageError
 
-            raise HTTPException(404, "No such file.")
+            raise PageError(404, N_("No such file."))
         return path
 
     # ------------------------------------------------------------------ check

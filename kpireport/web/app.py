@@ -35,6 +35,8 @@ from starlette.staticfiles import StaticFiles
 
 from kpireport.core.errors import KpireportError
 from kpireport.web import actions, labels, runview, security, start
+from kpireport.web.errors import PageError
+from kpireport.web.labels import _ as N_
 
 HERE = Path(__file__).parent
 LANGUAGES = ("en", "vi")
@@ -139,7 +141,7 @@ class App:
         form = await self.form(request, max_files=1, max_fields=4)
         upload = form.get("workbook")
         if upload is None or isinstance(upload, str) or not upload.filename:
-            raise HTTPException(400, "Choose a workbook (.xlsx) to upload.")
+            raise PageError(400, N_("Choose a workbook (.xlsx) to upload."))
         name, report = await run_in_threadpool(self.ws.store_upload, upload.filename,
                                                upload.file)
         if name is None:
@@ -208,7 +210,7 @@ class App:
         if form.get("reopen"):
             by, note = (str(form.get(k) or "").strip() for k in ("by", "note"))
             if not by or not note:
-                raise HTTPException(400, "Type your name and why the month is reopened.")
+                raise PageError(400, N_("Type your name and why the month is reopened."))
             reopen = (by, note)
         # the language the check page was in (the workbook's), until the build reads it
         locale = LOCALES[_language(request, str(form.get("locale") or "") or None)]
@@ -239,8 +241,8 @@ class App:
     def _job(self, request: Request) -> actions.Job:
         job = self.ws.jobs.get(request.path_params["id"])
         if job is None:
-            raise HTTPException(404, "No such job (the server was restarted since?); the runs "
-                                     "it made are on the home page.")
+            raise PageError(404, N_("No such job (the server was restarted since?); the runs "
+                                       "it made are on the home page."))
         return job
 
     async def run(self, request: Request) -> Response:
@@ -291,7 +293,8 @@ class App:
         period = request.path_params["period"]
         by = str(form.get("by") or "").strip()
         if not by:
-            raise HTTPException(400, "Type your name to approve.")
+            raise PageError(400, N_("Type your name to approve."),
+                            locale=runview.run_locale(self.ws.run_dir(period)))
         note = str(form.get("note") or "")
         if request.url.path.endswith("/revoke"):
             await run_in_threadpool(self.ws.revoke, period, by, note)
@@ -304,7 +307,8 @@ class App:
         period = request.path_params["period"]
         test_to = str(form.get("test_to") or "").strip() or None
         if request.url.path.endswith("/test-send") and not test_to:
-            raise HTTPException(400, "Type the address the test goes to.")
+            raise PageError(400, N_("Type the address the test goes to."),
+                            locale=runview.run_locale(self.ws.run_dir(period)))
         if test_to is None and form.get("confirm") != "yes":
             # a deliberate send: what will go to whom, then a confirmation
             summary = await run_in_threadpool(self.ws.run_summary, period)
@@ -333,14 +337,18 @@ class App:
 
     # ------------------------------------------------------------------ errors
     async def error(self, request: Request, exc: Exception) -> Response:
-        if isinstance(exc, HTTPException):
+        if isinstance(exc, PageError):  # the app's own words, in the page's language
+            status = exc.status_code
+            message = exc.said(_gettext(_language(request, exc.locale)))
+        elif isinstance(exc, HTTPException):
             status, message = exc.status_code, str(exc.detail)
         elif isinstance(exc, actions.Busy):
             status, message = 409, str(exc)
         else:
             status, message = 400, str(exc)
         if request.url.path.endswith(".json"):
-            return JSONResponse({"error": message}, status_code=status)
+            english = str(exc.detail) if isinstance(exc, PageError) else message
+            return JSONResponse({"error": english}, status_code=status)
         if status == 404 and message == "Not Found":  # no route: the router's own words
             message = _gettext(_language(request))(labels.NO_PAGE)
         return self.page(request, "error.html", status=status, message=message,

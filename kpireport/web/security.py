@@ -32,6 +32,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import cookie_parser
 
+from kpireport.web.errors import PageError
+from kpireport.web.labels import _ as N_
+
 TOKEN_ENV = "KPIREPORT_SERVE_TOKEN"
 TOKEN_COOKIE = "kpireport_token"
 SESSION_COOKIE = "kpireport_session"
@@ -167,10 +170,10 @@ def check_csrf(secret: bytes, session: str, offered: str | None, origin: str | N
                host: str | None) -> None:
     """Refuse a form without this browser's token, or sent from another site (403)."""
     if origin and origin != "null" and host and origin.split("://", 1)[-1] != host:
-        raise HTTPException(403, "This form was sent from another site; open the page again.")
+        raise PageError(403, N_("This form was sent from another site; open the page again."))
     if not offered or not hmac.compare_digest(offered, csrf_token(secret, session)):
-        raise HTTPException(403, "The form has expired or was not made by this server (CSRF "
-                                 "token missing or wrong); open the page again.")
+        raise PageError(403, N_("The form has expired or was not made by this server (CSRF "
+                                "token missing or wrong); open the page again."))
 
 
 # ---------------------------------------------------------------------------- paths
@@ -183,12 +186,12 @@ def child(root: Path, name: str, pattern: re.Pattern[str]) -> Path:
     """``root / name`` when ``name`` matches ``pattern``, has no ``..`` part and its real
     path (links resolved) is inside ``root``; otherwise 404, as if it did not exist."""
     if not pattern.match(name) or any(part in ("", ".", "..") for part in name.split("/")):
-        raise HTTPException(404, "No such file.")
+        raise PageError(404, N_("No such file."))
     path = root / name
     real_root = Path(os.path.realpath(root))
     real = Path(os.path.realpath(path))
     if real != real_root and real_root not in real.parents:
-        raise HTTPException(404, "No such file.")
+        raise PageError(404, N_("No such file."))
     return path
 
 

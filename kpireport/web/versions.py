@@ -25,10 +25,10 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from starlette.exceptions import HTTPException
-
 from kpireport.core.errors import OutputError
 from kpireport.core.files import write_atomically
+from kpireport.web.errors import PageError
+from kpireport.web.labels import _ as N_
 from kpireport.web.security import safe_stem
 
 INDEX = "workbook.json"
@@ -123,7 +123,8 @@ class Library:
             return None
         found = book.version(version)
         if found is None:
-            raise HTTPException(404, f"No version {version} of {name}.")
+            raise PageError(404, N_("No version {version} of {name}."), version=version,
+                            name=name)
         return book.path(found)
 
     def add(self, name: str, file: Path, *, origin: str, errors: int,
