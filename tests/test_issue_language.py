@@ -64,6 +64,19 @@ def test_composed_phrases_are_translated_inside_the_message():
     assert text_in(ref, VI) == "quản lý E99 không có trong trang tính People"
 
 
+def test_the_lists_a_check_joins_are_joined_in_the_pages_language():
+    hint = did_you_mean("E0O1", ["E001", "E010"])
+    ref = issue("unknown-reference", "People", "F3", what="manager", id="E0O1",
+                listed_in="People", hint=hint)
+    assert " or " in text_in(ref, EN) and " or " not in text_in(ref, VI)
+    assert "E001 hoặc E010" in text_in(ref, VI) or "E010 hoặc E001" in text_in(ref, VI)
+    slip = issue("percent-as-whole-number", "Scorecards", "D5", form="target-bounds",
+                 value=95.0, kpi="NPS", bounds="threshold and stretch", like=0.9,
+                 fraction=0.95)
+    assert "threshold và stretch" in text_in(slip, VI)
+    assert "threshold and stretch" in text_in(slip, EN)
+
+
 def test_an_issue_without_its_fields_keeps_its_text():
     read_back = Issue("error", "not-a-number", "Scorecards", "C2", "'x' is not a number")
     assert text_in(read_back, VI) == "'x' is not a number"

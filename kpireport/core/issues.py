@@ -42,6 +42,10 @@ PHRASES = (HINT_NEAR, HINT_ALONE, HINT_ONE, PASSWORD_SHORT, PASSWORD_CONTROL, PA
            PERIOD_NOBODY, PERIOD_LATEST, PERIOD_NONE)
 # single words a check puts in a message: what a reference is, a KPI's direction
 WORDS = frozenset({N_("goal"), N_("manager"), N_("higher"), N_("lower")})
+# the joiners of the lists a check puts in a message: the names a hint offers ("A or B") and
+# the bounds a percent slip names ("threshold and stretch")
+OR, AND = N_(" or "), N_(" and ")
+JOINED = {"names": OR, "bounds": AND}
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def text_in(item: Issue, gettext: Gettext) -> str:
     form = entry.forms.get(item.form) if entry is not None else None
     if form is None or not form.fields <= set(item.fields):
         return item.text
-    fields = {name: _phrase(value, gettext) if isinstance(value, str) else value
+    fields = {name: _phrase(value, gettext, name) if isinstance(value, str) else value
               for name, value in item.fields.items()}
     return gettext(form.text).format(**fields)
 
@@ -142,13 +146,15 @@ def title_in(code: str, gettext: Gettext) -> str:
     return gettext(entry.title) if entry is not None else code
 
 
-def _phrase(value: str, gettext: Gettext) -> str:
+def _phrase(value: str, gettext: Gettext, name: str = "") -> str:
     if value in WORDS:
         return gettext(value)
+    if name in JOINED:  # a list the check joined: its items as they are, the joiner translated
+        return gettext(JOINED[name]).join(value.split(JOINED[name]))
     for template, pattern in _patterns():
         match = pattern.fullmatch(value)
         if match is not None:
-            parts = {k: _phrase(v, gettext) for k, v in match.groupdict().items()}
+            parts = {k: _phrase(v, gettext, k) for k, v in match.groupdict().items()}
             return gettext(template).format(**parts)
     return value
 

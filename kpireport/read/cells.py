@@ -12,7 +12,7 @@ import math
 import re
 import unicodedata
 
-from kpireport.core.issues import HINT_ALONE, HINT_NEAR, HINT_ONE, IssueLog
+from kpireport.core.issues import HINT_ALONE, HINT_NEAR, HINT_ONE, OR, IssueLog
 from kpireport.core.model import Month, month_of, parse_month
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -207,7 +207,7 @@ def _unpadded(key: str) -> str:
 def did_you_mean(text: str, candidates, *, what: str = "") -> str:
     """'; did you mean SALES?' when a candidate is close to a mistyped ``text``."""
     best = closest(text, candidates)
-    return HINT_NEAR.format(names=what + " or ".join(best)) if best else ""
+    return HINT_NEAR.format(names=what + OR.join(best)) if best else ""
 
 
 def address_hint(text: str) -> str:

@@ -6,7 +6,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from kpireport.core.issues import HINT_NEAR, IssueLog
+from kpireport.core.issues import HINT_NEAR, OR, IssueLog
 from kpireport.core.model import Kpi, Month, Person
 from kpireport.core.spec import COMPANY, Sheet, normalise
 from kpireport.read.cells import CellReader, closest, is_blank
@@ -76,7 +76,7 @@ class Checks:
 
     def _hint(self, what: str, text: str, names) -> str:
         best = self._near(what, text, names)
-        return HINT_NEAR.format(names=" or ".join(best)) if best else ""
+        return HINT_NEAR.format(names=OR.join(best)) if best else ""
 
     def _setting_cell(self, name: str) -> str:
         """The value cell of a setting's row in Settings ('' when it has none)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kpireport.core.issues import AND
 from kpireport.core.model import Kpi, Month, ScorecardLine, month_label
 from kpireport.read.validate.base import Checks, Table
 from kpireport.read.workbook import address
@@ -63,7 +64,7 @@ class PercentChecks(Checks):
                 max(positive) * 10 <= line.target:
             self._slip(table.name, table.cell(r, "target"), line.target,
                        "target-bounds" if len(bounds) > 1 else "target-bound", kpi=line.kpi_id,
-                       bounds=" and ".join(bounds), like=max(positive) * 100)
+                       bounds=AND.join(bounds), like=max(positive) * 100)
             return False
         return True
 
