@@ -7,6 +7,7 @@ folder) as NN-page.png, for a person to look at.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import email
 import email.policy
@@ -89,16 +90,12 @@ def mailbox():
     controller.stop()
 
 
-@pytest.fixture
-def server(tmp_path, mailbox):
-    _, smtp_port = mailbox
-    folder = tmp_path / "month"
-    folder.mkdir()
+@contextlib.contextmanager
+def serving(folder: Path, env: dict):
+    """`kpireport serve FOLDER` on a free loopback port with ``env`` (no token): its base
+    URL once it answers; stopped with Ctrl-C afterwards."""
     port = free_port()
-    env = {**os.environ, "KPIREPORT_SMTP_HOST": "127.0.0.1",
-           "KPIREPORT_SMTP_PORT": str(smtp_port), "KPIREPORT_SMTP_SECURITY": "none",
-           "KPIREPORT_SMTP_FROM": "hr@acme.example", "KPIREPORT_SMTP_USER": "",
-           "KPIREPORT_SMTP_PASSWORD": "pw-never-shown-5150", "KPIREPORT_SERVE_WORKERS": "2"}
+    env = dict(env)
     env.pop("KPIREPORT_SERVE_TOKEN", None)
     process = subprocess.Popen([sys.executable, "-m", "kpireport", "serve", str(folder),
                                 "--port", str(port)], env=env, stdout=subprocess.PIPE,
@@ -110,12 +107,27 @@ def server(tmp_path, mailbox):
             break
         except OSError:
             time.sleep(0.1)
-    yield base, folder
-    process.send_signal(signal.SIGINT)
     try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def server(tmp_path, mailbox):
+    _, smtp_port = mailbox
+    folder = tmp_path / "month"
+    folder.mkdir()
+    env = {**os.environ, "KPIREPORT_SMTP_HOST": "127.0.0.1",
+           "KPIREPORT_SMTP_PORT": str(smtp_port), "KPIREPORT_SMTP_SECURITY": "none",
+           "KPIREPORT_SMTP_FROM": "hr@acme.example", "KPIREPORT_SMTP_USER": "",
+           "KPIREPORT_SMTP_PASSWORD": "pw-never-shown-5150", "KPIREPORT_SERVE_WORKERS": "2"}
+    with serving(folder, env) as base:
+        yield base, folder
 
 
 def test_the_whole_month_in_a_browser(server, mailbox, tmp_path):

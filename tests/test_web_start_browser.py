@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
-from tests.test_web import free_port
-from tests.test_web_browser import chromium, playwright
+from tests.test_web_browser import chromium, playwright, serving
 
 GENERATED = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}|\.kpireport-web/books/[^/ ]+/v\d")
 
@@ -31,25 +25,8 @@ def app(tmp_path):
     """`kpireport serve FOLDER` on a free loopback port: (base URL, folder)."""
     folder = tmp_path / "month"
     folder.mkdir()
-    port = free_port()
-    env = {**os.environ, "KPIREPORT_SERVE_WORKERS": "2"}
-    env.pop("KPIREPORT_SERVE_TOKEN", None)
-    process = subprocess.Popen([sys.executable, "-m", "kpireport", "serve", str(folder),
-                                "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(base + "/", timeout=2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield base, folder
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with serving(folder, {**os.environ, "KPIREPORT_SERVE_WORKERS": "2"}) as base:
+        yield base, folder
 
 
 def fill(path: Path, sheet: str, rows: list[dict]) -> None:
