@@ -259,7 +259,7 @@ def test_lay_out_my_actuals_sheet_makes_a_new_version(serve, tmp_path):
                                      if sheet == "KPIs" else
                                      ("owner", "kpi_id", "weight", "target"), row):
                 book[sheet].cell(r, header.index(column) + 1, value)
-    client, data = upload_team(serve(tmp_path), book)
+    client, uploaded = upload_team(serve(tmp_path), book)
     status, head, _ = client.post("/books/team.xlsx/prepare?version=1")
     assert status == 303 and head["location"].startswith("/books/team.xlsx?version=2&prepared=")
     _, _, page = client.get(head["location"])
@@ -268,7 +268,7 @@ def test_lay_out_my_actuals_sheet_makes_a_new_version(serve, tmp_path):
     actuals = load_workbook(io.BytesIO(data))["Actuals"]
     assert [actuals.cell(2, 1).value, actuals.cell(2, 2).value] == ["E1", "REV"]
     _, _, first = client.get("/books/team.xlsx/workbook.xlsx?version=1")
-    assert first == data  # the version it came from is unchanged
+    assert first == uploaded  # the version it came from is unchanged
     # laid out already: nothing to add, no new version
     status, head, _ = client.post("/books/team.xlsx/prepare?version=2")
     assert head["location"] == "/books/team.xlsx?version=2&prepared=0-0"
@@ -280,7 +280,7 @@ def test_lay_out_my_actuals_sheet_makes_a_new_version(serve, tmp_path):
 def test_prepare_of_a_book_without_scorecards_says_why(serve, tmp_path):
     book = load_workbook(SAMPLES / "acme.xlsx")
     del book["Scorecards"]
-    client, data = upload_team(serve(tmp_path), book)
+    client, _ = upload_team(serve(tmp_path), book)
     status, _, page = client.post("/books/team.xlsx/prepare")
     assert status == 400 and "there is no Scorecards sheet" in visible(page)
     assert "Traceback" not in visible(page)
@@ -302,7 +302,7 @@ def test_sent_reports_and_test_mails_name_the_uploaded_workbook(serve, smtp, tmp
     for row in book["Settings"].iter_rows():
         if row[0].value == "pdf_protection":
             row[1].value = "none"
-    client, data = upload_team(serve(tmp_path), book)
+    client, _ = upload_team(serve(tmp_path), book)
     _, head, _ = client.post("/books/team.xlsx/build")
     job = wait_for_job(client, head["location"])
     assert job["state"] == "done", job
