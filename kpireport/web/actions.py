@@ -32,7 +32,7 @@ from pathlib import Path
 from kpireport.core.errors import KpireportError, SentMonthChanged, UnreadableWorkbook
 from kpireport.core.issues import Issue
 from kpireport.web.builds import build_elsewhere
-from kpireport.web.labels import _ as N_
+from kpireport.web.labels import _
 from kpireport.web.runview import _count, clawback_lines, delivery, pool_figures, run_locale
 from kpireport.web.security import BOOK_NAME, PERIOD, RUN_FILE, child
 from kpireport.web.versions import Library, shown_name, version_rows, workbook_rows
@@ -81,11 +81,6 @@ class Job:
                 "message": self.message, "period": self.period,
                 "sent_month": self.sent_month is not None,
                 "test_password": self.test_password}
-
-
-def _(text: str) -> str:
-    """Marks a text for the catalogs; it is translated where it is shown (Job.label)."""
-    return text
 
 
 JOB_LABELS = {
@@ -177,7 +172,7 @@ class Workspace:
             # lazy: starlette is loaded only where it is used (start-up stays light)
             from kpireport.web.errors import PageError
 
-            raise PageError(404, N_("No workbook {name} in this folder."), name=name)
+            raise PageError(404, _("No workbook {name} in this folder."), name=name)
         return path
 
     def versions(self, name: str) -> list[dict]:
@@ -212,7 +207,7 @@ class Workspace:
             # lazy: starlette is loaded only where it is used (start-up stays light)
             from kpireport.web.errors import PageError
 
-            raise PageError(404, N_("No run {period} in this folder; build it first."),
+            raise PageError(404, _("No run {period} in this folder; build it first."),
                             period=period)
         return path
 
@@ -231,7 +226,7 @@ class Workspace:
             # lazy: starlette is loaded only where it is used (start-up stays light)
             from kpireport.web.errors import PageError
 
-            raise PageError(404, N_("No such file."))
+            raise PageError(404, _("No such file."))
         return path
 
     # ------------------------------------------------------------------ check
