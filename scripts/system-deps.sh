@@ -6,7 +6,9 @@
 # Installs with apt-get when run as root on Debian/Ubuntu; otherwise prints what is missing.
 set -u
 runtime=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
-testing=(poppler-utils chromium libreoffice-calc-nogui npm)
+testing=(poppler-utils chromium libreoffice-calc-nogui)
+# Debian's npm conflicts with NodeSource's nodejs, which carries npm itself: only when none.
+command -v npm >/dev/null || testing+=(npm)
 want=("${runtime[@]}")
 [ "${1:-}" = "--test" ] && want+=("${testing[@]}")
 missing=()
