@@ -68,14 +68,16 @@ def subject_of(view: dict) -> str:
         view["name"] if view["kind"] == "department" else ""
 
 
-def statement(document: dict, view: dict, rules: str) -> dict:
+def statement(document: dict, view: dict, rules: str, results: dict | None = None) -> dict:
     """The statement of one report (``document`` is results.json): what its code covers.
+    ``results`` is the view's :func:`results_slice` when the caller has it.
 
     The workbook's name and hash travel beside it (attachment and metadata), not in it, so a
     report whose figures, rules and version are unchanged keeps its code when another cell of
     the workbook changes, and the next build reuses its PDF (the render cache)."""
-    results = results_slice(document, view)
-    results.pop("source", None)
+    if results is None:
+        results = results_slice(document, view)
+    results = {key: value for key, value in results.items() if key != "source"}
     return {"schema": SCHEMA,
             "report": {"kind": view["kind"], "subject": subject_of(view), "file": view["file"]},
             "period": document["period"], "kpireport": __version__, "rules_sha256": rules,
@@ -89,9 +91,10 @@ def code_of(data: dict) -> str:
     return "-".join(text[i:i + 4] for i in range(0, 12, 4))
 
 
-def statement_meta(document: dict, view: dict, rules: str) -> dict:
+def statement_meta(document: dict, view: dict, rules: str,
+                   results: dict | None = None) -> dict:
     """What the renderer needs to seal one report's PDF (small, picklable, in its cache key)."""
-    data = statement(document, view, rules)
+    data = statement(document, view, rules, results)
     return {"code": code_of(data), "json": json.dumps(data, ensure_ascii=False, sort_keys=True,
                                                       allow_nan=False),
             "workbook": dict(document["source"]), "version": data["kpireport"],

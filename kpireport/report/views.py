@@ -20,6 +20,7 @@ from kpireport.core.names import base_name, safe_names
 from kpireport.core.options import FORMATS
 from kpireport.core.spec import COMPANY
 from kpireport.report import charts
+from kpireport.report.archive import Slicer, archive_meta
 from kpireport.report.outlook_view import OutlookView
 from kpireport.report.pool_view import payment_view, pool_view
 from kpireport.report.viewmodel import FrozenDict, freeze
@@ -108,6 +109,7 @@ class ViewBuilder:
         self.archive = archive  # each report but the index carries its archive copy's data
         self._document: dict | None = None  # results.json, for statements and archive copies
         self._rules = ""  # the hash of the scoring rules and settings, for statements
+        self._slicer: Slicer | None = None  # results.json by report, made with it
         s = results.book.settings
         self.fmt = Formatter(s.locale, s.currency)
         self._ = self.fmt.gettext
@@ -127,7 +129,7 @@ class ViewBuilder:
         self._directions = {d: self._(label) for d, label in DIRECTION_LABELS.items()}
         self._trend = self._("Year-to-date trend")
         self._charts: dict[tuple[str, str], tuple] | None = None
-        self._explainer = None  # made on the first employee review
+        self._explainer: tuple | None = None  # made on the first employee review
         self._outlook = OutlookView(self.fmt, results.book.kpis, self.period_label)
         self._short_months: dict[int, str] = {}
         self._kpi_names = {k.kpi_id: k.kpi for k in results.book.kpis}
@@ -150,13 +152,12 @@ class ViewBuilder:
 
             if self._document is None:
                 self._document = results_json(self.r)
+                self._slicer = Slicer(self._document)
                 self._rules = rules_sha256(self.r.book)
-            view["statement"] = statement_meta(self._document, view, self._rules)
-        if self.archive and view["kind"] != "index":
-            # lazy: this stage loads only when the command reaches it (start-up stays light)
-            from kpireport.report.archive import archive_meta
-
-            view["archive"] = archive_meta(self._document, view)
+            results = self._slicer.of(view)
+            view["statement"] = statement_meta(self._document, view, self._rules, results)
+            if self.archive:
+                view["archive"] = archive_meta(self._document, view, results)
         return freeze(view)
 
     def common(self, kind: str, title: str, depth: int) -> dict:
@@ -334,14 +335,15 @@ class ViewBuilder:
         bonus-basis window, as titled steps (the cells read, the months, the rule with its
         figures), then the owner score and the band and bonus."""
         # lazy: this stage loads only when the command reaches it (start-up stays light)
-        from kpireport.score.explain import Explainer, explanation_blocks
+        from kpireport.score.explain import Explainer, Wording
 
         if self._explainer is None:
-            self._explainer = Explainer(self.r)
-        doc = self._explainer.owner(employee_id)
-        basis = self.r.book.settings.bonus_basis
+            self._explainer = Explainer(self.r), Wording(self.fmt)
+        explainer, wording = self._explainer
+        basis = (self.r.book.settings.bonus_basis,)
+        doc = explainer.owner(employee_id, windows=basis)
         steps = []
-        for block in explanation_blocks(doc, windows=(basis,), compact=True):
+        for block in wording.blocks(doc, windows=basis, compact=True):
             rows = [{"cells": list(r), "unused": r[0].endswith(" *"),
                      "total": i == len(block.rows) - 1 and block.total}
                     for i, r in enumerate(block.rows)]

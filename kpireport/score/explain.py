@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -124,12 +125,17 @@ class Explainer:
         self.series = MonthlyActuals(results.book)
         self.months = list(self.series.months)
         self.kpis = {k.kpi_id: k for k in results.book.kpis}
+        self._labels = {m: month_label(m) for m in self.months}
+        self._owners: dict[str, OwnerScore] = {}
+        for o in results.owners:
+            self._owners.setdefault(o.owner.casefold(), o)
 
-    def owner(self, owner_id: str, kpi_id: str | None = None) -> dict:
+    def owner(self, owner_id: str, kpi_id: str | None = None, *,
+              windows: tuple[str, ...] = WINDOWS) -> dict:
         """The explanation of ``owner_id`` (an employee id, department or COMPANY, matched
-        ignoring case), or of one of its KPIs."""
-        owner = next((o for o in self.r.owners if o.owner.casefold() == owner_id.casefold()),
-                     None)
+        ignoring case), or of one of its KPIs, for ``windows`` (both by default; a review
+        explains its bonus basis only)."""
+        owner = self._owners.get(owner_id.casefold())
         if owner is None:
             raise UnknownSubject(f"{owner_id} has no scorecard in this workbook")
         lines = list(owner.lines)
@@ -147,17 +153,18 @@ class Explainer:
                             "missing_actuals": s.missing_actuals, "band_mode": s.band_mode,
                             "bonus_basis": s.bonus_basis, "rag_green": s.rag_green,
                             "rag_amber": s.rag_amber},
-               "kpis": [self._line(ln) for ln in lines],
+               "kpis": [self._line(ln, windows) for ln in lines],
                "owner_score": None if kpi_id is not None else
-               {w: self._owner_score(owner, w) for w in WINDOWS},
+               {w: self._owner_score(owner, w) for w in windows},
                "pay": None}
         if kpi_id is None and owner.owner in self.r.pay:
             doc["pay"] = self._pay(owner)
         return doc
 
     # ------------------------------------------------------------------ a KPI line
-    def _line(self, ln: LineResult) -> dict:
+    def _line(self, ln: LineResult, windows: tuple[str, ...]) -> dict:
         kpi, line = ln.kpi, ln.line
+        bounds = self._monthly_bounds(ln)
         sc = "Scorecards"
         scorecard = {"row": line.row, "target": line.target, "threshold": line.threshold,
                      "stretch": line.stretch, "target_max": line.target_max,
@@ -170,7 +177,7 @@ class Explainer:
                 "aggregation": None if kpi.formula else kpi.aggregation or "sum",
                 "formula": kpi.formula, "weight": line.weight, "rolled_up": ln.rolled_up,
                 "scorecard": scorecard,
-                "windows": {w: self._window(ln, w) for w in WINDOWS}}
+                "windows": {w: self._window(ln, w, bounds) for w in windows}}
 
     def _window_months(self, name: str) -> list[Month]:
         return self.months[-1:] if name == "month" else self.months
@@ -187,12 +194,12 @@ class Explainer:
                                   for v in (line.threshold, line.stretch, line.target_max)))
         return found
 
-    def _window(self, ln: LineResult, name: str) -> dict:
+    def _window(self, ln: LineResult, name: str, bounds: dict[Month, tuple]) -> dict:
         w: Window = getattr(ln, name)
         kpi = ln.kpi
         months = self._window_months(name)
-        bounds = self._monthly_bounds(ln)
-        doc: dict = {"months": [month_label(m) for m in months]}
+        labels = self._labels
+        doc: dict = {"months": [labels[m] for m in months]}
         target_cells = self.cells.month_cells("Targets", ln.owner, ln.kpi_id, months)
         scorecard_target = self.cells.cell("Scorecards", "target", ln.owner, ln.kpi_id)
         if kpi.formula:
@@ -219,7 +226,7 @@ class Explainer:
         rows = []
         for m, ok in zip(months, used):
             target, threshold, stretch, target_max = bounds[m]
-            rows.append({"month": month_label(m), "actual": monthly.get(m), "target": target,
+            rows.append({"month": labels[m], "actual": monthly.get(m), "target": target,
                          "threshold": threshold, "stretch": stretch, "target_max": target_max,
                          "used": ok, "target_cell": target_cells.get(m, scorecard_target)})
         doc["rows"] = rows
@@ -376,28 +383,74 @@ def explanation_blocks(doc: dict, *, windows: tuple[str, ...] = WINDOWS,
                        compact: bool = False) -> list[Block]:
     """The explanation in the workbook's language, as blocks the CLI prints and the review
     lays out. ``compact`` says each KPI's months as lines instead of a table (the review:
-    a page, not a page per KPI)."""
-    blocks = _Words(doc).blocks(windows)
-    return [_compact(b) if compact and b.total else b for b in blocks]
+    a page, not a page per KPI; see :func:`_compact_lines`). A build that words many
+    explanations keeps one :class:`Wording` instead (figures are formatted once)."""
+    return Wording(Formatter(doc["locale"], doc["currency"])).blocks(
+        doc, windows=windows, compact=compact)
 
 
-def _compact(block: Block) -> Block:
-    """A KPI block's month table as one line per column: 'target: 50,000 × 12 → 600,000'."""
-    *months, total = block.rows
-    unused = [m[0].removesuffix(" *") for m in months if m[0].endswith(" *")]
-    used = [m for m in months if not m[0].endswith(" *")]
-    span = f"{months[0][0].removesuffix(' *')} – {months[-1][0].removesuffix(' *')}" \
-        if len(months) > 1 else months[0][0].removesuffix(" *") if months else ""
-    lines = [*block.lines, f"{block.head[0]}: {span} ({len(used)})"
-             + (f"; * {', '.join(unused)}" if unused else "")]
-    for i, name in enumerate(block.head[1:], start=1):
-        values = [m[i] for m in used]
-        if not values or all(v == "—" for v in values):
+FIGS_KEPT = 4096
+
+
+class Wording:
+    """Words explanations in one workbook's language. One per build: a figure that recurs
+    (a target on every month and every review) is formatted once."""
+
+    def __init__(self, formatter: Formatter) -> None:
+        self.f = formatter
+        self._figs: dict[tuple, str] = {}
+
+    def blocks(self, doc: dict, *, windows: tuple[str, ...] = WINDOWS,
+               compact: bool = False) -> list[Block]:
+        """:func:`explanation_blocks` of ``doc``, written in this wording's language."""
+        return _Words(doc, self, compact).blocks(windows)
+
+    def fig(self, value: float | None, unit: str, decimals: int | None) -> str:
+        """A KPI figure with enough decimals to check the arithmetic (up to 4)."""
+        if value is None:
+            return "—"
+        key = (value, unit, decimals)
+        text = self._figs.get(key)
+        if text is None:
+            if len(self._figs) >= FIGS_KEPT:  # bounded: actuals rarely recur
+                self._figs.clear()
+            text = self._figs[key] = self._fig(value, unit, decimals)
+        return text
+
+    def _fig(self, value: float, unit: str, decimals: int | None) -> str:
+        if unit == "percent":
+            return self.f.percent(value, 2)
+        places = next(p for p in range(5) if p == 4 or round(value, p) == round(value, 4))
+        if unit == "currency":
+            whole = float(round(value, 4)).is_integer()
+            return self.f.money(value, places=decimals if decimals is not None
+                                else 0 if whole else max(places, 2))
+        return self.f.number(value, places)
+
+
+def _compact_lines(head: tuple[str, ...], months: list[tuple[str, bool, tuple]],
+                   total: tuple[str, ...], fig: Callable[[float | None], str]) -> list[str]:
+    """A KPI's month table as one line per column: 'target: 50,000 × 12 → 600,000'.
+    ``months`` holds (label, used, raw values); a column whose used months all hold one
+    value is formatted once."""
+    unused = [label for label, ok, _ in months if not ok]
+    used = [values for _, ok, values in months if ok]
+    span = f"{months[0][0]} – {months[-1][0]}" if len(months) > 1 else \
+        months[0][0] if months else ""
+    lines = [f"{head[0]}: {span} ({len(used)})" + (f"; * {', '.join(unused)}" if unused else "")]
+    for i, name in enumerate(head[1:]):
+        raw = [values[i] for values in used]
+        if not raw or all(v is None for v in raw):
             continue
-        same = len(set(values)) == 1
-        shown = f"{values[0]} × {len(values)}" if same and len(values) > 1 else " · ".join(values)
-        lines.append(f"{name}: {shown} → {total[0]} {total[i]}")
-    return Block(block.title, tuple(lines), notes=block.notes)
+        first = raw[0]
+        shown = [fig(first)] if all(v == first for v in raw) and first is not None else \
+            [fig(v) for v in raw]
+        if len(shown) > 1 and len(set(shown)) == 1:  # distinct values that read the same
+            shown = shown[:1]
+        text = f"{shown[0]} × {len(raw)}" if len(shown) == 1 and len(raw) > 1 else \
+            " · ".join(shown)
+        lines.append(f"{name}: {text} → {total[0]} {total[i + 1]}")
+    return lines
 
 
 def explanation_text(doc: dict, *, windows: tuple[str, ...] = WINDOWS) -> str:
@@ -419,26 +472,18 @@ def explanation_text(doc: dict, *, windows: tuple[str, ...] = WINDOWS) -> str:
 
 
 class _Words:
-    def __init__(self, doc: dict) -> None:
+    def __init__(self, doc: dict, wording: Wording, compact: bool = False) -> None:
         self.doc = doc
-        self.f = Formatter(doc["locale"], doc["currency"])
+        self.compact = compact
+        self.wording = wording
+        self.f = wording.f
         self._ = self.f.gettext
 
     def pct(self, value: float | None) -> str:
         return self.f.percent(value, 2)
 
     def fig(self, value: float | None, kpi: dict) -> str:
-        """A KPI figure with enough decimals to check the arithmetic (up to 4)."""
-        if value is None:
-            return "—"
-        if kpi["unit"] == "percent":
-            return self.f.percent(value, 2)
-        places = next(p for p in range(5) if p == 4 or round(value, p) == round(value, 4))
-        if kpi["unit"] == "currency":
-            whole = float(round(value, 4)).is_integer()
-            return self.f.money(value, places=kpi["decimals"] if kpi["decimals"] is not None
-                                else 0 if whole else max(places, 2))
-        return self.f.number(value, places)
+        return self.wording.fig(value, kpi["unit"], kpi.get("decimals"))
 
     def blocks(self, windows: tuple[str, ...]) -> list[Block]:
         _ = self._
@@ -471,13 +516,11 @@ class _Words:
         head = (_("month"), _("actual"), _("target"), _("threshold"), _("stretch"))
         if kpi["direction"] == "range":
             head = (_("month"), _("actual"), _("target"), _("target max"))
-        rows = []
-        for row in w["rows"]:
-            values = [row["actual"], row["target"]] + (
-                [row["target_max"]] if kpi["direction"] == "range"
-                else [row["threshold"], row["stretch"]])
-            mark = "" if row["used"] else " *"
-            rows.append((row["month"] + mark, *(self.fig(v, kpi) for v in values)))
+        ranged = kpi["direction"] == "range"
+        months = [(row["month"], row["used"],
+                   (row["actual"], row["target"], row["target_max"]) if ranged else
+                   (row["actual"], row["target"], row["threshold"], row["stretch"]))
+                  for row in w["rows"]]
         notes = []
         if kpi["formula"]:
             agg = _("window")
@@ -500,12 +543,15 @@ class _Words:
                            "formula has a value"))
         else:
             agg = _(AGGREGATION_WORDS[kpi["aggregation"]])
+        rows = [] if self.compact and w["actual"] is not None else \
+            [(label + ("" if ok else " *"), *(self.fig(v, kpi) for v in values))
+             for label, ok, values in months]
         if w["actual"] is None:
             return Block(title, tuple(lines), head, tuple(rows),
                          (*notes, _("No data in this window: not scored.")))
         bounds = [w["actual"], w["target"]] + (
-            [w["target_max"]] if kpi["direction"] == "range" else [w["threshold"], w["stretch"]])
-        rows.append((agg, *(self.fig(v, kpi) for v in bounds)))
+            [w["target_max"]] if ranged else [w["threshold"], w["stretch"]])
+        total = (agg, *(self.fig(v, kpi) for v in bounds))
         if any(not r["used"] for r in w["rows"]):
             notes.append(_("* not used: no actual that month"))
         notes.append(_("Rule") + f": {self.direction(kpi)}; {_(SEGMENT_WORDS[w['rule']])}")
@@ -513,7 +559,10 @@ class _Words:
         notes.append(_("Attainment {attainment} · score {score} · status {status}").format(
             attainment=self.pct(w["attainment"]), score=self.pct(w["score"]),
             status=_(STATUS_WORDS[w["status"]])))
-        return Block(title, tuple(lines), head, tuple(rows), tuple(notes), total=True)
+        if self.compact:  # the review: a page, not a page per KPI
+            lines += _compact_lines(head, months, total, lambda v: self.fig(v, kpi))
+            return Block(title, tuple(lines), notes=tuple(notes))
+        return Block(title, tuple(lines), head, (*rows, total), tuple(notes), total=True)
 
     def direction(self, kpi: dict) -> str:
         return {"higher": self._("higher is better"), "lower": self._("lower is better"),
