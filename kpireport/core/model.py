@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 Month = int  # year * 12 + (month - 1): consecutive months are consecutive integers
@@ -180,12 +180,22 @@ class CellIndex:
 
     def cell(self, sheet: str, column: str, *key: str) -> str | None:
         """'Scorecards!D5' for the ``column`` cell of the row of ``key``, or None."""
+        return self.cells(sheet, (column,), *key).get(column)
+
+    def cells(self, sheet: str, columns: Iterable[str], *key: str) -> dict[str, str]:
+        """:meth:`cell` of each of ``columns`` of the row of ``key`` (those that exist)."""
         self._ready()
         row = self.rows.get((sheet, *map(cell_key, key)))
-        col = self.columns.get((sheet, column))
-        if row is None or col is None:
-            return None
-        return f"{_sheet_ref(self.sheets[sheet])}!{_a1(row, col)}"
+        if row is None:
+            return {}
+        ref = None
+        found = {}
+        for column in columns:
+            col = self.columns.get((sheet, column))
+            if col is not None:
+                ref = ref or _sheet_ref(self.sheets[sheet])
+                found[column] = f"{ref}!{_a1(row, col)}"
+        return found
 
     def month_cells(self, sheet: str, owner: str, kpi_id: str,
                     months: list[Month]) -> dict[Month, str]:
@@ -195,7 +205,8 @@ class CellIndex:
             return {}
         ref = _sheet_ref(self.sheets[sheet])
         found = {}
-        row = self.rows.get((sheet, cell_key(owner), cell_key(kpi_id)))
+        owner_key, kpi_key = cell_key(owner), cell_key(kpi_id)
+        row = self.rows.get((sheet, owner_key, kpi_key))
         if row is not None:
             cols = self.months.get(sheet, {})
             for m in months:
@@ -203,9 +214,11 @@ class CellIndex:
                     found[m] = f"{ref}!{_a1(row, cols[m])}"
         else:
             col = self.columns.get((sheet, "actual"))
+            if col is None:
+                return found
             for m in months:
-                r = self.rows.get((sheet, cell_key(owner), cell_key(kpi_id), month_label(m)))
-                if r is not None and col is not None:
+                r = self.rows.get((sheet, owner_key, kpi_key, month_label(m)))
+                if r is not None:
                     found[m] = f"{ref}!{_a1(r, col)}"
         return found
 

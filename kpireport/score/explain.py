@@ -32,6 +32,7 @@ from kpireport.score.results import Results
 from kpireport.score.scoring import LineResult, MonthlyActuals, OwnerScore, Window
 
 SCHEMA = "kpireport/explain@1"
+SCORECARD_CELLS = ("weight", "target", "threshold", "stretch", "target_max")
 WINDOWS = ("month", "ytd")
 
 
@@ -165,19 +166,17 @@ class Explainer:
     def _line(self, ln: LineResult, windows: tuple[str, ...]) -> dict:
         kpi, line = ln.kpi, ln.line
         bounds = self._monthly_bounds(ln)
-        sc = "Scorecards"
+        found = self.cells.cells("Scorecards", SCORECARD_CELLS, line.owner, line.kpi_id)
         scorecard = {"row": line.row, "target": line.target, "threshold": line.threshold,
                      "stretch": line.stretch, "target_max": line.target_max,
-                     "cells": {c: self.cells.cell(sc, c, line.owner, line.kpi_id)
-                               for c in ("weight", "target", "threshold", "stretch",
-                                         "target_max")
+                     "cells": {c: found.get(c) for c in SCORECARD_CELLS
                                if getattr(line, c) is not None}}
         return {"kpi_id": kpi.kpi_id, "kpi": kpi.kpi, "unit": kpi.unit,
                 "decimals": kpi.decimals, "direction": kpi.direction,
                 "aggregation": None if kpi.formula else kpi.aggregation or "sum",
                 "formula": kpi.formula, "weight": line.weight, "rolled_up": ln.rolled_up,
                 "scorecard": scorecard,
-                "windows": {w: self._window(ln, w, bounds) for w in windows}}
+                "windows": {w: self._window(ln, w, bounds, found) for w in windows}}
 
     def _window_months(self, name: str) -> list[Month]:
         return self.months[-1:] if name == "month" else self.months
@@ -186,6 +185,9 @@ class Explainer:
         """Each month's (target, threshold, stretch, target_max), phased by Targets (§1)."""
         line = ln.line
         phased = self.book.targets.get((line.owner, line.kpi_id), {})
+        if not phased:  # the scorecard's every month
+            same = (line.target, line.threshold, line.stretch, line.target_max)
+            return dict.fromkeys(self.months, same)
         found = {}
         for m in self.months:
             target = phased.get(m, line.target)
@@ -194,14 +196,15 @@ class Explainer:
                                   for v in (line.threshold, line.stretch, line.target_max)))
         return found
 
-    def _window(self, ln: LineResult, name: str, bounds: dict[Month, tuple]) -> dict:
+    def _window(self, ln: LineResult, name: str, bounds: dict[Month, tuple],
+                scorecard: dict[str, str]) -> dict:
         w: Window = getattr(ln, name)
         kpi = ln.kpi
         months = self._window_months(name)
         labels = self._labels
         doc: dict = {"months": [labels[m] for m in months]}
         target_cells = self.cells.month_cells("Targets", ln.owner, ln.kpi_id, months)
-        scorecard_target = self.cells.cell("Scorecards", "target", ln.owner, ln.kpi_id)
+        scorecard_target = scorecard.get("target")
         if kpi.formula:
             comps = self._components(ln, months)
             common = [all(c["values"][i] is not None for c in comps)
@@ -233,7 +236,7 @@ class Explainer:
         doc["cells"] = {"actual": cell_range(actual_cells),
                         "target": cell_range(list(target_cells.values())) or scorecard_target}
         for bound in ("threshold", "stretch", "target_max"):
-            cell = self.cells.cell("Scorecards", bound, ln.owner, ln.kpi_id)
+            cell = scorecard.get(bound)
             if getattr(ln.line, bound) is not None and cell:
                 doc["cells"][bound] = cell
         doc.update({"actual": w.actual, "target": w.target, "threshold": w.threshold,
