@@ -423,7 +423,7 @@ class Wording:
     def _fig(self, value: float, unit: str, decimals: int | None) -> str:
         if unit == "percent":
             return self.f.percent(value, 2)
-        places = next(p for p in range(5) if p == 4 or round(value, p) == round(value, 4))
+        places = _places(value)
         if unit == "currency":
             whole = float(round(value, 4)).is_integer()
             return self.f.money(value, places=decimals if decimals is not None
@@ -472,6 +472,19 @@ def explanation_text(doc: dict, *, windows: tuple[str, ...] = WINDOWS) -> str:
         out.extend(f"  {line}" for line in block.notes)
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _places(value: float) -> int:
+    """The fewest decimals (at most 4) that show ``value`` as it reads rounded to 4: the
+    decimals of the shortest repr of round(value, 4). (Rounding to fewer decimals than that
+    repr has cannot give the same number; rounding to exactly that many gives it, since the
+    value is within 0.00005 of it and numbers of that many decimals are ≥ 0.001 apart.)"""
+    text = repr(round(value, 4))
+    if "e" in text or "n" in text:  # huge, tiny or not a number: the careful way
+        return next(p for p in range(5) if p == 4 or round(value, p) == round(value, 4))
+    whole, _, decimals = text.partition(".")
+    decimals = decimals.rstrip("0")
+    return len(decimals)
 
 
 class _Words:
