@@ -36,7 +36,7 @@ def explain(book: Path, owner: str, kpi: str | None, period: str | None, fmt: st
     from kpireport import api
 
     # lazy: this stage loads only when the command reaches it (start-up stays light)
-    from kpireport.score.explain import explanation_text
+    from kpireport.report.explanation import explanation_text
 
     doc = api.explain(book, owner, kpi, period=_month(period))
     if fmt == "json":

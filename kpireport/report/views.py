@@ -335,7 +335,10 @@ class ViewBuilder:
         bonus-basis window, as titled steps (the cells read, the months, the rule with its
         figures), then the owner score and the band and bonus."""
         # lazy: this stage loads only when the command reaches it (start-up stays light)
-        from kpireport.score.explain import Explainer, Wording
+        from kpireport.report.explanation import Wording
+
+        # lazy: this stage loads only when the command reaches it (start-up stays light)
+        from kpireport.score.explain import Explainer
 
         if self._explainer is None:
             self._explainer = Explainer(self.r), Wording(self.fmt)
