@@ -179,8 +179,9 @@ class Explainer:
         """Each month's (target, threshold, stretch, target_max), phased by Targets (§1)."""
         line = ln.line
         phased = self.book.targets.get((line.owner, line.kpi_id), {})
-        if not phased:  # the scorecard's every month
-            same = (line.target, line.threshold, line.stretch, line.target_max)
+        if not phased:  # the scorecard's every month (factor 1.0, as below)
+            same = (line.target, *(None if v is None else v * 1.0
+                                   for v in (line.threshold, line.stretch, line.target_max)))
             return dict.fromkeys(self.months, same)
         found = {}
         for m in self.months:
