@@ -269,8 +269,14 @@ def run(employees: int, turns: int, repeat: int, work: Path) -> int:
     w2, w1, alone = med(walls["w2"]), med(walls["w1"]), med(walls["alone"])
     rows = Table(title=f"(b)–(d) whole builds, {employees} people, {len(views)} PDFs "
                        f"(median of {repeat})")
-    for name in ("measure", "value", "limit", "result"):
+    for name in ("measure", "value", "limit", "result", "each turn"):
         rows.add_column(name)
+
+    def each(tops: list[float], bottoms: list[float]) -> str:
+        return ", ".join(f"{t / b:.2f}" for t, b in zip(tops, bottoms))
+
+    turn_values = {"(b)": each(walls["w2"], walls["alone"]), "(c)": each(walls["w1"], walls["w2"]),
+                   "(d)": each(peaks["book"], peaks["quarter"])}
     checks += [
         ("(b) build html,pdf --workers 2 ÷ WeasyPrint alone in 2 processes", w2 / alone,
          "≤ 0.75", w2 / alone <= 0.75),
@@ -279,7 +285,8 @@ def run(employees: int, turns: int, repeat: int, work: Path) -> int:
          med(peaks["book"]) / med(peaks["quarter"]), "≤ 1.15",
          med(peaks["book"]) / med(peaks["quarter"]) <= 1.15)]
     for name, value, limit, ok in checks:
-        rows.add_row(name, f"{value:.3f}", limit, "[green]PASS[/]" if ok else "[red]FAIL[/]")
+        rows.add_row(name, f"{value:.3f}", limit, "[green]PASS[/]" if ok else "[red]FAIL[/]",
+                     turn_values.get(name[:3], ""))
     console.print(rows)
     console.print(f"walls: build --workers 2 {w2:.1f} s, --workers 1 {w1:.1f} s, WeasyPrint "
                   f"alone {alone:.1f} s; peak memory {med(peaks['book']) / 2**20:.0f} MiB "
