@@ -120,7 +120,7 @@ class Build:
             return BuildResult(run_dir, results, [], len(share.rendered), cached,
                                share.failures, self.issues)
         hasher = Hasher(staging.dir)
-        files = results_files(results)
+        files = results_files(results, document=builder.document())
         files[INPUTS_FILE] = inputs_bytes(self.book, self.raw)
         for name, data in files.items():
             staging.write(name, data)

@@ -109,13 +109,16 @@ def _outlook(outlook: Outlook | None) -> dict[str, object] | None:
                     "reachable": lv.reachable} for lv in outlook.levels]}
 
 
-def results_json_bytes(results: Results) -> bytes:
+def results_json_bytes(results: Results, document: dict | None = None) -> bytes:
     """results.json as written: UTF-8, indented by two (orjson: ~20× the standard library's
-    indenting encoder, which is pure Python)."""
+    indenting encoder, which is pure Python). ``document`` is :func:`results_json` of
+    ``results`` when the caller has made it already."""
     # lazy: orjson is loaded only where it is used (start-up stays light)
     import orjson
 
-    return orjson.dumps(results_json(results), option=orjson.OPT_INDENT_2) + b"\n"
+    if document is None:
+        document = results_json(results)
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 # ---------------------------------------------------------------------------- payroll.csv
@@ -344,12 +347,13 @@ def _value_format(unit: str, decimals: int | None, money: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------- all three
-def results_files(results: Results, more: Mapping[str, Callable[[], bytes]] | None = None
-                  ) -> dict[str, bytes]:
+def results_files(results: Results, more: Mapping[str, Callable[[], bytes]] | None = None,
+                  *, document: dict | None = None) -> dict[str, bytes]:
     """results.json, results.xlsx and payroll.csv of a build, by file name (and ``more``: other
-    files of the build made beside them, e.g. the input snapshot)."""
-    files = {"results.json": results_json_bytes(results), "results.xlsx": results_xlsx(results),
-             "payroll.csv": payroll_csv(results)}
+    files of the build made beside them, e.g. the input snapshot). ``document`` is results.json
+    already made (the build's view builder has it)."""
+    files = {"results.json": results_json_bytes(results, document),
+             "results.xlsx": results_xlsx(results), "payroll.csv": payroll_csv(results)}
     for name, make in (more or {}).items():
         files[name] = make()
     return files

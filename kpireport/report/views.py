@@ -139,25 +139,34 @@ class ViewBuilder:
                 self._comments[c.owner].append(c)
 
     # ------------------------------------------------------------------ common pieces
+    def document(self) -> dict:
+        """results.json of these results, made once: the statements slice it and the build
+        writes it (never changed after it is made)."""
+        if self._document is None:
+            # lazy: this stage loads only when the command reaches it (start-up stays light)
+            from kpireport.report.results_files import results_json
+
+            # lazy: this stage loads only when the command reaches it (start-up stays light)
+            from kpireport.report.statement import rules_sha256
+
+            self._document = results_json(self.r)
+            self._slicer = Slicer(self._document)
+            self._rules = rules_sha256(self.r.book)
+        return self._document
+
     def _finish(self, view: dict) -> FrozenDict:
         """The finished, read-only view: every report but the index carries its statement
         (attached to its PDF, its code in the footer; see kpireport.report.statement), and
         its archive copy's data if the build makes archive copies."""
         if view["kind"] != "index":
             # lazy: this stage loads only when the command reaches it (start-up stays light)
-            from kpireport.report.results_files import results_json
+            from kpireport.report.statement import statement_meta
 
-            # lazy: this stage loads only when the command reaches it (start-up stays light)
-            from kpireport.report.statement import rules_sha256, statement_meta
-
-            if self._document is None:
-                self._document = results_json(self.r)
-                self._slicer = Slicer(self._document)
-                self._rules = rules_sha256(self.r.book)
+            document = self.document()
             results = self._slicer.of(view)
-            view["statement"] = statement_meta(self._document, view, self._rules, results)
+            view["statement"] = statement_meta(document, view, self._rules, results)
             if self.archive:
-                view["archive"] = archive_meta(self._document, view, results)
+                view["archive"] = archive_meta(document, view, results)
         return freeze(view)
 
     def common(self, kind: str, title: str, depth: int) -> dict:
